@@ -1,0 +1,284 @@
+//! Ports: the traits the core defines and the adapters (SQLite now, PostgreSQL later) implement.
+//!
+//! Rules for every port:
+//! - Each method is one round trip of intent; adapters must not leak their types (no `sqlx` here).
+//! - "Not found" and uniqueness conflicts are mapped by the adapter to [`StoreError`] variants;
+//!   everything else is `Unavailable` (transient) or `Internal`.
+//! - Writes that can be redelivered are idempotent; each method's doc says how.
+//! - One contract suite (`playhead-store-contract`) checks every adapter against these docs.
+
+use async_trait::async_trait;
+
+use crate::auth::Scopes;
+use crate::error::StoreError;
+use crate::event::PlaybackEvent;
+use crate::ids::{AccountId, EventId, PlayId, ProfileId, TitleId};
+use crate::profile::{Account, Email, Profile};
+use crate::rules::progress::ProgressRecord;
+use crate::rules::viewing::SessionKey;
+use crate::time::Timestamp;
+use crate::title::Title;
+
+/// Reads the current time. The only clock the application uses, so tests can control it.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// Accounts and profiles.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Create an account. `Conflict` when the e-mail is taken.
+    async fn create_account(&self, account: &Account) -> Result<(), StoreError>;
+    /// Look an account up.
+    async fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError>;
+    /// Look an account up by e-mail.
+    async fn account_by_email(&self, email: &Email) -> Result<Option<Account>, StoreError>;
+    /// Create a profile. `Conflict` when the account already has the maximum number.
+    async fn create_profile(&self, profile: &Profile, max_per_account: usize) -> Result<(), StoreError>;
+    /// Look a profile up.
+    async fn profile(&self, id: ProfileId) -> Result<Option<Profile>, StoreError>;
+    /// An account's profiles, oldest first.
+    async fn profiles_of(&self, account: AccountId) -> Result<Vec<Profile>, StoreError>;
+    /// Replace a profile's mutable fields if its stored version is `expected_version`; the stored
+    /// version becomes `profile.version`. `PreconditionFailed` on a version mismatch.
+    async fn update_profile(&self, profile: &Profile, expected_version: i64) -> Result<(), StoreError>;
+}
+
+/// What an upsert changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpsertSummary {
+    /// New titles.
+    pub created: u64,
+    /// Existing titles whose fields changed.
+    pub updated: u64,
+    /// Existing titles sent again unchanged (a re-import changes nothing).
+    pub unchanged: u64,
+}
+
+/// The catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTitle {
+    /// The title.
+    pub title: Title,
+    /// Bumped on every change; the ETag derives from it.
+    pub version: i64,
+}
+
+/// The platform's catalog.
+#[async_trait]
+pub trait Catalog: Send + Sync {
+    /// Insert or replace titles by id. Idempotent: sending the same titles again reports them
+    /// `unchanged` and bumps no version.
+    async fn upsert_titles(&self, titles: &[Title], now: Timestamp) -> Result<UpsertSummary, StoreError>;
+    /// One title.
+    async fn title(&self, id: &TitleId) -> Result<Option<StoredTitle>, StoreError>;
+    /// Several titles (missing ids are simply absent from the result).
+    async fn titles(&self, ids: &[TitleId]) -> Result<Vec<Title>, StoreError>;
+    /// Titles ordered by id, after `after`, at most `limit`.
+    async fn list_titles(&self, after: Option<&TitleId>, limit: u32) -> Result<Vec<Title>, StoreError>;
+    /// All episodes of these series.
+    async fn episodes_of(&self, series: &[TitleId]) -> Result<Vec<Title>, StoreError>;
+}
+
+/// Per-event outcome of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Durably logged and queued for the consumer.
+    Accepted,
+    /// Durably logged, waiting for its title to be imported.
+    Held,
+    /// This event id was logged before (by any batch): nothing written.
+    Duplicate,
+}
+
+/// An event to append, and whether its title is known.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    /// The admitted event.
+    pub event: PlaybackEvent,
+    /// The title is not in the catalog yet: hold instead of queueing.
+    pub hold: bool,
+}
+
+/// A queued event as the consumer receives it.
+#[derive(Debug, Clone)]
+pub struct QueuedEvent {
+    /// Position in the queue (acknowledgement handle).
+    pub seq: i64,
+    /// The event.
+    pub event: PlaybackEvent,
+}
+
+/// The durable event log (embedded: SQLite; scale-out: PostgreSQL outbox + JetStream).
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Commit events durably (fsync) before returning. All-or-nothing for the batch: `Full`
+    /// when the backlog would exceed `max_backlog`, and then nothing is written. Dedupes on
+    /// `event_id`, including within the batch (the second copy is `Duplicate`).
+    async fn append(&self, entries: &[LogEntry], max_backlog: u64) -> Result<Vec<AppendOutcome>, StoreError>;
+    /// Events waiting for the consumer, oldest first.
+    async fn next_batch(&self, max: usize) -> Result<Vec<QueuedEvent>, StoreError>;
+    /// Queue depth.
+    async fn backlog(&self) -> Result<u64, StoreError>;
+    /// Queue held events whose title now exists in the catalog. Returns how many.
+    async fn release_held(&self) -> Result<u64, StoreError>;
+    /// Drop held events received before `cutoff`. Returns how many.
+    async fn expire_held(&self, cutoff: Timestamp) -> Result<u64, StoreError>;
+    /// Held events, for metrics.
+    async fn held_count(&self) -> Result<u64, StoreError>;
+    /// Re-queue every logged event (operators' replay, and the proof that replay changes nothing).
+    async fn requeue_all(&self) -> Result<u64, StoreError>;
+}
+
+/// One viewing as stored: a play when `is_play`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Viewing {
+    /// Play id (stable across recomputation).
+    pub id: PlayId,
+    /// Whose.
+    pub profile_id: ProfileId,
+    /// What.
+    pub title_id: TitleId,
+    /// How its events are grouped; `None` for a backfilled play (no events).
+    pub key: Option<SessionKey>,
+    /// Earliest event.
+    pub started_at: Timestamp,
+    /// Latest event.
+    pub ended_at: Timestamp,
+    /// Seek-capped watching.
+    pub watched_ms: i64,
+    /// Reached the watched point.
+    pub completed: bool,
+    /// Passed the play threshold.
+    pub is_play: bool,
+}
+
+/// A history query (newest first, keyset pagination).
+#[derive(Debug, Clone, Default)]
+pub struct PlayQuery {
+    /// Continue after this `(started_at, play_id)` (exclusive).
+    pub before: Option<(Timestamp, PlayId)>,
+    /// Page size.
+    pub limit: u32,
+    /// Only this title.
+    pub title_id: Option<TitleId>,
+    /// Only completed (or only not completed) plays.
+    pub completed: Option<bool>,
+}
+
+/// A resume point with its hide marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumeRow {
+    /// The register.
+    pub progress: ProgressRecord,
+    /// When the title was hidden from Continue watching.
+    pub hidden_at: Option<Timestamp>,
+}
+
+/// Outcome of one backfilled play.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackfillOutcome {
+    /// Stored under this id.
+    Created(PlayId),
+    /// A play with the same (profile, title, started_at) exists: this id.
+    Duplicate(PlayId),
+}
+
+/// Progress, plays and row state; reads outside a transaction, writes through [`ViewingTx`].
+#[async_trait]
+pub trait ViewingStore: Send + Sync {
+    /// Start an apply transaction. Adapters serialise appliers per profile so that concurrent
+    /// applies never interleave their read-modify-write.
+    async fn begin(&self) -> Result<Box<dyn ViewingTx>, StoreError>;
+    /// One resume point.
+    async fn progress(&self, profile: ProfileId, title: &TitleId) -> Result<Option<ResumeRow>, StoreError>;
+    /// Resume points with activity at or after `since`, newest first, at most `limit`.
+    async fn recent_progress(
+        &self,
+        profile: ProfileId,
+        since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ResumeRow>, StoreError>;
+    /// Plays (not sub-threshold viewings), newest first.
+    async fn plays(&self, profile: ProfileId, query: &PlayQuery) -> Result<Vec<Viewing>, StoreError>;
+    /// Plays of episodes, with each episode's series id, for Next up.
+    async fn episode_plays(&self, profile: ProfileId) -> Result<Vec<(TitleId, Viewing)>, StoreError>;
+    /// Hide a title from Continue watching as of `at` (a later hide wins; progress is kept).
+    async fn hide(&self, profile: ProfileId, title: &TitleId, at: Timestamp) -> Result<(), StoreError>;
+    /// Delete a play and tombstone its events so no redelivery or late event brings it back.
+    /// `NotFound` when the play is not this profile's.
+    async fn delete_play(&self, profile: ProfileId, play: PlayId, now: Timestamp) -> Result<(), StoreError>;
+    /// Store backfilled plays, deduplicated on (profile, title, started_at).
+    async fn backfill(&self, plays: &[Viewing]) -> Result<Vec<BackfillOutcome>, StoreError>;
+}
+
+/// One apply transaction: everything written here commits atomically, together with the queue
+/// acknowledgement, so a redelivered event changes nothing.
+#[async_trait]
+pub trait ViewingTx: Send {
+    /// Acknowledge queued events as applied. Returns the ones not acknowledged before: only
+    /// those may be applied (a redelivery returns nothing).
+    async fn claim(&mut self, seqs: &[i64]) -> Result<Vec<EventId>, StoreError>;
+    /// Log an event as applied directly (the synchronous PUT path). `false` if the id exists.
+    async fn record_applied(&mut self, event: &PlaybackEvent) -> Result<bool, StoreError>;
+    /// The resume point, read for update.
+    async fn progress(
+        &mut self,
+        profile: ProfileId,
+        title: &TitleId,
+    ) -> Result<Option<ProgressRecord>, StoreError>;
+    /// Store a resume point.
+    async fn save_progress(&mut self, record: &ProgressRecord) -> Result<(), StoreError>;
+    /// Viewings of this group that overlap `[from, to]` (explicit sessions: the whole session).
+    async fn viewings(
+        &mut self,
+        profile: ProfileId,
+        title: &TitleId,
+        key: &SessionKey,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Viewing>, StoreError>;
+    /// Logged events of this group in `[from, to]` (explicit sessions: the whole session),
+    /// excluding events covered by a deleted play's tombstone.
+    async fn events(
+        &mut self,
+        profile: ProfileId,
+        title: &TitleId,
+        key: &SessionKey,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<PlaybackEvent>, StoreError>;
+    /// Remove these viewings and insert or replace those.
+    async fn replace_viewings(&mut self, remove: &[PlayId], upsert: &[Viewing]) -> Result<(), StoreError>;
+    /// Commit.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// A stored API key (the secret itself is never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// The visible prefix, unique: how a key is found and named in logs.
+    pub prefix: String,
+    /// A human name.
+    pub name: String,
+    /// SHA-256 of the whole key.
+    pub hash: [u8; 32],
+    /// What it may do.
+    pub scopes: Scopes,
+    /// When made.
+    pub created_at: Timestamp,
+    /// When revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// API keys for platform services.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    /// Store a new key. `Conflict` on a duplicate prefix.
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
+    /// Find a key by prefix.
+    async fn api_key(&self, prefix: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// Revoke a key. `NotFound` if there is none.
+    async fn revoke_api_key(&self, prefix: &str, at: Timestamp) -> Result<(), StoreError>;
+}
