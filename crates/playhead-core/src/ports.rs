@@ -127,6 +127,9 @@ pub trait EventLog: Send + Sync {
     async fn expire_held(&self, cutoff: Timestamp) -> Result<u64, StoreError>;
     /// Held events, for metrics.
     async fn held_count(&self) -> Result<u64, StoreError>;
+    /// Held events of one profile (a per-profile cap keeps one client from filling the log with
+    /// events for titles that will never exist).
+    async fn held_for_profile(&self, profile: ProfileId) -> Result<u64, StoreError>;
     /// Re-queue every logged event (operators' replay, and the proof that replay changes nothing).
     async fn requeue_all(&self) -> Result<u64, StoreError>;
 }
@@ -183,6 +186,8 @@ pub enum BackfillOutcome {
     Created(PlayId),
     /// A play with the same (profile, title, started_at) exists: this id.
     Duplicate(PlayId),
+    /// A play with the same (profile, title, started_at) was deleted: deletes win, nothing stored.
+    Deleted,
 }
 
 /// Progress, plays and row state; reads outside a transaction, writes through [`ViewingTx`].
@@ -249,6 +254,10 @@ pub trait ViewingTx: Send {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<PlaybackEvent>, StoreError>;
+    /// Mark logged events as dropped (found invalid when applied, e.g. a position far past the
+    /// duration of a title imported after the event was held). Dropped events are never applied
+    /// and never returned by [`ViewingTx::events`].
+    async fn drop_events(&mut self, ids: &[EventId]) -> Result<(), StoreError>;
     /// Remove these viewings and insert or replace those.
     async fn replace_viewings(&mut self, remove: &[PlayId], upsert: &[Viewing]) -> Result<(), StoreError>;
     /// Commit.
