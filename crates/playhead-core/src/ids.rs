@@ -37,6 +37,13 @@ macro_rules! uuid_id {
                 self.0.hyphenated().fmt(f)
             }
         }
+
+        impl std::str::FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
     };
 }
 
