@@ -34,7 +34,8 @@ pub trait AccountStore: Send + Sync {
     async fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError>;
     /// Look an account up by e-mail.
     async fn account_by_email(&self, email: &Email) -> Result<Option<Account>, StoreError>;
-    /// Create a profile. `Conflict` when the account already has the maximum number.
+    /// Create a profile. `Conflict` when the account already has the maximum number; `NotFound`
+    /// when the account does not exist.
     async fn create_profile(&self, profile: &Profile, max_per_account: usize) -> Result<(), StoreError>;
     /// Look a profile up.
     async fn profile(&self, id: ProfileId) -> Result<Option<Profile>, StoreError>;
@@ -69,7 +70,9 @@ pub struct StoredTitle {
 #[async_trait]
 pub trait Catalog: Send + Sync {
     /// Insert or replace titles by id. Idempotent: sending the same titles again reports them
-    /// `unchanged` and bumps no version.
+    /// `unchanged` and bumps no version. The same id twice in one call is applied in order (the last
+    /// copy is stored). Large calls may commit in chunks, so a failure part-way leaves earlier
+    /// chunks stored (a retry is idempotent).
     async fn upsert_titles(&self, titles: &[Title], now: Timestamp) -> Result<UpsertSummary, StoreError>;
     /// One title.
     async fn title(&self, id: &TitleId) -> Result<Option<StoredTitle>, StoreError>;
@@ -115,7 +118,8 @@ pub struct QueuedEvent {
 pub trait EventLog: Send + Sync {
     /// Commit events durably (fsync) before returning. All-or-nothing for the batch: `Full`
     /// when the backlog would exceed `max_backlog`, and then nothing is written. Dedupes on
-    /// `event_id`, including within the batch (the second copy is `Duplicate`).
+    /// `event_id`, including within the batch (the second copy is `Duplicate`). Held events do not
+    /// count toward the backlog; a batch that queues no new event is never `Full`.
     async fn append(&self, entries: &[LogEntry], max_backlog: u64) -> Result<Vec<AppendOutcome>, StoreError>;
     /// Events waiting for the consumer, oldest first.
     async fn next_batch(&self, max: usize) -> Result<Vec<QueuedEvent>, StoreError>;
@@ -130,7 +134,8 @@ pub trait EventLog: Send + Sync {
     /// Held events of one profile (a per-profile cap keeps one client from filling the log with
     /// events for titles that will never exist).
     async fn held_for_profile(&self, profile: ProfileId) -> Result<u64, StoreError>;
-    /// Re-queue every logged event (operators' replay, and the proof that replay changes nothing).
+    /// Re-queue every logged event not already waiting in the queue (operators' replay, and the
+    /// proof that replay changes nothing). Returns how many were queued.
     async fn requeue_all(&self) -> Result<u64, StoreError>;
 }
 
@@ -155,6 +160,15 @@ pub struct Viewing {
     pub completed: bool,
     /// Passed the play threshold.
     pub is_play: bool,
+}
+
+/// A stored event as an apply sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupEvent {
+    /// The event.
+    pub event: PlaybackEvent,
+    /// Covered by a deleted play's tombstone.
+    pub deleted: bool,
 }
 
 /// A history query (newest first, keyset pagination).
@@ -186,15 +200,17 @@ pub enum BackfillOutcome {
     Created(PlayId),
     /// A play with the same (profile, title, started_at) exists: this id.
     Duplicate(PlayId),
-    /// A play with the same (profile, title, started_at) was deleted: deletes win, nothing stored.
+    /// A play of this profile and title that started at this instant was deleted (backfilled or
+    /// from events): deletes win, nothing stored.
     Deleted,
 }
 
 /// Progress, plays and row state; reads outside a transaction, writes through [`ViewingTx`].
 #[async_trait]
 pub trait ViewingStore: Send + Sync {
-    /// Start an apply transaction. Adapters serialise appliers per profile so that concurrent
-    /// applies never interleave their read-modify-write.
+    /// Start an apply transaction. Adapters serialise appliers (globally, or per profile) so that
+    /// concurrent applies never interleave their read-modify-write. While a transaction is open its
+    /// holder must not call other write methods of the store (they may wait for it).
     async fn begin(&self) -> Result<Box<dyn ViewingTx>, StoreError>;
     /// One resume point.
     async fn progress(&self, profile: ProfileId, title: &TitleId) -> Result<Option<ResumeRow>, StoreError>;
@@ -223,7 +239,7 @@ pub trait ViewingStore: Send + Sync {
 #[async_trait]
 pub trait ViewingTx: Send {
     /// Acknowledge queued events as applied. Returns the ones not acknowledged before: only
-    /// those may be applied (a redelivery returns nothing).
+    /// those may be applied (a redelivery returns nothing). In no particular order.
     async fn claim(&mut self, seqs: &[i64]) -> Result<Vec<EventId>, StoreError>;
     /// Log an event as applied directly (the synchronous PUT path). `false` if the id exists.
     async fn record_applied(&mut self, event: &PlaybackEvent) -> Result<bool, StoreError>;
@@ -244,8 +260,9 @@ pub trait ViewingTx: Send {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<Viewing>, StoreError>;
-    /// Logged events of this group in `[from, to]` (explicit sessions: the whole session),
-    /// excluding events covered by a deleted play's tombstone.
+    /// Logged and held events of this group in `[from, to]` (explicit sessions: the whole
+    /// session), never dropped ones. Events covered by a deleted play's tombstone are returned
+    /// with `deleted` set: they still link events into one viewing, and that viewing stays deleted.
     async fn events(
         &mut self,
         profile: ProfileId,
@@ -253,7 +270,7 @@ pub trait ViewingTx: Send {
         key: &SessionKey,
         from: Timestamp,
         to: Timestamp,
-    ) -> Result<Vec<PlaybackEvent>, StoreError>;
+    ) -> Result<Vec<GroupEvent>, StoreError>;
     /// Mark logged events as dropped (found invalid when applied, e.g. a position far past the
     /// duration of a title imported after the event was held). Dropped events are never applied
     /// and never returned by [`ViewingTx::events`].
@@ -288,6 +305,6 @@ pub trait ApiKeyStore: Send + Sync {
     async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
     /// Find a key by prefix.
     async fn api_key(&self, prefix: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
-    /// Revoke a key. `NotFound` if there is none.
+    /// Revoke a key. `NotFound` if there is none; revoking again keeps the first `revoked_at`.
     async fn revoke_api_key(&self, prefix: &str, at: Timestamp) -> Result<(), StoreError>;
 }

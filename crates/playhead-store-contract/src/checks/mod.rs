@@ -1,0 +1,35 @@
+//! The checks, one module per port. Each is `pub async fn name(s: &Stores)` on a fresh store and
+//! panics (through `assert!`/`expect`) when the adapter breaks the port's documented behaviour.
+//!
+//! The rule: every `pub async fn` here is a check and must appear in `contract_suite!`
+//! ([`declared`] reads these sources to enforce it); helpers are private.
+
+mod accounts;
+mod api_keys;
+mod catalog;
+mod log;
+mod viewing;
+
+pub use accounts::*;
+pub use api_keys::*;
+pub use catalog::*;
+pub use log::*;
+pub use viewing::*;
+
+const SOURCES: [&str; 5] = [
+    include_str!("accounts.rs"),
+    include_str!("api_keys.rs"),
+    include_str!("catalog.rs"),
+    include_str!("log.rs"),
+    include_str!("viewing.rs"),
+];
+
+/// Names of every check declared in this module's sources.
+pub fn declared() -> Vec<&'static str> {
+    SOURCES
+        .iter()
+        .flat_map(|src| src.lines())
+        .filter_map(|line| line.strip_prefix("pub async fn "))
+        .filter_map(|rest| rest.split('(').next())
+        .collect()
+}
