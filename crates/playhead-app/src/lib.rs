@@ -1,1 +1,108 @@
-//! placeholder
+//! Playhead's use cases, shared by every transport (REST now; gRPC and GraphQL later).
+//!
+//! The rule of this crate: a use case takes a [`Principal`], authorizes through [`policy`] first,
+//! then loads state through the core's ports, calls the core's rules, and stores the result. No
+//! SQL, no HTTP types. Transports stay thin: parse, call one function here, map [`AppError`].
+
+pub mod accounts;
+pub mod apply;
+pub mod cache;
+pub mod catalog;
+pub mod clock;
+pub mod consumer;
+pub mod cursor;
+pub mod error;
+pub mod ingest;
+pub mod policy;
+pub mod reads;
+
+use std::sync::Arc;
+
+use playhead_core::ports::{AccountStore, ApiKeyStore, Catalog, Clock, EventLog, ViewingStore};
+use playhead_core::rules::Rules;
+use tokio::sync::Notify;
+
+pub use error::AppError;
+pub use playhead_core::auth::Principal;
+
+/// The storage ports an [`App`] runs on (one adapter may implement them all).
+#[derive(Clone)]
+pub struct Ports {
+    /// Accounts and profiles.
+    pub accounts: Arc<dyn AccountStore>,
+    /// The catalog.
+    pub catalog: Arc<dyn Catalog>,
+    /// The durable event log.
+    pub log: Arc<dyn EventLog>,
+    /// Progress, plays and rows.
+    pub viewing: Arc<dyn ViewingStore>,
+    /// API keys.
+    pub api_keys: Arc<dyn ApiKeyStore>,
+}
+
+/// Tunables of the application layer (the binary fills them from config).
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// The domain rules' thresholds.
+    pub rules: Rules,
+    /// Most events waiting in the log before appends answer 503.
+    pub max_backlog: u64,
+    /// Most held events (titles not yet in the catalog) per profile.
+    pub max_held_per_profile: u64,
+    /// Events the consumer applies per transaction.
+    pub consumer_batch: usize,
+    /// Key that signs pagination cursors (tamper evidence).
+    pub cursor_key: [u8; 32],
+    /// Cache rows and profiles in this process (turn off when several replicas serve one store
+    /// without cross-replica invalidation).
+    pub row_cache: bool,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            rules: Rules::default(),
+            max_backlog: 200_000,
+            max_held_per_profile: 1_000,
+            consumer_batch: 2_000,
+            cursor_key: [0; 32],
+            row_cache: true,
+        }
+    }
+}
+
+/// The application: ports, config, clock, and the consumer's wake-up signal.
+#[derive(Clone)]
+pub struct App {
+    pub(crate) ports: Ports,
+    pub(crate) config: Arc<AppConfig>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) wake: Arc<Notify>,
+    pub(crate) cursors: cursor::CursorCodec,
+    pub(crate) cache: cache::RowCache,
+}
+
+impl App {
+    /// Build the application.
+    pub fn new(ports: Ports, config: AppConfig, clock: Arc<dyn Clock>) -> Self {
+        let cursors = cursor::CursorCodec::new(config.cursor_key);
+        let cache =
+            if config.row_cache { cache::RowCache::new(100_000) } else { cache::RowCache::disabled() };
+        Self { ports, config: Arc::new(config), clock, wake: Arc::new(Notify::new()), cursors, cache }
+    }
+
+    /// The ports (for the binary's admin commands and for transports' health checks).
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AppConfig {
+        &self.config
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+}

@@ -1,0 +1,169 @@
+//! Accounts and profiles: create, read, change settings.
+
+use playhead_core::auth::{Principal, Scope};
+use playhead_core::ids::{AccountId, ProfileId};
+use playhead_core::profile::{Account, Email, PROFILES_PER_ACCOUNT_MAX, Profile, ProfileName};
+use playhead_core::{FieldError, StoreError};
+use uuid::Uuid;
+
+use crate::policy;
+use crate::{App, AppError};
+
+/// Fields of a new profile.
+#[derive(Debug, Clone, Default)]
+pub struct NewProfile {
+    /// Display name.
+    pub name: String,
+    /// Kids profile.
+    pub kids: bool,
+    /// Maturity limit (a minimum age).
+    pub maturity_limit: Option<u8>,
+    /// Hidden from followers.
+    pub private: bool,
+}
+
+/// A partial update of a profile (absent = unchanged; `Some(None)` clears the limit).
+#[derive(Debug, Clone, Default)]
+pub struct ProfilePatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New kids flag.
+    pub kids: Option<bool>,
+    /// New limit, or `Some(None)` to remove it.
+    pub maturity_limit: Option<Option<u8>>,
+    /// New private flag.
+    pub private: Option<bool>,
+}
+
+/// The caller's account and profiles.
+#[derive(Debug, Clone)]
+pub struct Me {
+    /// The account.
+    pub account: Account,
+    /// Its profiles (only the bound one for a profile-bound token).
+    pub profiles: Vec<Profile>,
+}
+
+impl App {
+    /// Create an account (operators and, later, sign-up).
+    pub async fn create_account(&self, email: &str) -> Result<Account, AppError> {
+        let email = Email::parse(email).map_err(AppError::invalid)?;
+        let account = Account { id: AccountId(Uuid::now_v7()), email, created_at: self.clock.now() };
+        self.ports.accounts.create_account(&account).await.map_err(|e| match e {
+            StoreError::Conflict(_) => AppError::Conflict("an account with this email exists".into()),
+            other => other.into(),
+        })?;
+        Ok(account)
+    }
+
+    /// The caller's account and profiles.
+    pub async fn me(&self, p: &Principal) -> Result<Me, AppError> {
+        let account_id = p.account().ok_or(AppError::NotFound("account"))?;
+        let account = self.ports.accounts.account(account_id).await?.ok_or(AppError::NotFound("account"))?;
+        let mut profiles = self.ports.accounts.profiles_of(account_id).await?;
+        if let Some(bound) = p.bound_profile {
+            profiles.retain(|pr| pr.id == bound);
+        }
+        Ok(Me { account, profiles })
+    }
+
+    /// Create a profile in an account.
+    pub async fn create_profile(
+        &self,
+        p: &Principal,
+        account_id: AccountId,
+        new: NewProfile,
+    ) -> Result<Profile, AppError> {
+        policy::require(p, Scope::ProfilesWrite)?;
+        if !policy::may_manage_account(p, account_id) {
+            return Err(AppError::NotFound("account"));
+        }
+        self.ports.accounts.account(account_id).await?.ok_or(AppError::NotFound("account"))?;
+        self.insert_profile(account_id, new).await
+    }
+
+    /// Create a profile without a principal (operator CLI and demo seeding).
+    pub async fn insert_profile(&self, account_id: AccountId, new: NewProfile) -> Result<Profile, AppError> {
+        let name = ProfileName::parse(&new.name).map_err(AppError::invalid)?;
+        let profile = Profile {
+            id: ProfileId(Uuid::now_v7()),
+            account_id,
+            name,
+            kids: new.kids,
+            maturity_limit: new.maturity_limit,
+            private: new.private,
+            version: 1,
+            created_at: self.clock.now(),
+        };
+        self.ports.accounts.create_profile(&profile, PROFILES_PER_ACCOUNT_MAX).await.map_err(
+            |e| match e {
+                StoreError::Conflict(_) => AppError::Conflict(format!(
+                    "an account can have at most {PROFILES_PER_ACCOUNT_MAX} profiles"
+                )),
+                StoreError::NotFound => AppError::NotFound("account"),
+                other => other.into(),
+            },
+        )?;
+        Ok(profile)
+    }
+
+    /// A profile the caller may reach with `scope` (404 otherwise; 403 without the scope).
+    pub async fn reachable_profile(
+        &self,
+        p: &Principal,
+        id: ProfileId,
+        scope: Scope,
+    ) -> Result<Profile, AppError> {
+        policy::require(p, scope)?;
+        let load = async { Ok(self.ports.accounts.profile(id).await?) };
+        let profile = self.cache.profile(id, load).await?.ok_or(AppError::NotFound("profile"))?;
+        if policy::may_reach_profile(p, &profile) { Ok(profile) } else { Err(AppError::NotFound("profile")) }
+    }
+
+    /// Read a profile.
+    pub async fn get_profile(&self, p: &Principal, id: ProfileId) -> Result<Profile, AppError> {
+        self.reachable_profile(p, id, Scope::HistoryRead).await
+    }
+
+    /// Change a profile's settings. `if_version` is the client's If-Match (the profile version).
+    pub async fn patch_profile(
+        &self,
+        p: &Principal,
+        id: ProfileId,
+        patch: ProfilePatch,
+        if_version: Option<i64>,
+    ) -> Result<Profile, AppError> {
+        let current = self.reachable_profile(p, id, Scope::ProfilesWrite).await?;
+        policy::may_change_settings(p, id)?;
+        if if_version.is_some_and(|v| v != current.version) {
+            return Err(AppError::PreconditionFailed);
+        }
+        let mut next = current.clone();
+        let mut errs: Vec<FieldError> = Vec::new();
+        if let Some(n) = patch.name {
+            match ProfileName::parse(&n) {
+                Ok(n) => next.name = n,
+                Err(e) => errs.push(e),
+            }
+        }
+        if let Some(k) = patch.kids {
+            next.kids = k;
+        }
+        if let Some(m) = patch.maturity_limit {
+            next.maturity_limit = m;
+        }
+        if let Some(pr) = patch.private {
+            next.private = pr;
+        }
+        if !errs.is_empty() {
+            return Err(AppError::Invalid(errs));
+        }
+        if next == current {
+            return Ok(current);
+        }
+        next.version = current.version + 1;
+        self.ports.accounts.update_profile(&next, current.version).await?;
+        self.cache.invalidate(id).await;
+        Ok(next)
+    }
+}

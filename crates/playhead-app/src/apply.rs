@@ -1,0 +1,231 @@
+//! Applying logged events to state: the write path's back half, shared by the consumer and the
+//! synchronous resume-point PUT.
+//!
+//! Everything for one batch happens in one store transaction that also acknowledges the queue
+//! entries, so a redelivered event is claimed by nobody and changes nothing. Within it, per
+//! (profile, title): the resume register takes the greatest `(occurred_at, event_id)`; viewings
+//! touched by the new events are recomputed from *all* their stored events (so arrival order
+//! never matters) and keep their play ids.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use playhead_core::event::{PlaybackEvent, clamp_position};
+use playhead_core::ids::{PlayId, ProfileId, TitleId};
+use playhead_core::ports::{QueuedEvent, Viewing, ViewingTx};
+use playhead_core::rules::TitleFacts;
+use playhead_core::rules::progress::merge_all;
+use playhead_core::rules::viewing::{SessionKey, split_by_gap, summarize};
+use playhead_core::title::Title;
+use playhead_core::{EventId, Timestamp};
+use uuid::Uuid;
+
+use crate::{App, AppError};
+
+/// Counts from one apply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    /// Events applied now.
+    pub applied: u64,
+    /// Events already applied before (redelivery).
+    pub redelivered: u64,
+    /// Events found invalid against the catalog at apply time.
+    pub dropped: u64,
+}
+
+/// A fresh play id: UUIDv7 stamped with the viewing's start, so ids sort like history does.
+pub(crate) fn new_play_id(started_at: Timestamp) -> PlayId {
+    let secs = u64::try_from(started_at.0.div_euclid(1000)).unwrap_or(0);
+    let nanos = u32::try_from(started_at.0.rem_euclid(1000) * 1_000_000).unwrap_or(0);
+    let ts = uuid::Timestamp::from_unix(uuid::NoContext, secs, nanos);
+    PlayId(Uuid::new_v7(ts))
+}
+
+impl App {
+    /// Apply a batch taken from the queue. Idempotent.
+    pub async fn apply_queued(&self, batch: &[QueuedEvent]) -> Result<ApplyStats, AppError> {
+        if batch.is_empty() {
+            return Ok(ApplyStats::default());
+        }
+        let mut tx = self.ports.viewing.begin().await?;
+        let seqs: Vec<i64> = batch.iter().map(|q| q.seq).collect();
+        let claimed: HashSet<EventId> = tx.claim(&seqs).await?.into_iter().collect();
+        let events: Vec<PlaybackEvent> =
+            batch.iter().filter(|q| claimed.contains(&q.event.event_id)).map(|q| q.event.clone()).collect();
+        let redelivered = (batch.len() - events.len()) as u64;
+        let mut stats = self.apply_in_tx(tx.as_mut(), &events).await?;
+        tx.commit().await?;
+        let touched: std::collections::BTreeSet<ProfileId> = events.iter().map(|e| e.profile_id).collect();
+        for p in touched {
+            self.cache.invalidate(p).await;
+        }
+        stats.redelivered = redelivered;
+        metrics::counter!("playhead_events_applied_total").increment(stats.applied);
+        metrics::counter!("playhead_events_redelivered_total").increment(stats.redelivered);
+        metrics::counter!("playhead_events_dropped_total", "reason" => "invalid_at_apply")
+            .increment(stats.dropped);
+        Ok(stats)
+    }
+
+    /// Apply events inside an open transaction (the caller commits).
+    pub(crate) async fn apply_in_tx(
+        &self,
+        tx: &mut dyn ViewingTx,
+        events: &[PlaybackEvent],
+    ) -> Result<ApplyStats, AppError> {
+        let mut stats = ApplyStats::default();
+        if events.is_empty() {
+            return Ok(stats);
+        }
+        let ids: Vec<TitleId> =
+            events.iter().map(|e| e.title_id.clone()).collect::<HashSet<_>>().into_iter().collect();
+        let titles: HashMap<TitleId, Title> =
+            self.ports.catalog.titles(&ids).await?.into_iter().map(|t| (t.id.clone(), t)).collect();
+
+        let mut groups: BTreeMap<(ProfileId, TitleId), Vec<&PlaybackEvent>> = BTreeMap::new();
+        for e in events {
+            groups.entry((e.profile_id, e.title_id.clone())).or_default().push(e);
+        }
+        let mut dropped: Vec<EventId> = Vec::new();
+        for ((profile, title_id), evs) in groups {
+            let Some(title) = titles.get(&title_id) else {
+                // Queued events always had a title; a missing one means the catalog lost it.
+                tracing::warn!(title.id = %title_id, event.count = evs.len(), "title vanished; events dropped");
+                dropped.extend(evs.iter().map(|e| e.event_id));
+                continue;
+            };
+            let facts = TitleFacts::from(title);
+            // Held events were admitted without the catalog's duration: check them now.
+            let (valid, invalid): (Vec<&PlaybackEvent>, Vec<&PlaybackEvent>) =
+                evs.into_iter().partition(|e| {
+                    clamp_position(e.position_ms, Some(title.duration_ms), &self.config.rules).is_ok()
+                });
+            dropped.extend(invalid.iter().map(|e| e.event_id));
+            if valid.is_empty() {
+                continue;
+            }
+            stats.applied += valid.len() as u64;
+            let current = tx.progress(profile, &title_id).await?;
+            let now = self.clock.now();
+            if let Some(rec) = merge_all(current, valid.iter().copied(), &facts, &self.config.rules, now) {
+                tx.save_progress(&rec).await?;
+            }
+            let mut by_key: BTreeMap<SessionKey, Vec<&PlaybackEvent>> = BTreeMap::new();
+            for e in valid {
+                by_key.entry(SessionKey::of(e)).or_default().push(e);
+            }
+            for (key, new_events) in by_key {
+                self.recompute_viewings(tx, profile, &title_id, &facts, &key, &new_events).await?;
+            }
+        }
+        if !dropped.is_empty() {
+            stats.dropped = dropped.len() as u64;
+            tx.drop_events(&dropped).await?;
+        }
+        Ok(stats)
+    }
+
+    /// Recompute the viewings of one group that the new events can touch, keeping play ids.
+    ///
+    /// Implicit groups: load the stored events around the new ones, regroup them, and widen the
+    /// window until the viewings that hold a new event (and any between them) end more than one
+    /// gap inside it: only then can nothing outside the window join them. A viewing holding an
+    /// event of a deleted play stays deleted, whatever joins it later.
+    async fn recompute_viewings(
+        &self,
+        tx: &mut dyn ViewingTx,
+        profile: ProfileId,
+        title_id: &TitleId,
+        facts: &TitleFacts,
+        key: &SessionKey,
+        new_events: &[&PlaybackEvent],
+    ) -> Result<(), AppError> {
+        let rules = &self.config.rules;
+        let gap = rules.session_gap_ms;
+        let new_ids: HashSet<EventId> = new_events.iter().map(|e| e.event_id).collect();
+        let (stored, span) = match key {
+            SessionKey::Explicit(_) => {
+                let all = tx.events(profile, title_id, key, Timestamp(i64::MIN), Timestamp(i64::MAX)).await?;
+                (all, (Timestamp(i64::MIN), Timestamp(i64::MAX)))
+            }
+            SessionKey::Implicit(_) => {
+                let min = new_events.iter().map(|e| e.occurred_at).min().unwrap_or_default();
+                let max = new_events.iter().map(|e| e.occurred_at).max().unwrap_or_default();
+                let (mut lo, mut hi) = (min.plus_ms(-gap), max.plus_ms(gap));
+                loop {
+                    let loaded = tx.events(profile, title_id, key, lo, hi).await?;
+                    let refs: Vec<&PlaybackEvent> = loaded.iter().map(|g| &g.event).collect();
+                    let groups = split_by_gap(&refs, rules);
+                    let touched: Vec<&Vec<&PlaybackEvent>> =
+                        groups.iter().filter(|g| g.iter().any(|e| new_ids.contains(&e.event_id))).collect();
+                    let (Some(first), Some(last)) = (touched.first(), touched.last()) else {
+                        return Ok(()); // the new events are not stored (dropped meanwhile): nothing to do
+                    };
+                    let s = first.first().map_or(min, |e| e.occurred_at);
+                    let e = last.last().map_or(max, |e| e.occurred_at);
+                    if s.plus_ms(-gap) >= lo && e.plus_ms(gap) <= hi {
+                        break (loaded, (s, e));
+                    }
+                    lo = lo.min(s.plus_ms(-gap));
+                    hi = hi.max(e.plus_ms(gap));
+                }
+            }
+        };
+        let deleted: HashSet<EventId> =
+            stored.iter().filter(|g| g.deleted).map(|g| g.event.event_id).collect();
+        let refs: Vec<&PlaybackEvent> = stored
+            .iter()
+            .map(|g| &g.event)
+            .filter(|e| e.occurred_at >= span.0 && e.occurred_at <= span.1)
+            .collect();
+        let groups = match key {
+            SessionKey::Explicit(_) => vec![refs],
+            SessionKey::Implicit(_) => split_by_gap(&refs, rules),
+        };
+        let existing = tx.viewings(profile, title_id, key, span.0, span.1).await?;
+        let mut unused: Vec<&Viewing> = existing.iter().collect();
+        // Plays first, then oldest: a merge keeps the id clients may already hold.
+        unused.sort_by_key(|v| (!v.is_play, v.started_at, v.id));
+        let mut upsert = Vec::with_capacity(groups.len());
+        for g in &groups {
+            if g.iter().any(|e| deleted.contains(&e.event_id)) {
+                continue; // part of a deleted play: stays deleted
+            }
+            let Some(summary) = summarize(g, facts, rules) else { continue };
+            let reuse = unused
+                .iter()
+                .position(|v| v.started_at <= summary.ended_at && v.ended_at >= summary.started_at)
+                .map(|i| unused.remove(i));
+            let id = reuse.map_or_else(|| new_play_id(summary.started_at), |v| v.id);
+            upsert.push(Viewing {
+                id,
+                profile_id: profile,
+                title_id: title_id.clone(),
+                key: Some(key.clone()),
+                started_at: summary.started_at,
+                ended_at: summary.ended_at,
+                watched_ms: summary.watched_ms,
+                completed: summary.completed,
+                is_play: summary.is_play,
+            });
+        }
+        let remove: Vec<PlayId> = unused.iter().map(|v| v.id).collect();
+        let changed = !remove.is_empty() || upsert.iter().any(|v| !existing.contains(v));
+        if changed {
+            tx.replace_viewings(&remove, &upsert).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn play_ids_are_v7_and_sort_by_start() {
+        let a = new_play_id(Timestamp(1_700_000_000_000));
+        let b = new_play_id(Timestamp(1_700_000_000_001));
+        assert_eq!(a.0.get_version_num(), 7);
+        assert!(a < b);
+    }
+}

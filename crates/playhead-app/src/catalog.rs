@@ -1,0 +1,206 @@
+//! The catalog: the platform imports titles (idempotent upsert); every client reads them.
+//!
+//! After every write, held events whose title now exists are queued: premieres often reach
+//! players before the catalog feed, and those plays must not be lost.
+
+use playhead_core::FieldError;
+use playhead_core::auth::{Principal, Scope};
+use playhead_core::ids::TitleId;
+use playhead_core::ports::{StoredTitle, UpsertSummary};
+use playhead_core::title::{Title, TitleInput};
+
+use crate::policy;
+use crate::{App, AppError};
+
+/// Titles per upsert transaction during an import.
+pub const IMPORT_CHUNK: usize = 1_000;
+/// Line errors reported in an import summary (the count is always exact).
+pub const IMPORT_ERRORS_SHOWN: usize = 100;
+
+/// One bad line of an import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    /// 1-based line number.
+    pub line: u64,
+    /// What is wrong (every field named).
+    pub problems: Vec<FieldError>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    /// Lines read (blank lines excluded).
+    pub lines: u64,
+    /// Upsert counts.
+    pub created: u64,
+    /// Existing titles changed.
+    pub updated: u64,
+    /// Existing titles sent unchanged.
+    pub unchanged: u64,
+    /// Lines refused.
+    pub rejected: u64,
+    /// The first refused lines.
+    pub errors: Vec<LineError>,
+    /// Held events queued because their title arrived.
+    pub released_held: u64,
+}
+
+/// Streams an NDJSON import into the catalog in chunks, so a 256 MiB file never sits in memory.
+pub struct Importer<'a> {
+    app: &'a App,
+    pending: Vec<Title>,
+    summary: ImportSummary,
+}
+
+impl std::fmt::Debug for Importer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Importer").field("summary", &self.summary).finish_non_exhaustive()
+    }
+}
+
+impl Importer<'_> {
+    /// Feed one line (without its newline).
+    pub async fn push_line(&mut self, line_no: u64, line: &[u8]) -> Result<(), AppError> {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        self.summary.lines += 1;
+        let parsed = serde_json::from_slice::<TitleInput>(line)
+            .map_err(|e| vec![FieldError::new("line", "malformed_json", e.to_string())])
+            .and_then(TitleInput::validate);
+        match parsed {
+            Ok(t) => {
+                self.pending.push(t);
+                if self.pending.len() >= IMPORT_CHUNK {
+                    self.flush().await?;
+                }
+            }
+            Err(problems) => {
+                self.summary.rejected += 1;
+                if self.summary.errors.len() < IMPORT_ERRORS_SHOWN {
+                    self.summary.errors.push(LineError { line: line_no, problems });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), AppError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        // A file may list a title twice; the last line wins, as if the lines were PUTs.
+        let mut seen = std::collections::HashSet::new();
+        let mut chunk: Vec<Title> = std::mem::take(&mut self.pending);
+        chunk.reverse();
+        chunk.retain(|t| seen.insert(t.id.clone()));
+        chunk.reverse();
+        let s = self.app.ports.catalog.upsert_titles(&chunk, self.app.clock.now()).await?;
+        self.app.cache.invalidate_all_rows();
+        self.summary.created += s.created;
+        self.summary.updated += s.updated;
+        self.summary.unchanged += s.unchanged;
+        Ok(())
+    }
+
+    /// Flush the rest and queue held events whose titles arrived.
+    pub async fn finish(mut self) -> Result<ImportSummary, AppError> {
+        self.flush().await?;
+        self.summary.released_held = self.app.release_held().await?;
+        Ok(self.summary)
+    }
+}
+
+impl App {
+    /// Start an import (requires `catalog:write`).
+    pub fn importer(&self, p: &Principal) -> Result<Importer<'_>, AppError> {
+        policy::require(p, Scope::CatalogWrite)?;
+        Ok(Importer { app: self, pending: Vec::new(), summary: ImportSummary::default() })
+    }
+
+    /// Import titles without a principal (operator CLI, demo).
+    pub async fn upsert_titles_unchecked(&self, titles: &[Title]) -> Result<UpsertSummary, AppError> {
+        let s = self.ports.catalog.upsert_titles(titles, self.clock.now()).await?;
+        self.cache.invalidate_all_rows();
+        self.release_held().await?;
+        Ok(s)
+    }
+
+    /// Create or replace one title. `if_version` is the client's If-Match.
+    pub async fn put_title(
+        &self,
+        p: &Principal,
+        id: &TitleId,
+        mut input: TitleInput,
+        if_version: Option<i64>,
+    ) -> Result<(StoredTitle, bool), AppError> {
+        policy::require(p, Scope::CatalogWrite)?;
+        match input.id.as_deref() {
+            None => input.id = Some(id.to_string()),
+            Some(body_id) if body_id == id.as_str() => {}
+            Some(_) => {
+                return Err(AppError::invalid(FieldError::new(
+                    "id",
+                    "mismatch",
+                    "must match the title id in the URL (or be omitted)",
+                )));
+            }
+        }
+        let title = input.validate().map_err(AppError::Invalid)?;
+        let before = self.ports.catalog.title(id).await?;
+        if let Some(v) = if_version
+            && before.as_ref().map(|b| b.version) != Some(v)
+        {
+            return Err(AppError::PreconditionFailed);
+        }
+        self.ports.catalog.upsert_titles(std::slice::from_ref(&title), self.clock.now()).await?;
+        self.cache.invalidate_all_rows();
+        self.release_held().await?;
+        let stored =
+            self.ports.catalog.title(id).await?.ok_or(AppError::Internal("title vanished".into()))?;
+        Ok((stored, before.is_none()))
+    }
+
+    /// Read one title (any authenticated caller).
+    pub async fn get_title(&self, id: &TitleId) -> Result<StoredTitle, AppError> {
+        self.ports.catalog.title(id).await?.ok_or(AppError::NotFound("title"))
+    }
+
+    /// A page of titles ordered by id.
+    pub async fn list_titles(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<Title>, Option<String>), AppError> {
+        const SCOPE: &str = "titles";
+        let after: Option<TitleId> = cursor
+            .map(|c| {
+                self.cursors.decode::<String>(SCOPE, c).and_then(|s| {
+                    TitleId::parse(&s).map_err(|_| {
+                        FieldError::new("cursor", "invalid", "is not a cursor returned by this query")
+                    })
+                })
+            })
+            .transpose()
+            .map_err(AppError::invalid)?;
+        let mut page = self.ports.catalog.list_titles(after.as_ref(), limit + 1).await?;
+        let next = if page.len() > limit as usize {
+            page.truncate(limit as usize);
+            page.last().map(|t| self.cursors.encode(SCOPE, &t.id.as_str()))
+        } else {
+            None
+        };
+        Ok((page, next))
+    }
+
+    /// Queue held events whose titles now exist, and wake the consumer.
+    pub async fn release_held(&self) -> Result<u64, AppError> {
+        let n = self.ports.log.release_held().await?;
+        if n > 0 {
+            tracing::info!(event.count = n, "held events released by catalog import");
+            metrics::counter!("playhead_held_events_released_total").increment(n);
+            self.wake.notify_one();
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,106 @@
+//! The in-process consumer: takes queued events from the log and applies them in batches.
+//!
+//! It is woken by every append (and polls once a second as a safety net). Failures are
+//! transient by assumption (the store is local): the batch stays queued and is retried with
+//! backoff, so nothing accepted is lost. On shutdown it finishes the batch in hand and stops; the
+//! rest stays queued in the durable log for the next start.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::{App, AppError};
+
+/// How often held events are released (title arrived) or expired (held too long).
+const HELD_SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// Longest wait between retries of a failing batch.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+impl App {
+    /// Apply everything queued now; returns events applied. For the CLI (demo) and tests.
+    pub async fn drain(&self) -> Result<u64, AppError> {
+        let mut total = 0;
+        loop {
+            let batch = self.ports.log.next_batch(self.config.consumer_batch).await?;
+            if batch.is_empty() {
+                return Ok(total);
+            }
+            total += self.apply_queued(&batch).await?.applied;
+        }
+    }
+
+    /// Release held events whose title arrived and drop those held past `held_ttl`.
+    pub async fn sweep_held(&self) -> Result<(u64, u64), AppError> {
+        let released = self.release_held().await?;
+        let cutoff = self.clock.now().plus_ms(-self.config.rules.held_ttl_ms);
+        let expired = self.ports.log.expire_held(cutoff).await?;
+        if expired > 0 {
+            tracing::warn!(event.count = expired, "held events expired: their titles never arrived");
+            metrics::counter!("playhead_events_dropped_total", "reason" => "held_expired").increment(expired);
+        }
+        #[expect(clippy::cast_precision_loss, reason = "a gauge")]
+        metrics::gauge!("playhead_held_events").set(self.ports.log.held_count().await? as f64);
+        Ok((released, expired))
+    }
+
+    /// Start the consumer; it stops after its current batch once `shutdown` turns true.
+    pub fn spawn_consumer(&self, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+        let app = self.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            let mut next_sweep = tokio::time::Instant::now();
+            loop {
+                if *shutdown.borrow() {
+                    break;
+                }
+                if tokio::time::Instant::now() >= next_sweep {
+                    if let Err(e) = app.sweep_held().await {
+                        tracing::error!(error = %e, "held-event sweep failed");
+                    }
+                    next_sweep = tokio::time::Instant::now() + HELD_SWEEP_EVERY;
+                }
+                let step = async {
+                    let batch = app.ports.log.next_batch(app.config.consumer_batch).await?;
+                    if batch.is_empty() {
+                        return Ok::<bool, AppError>(false);
+                    }
+                    let started = std::time::Instant::now();
+                    let stats = app.apply_queued(&batch).await?;
+                    metrics::histogram!("playhead_apply_batch_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                    tracing::debug!(
+                        event.count = stats.applied,
+                        duration_ms = started.elapsed().as_millis() as u64,
+                        "applied batch"
+                    );
+                    Ok(true)
+                };
+                match step.await {
+                    Ok(true) => backoff = Duration::from_millis(100),
+                    Ok(false) => {
+                        if let Ok(depth) = app.ports.log.backlog().await {
+                            #[expect(clippy::cast_precision_loss, reason = "a gauge")]
+                            metrics::gauge!("playhead_event_backlog").set(depth as f64);
+                        }
+                        tokio::select! {
+                            () = app.wake.notified() => {}
+                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            _ = shutdown.changed() => {}
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, retry_in_ms = backoff.as_millis() as u64, "applying events failed; will retry");
+                        metrics::counter!("playhead_apply_failures_total").increment(1);
+                        tokio::select! {
+                            () = tokio::time::sleep(backoff) => {}
+                            _ = shutdown.changed() => {}
+                        }
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            }
+            tracing::info!("consumer stopped");
+        })
+    }
+}

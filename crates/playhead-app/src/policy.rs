@@ -1,0 +1,135 @@
+//! Authorization: one place that decides who may do what to which object.
+//!
+//! Decision table (DESIGN.md, "Auth"):
+//!
+//! | action                         | scope needed      | object rule                                   |
+//! |--------------------------------|-------------------|-----------------------------------------------|
+//! | read a profile, its history, rows, progress | history:read | profile is reachable (below)        |
+//! | send events, set progress, edit history, hide | history:write | profile is reachable              |
+//! | create a profile in an account | profiles:write    | the account is the caller's (or admin)        |
+//! | change a profile's settings    | profiles:write    | reachable, and the token is not profile-bound |
+//! | write the catalog              | catalog:write     | -                                             |
+//! | read the catalog               | (any valid token) | -                                             |
+//! | operator routes                | admin             | -                                             |
+//!
+//! A profile is reachable when: the token is bound to it, or (the token is not bound to another
+//! profile and) the profile belongs to the caller's account, or the caller has `profiles:any` or
+//! `admin` (a service acting on any profile; every such access is logged for audit). An
+//! unreachable profile is reported as not found, never forbidden, so ids cannot be probed.
+//! A missing scope is checked first and answers 403: it reveals nothing about the object.
+
+use playhead_core::auth::{Principal, Scope};
+use playhead_core::ids::{AccountId, ProfileId};
+use playhead_core::profile::Profile;
+
+use crate::error::AppError;
+
+/// Require a scope.
+pub fn require(p: &Principal, scope: Scope) -> Result<(), AppError> {
+    if p.scopes.contains(scope) { Ok(()) } else { Err(AppError::MissingScope(scope)) }
+}
+
+/// Whether the principal may act on any profile (services with `profiles:any`, operators).
+fn acts_on_any_profile(p: &Principal) -> bool {
+    p.scopes.contains(Scope::ProfilesAny) || p.scopes.contains(Scope::Admin)
+}
+
+/// Decide whether `p` may reach `profile` (scope already checked).
+pub fn may_reach_profile(p: &Principal, profile: &Profile) -> bool {
+    if let Some(bound) = p.bound_profile {
+        return bound == profile.id;
+    }
+    if p.account() == Some(profile.account_id) {
+        return true;
+    }
+    if acts_on_any_profile(p) {
+        tracing::info!(
+            audit.action = "profile_access_any",
+            audit.subject = ?p.subject,
+            profile.id = %profile.id,
+            "service principal acted on a profile outside its account"
+        );
+        return true;
+    }
+    false
+}
+
+/// Whether `p` may create profiles in `account`.
+pub fn may_manage_account(p: &Principal, account: AccountId) -> bool {
+    p.bound_profile.is_none() && (p.account() == Some(account) || p.scopes.contains(Scope::Admin))
+}
+
+/// A profile-bound token may use its profile but never change its settings.
+pub fn may_change_settings(p: &Principal, _profile: ProfileId) -> Result<(), AppError> {
+    if p.bound_profile.is_some() {
+        Err(AppError::Forbidden("a profile-bound token cannot change profile settings"))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use playhead_core::Timestamp;
+    use playhead_core::auth::{Scopes, Subject};
+    use playhead_core::profile::ProfileName;
+    use uuid::Uuid;
+
+    fn profile(account: u128) -> Profile {
+        Profile {
+            id: ProfileId(Uuid::from_u128(100 + account)),
+            account_id: AccountId(Uuid::from_u128(account)),
+            name: ProfileName::parse("p").unwrap(),
+            kids: false,
+            maturity_limit: None,
+            private: false,
+            version: 1,
+            created_at: Timestamp(0),
+        }
+    }
+
+    fn principal(subject: Subject, scopes: &str, bound: Option<ProfileId>) -> Principal {
+        Principal { subject, scopes: Scopes::parse(scopes).unwrap(), bound_profile: bound, session_id: None }
+    }
+
+    #[test]
+    fn owners_reach_their_profiles_and_nobody_elses() {
+        let me = principal(Subject::Account(AccountId(Uuid::from_u128(1))), "history:read", None);
+        assert!(may_reach_profile(&me, &profile(1)));
+        assert!(!may_reach_profile(&me, &profile(2)));
+    }
+
+    #[test]
+    fn bound_tokens_reach_only_their_profile() {
+        let bound = principal(
+            Subject::Account(AccountId(Uuid::from_u128(1))),
+            "history:read profiles:write",
+            Some(profile(1).id),
+        );
+        assert!(may_reach_profile(&bound, &profile(1)));
+        let mut sibling = profile(1);
+        sibling.id = ProfileId(Uuid::from_u128(999));
+        assert!(!may_reach_profile(&bound, &sibling));
+        assert!(may_change_settings(&bound, profile(1).id).is_err());
+        assert!(!may_manage_account(&bound, AccountId(Uuid::from_u128(1))));
+    }
+
+    #[test]
+    fn services_need_profiles_any() {
+        let svc = principal(Subject::Service { id: "apikey:x".into() }, "history:read", None);
+        assert!(!may_reach_profile(&svc, &profile(1)));
+        let svc = principal(Subject::Service { id: "apikey:x".into() }, "history:read profiles:any", None);
+        assert!(may_reach_profile(&svc, &profile(1)));
+    }
+
+    #[test]
+    fn missing_scopes_are_forbidden() {
+        let me = principal(Subject::Account(AccountId(Uuid::from_u128(1))), "history:read", None);
+        assert!(require(&me, Scope::HistoryRead).is_ok());
+        assert!(matches!(
+            require(&me, Scope::CatalogWrite),
+            Err(AppError::MissingScope(Scope::CatalogWrite))
+        ));
+    }
+}

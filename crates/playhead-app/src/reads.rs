@@ -1,0 +1,518 @@
+//! Resume points, history and the rows: the read side, plus the viewer's own edits (set a resume
+//! point, backfill or delete plays, hide a title).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use playhead_core::auth::{Principal, Scope};
+use playhead_core::event::{EventKind, PlaybackEvent, clamp_position};
+use playhead_core::ids::{DeviceId, PlayId, ProfileId, TitleId};
+use playhead_core::ports::{BackfillOutcome, PlayQuery, ResumeRow, Viewing};
+use playhead_core::profile::Profile;
+use playhead_core::rules::TitleFacts;
+use playhead_core::rules::progress::{ProgressRecord, ProgressState, percent, state};
+use playhead_core::rules::rows::{EpisodePlay, ResumeCandidate, continue_watching, next_up};
+use playhead_core::title::Title;
+use playhead_core::{EventId, FieldError, StoreError, Timestamp};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::apply::new_play_id;
+use crate::cache::Row;
+use crate::{App, AppError};
+
+/// Most items in one page or row.
+pub const PAGE_MAX: u32 = 100;
+/// Items when the client names no limit.
+pub const PAGE_DEFAULT: u32 = 20;
+/// Most plays in one backfill request.
+pub const BACKFILL_MAX: usize = 500;
+/// Resume points considered for Continue watching (newest first).
+const ROW_CANDIDATES: u32 = 500;
+
+/// A resume point as clients see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProgressView {
+    /// The title.
+    pub title_id: TitleId,
+    /// Where to resume.
+    pub position_ms: i64,
+    /// Duration the position refers to.
+    pub duration_ms: i64,
+    /// Position as a share of the duration.
+    pub percent: f64,
+    /// not_started, in_progress or finished.
+    pub state: ProgressState,
+    /// Last change (None: never played).
+    pub updated_at: Option<Timestamp>,
+    /// Version for ETags (None: never played).
+    pub version: Option<(Timestamp, EventId)>,
+}
+
+/// The strong ETag of a resume point: its register version.
+pub fn progress_etag(version: Option<(Timestamp, EventId)>) -> String {
+    match version {
+        Some((t, id)) => format!("\"p{}-{}\"", t.0, id.0.simple()),
+        None => "\"p0\"".to_owned(),
+    }
+}
+
+/// A resume-point write from a client.
+#[derive(Debug, Clone, Default)]
+pub struct ProgressWrite {
+    /// New position.
+    pub position_ms: i64,
+    /// The player's duration.
+    pub duration_ms: Option<i64>,
+    /// Client time (default: server time).
+    pub occurred_at: Option<Timestamp>,
+    /// The writing device.
+    pub device_id: Option<String>,
+}
+
+/// A row item: a title with what the row says about it.
+#[derive(Debug, Clone)]
+pub struct RowItem {
+    /// The title to play.
+    pub title: Title,
+    /// Where to resume (Continue watching; Next up when the episode is started).
+    pub position_ms: i64,
+    /// Share watched.
+    pub percent: f64,
+    /// Activity time that ordered the row.
+    pub activity_at: Timestamp,
+}
+
+/// A backfilled play from a client.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillPlay {
+    /// The title.
+    pub title_id: Option<String>,
+    /// Start (RFC 3339).
+    pub started_at: Option<Timestamp>,
+    /// End (default: start + watched time).
+    #[serde(default)]
+    pub ended_at: Option<Timestamp>,
+    /// Time watched (default: the whole title when completed, else end - start).
+    #[serde(default)]
+    pub watched_ms: Option<i64>,
+    /// Reached the end (default true: trackers export finished plays).
+    #[serde(default)]
+    pub completed: Option<bool>,
+}
+
+/// The answer for one backfilled play.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackfillResult {
+    /// Stored.
+    Created(PlayId),
+    /// Already there.
+    Duplicate(PlayId),
+    /// A deleted play: deletes win, so nothing stored.
+    Deleted,
+    /// Refused.
+    Rejected(FieldError),
+}
+
+/// A history filter and page.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    /// Opaque cursor from a previous page.
+    pub cursor: Option<String>,
+    /// Page size.
+    pub limit: u32,
+    /// Only this title.
+    pub title_id: Option<TitleId>,
+    /// Only completed or only unfinished plays.
+    pub completed: Option<bool>,
+}
+
+/// Check a page size: default 20, at most 100 (above is an error, never silent truncation).
+pub fn page_limit(limit: Option<i64>) -> Result<u32, FieldError> {
+    match limit {
+        None => Ok(PAGE_DEFAULT),
+        Some(l) if (1..=i64::from(PAGE_MAX)).contains(&l) => Ok(u32::try_from(l).unwrap_or(PAGE_DEFAULT)),
+        Some(_) => Err(FieldError::new("limit", "out_of_range", format!("must be 1-{PAGE_MAX}"))),
+    }
+}
+
+fn view(row: Option<&ResumeRow>, title: &Title, app: &App) -> ProgressView {
+    let facts = TitleFacts::from(title);
+    match row {
+        Some(r) => ProgressView {
+            title_id: title.id.clone(),
+            position_ms: r.progress.position_ms,
+            duration_ms: r.progress.duration_ms,
+            percent: percent(r.progress.position_ms, r.progress.duration_ms),
+            state: state(&r.progress, &facts, &app.config.rules),
+            updated_at: Some(r.progress.updated_at),
+            version: Some(r.progress.version()),
+        },
+        None => ProgressView {
+            title_id: title.id.clone(),
+            position_ms: 0,
+            duration_ms: title.duration_ms,
+            percent: 0.0,
+            state: ProgressState::NotStarted,
+            updated_at: None,
+            version: None,
+        },
+    }
+}
+
+impl App {
+    async fn title_or_404(&self, id: &TitleId) -> Result<Title, AppError> {
+        Ok(self.ports.catalog.title(id).await?.ok_or(AppError::NotFound("title"))?.title)
+    }
+
+    /// A profile's resume point for a title (a never-played title answers position 0).
+    pub async fn get_progress(
+        &self,
+        p: &Principal,
+        profile: ProfileId,
+        title: &TitleId,
+    ) -> Result<ProgressView, AppError> {
+        self.reachable_profile(p, profile, Scope::HistoryRead).await?;
+        let t = self.title_or_404(title).await?;
+        let row = self.ports.viewing.progress(profile, title).await?;
+        Ok(view(row.as_ref(), &t, self))
+    }
+
+    /// Set a resume point synchronously: recorded as a pause event and merged by the same
+    /// last-writer-wins rule, so the phone sees at once where the TV paused. `if_match` is an
+    /// optional ETag; a stale one answers 412.
+    pub async fn put_progress(
+        &self,
+        p: &Principal,
+        profile: ProfileId,
+        title_id: &TitleId,
+        write: ProgressWrite,
+        if_match: Option<&str>,
+    ) -> Result<ProgressView, AppError> {
+        self.reachable_profile(p, profile, Scope::HistoryWrite).await?;
+        let title = self.title_or_404(title_id).await?;
+        let rules = &self.config.rules;
+        let now = self.clock.now();
+        let occurred_at = write.occurred_at.unwrap_or(now);
+        if occurred_at.0 > now.0 + rules.skew_allowance_ms {
+            return Err(AppError::invalid(FieldError::new(
+                "occurred_at",
+                "in_future",
+                format!("is ahead of the server clock by more than {} s", rules.skew_allowance_ms / 1000),
+            )));
+        }
+        if occurred_at.0 < now.0 - rules.max_event_age_ms {
+            return Err(AppError::invalid(FieldError::new(
+                "occurred_at",
+                "too_old",
+                "is older than max_event_age",
+            )));
+        }
+        if let Some(d) = write.duration_ms
+            && d <= 0
+        {
+            return Err(AppError::invalid(FieldError::new(
+                "duration_ms",
+                "out_of_range",
+                "must be greater than 0",
+            )));
+        }
+        let position_ms =
+            clamp_position(write.position_ms, Some(title.duration_ms), rules).map_err(AppError::invalid)?;
+        let device_id = write
+            .device_id
+            .map(|d| {
+                DeviceId::parse(&d)
+                    .map_err(|e| AppError::invalid(FieldError::new("device_id", "invalid", e.to_string())))
+            })
+            .transpose()?;
+        let event = PlaybackEvent {
+            event_id: EventId(Uuid::now_v7()),
+            profile_id: profile,
+            title_id: title_id.clone(),
+            kind: EventKind::Pause,
+            position_ms,
+            duration_ms: write.duration_ms,
+            occurred_at,
+            occurred_at_raw: occurred_at,
+            received_at: now,
+            device_id,
+            session_id: None,
+        };
+        let mut tx = self.ports.viewing.begin().await?;
+        if let Some(tag) = if_match {
+            let current = tx.progress(profile, title_id).await?;
+            if tag.trim() != progress_etag(current.as_ref().map(ProgressRecord::version)) {
+                return Err(AppError::PreconditionFailed);
+            }
+        }
+        tx.record_applied(&event).await?;
+        self.apply_in_tx(tx.as_mut(), std::slice::from_ref(&event)).await?;
+        tx.commit().await?;
+        self.cache.invalidate(profile).await;
+        let row = self.ports.viewing.progress(profile, title_id).await?;
+        Ok(view(row.as_ref(), &title, self))
+    }
+
+    /// A page of plays, newest first.
+    pub async fn history(
+        &self,
+        p: &Principal,
+        profile: ProfileId,
+        q: HistoryQuery,
+    ) -> Result<(Vec<(Viewing, Option<Title>)>, Option<String>), AppError> {
+        self.reachable_profile(p, profile, Scope::HistoryRead).await?;
+        let scope = format!(
+            "history:{profile}:{}:{:?}",
+            q.title_id.as_ref().map_or("", TitleId::as_str),
+            q.completed
+        );
+        let before = q
+            .cursor
+            .as_deref()
+            .map(|c| self.cursors.decode::<(i64, Uuid)>(&scope, c))
+            .transpose()
+            .map_err(AppError::invalid)?
+            .map(|(t, id)| (Timestamp(t), PlayId(id)));
+        let query = PlayQuery { before, limit: q.limit + 1, title_id: q.title_id, completed: q.completed };
+        let mut plays = self.ports.viewing.plays(profile, &query).await?;
+        let next = if plays.len() > q.limit as usize {
+            plays.truncate(q.limit as usize);
+            plays.last().map(|v| self.cursors.encode(&scope, &(v.started_at.0, v.id.0)))
+        } else {
+            None
+        };
+        let titles = self.title_map(plays.iter().map(|v| v.title_id.clone())).await?;
+        Ok((
+            plays
+                .into_iter()
+                .map(|v| {
+                    let t = titles.get(&v.title_id).cloned();
+                    (v, t)
+                })
+                .collect(),
+            next,
+        ))
+    }
+
+    async fn title_map(
+        &self,
+        ids: impl Iterator<Item = TitleId>,
+    ) -> Result<HashMap<TitleId, Title>, AppError> {
+        let ids: Vec<TitleId> = ids.collect::<HashSet<_>>().into_iter().collect();
+        Ok(self.ports.catalog.titles(&ids).await?.into_iter().map(|t| (t.id.clone(), t)).collect())
+    }
+
+    /// Import plays from elsewhere, deduplicated on (profile, title, started_at).
+    pub async fn backfill(
+        &self,
+        p: &Principal,
+        profile: ProfileId,
+        plays: Vec<BackfillPlay>,
+    ) -> Result<Vec<BackfillResult>, AppError> {
+        self.reachable_profile(p, profile, Scope::HistoryWrite).await?;
+        if plays.len() > BACKFILL_MAX {
+            return Err(AppError::invalid(FieldError::new(
+                "plays",
+                "too_many",
+                format!("at most {BACKFILL_MAX} plays per request"),
+            )));
+        }
+        let now = self.clock.now();
+        let ids = plays.iter().filter_map(|b| b.title_id.as_deref().and_then(|t| TitleId::parse(t).ok()));
+        let titles = self.title_map(ids).await?;
+        let mut results: Vec<Option<BackfillResult>> = Vec::with_capacity(plays.len());
+        let mut valid: Vec<Viewing> = Vec::new();
+        let mut slots: Vec<usize> = Vec::new();
+        for (i, b) in plays.into_iter().enumerate() {
+            match self.backfill_viewing(profile, b, &titles, now) {
+                Ok(v) => {
+                    results.push(None);
+                    slots.push(i);
+                    valid.push(v);
+                }
+                Err(e) => results.push(Some(BackfillResult::Rejected(e))),
+            }
+        }
+        let outcomes = self.ports.viewing.backfill(&valid).await?;
+        self.cache.invalidate(profile).await;
+        for (slot, o) in slots.into_iter().zip(outcomes) {
+            results[slot] = Some(match o {
+                BackfillOutcome::Created(id) => BackfillResult::Created(id),
+                BackfillOutcome::Duplicate(id) => BackfillResult::Duplicate(id),
+                BackfillOutcome::Deleted => BackfillResult::Deleted,
+            });
+        }
+        Ok(results.into_iter().map(|r| r.unwrap_or(BackfillResult::Deleted)).collect())
+    }
+
+    fn backfill_viewing(
+        &self,
+        profile: ProfileId,
+        b: BackfillPlay,
+        titles: &HashMap<TitleId, Title>,
+        now: Timestamp,
+    ) -> Result<Viewing, FieldError> {
+        let title_id = TitleId::parse(b.title_id.as_deref().ok_or_else(|| FieldError::required("title_id"))?)
+            .map_err(|e| FieldError::new("title_id", "invalid", e.to_string()))?;
+        let title = titles.get(&title_id).ok_or_else(|| {
+            FieldError::new("title_id", "unknown_title", "is not in the catalog; import the title first")
+        })?;
+        let started_at = b.started_at.ok_or_else(|| FieldError::required("started_at"))?;
+        let completed = b.completed.unwrap_or(true);
+        let watched_ms = b.watched_ms.unwrap_or(if completed {
+            title.duration_ms
+        } else {
+            b.ended_at.map_or(0, |e| (e.0 - started_at.0).clamp(0, title.duration_ms))
+        });
+        if watched_ms < 0 || (title.duration_ms > 0 && watched_ms > title.duration_ms * 10) {
+            return Err(FieldError::new(
+                "watched_ms",
+                "out_of_range",
+                "must be 0 or more and at most ten times the duration",
+            ));
+        }
+        let ended_at = b.ended_at.unwrap_or(started_at.plus_ms(watched_ms));
+        if ended_at < started_at {
+            return Err(FieldError::new("ended_at", "out_of_range", "must not be before started_at"));
+        }
+        if ended_at.0 > now.0 + self.config.rules.skew_allowance_ms {
+            return Err(FieldError::new("ended_at", "in_future", "must not be in the future"));
+        }
+        Ok(Viewing {
+            id: new_play_id(started_at),
+            profile_id: profile,
+            title_id,
+            key: None,
+            started_at,
+            ended_at,
+            watched_ms,
+            completed,
+            is_play: true,
+        })
+    }
+
+    /// Delete a play; it stays deleted whatever is redelivered.
+    pub async fn delete_play(&self, p: &Principal, profile: ProfileId, play: PlayId) -> Result<(), AppError> {
+        self.reachable_profile(p, profile, Scope::HistoryWrite).await?;
+        self.ports.viewing.delete_play(profile, play, self.clock.now()).await.map_err(|e| match e {
+            StoreError::NotFound => AppError::NotFound("play"),
+            other => other.into(),
+        })?;
+        self.cache.invalidate(profile).await;
+        Ok(())
+    }
+
+    /// Hide a title from Continue watching until the next event for it; progress is kept.
+    pub async fn hide(&self, p: &Principal, profile: ProfileId, title: &TitleId) -> Result<(), AppError> {
+        self.reachable_profile(p, profile, Scope::HistoryWrite).await?;
+        self.title_or_404(title).await?;
+        self.ports.viewing.hide(profile, title, self.clock.now()).await?;
+        self.cache.invalidate(profile).await;
+        Ok(())
+    }
+
+    /// The Continue watching row.
+    pub async fn continue_watching(
+        &self,
+        p: &Principal,
+        profile_id: ProfileId,
+        limit: u32,
+    ) -> Result<Vec<RowItem>, AppError> {
+        let profile = self.reachable_profile(p, profile_id, Scope::HistoryRead).await?;
+        let row = self.cache.row(profile_id, Row::Continue, self.load_continue_watching(profile)).await?;
+        Ok(row.iter().take(limit as usize).cloned().collect())
+    }
+
+    /// The whole row (up to the page maximum), from the store.
+    async fn load_continue_watching(&self, profile: Profile) -> Result<Vec<RowItem>, AppError> {
+        let profile_id = profile.id;
+        let limit = PAGE_MAX;
+        let now = self.clock.now();
+        let since = now.plus_ms(-self.config.rules.stale_after_ms);
+        let rows = self.ports.viewing.recent_progress(profile_id, since, ROW_CANDIDATES).await?;
+        let titles = self.title_map(rows.iter().map(|r| r.progress.title_id.clone())).await?;
+        let cands: Vec<ResumeCandidate<'_>> = rows
+            .iter()
+            .filter_map(|r| {
+                titles.get(&r.progress.title_id).map(|t| ResumeCandidate {
+                    progress: &r.progress,
+                    hidden_at: r.hidden_at,
+                    title: t,
+                })
+            })
+            .collect();
+        Ok(continue_watching(&cands, &profile, now, &self.config.rules, limit as usize)
+            .into_iter()
+            .map(|c| RowItem {
+                title: c.title.clone(),
+                position_ms: c.progress.position_ms,
+                percent: percent(c.progress.position_ms, c.progress.duration_ms),
+                activity_at: c.progress.occurred_at,
+            })
+            .collect())
+    }
+
+    /// The Next up row: one card per series with a completed play, most recent activity first.
+    pub async fn next_up(
+        &self,
+        p: &Principal,
+        profile_id: ProfileId,
+        limit: u32,
+    ) -> Result<Vec<RowItem>, AppError> {
+        let profile = self.reachable_profile(p, profile_id, Scope::HistoryRead).await?;
+        let row = self.cache.row(profile_id, Row::NextUp, self.load_next_up(profile)).await?;
+        Ok(row.iter().take(limit as usize).cloned().collect())
+    }
+
+    /// The whole row (up to the page maximum), from the store.
+    async fn load_next_up(&self, profile: Profile) -> Result<Vec<RowItem>, AppError> {
+        let profile_id = profile.id;
+        let limit = PAGE_MAX;
+        let now = self.clock.now();
+        let plays = self.ports.viewing.episode_plays(profile_id).await?;
+        let mut by_series: BTreeMap<TitleId, Vec<EpisodePlay>> = BTreeMap::new();
+        for (series, v) in plays {
+            by_series.entry(series).or_default().push(EpisodePlay {
+                title_id: v.title_id,
+                started_at: v.started_at,
+                ended_at: v.ended_at,
+                completed: v.completed,
+            });
+        }
+        let series_ids: Vec<TitleId> = by_series.keys().cloned().collect();
+        let mut episodes: HashMap<TitleId, Vec<Title>> = HashMap::new();
+        for t in self.ports.catalog.episodes_of(&series_ids).await? {
+            if let Some(s) = t.series_id.clone() {
+                episodes.entry(s).or_default().push(t);
+            }
+        }
+        let mut cards: Vec<(Timestamp, Title)> = Vec::new();
+        for (series, plays) in &by_series {
+            let eps = episodes.get(series).map_or(&[][..], Vec::as_slice);
+            if let Some(next) = next_up(eps, plays, &profile, now) {
+                let activity = plays.iter().map(|p| p.ended_at).max().unwrap_or_default();
+                cards.push((activity, next.clone()));
+            }
+        }
+        cards.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
+        cards.truncate(limit as usize);
+        let mut items = Vec::with_capacity(cards.len());
+        for (activity_at, title) in cards {
+            // A started next episode carries its resume point so the card can show a bar.
+            let row = self.ports.viewing.progress(profile_id, &title.id).await?;
+            let facts = TitleFacts::from(&title);
+            let (position_ms, pct) = match row {
+                Some(r)
+                    if self.config.rules.in_resume_window(r.progress.position_ms, &facts)
+                        && !r.progress.finished =>
+                {
+                    (r.progress.position_ms, percent(r.progress.position_ms, r.progress.duration_ms))
+                }
+                _ => (0, 0.0),
+            };
+            items.push(RowItem { title, position_ms, percent: pct, activity_at });
+        }
+        Ok(items)
+    }
+}
