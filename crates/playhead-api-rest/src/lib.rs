@@ -1,1 +1,204 @@
-//! placeholder
+//! Playhead's REST transport: `/v1` JSON over axum, problem+json errors, OpenAPI 3.1 generated
+//! from the handlers and served with an offline Swagger UI.
+//!
+//! The rule here: handlers are thin (parse, authenticate, call one use case in `playhead-app`,
+//! shape the answer). Authorization decisions live in the application's policy module; errors
+//! map to HTTP in exactly one place (`error.rs`). Every route is listed once in [`router`] and
+//! once in [`ApiDoc`]; a test checks the two lists agree.
+
+pub mod auth;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait_shim::ReadyFuture;
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use playhead_app::App;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use auth::Authenticator;
+pub use error::ApiError;
+
+mod async_trait_shim {
+    //! A boxed future type for the readiness check (keeps the trait object-safe without a macro).
+    use std::future::Future;
+    use std::pin::Pin;
+    /// The future a readiness check returns.
+    pub type ReadyFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+}
+
+/// Whether the process can serve traffic (store reachable, consumer alive).
+pub trait ReadyCheck: Send + Sync {
+    /// `Err(reason)` when not ready.
+    fn ready(&self) -> ReadyFuture<'_>;
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct RestState {
+    /// The use cases.
+    pub app: App,
+    /// Bearer authentication.
+    pub auth: Arc<Authenticator>,
+    /// Readiness.
+    pub ready: Arc<dyn ReadyCheck>,
+}
+
+/// Longest time a request may take before it is answered 503 (long imports are exempt).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The OpenAPI document of the REST API.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Playhead",
+        description = "Watch history as a service: playback events, resume points, per-play history, Continue watching and Next up.\n\nErrors are RFC 9457 problem+json. Lists are cursor-paginated (limit 1-100, default 20). Send `Authorization: Bearer <access token or API key>`.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        routes::health::livez, routes::health::readyz,
+        routes::accounts::me, routes::accounts::create_profile, routes::accounts::get_profile, routes::accounts::patch_profile,
+        routes::titles::put_title, routes::titles::get_title, routes::titles::list_titles, routes::titles::import_titles,
+        routes::events::post_events,
+        routes::progress::get_progress, routes::progress::put_progress,
+        routes::history::get_history, routes::history::post_history, routes::history::delete_play,
+        routes::rows::continue_watching, routes::rows::hide, routes::rows::next_up,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "playback", description = "Events and resume points"),
+        (name = "history", description = "Per-play history"),
+        (name = "rows", description = "Continue watching and Next up"),
+        (name = "profiles", description = "Accounts and profiles"),
+        (name = "catalog", description = "Titles"),
+        (name = "operations", description = "Health"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT (at+jwt) or API key (phk_...)")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// RED metrics and a span per request, labelled with the route template (never the raw path,
+/// which would explode label cardinality and leak ids).
+async fn observe(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let span = tracing::info_span!("http", http.method = %method, http.route = %route, http.status = tracing::field::Empty);
+    let res = {
+        let _e = span.enter();
+        drop(_e);
+        tracing::Instrument::instrument(next.run(req), span.clone()).await
+    };
+    let status = res.status().as_u16();
+    span.record("http.status", status);
+    let secs = started.elapsed().as_secs_f64();
+    metrics::histogram!("http_request_duration_seconds", "method" => method.clone(), "route" => route.clone(), "status" => status.to_string())
+        .record(secs);
+    metrics::counter!("http_requests_total", "method" => method, "route" => route, "status" => status.to_string()).increment(1);
+    res
+}
+
+async fn not_found() -> Response {
+    ApiError::App(playhead_app::AppError::NotFound("route")).into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    let p = serde_json::json!({
+        "type": "/problems/method-not-allowed", "title": "Method not allowed", "status": 405,
+        "detail": "this route does not support that method"
+    });
+    let mut res = (StatusCode::METHOD_NOT_ALLOWED, p.to_string()).into_response();
+    res.headers_mut().insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static(error::PROBLEM_JSON));
+    res
+}
+
+/// Security headers on every answer (HTML docs page included).
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    res
+}
+
+/// The whole HTTP surface.
+pub fn router(state: RestState) -> Router {
+    let v1 = Router::new()
+        .route("/v1/me", get(routes::accounts::me))
+        .route("/v1/accounts/{account_id}/profiles", post(routes::accounts::create_profile))
+        .route(
+            "/v1/profiles/{profile_id}",
+            get(routes::accounts::get_profile).patch(routes::accounts::patch_profile),
+        )
+        .route("/v1/titles", get(routes::titles::list_titles))
+        .route("/v1/titles/{title_id}", put(routes::titles::put_title).get(routes::titles::get_title))
+        .route("/v1/profiles/{profile_id}/events", post(routes::events::post_events))
+        .route(
+            "/v1/profiles/{profile_id}/progress/{title_id}",
+            get(routes::progress::get_progress).put(routes::progress::put_progress),
+        )
+        .route(
+            "/v1/profiles/{profile_id}/history",
+            get(routes::history::get_history).post(routes::history::post_history),
+        )
+        .route(
+            "/v1/profiles/{profile_id}/history/{play_id}",
+            axum::routing::delete(routes::history::delete_play),
+        )
+        .route("/v1/profiles/{profile_id}/continue-watching", get(routes::rows::continue_watching))
+        .route(
+            "/v1/profiles/{profile_id}/continue-watching/{title_id}",
+            axum::routing::delete(routes::rows::hide),
+        )
+        .route("/v1/profiles/{profile_id}/next-up", get(routes::rows::next_up))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ));
+    // The import streams up to 256 MiB: it gets no request timeout, only its own size limit.
+    let import = Router::new().route("/v1/titles/import", post(routes::titles::import_titles));
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/livez", get(routes::health::livez))
+        .route("/readyz", get(routes::health::readyz))
+        .merge(v1)
+        .merge(import)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(observe))
+        .layer(axum::middleware::from_fn(security_headers))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}

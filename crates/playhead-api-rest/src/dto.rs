@@ -1,0 +1,502 @@
+//! Wire shapes of the REST API (JSON), with their OpenAPI schemas.
+//!
+//! Field names here are a public contract (issue #2 fixes them): add fields, never rename or
+//! remove one. Conversions from domain values live beside each shape so handlers stay one line.
+
+use std::collections::BTreeMap;
+
+use playhead_app::ingest::EventResult;
+use playhead_app::reads::{ProgressView, RowItem};
+use playhead_core::ports::Viewing;
+use playhead_core::profile::Profile;
+use playhead_core::title::Title;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::Problem;
+
+/// RFC 3339 in UTC with milliseconds.
+fn ts(t: playhead_core::Timestamp) -> String {
+    t.to_rfc3339()
+}
+
+/// A catalog title.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TitleDto {
+    /// The platform's id (1-128 of `A-Za-z0-9._:-`).
+    pub id: String,
+    /// movie, series or episode.
+    #[schema(example = "episode")]
+    pub kind: String,
+    /// Display name.
+    pub name: String,
+    /// Running time (0 for a series).
+    pub duration_ms: i64,
+    /// Where the credits start (the watched point), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credits_start_ms: Option<i64>,
+    /// For an episode: its series.
+    pub series_id: Option<String>,
+    /// For an episode: season (0 = specials).
+    pub season: Option<i32>,
+    /// For an episode: number in the season.
+    pub episode: Option<i32>,
+    /// Genres.
+    pub genres: Vec<String>,
+    /// Minimum age.
+    pub maturity: u8,
+    /// Year of first release.
+    pub release_year: Option<i32>,
+    /// Not playable before this instant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available_from: Option<String>,
+    /// Ids in other catalogs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_ids: Option<BTreeMap<String, String>>,
+}
+
+impl From<&Title> for TitleDto {
+    fn from(t: &Title) -> Self {
+        Self {
+            id: t.id.to_string(),
+            kind: t.kind.as_str().to_owned(),
+            name: t.name.clone(),
+            duration_ms: t.duration_ms,
+            credits_start_ms: t.credits_start_ms,
+            series_id: t.series_id.as_ref().map(ToString::to_string),
+            season: t.season,
+            episode: t.episode,
+            genres: t.genres.clone(),
+            maturity: t.maturity,
+            release_year: t.release_year,
+            available_from: t.available_from.map(ts),
+            external_ids: (!t.external_ids.is_empty()).then(|| t.external_ids.clone()),
+        }
+    }
+}
+
+/// The part of a title a row card needs.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TitleSummary {
+    /// Title id.
+    pub id: String,
+    /// movie, series or episode.
+    pub kind: String,
+    /// Display name.
+    pub name: String,
+    /// Running time.
+    pub duration_ms: i64,
+    /// For an episode: its series.
+    pub series_id: Option<String>,
+    /// For an episode: season.
+    pub season: Option<i32>,
+    /// For an episode: number.
+    pub episode: Option<i32>,
+    /// Minimum age.
+    pub maturity: u8,
+}
+
+impl From<&Title> for TitleSummary {
+    fn from(t: &Title) -> Self {
+        Self {
+            id: t.id.to_string(),
+            kind: t.kind.as_str().to_owned(),
+            name: t.name.clone(),
+            duration_ms: t.duration_ms,
+            series_id: t.series_id.as_ref().map(ToString::to_string),
+            season: t.season,
+            episode: t.episode,
+            maturity: t.maturity,
+        }
+    }
+}
+
+/// A profile.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProfileDto {
+    /// Profile id (UUIDv7).
+    pub profile_id: String,
+    /// Owning account.
+    pub account_id: String,
+    /// Display name.
+    pub name: String,
+    /// A kids profile.
+    pub kids: bool,
+    /// Highest maturity (minimum age) shown; null = no limit (kids profiles default to 12).
+    pub maturity_limit: Option<u8>,
+    /// Hidden from followers.
+    pub private: bool,
+}
+
+impl From<&Profile> for ProfileDto {
+    fn from(p: &Profile) -> Self {
+        Self {
+            profile_id: p.id.to_string(),
+            account_id: p.account_id.to_string(),
+            name: p.name.as_str().to_owned(),
+            kids: p.kids,
+            maturity_limit: p.maturity_limit,
+            private: p.private,
+        }
+    }
+}
+
+/// The caller's account and profiles.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MeDto {
+    /// Account id.
+    pub account_id: String,
+    /// E-mail.
+    pub email: String,
+    /// Profiles (only the bound one for a profile-bound token).
+    pub profiles: Vec<ProfileDto>,
+}
+
+/// Body of POST /v1/accounts/{account_id}/profiles.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProfileDto {
+    /// Display name, 1-64 characters.
+    pub name: String,
+    /// A kids profile.
+    #[serde(default)]
+    pub kids: bool,
+    /// Maturity limit (0-21).
+    #[serde(default)]
+    pub maturity_limit: Option<u8>,
+    /// Hidden from followers.
+    #[serde(default)]
+    pub private: bool,
+}
+
+/// Body of PATCH /v1/profiles/{profile_id} (absent fields are unchanged; `maturity_limit: null`
+/// removes the limit).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatchDto {
+    /// New name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New kids flag.
+    #[serde(default)]
+    pub kids: Option<bool>,
+    /// New limit, or null to remove it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<u8>)]
+    pub maturity_limit: Option<Option<u8>>,
+    /// New private flag.
+    #[serde(default)]
+    pub private: Option<bool>,
+}
+
+fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u8>>, D::Error> {
+    Option::<u8>::deserialize(d).map(Some)
+}
+
+/// A playback event (request shape; validated per event).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventDto {
+    /// Client-made UUID: the dedupe key (resend the same id when retrying).
+    pub event_id: String,
+    /// The title played.
+    pub title_id: String,
+    /// start, heartbeat, pause, stop or complete.
+    #[schema(example = "heartbeat")]
+    pub kind: String,
+    /// Position in the title.
+    pub position_ms: i64,
+    /// Duration the player sees.
+    #[serde(default)]
+    pub duration_ms: Option<i64>,
+    /// Client time (RFC 3339).
+    #[schema(example = "2026-11-29T20:15:00Z")]
+    pub occurred_at: String,
+    /// The device.
+    #[serde(default)]
+    pub device_id: Option<String>,
+    /// The playback session (events without one are grouped by device and time).
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+/// Body of POST /v1/profiles/{profile_id}/events.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventBatchDto {
+    /// Client clock when the batch was sent: corrects a wrong device clock.
+    #[serde(default)]
+    pub sent_at: Option<String>,
+    /// Allow events older than max_event_age (importing history).
+    #[serde(default)]
+    pub backfill: bool,
+    /// 1-500 events.
+    #[schema(value_type = Vec<EventDto>)]
+    pub events: Vec<Box<serde_json::value::RawValue>>,
+}
+
+/// The outcome of one event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventResultDto {
+    /// The event id as sent.
+    pub event_id: Option<String>,
+    /// accepted, duplicate, held or rejected.
+    #[schema(example = "accepted")]
+    pub status: String,
+    /// Why it was rejected (names the field).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
+}
+
+impl From<&EventResult> for EventResultDto {
+    fn from(r: &EventResult) -> Self {
+        Self {
+            event_id: r.event_id.clone(),
+            status: r.status.as_str().to_owned(),
+            problem: r.problem.as_ref().map(Problem::for_field),
+        }
+    }
+}
+
+/// Answer to an event batch: one result per event, in order.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventBatchResultDto {
+    /// Per event.
+    pub results: Vec<EventResultDto>,
+    /// Counts by status.
+    pub accepted: usize,
+    /// Already seen.
+    pub duplicate: usize,
+    /// Waiting for their title.
+    pub held: usize,
+    /// Refused.
+    pub rejected: usize,
+}
+
+/// A resume point.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProgressDto {
+    /// The title.
+    pub title_id: String,
+    /// Where to resume.
+    pub position_ms: i64,
+    /// Duration the position refers to.
+    pub duration_ms: i64,
+    /// Share of the duration (one decimal).
+    pub percent: f64,
+    /// not_started, in_progress or finished.
+    #[schema(example = "in_progress")]
+    pub state: String,
+    /// Last change; null if never played.
+    pub updated_at: Option<String>,
+}
+
+impl From<&ProgressView> for ProgressDto {
+    fn from(v: &ProgressView) -> Self {
+        Self {
+            title_id: v.title_id.to_string(),
+            position_ms: v.position_ms,
+            duration_ms: v.duration_ms,
+            percent: v.percent,
+            state: v.state.as_str().to_owned(),
+            updated_at: v.updated_at.map(ts),
+        }
+    }
+}
+
+/// Body of PUT /v1/profiles/{profile_id}/progress/{title_id}.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProgressPutDto {
+    /// Where the viewer is.
+    pub position_ms: i64,
+    /// Duration the player sees.
+    #[serde(default)]
+    pub duration_ms: Option<i64>,
+    /// Client time (default: server time).
+    #[serde(default)]
+    pub occurred_at: Option<String>,
+    /// The device.
+    #[serde(default)]
+    pub device_id: Option<String>,
+}
+
+/// A play in history.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PlayDto {
+    /// Play id (UUIDv7).
+    pub play_id: String,
+    /// The title.
+    pub title_id: String,
+    /// Earliest event.
+    pub started_at: String,
+    /// Latest event.
+    pub ended_at: String,
+    /// Time watched, seeks excluded.
+    pub watched_ms: i64,
+    /// Reached the watched point.
+    pub completed: bool,
+    /// Title summary (null if the title left the catalog).
+    pub title: Option<TitleSummary>,
+}
+
+impl PlayDto {
+    /// From a stored play and its title.
+    pub fn new(v: &Viewing, t: Option<&Title>) -> Self {
+        Self {
+            play_id: v.id.to_string(),
+            title_id: v.title_id.to_string(),
+            started_at: ts(v.started_at),
+            ended_at: ts(v.ended_at),
+            watched_ms: v.watched_ms,
+            completed: v.completed,
+            title: t.map(TitleSummary::from),
+        }
+    }
+}
+
+/// A backfilled play (request).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillPlayDto {
+    /// The title.
+    pub title_id: String,
+    /// When it started (RFC 3339); with the title, the dedupe key.
+    pub started_at: String,
+    /// When it ended (default: start + watched_ms).
+    #[serde(default)]
+    pub ended_at: Option<String>,
+    /// Time watched (default: the duration when completed).
+    #[serde(default)]
+    pub watched_ms: Option<i64>,
+    /// Finished (default true).
+    #[serde(default)]
+    pub completed: Option<bool>,
+}
+
+/// Body of POST /v1/profiles/{profile_id}/history.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillDto {
+    /// 1-500 plays.
+    #[schema(value_type = Vec<BackfillPlayDto>)]
+    pub plays: Vec<Box<serde_json::value::RawValue>>,
+}
+
+/// The outcome of one backfilled play.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BackfillResultDto {
+    /// created, duplicate, deleted (a deleted play stays deleted) or rejected.
+    pub status: String,
+    /// The play's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub play_id: Option<String>,
+    /// Why it was rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
+}
+
+/// Answer to a backfill.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BackfillResultsDto {
+    /// Per play, in order.
+    pub results: Vec<BackfillResultDto>,
+}
+
+/// A Continue watching card.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ContinueItemDto {
+    /// The title to resume.
+    pub title_id: String,
+    /// Its summary.
+    pub title: TitleSummary,
+    /// Where to resume.
+    pub position_ms: i64,
+    /// Share watched.
+    pub percent: f64,
+    /// Last activity.
+    pub last_watched_at: String,
+}
+
+impl From<&RowItem> for ContinueItemDto {
+    fn from(i: &RowItem) -> Self {
+        Self {
+            title_id: i.title.id.to_string(),
+            title: TitleSummary::from(&i.title),
+            position_ms: i.position_ms,
+            percent: i.percent,
+            last_watched_at: ts(i.activity_at),
+        }
+    }
+}
+
+/// A Next up card.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NextUpItemDto {
+    /// The episode to play next.
+    pub title_id: String,
+    /// Its summary.
+    pub title: TitleSummary,
+    /// Its series.
+    pub series_id: Option<String>,
+    /// Resume position if the episode was started (else 0).
+    pub position_ms: i64,
+    /// Last activity in the series.
+    pub last_watched_at: String,
+}
+
+impl From<&RowItem> for NextUpItemDto {
+    fn from(i: &RowItem) -> Self {
+        Self {
+            title_id: i.title.id.to_string(),
+            title: TitleSummary::from(&i.title),
+            series_id: i.title.series_id.as_ref().map(ToString::to_string),
+            position_ms: i.position_ms,
+            last_watched_at: ts(i.activity_at),
+        }
+    }
+}
+
+/// A page or row.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Page<T: ToSchema> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; null at the end (rows are never paginated).
+    pub next_cursor: Option<String>,
+}
+
+/// Summary of an NDJSON import.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ImportSummaryDto {
+    /// Non-blank lines read.
+    pub lines: u64,
+    /// New titles.
+    pub created: u64,
+    /// Changed titles.
+    pub updated: u64,
+    /// Titles sent unchanged.
+    pub unchanged: u64,
+    /// Lines refused.
+    pub rejected: u64,
+    /// The first 100 refused lines.
+    pub errors: Vec<ImportLineError>,
+    /// Held events queued because their title arrived.
+    pub released_held: u64,
+}
+
+/// A refused import line.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ImportLineError {
+    /// 1-based line number.
+    pub line: u64,
+    /// The problems, each naming a field.
+    pub errors: Vec<crate::error::FieldProblem>,
+}
+
+/// Health answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HealthDto {
+    /// ok, or what is wrong.
+    pub status: String,
+}

@@ -1,0 +1,264 @@
+//! The REST transport's one error type and its mapping to RFC 9457 problem+json.
+//!
+//! Every error a route can return goes through [`ApiError::into_response`]: the status, the
+//! problem `type`, and the headers (WWW-Authenticate on 401, Retry-After on 503) are decided here
+//! and nowhere else. Causes of 5xx are logged once, here, and never sent to the client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use playhead_app::AppError;
+use playhead_core::FieldError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Media type of problem documents.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One invalid field inside a problem.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FieldProblem {
+    /// The field as the client named it (`position_ms`, `events[3].kind`, `limit`).
+    pub field: String,
+    /// Stable code: required, invalid, out_of_range, too_long, in_future, too_old, unknown_field...
+    pub code: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl From<&FieldError> for FieldProblem {
+    fn from(e: &FieldError) -> Self {
+        Self { field: e.field.to_string(), code: e.code.to_owned(), message: e.message.clone() }
+    }
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the problem type (see docs/api.md).
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Short summary of the type.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What happened in this occurrence.
+    pub detail: String,
+    /// The invalid fields, for validation problems.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldProblem>,
+    /// The limit that was exceeded, for limit problems.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
+}
+
+impl Problem {
+    fn new(slug: &str, title: &str, status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            type_: format!("/problems/{slug}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            errors: Vec::new(),
+            limit: None,
+        }
+    }
+
+    /// A per-item problem (inside a 202 batch answer) for one invalid field.
+    pub fn for_field(e: &FieldError) -> Self {
+        let mut p = Self::new(
+            "validation-error",
+            "Invalid input",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{}: {}", e.field, e.message),
+        );
+        p.errors.push(e.into());
+        p
+    }
+}
+
+/// Everything a REST handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A use case failed.
+    #[error(transparent)]
+    App(#[from] AppError),
+    /// No, malformed, invalid or expired credentials (RFC 6750).
+    #[error("unauthorized: {description}")]
+    Unauthorized {
+        /// RFC 6750 error code: `invalid_request` or `invalid_token` (None when no credentials).
+        error: Option<&'static str>,
+        /// Safe, short description.
+        description: String,
+    },
+    /// The body is not JSON, or not the expected shape (a field named where possible).
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    /// Query or path parameters are invalid.
+    #[error("invalid parameter")]
+    BadParam(FieldError),
+    /// The body exceeds a limit.
+    #[error("payload too large: {limit}")]
+    TooLarge {
+        /// The limit, in words (`1 MiB body`, `500 events`).
+        limit: String,
+    },
+    /// Content-Type is not JSON (or NDJSON for imports).
+    #[error("unsupported media type")]
+    UnsupportedMediaType(&'static str),
+    /// Not modified (conditional GET).
+    #[error("not modified")]
+    NotModified(String),
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        Self::BadParam(e)
+    }
+}
+
+fn problem_response(problem: &Problem, extra: &[(header::HeaderName, HeaderValue)]) -> Response {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_vec(problem).unwrap_or_default();
+    let mut res = (status, body).into_response();
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    for (k, v) in extra {
+        res.headers_mut().insert(k.clone(), v.clone());
+    }
+    res
+}
+
+fn retry_after(secs: u64) -> (header::HeaderName, HeaderValue) {
+    (header::RETRY_AFTER, HeaderValue::from(secs))
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        use StatusCode as S;
+        let (problem, headers) = match self {
+            ApiError::App(AppError::Invalid(errs)) => {
+                let detail = errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                let mut p = Problem::new("validation-error", "Invalid input", S::BAD_REQUEST, detail);
+                p.errors = errs.iter().map(FieldProblem::from).collect();
+                (p, vec![])
+            }
+            ApiError::App(AppError::MissingScope(scope)) => (
+                Problem::new(
+                    "forbidden",
+                    "Forbidden",
+                    S::FORBIDDEN,
+                    format!("the token lacks the {scope} scope"),
+                ),
+                vec![(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_str(&format!(
+                        "Bearer realm=\"playhead\", error=\"insufficient_scope\", scope=\"{scope}\""
+                    ))
+                    .unwrap_or(HeaderValue::from_static("Bearer realm=\"playhead\"")),
+                )],
+            ),
+            ApiError::App(AppError::Forbidden(why)) => {
+                (Problem::new("forbidden", "Forbidden", S::FORBIDDEN, why), vec![])
+            }
+            ApiError::App(AppError::NotFound(what)) => {
+                (Problem::new("not-found", "Not found", S::NOT_FOUND, format!("{what} not found")), vec![])
+            }
+            ApiError::App(AppError::Conflict(what)) => {
+                (Problem::new("conflict", "Conflict", S::CONFLICT, what), vec![])
+            }
+            ApiError::App(AppError::PreconditionFailed) => (
+                Problem::new(
+                    "precondition-failed",
+                    "Precondition failed",
+                    S::PRECONDITION_FAILED,
+                    "the resource changed since the ETag in If-Match; GET it again and retry",
+                ),
+                vec![],
+            ),
+            ApiError::App(AppError::Overloaded { retry_after_secs }) => (
+                Problem::new(
+                    "backlog-full",
+                    "Event backlog full",
+                    S::SERVICE_UNAVAILABLE,
+                    "the event log is at its bound; nothing from this request was stored; retry after Retry-After seconds",
+                ),
+                vec![retry_after(retry_after_secs)],
+            ),
+            ApiError::App(AppError::Unavailable(cause)) => {
+                tracing::error!(error = %cause, "dependency unavailable");
+                (
+                    Problem::new(
+                        "unavailable",
+                        "Service unavailable",
+                        S::SERVICE_UNAVAILABLE,
+                        "a dependency is unavailable; retry later",
+                    ),
+                    vec![retry_after(5)],
+                )
+            }
+            ApiError::App(AppError::Internal(cause)) => {
+                tracing::error!(error = %cause, "internal error");
+                (
+                    Problem::new(
+                        "internal",
+                        "Internal error",
+                        S::INTERNAL_SERVER_ERROR,
+                        "an internal error occurred",
+                    ),
+                    vec![],
+                )
+            }
+            ApiError::Unauthorized { error, description } => {
+                let challenge = match error {
+                    Some(code) => format!(
+                        "Bearer realm=\"playhead\", error=\"{code}\", error_description=\"{}\"",
+                        description.replace(['"', '\\'], "'")
+                    ),
+                    None => "Bearer realm=\"playhead\"".to_owned(),
+                };
+                (
+                    Problem::new("unauthorized", "Unauthorized", S::UNAUTHORIZED, description),
+                    vec![(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_str(&challenge)
+                            .unwrap_or(HeaderValue::from_static("Bearer realm=\"playhead\"")),
+                    )],
+                )
+            }
+            ApiError::Malformed(detail) => {
+                (Problem::new("malformed-request", "Malformed request", S::BAD_REQUEST, detail), vec![])
+            }
+            ApiError::BadParam(e) => {
+                let mut p = Problem::new("validation-error", "Invalid input", S::BAD_REQUEST, e.to_string());
+                p.errors.push((&e).into());
+                (p, vec![])
+            }
+            ApiError::TooLarge { limit } => {
+                let mut p = Problem::new(
+                    "payload-too-large",
+                    "Payload too large",
+                    S::PAYLOAD_TOO_LARGE,
+                    format!("the request exceeds the {limit} limit"),
+                );
+                p.limit = Some(limit);
+                (p, vec![])
+            }
+            ApiError::UnsupportedMediaType(expected) => (
+                Problem::new(
+                    "unsupported-media-type",
+                    "Unsupported media type",
+                    S::UNSUPPORTED_MEDIA_TYPE,
+                    format!("send Content-Type: {expected}"),
+                ),
+                vec![],
+            ),
+            ApiError::NotModified(etag) => {
+                let mut res = StatusCode::NOT_MODIFIED.into_response();
+                if let Ok(v) = HeaderValue::from_str(&etag) {
+                    res.headers_mut().insert(header::ETAG, v);
+                }
+                return res;
+            }
+        };
+        problem_response(&problem, &headers)
+    }
+}
