@@ -1,1 +1,311 @@
-fn main() {}
+//! `playhead`: one binary, subcommands for serving, migrating, operating and demoing.
+//! Every subcommand prints JSON on stdout (logs go to stderr), so scripts can parse it.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use playhead::{Settings, open};
+use playhead_auth::{ApiKey, TokenIssuer};
+use playhead_core::auth::{Scope, Scopes};
+use playhead_core::ids::{AccountId, ProfileId};
+use playhead_core::ports::ApiKeyStore;
+use serde_json::json;
+use tokio::sync::watch;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "playhead",
+    version,
+    about = "Watch history as a service: resume points, per-play history, Continue watching and Next up."
+)]
+struct Cli {
+    /// Data directory (SQLite database, signing keys). Default ./playhead-data.
+    #[arg(long, global = true, env = "PLAYHEAD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML config file (values there are overridden by PLAYHEAD_* environment variables).
+    #[arg(long, global = true, env = "PLAYHEAD_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the API server (Ctrl-C or SIGTERM drains requests and stops).
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Address of the Prometheus metrics listener (default 127.0.0.1:9464; "off" disables).
+        #[arg(long)]
+        metrics_listen: Option<String>,
+    },
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Operator commands.
+    #[command(subcommand)]
+    Admin(Admin),
+    /// Seed a demo catalog and households with a month of viewing; prints a token and example calls.
+    Demo,
+}
+
+#[derive(Subcommand, Debug)]
+enum Admin {
+    /// Create an account.
+    CreateAccount {
+        /// E-mail address.
+        #[arg(long)]
+        email: String,
+    },
+    /// Create a profile in an account.
+    CreateProfile {
+        /// Account id.
+        #[arg(long)]
+        account: AccountId,
+        /// Profile name.
+        #[arg(long)]
+        name: String,
+        /// A kids profile (rows limited to its maturity limit, default 12).
+        #[arg(long)]
+        kids: bool,
+        /// Highest title maturity (a minimum age, 0-21).
+        #[arg(long)]
+        maturity_limit: Option<u8>,
+    },
+    /// Mint an access token for an account.
+    Token(TokenArgs),
+    /// API keys for platform services.
+    #[command(subcommand)]
+    ApiKey(ApiKeyCmd),
+    /// Re-queue every logged event (replay); state does not change when nothing was lost.
+    Replay,
+}
+
+#[derive(Args, Debug)]
+struct TokenArgs {
+    /// Account id.
+    #[arg(long)]
+    account: AccountId,
+    /// Space-separated scopes (default: a viewer's scopes).
+    #[arg(long)]
+    scope: Option<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    ttl_secs: i64,
+    /// Add admin and catalog:write.
+    #[arg(long)]
+    admin: bool,
+    /// Bind the token to one profile (a TV signed in as the kids profile).
+    #[arg(long)]
+    profile: Option<ProfileId>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ApiKeyCmd {
+    /// Create a key; the secret is printed once and never stored.
+    Create {
+        /// A name for the key.
+        #[arg(long)]
+        name: String,
+        /// Space-separated scopes.
+        #[arg(long)]
+        scope: String,
+    },
+    /// Revoke a key by its prefix (takes effect within 30 s on every server).
+    Revoke {
+        /// The key's prefix (the part after phk_).
+        #[arg(long)]
+        prefix: String,
+    },
+}
+
+fn print(v: &serde_json::Value) {
+    println!("{v}");
+}
+
+fn init_logs(settings: &Settings, serving: bool) {
+    // One-shot commands print their JSON answer on stdout; only a server narrates at info.
+    let default = if serving { "info,sqlx=warn" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if settings.log_format == "pretty" {
+        builder.init();
+    } else {
+        builder.json().flatten_event(true).with_current_span(true).init();
+    }
+}
+
+fn mint(rt: &playhead::Runtime, args: &TokenArgs) -> anyhow::Result<String> {
+    let mut scopes = match &args.scope {
+        Some(s) => Scopes::parse(s)?,
+        None => Scope::VIEWER.into_iter().collect(),
+    };
+    if args.admin {
+        scopes = scopes.with(Scope::Admin).with(Scope::CatalogWrite);
+    }
+    anyhow::ensure!(args.ttl_secs > 0 && args.ttl_secs <= 30 * 86_400, "--ttl-secs must be 1-2592000");
+    let issuer = TokenIssuer::new(
+        rt.keys.clone(),
+        rt.settings.issuer.clone(),
+        rt.settings.audience.clone(),
+        args.ttl_secs,
+    );
+    let now_secs = rt.app.clock().now().0 / 1000;
+    let sid = uuid::Uuid::new_v4().to_string();
+    let mut claims = issuer.account_claims(args.account, "playhead-cli", scopes, &sid, now_secs);
+    if let Some(p) = args.profile {
+        claims = claims.bound_to(p);
+    }
+    Ok(issuer.issue(&claims)?)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    if let Some(d) = cli.data_dir {
+        settings.data_dir = d;
+    }
+    init_logs(&settings, matches!(cli.command, Command::Serve { .. }));
+    match cli.command {
+        Command::Serve { listen, metrics_listen } => {
+            if let Some(l) = listen {
+                settings.listen = l;
+            }
+            match metrics_listen.as_deref() {
+                Some("off") => settings.metrics_listen = None,
+                Some(a) => settings.metrics_listen = Some(a.parse().context("--metrics-listen")?),
+                None => {}
+            }
+            let rt = open(settings).await?;
+            let listener = tokio::net::TcpListener::bind(rt.settings.listen)
+                .await
+                .with_context(|| format!("binding {}", rt.settings.listen))?;
+            let addr = listener.local_addr()?;
+            print(
+                &json!({"status": "listening", "addr": addr.to_string(), "data_dir": rt.settings.data_dir}),
+            );
+            let (tx, rx) = watch::channel(false);
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                let _ = tx.send(true);
+            });
+            playhead::launch(rt, listener, rx).await?;
+        }
+        Command::Migrate => {
+            let rt = open(settings).await?;
+            print(&json!({"status": "migrated", "database": rt.settings.db_path()}));
+        }
+        Command::Admin(cmd) => {
+            let rt = open(settings).await?;
+            admin(&rt, cmd).await?;
+        }
+        Command::Demo => {
+            let rt = open(settings).await?;
+            let out = playhead::demo::seed(&rt.app).await?;
+            let token = mint(
+                &rt,
+                &TokenArgs {
+                    account: out.account,
+                    scope: None,
+                    ttl_secs: 86_400,
+                    admin: false,
+                    profile: None,
+                },
+            )?;
+            let p = out.profiles.first().map(|p| p.id.to_string()).unwrap_or_default();
+            print(&json!({
+                "account_id": out.account.to_string(),
+                "profiles": out.profiles.iter().map(|p| json!({"profile_id": p.id.to_string(), "name": p.name.as_str(), "kids": p.kids})).collect::<Vec<_>>(),
+                "titles": out.titles,
+                "events": out.events,
+                "access_token": token,
+                "examples": [
+                    format!("curl -s -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8080/v1/profiles/{p}/continue-watching"),
+                    format!("curl -s -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8080/v1/profiles/{p}/next-up"),
+                    format!("curl -s -H \"Authorization: Bearer $TOKEN\" 'http://127.0.0.1:8080/v1/profiles/{p}/history?limit=5'"),
+                ],
+            }));
+        }
+    }
+    Ok(())
+}
+
+async fn admin(rt: &playhead::Runtime, cmd: Admin) -> anyhow::Result<()> {
+    match cmd {
+        Admin::CreateAccount { email } => {
+            let a = rt.app.create_account(&email).await?;
+            print(&json!({"account_id": a.id.to_string(), "email": a.email.as_str()}));
+        }
+        Admin::CreateProfile { account, name, kids, maturity_limit } => {
+            let p = rt
+                .app
+                .insert_profile(
+                    account,
+                    playhead_app::accounts::NewProfile { name, kids, maturity_limit, private: false },
+                )
+                .await?;
+            print(
+                &json!({"profile_id": p.id.to_string(), "account_id": p.account_id.to_string(), "name": p.name.as_str(), "kids": p.kids, "maturity_limit": p.maturity_limit}),
+            );
+        }
+        Admin::Token(args) => {
+            let exists = rt.app.ports().accounts.account(args.account).await?.is_some();
+            anyhow::ensure!(exists, "account {} does not exist", args.account);
+            let token = mint(rt, &args)?;
+            print(&json!({"access_token": token, "token_type": "Bearer", "expires_in": args.ttl_secs}));
+        }
+        Admin::ApiKey(ApiKeyCmd::Create { name, scope }) => {
+            let scopes = Scopes::parse(&scope)?;
+            let (secret, record) = ApiKey::generate(name, scopes, rt.app.clock().now());
+            rt.store.create_api_key(&record).await?;
+            print(&json!({"api_key": secret.expose(), "prefix": record.prefix, "scope": scopes.to_string()}));
+        }
+        Admin::ApiKey(ApiKeyCmd::Revoke { prefix }) => {
+            rt.store.revoke_api_key(&prefix, rt.app.clock().now()).await?;
+            print(&json!({"revoked": prefix}));
+        }
+        Admin::Replay => {
+            let n = rt.app.ports().log.requeue_all().await?;
+            let applied = rt.app.drain().await?;
+            print(&json!({"requeued": n, "applied": applied}));
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{}", json!({"error": format!("starting the runtime: {e}")}));
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", json!({"error": format!("{e:#}")}));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

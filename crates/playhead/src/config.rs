@@ -1,0 +1,133 @@
+//! The one settings struct: defaults that run with nothing set, then the TOML file given with
+//! `--config`, then `PLAYHEAD_*` environment variables (env wins; nested keys use `__`, e.g.
+//! `PLAYHEAD_RULES__WATCHED_PCT=85`). A bad value fails at start naming its key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use playhead_core::rules::Rules;
+use serde::{Deserialize, Serialize};
+
+/// Settings of a Playhead process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where SQLite, keys and the cursor key live.
+    pub data_dir: PathBuf,
+    /// The API listener.
+    pub listen: SocketAddr,
+    /// The Prometheus metrics listener (kept off the API port so it is never exposed by accident).
+    pub metrics_listen: Option<SocketAddr>,
+    /// `iss` of the tokens this server issues and accepts.
+    pub issuer: String,
+    /// `aud` the tokens must carry.
+    pub audience: String,
+    /// Log format: `json` (default) or `pretty`.
+    pub log_format: String,
+    /// Domain rule thresholds.
+    pub rules: Rules,
+    /// Event pipeline limits.
+    pub limits: Limits,
+}
+
+/// Event pipeline limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Events waiting to be applied before ingestion answers 503.
+    pub max_backlog: u64,
+    /// Held events (unknown titles) per profile.
+    pub max_held_per_profile: u64,
+    /// Events applied per transaction.
+    pub consumer_batch: usize,
+    /// Seconds a graceful shutdown waits for in-flight requests.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_backlog: 200_000,
+            max_held_per_profile: 1_000,
+            consumer_batch: 2_000,
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./playhead-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            issuer: "playhead".into(),
+            audience: "playhead-api".into(),
+            log_format: "json".into(),
+            rules: Rules::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Load: defaults, then the file (if any), then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(f) = file {
+            anyhow::ensure!(f.exists(), "config file {} does not exist", f.display());
+            fig = fig.merge(Toml::file(f));
+        }
+        fig = fig.merge(Env::prefixed("PLAYHEAD_").split("__"));
+        let s: Settings = fig.extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        s.rules.validate().context("invalid configuration")?;
+        anyhow::ensure!(
+            matches!(s.log_format.as_str(), "json" | "pretty"),
+            "invalid configuration: log_format must be json or pretty"
+        );
+        anyhow::ensure!(
+            s.limits.consumer_batch > 0,
+            "invalid configuration: limits.consumer_batch must be positive"
+        );
+        anyhow::ensure!(
+            s.limits.max_backlog > 0,
+            "invalid configuration: limits.max_backlog must be positive"
+        );
+        Ok(s)
+    }
+
+    /// The SQLite database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("playhead.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_run_with_nothing_set() {
+        let s = Settings::default();
+        assert_eq!(s.listen.port(), 8080);
+        assert!(s.rules.validate().is_ok());
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[rules]\nwatched_pct = 0.0\n").unwrap();
+        let e = Settings::load(Some(&f)).unwrap_err();
+        assert!(format!("{e:#}").contains("rules.watched_pct"), "{e:#}");
+        std::fs::write(&f, "listen = \"nowhere\"\n").unwrap();
+        let e = Settings::load(Some(&f)).unwrap_err();
+        assert!(format!("{e:#}").contains("listen"), "{e:#}");
+        std::fs::write(&f, "lisen = \"127.0.0.1:1\"\n").unwrap();
+        let e = Settings::load(Some(&f)).unwrap_err();
+        assert!(format!("{e:#}").contains("lisen"), "{e:#}");
+    }
+}

@@ -1,0 +1,244 @@
+//! Authentication and object-level authorization on every route.
+
+use playhead_auth::ApiKey;
+use playhead_core::auth::Scopes;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// Every operation in the OpenAPI document, with placeholders filled.
+async fn operations(t: &TestApp) -> Vec<(String, String)> {
+    let doc: Value = t.http.get(t.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            out.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_v1_route_refuses_requests_without_a_valid_token() {
+    let t = spawn_app().await;
+    let expired = t.token(playhead_core::ids::AccountId(uuid::Uuid::now_v7()), "history:read", -120);
+    let ops = operations(&t).await;
+    assert!(ops.len() >= 17, "the OpenAPI document lists the routes");
+    for (method, path) in ops.iter().filter(|(_, p)| p.starts_with("/v1/")) {
+        let url = t.url(
+            &path
+                .replace("{profile_id}", &uuid::Uuid::now_v7().to_string())
+                .replace("{account_id}", &uuid::Uuid::now_v7().to_string())
+                .replace("{play_id}", &uuid::Uuid::now_v7().to_string())
+                .replace("{title_id}", "m1"),
+        );
+        for auth in [None, Some("garbage"), Some(expired.as_str())] {
+            let mut req = t
+                .http
+                .request(method.parse().unwrap(), &url)
+                .header("content-type", "application/json")
+                .body("{}");
+            if let Some(a) = auth {
+                req = req.bearer_auth(a);
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{method} {path} with {auth:?}");
+            assert!(
+                r.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"),
+                "{method} {path}"
+            );
+            assert_eq!(r.headers()["content-type"], "application/problem+json");
+        }
+    }
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn another_accounts_profile_is_not_found_on_every_profile_route() {
+    let t = spawn_app().await;
+    let ops = t.catalog_token().await;
+    t.import(&ops, &[movie("m1", 100)]).await;
+    let a = t.viewer("a@example.com").await;
+    let b = t.viewer("b@example.com").await;
+    t.events(&a, watching("m1", 0, 20, 5)).await;
+    t.settle().await;
+    let h = t.get_json(&a.token, &format!("/v1/profiles/{}/history", a.profile)).await;
+    let play = h["items"][0]["play_id"].as_str().unwrap().to_owned();
+    for (method, path) in operations(&t)
+        .await
+        .into_iter()
+        .filter(|(_, p)| p.contains("{profile_id}") || p.contains("{account_id}"))
+    {
+        let url = t.url(
+            &path
+                .replace("{profile_id}", &a.profile.to_string())
+                .replace("{account_id}", &a.account.to_string())
+                .replace("{play_id}", &play)
+                .replace("{title_id}", "m1"),
+        );
+        let body = match (method.as_str(), path.as_str()) {
+            ("POST", p) if p.ends_with("/events") => json!({"events": [ev("m1", "pause", 1, 0)]}),
+            ("POST", p) if p.ends_with("/history") => json!({"plays": []}),
+            ("POST", _) => json!({"name": "x"}),
+            ("PUT", _) => json!({"position_ms": 1}),
+            _ => json!({}),
+        };
+        let r = t
+            .http
+            .request(method.parse().unwrap(), &url)
+            .bearer_auth(&b.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "B reaching A's data: {method} {path}");
+    }
+    // And A's data is untouched.
+    let h2 = t.get_json(&a.token, &format!("/v1/profiles/{}/history", a.profile)).await;
+    assert_eq!(h, h2);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn missing_scopes_are_403_naming_the_scope() {
+    let t = spawn_app().await;
+    let v = t.viewer("ann@example.com").await;
+    let read_only = t.token(v.account, "history:read", 600);
+    let r = t
+        .post(
+            &read_only,
+            &format!("/v1/profiles/{}/events", v.profile),
+            &json!({"events": [ev("m1", "pause", 1, 0)]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("insufficient_scope"));
+    let p: Value = r.json().await.unwrap();
+    assert!(p["detail"].as_str().unwrap().contains("history:write"));
+    // Viewers cannot write the catalog.
+    let r =
+        t.http.put(t.url("/v1/titles/m1")).bearer_auth(&v.token).json(&movie("m1", 10)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn api_keys_authenticate_services_and_need_profiles_any_for_profiles() {
+    let t = spawn_app().await;
+    let v = t.viewer("ann@example.com").await;
+    let store = t.app.ports().api_keys.clone();
+    let (narrow, rec) =
+        ApiKey::generate("narrow", Scopes::parse("history:read").unwrap(), t.app.clock().now());
+    store.create_api_key(&rec).await.unwrap();
+    let (wide, rec) =
+        ApiKey::generate("wide", Scopes::parse("history:read profiles:any").unwrap(), t.app.clock().now());
+    store.create_api_key(&rec).await.unwrap();
+    let path = format!("/v1/profiles/{}/continue-watching", v.profile);
+    assert_eq!(t.get(narrow.expose(), &path).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(t.get(wide.expose(), &path).await.status(), StatusCode::OK);
+    // A wrong secret with a real prefix is refused.
+    let forged = format!("{}AAAA", &wide.expose()[..wide.expose().len() - 4]);
+    assert_eq!(t.get(&forged, &path).await.status(), StatusCode::UNAUTHORIZED);
+    // A revoked key is refused (a fresh key, so no replica cache holds it).
+    let (gone, rec) =
+        ApiKey::generate("gone", Scopes::parse("history:read profiles:any").unwrap(), t.app.clock().now());
+    store.create_api_key(&rec).await.unwrap();
+    store.revoke_api_key(&rec.prefix, t.app.clock().now()).await.unwrap();
+    assert_eq!(t.get(gone.expose(), &path).await.status(), StatusCode::UNAUTHORIZED);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_profile_bound_token_reaches_only_its_profile_and_cannot_change_settings() {
+    let t = spawn_app().await;
+    let v = t.viewer("ann@example.com").await;
+    let sibling = t
+        .app
+        .insert_profile(
+            v.account,
+            playhead_app::accounts::NewProfile { name: "Kid".into(), kids: true, ..Default::default() },
+        )
+        .await
+        .unwrap()
+        .id;
+    let issuer = playhead_auth::TokenIssuer::new(
+        t.keys.clone(),
+        t.settings.issuer.clone(),
+        t.settings.audience.clone(),
+        600,
+    );
+    let claims = issuer
+        .account_claims(
+            v.account,
+            "tv",
+            Scopes::parse(&TestApp::viewer_scopes()).unwrap(),
+            "sid",
+            t.app.clock().now().0 / 1000,
+        )
+        .bound_to(sibling);
+    let tv = issuer.issue(&claims).unwrap();
+    assert_eq!(
+        t.get(&tv, &format!("/v1/profiles/{sibling}/continue-watching")).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        t.get(&tv, &format!("/v1/profiles/{}/continue-watching", v.profile)).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let r = t
+        .http
+        .patch(t.url(&format!("/v1/profiles/{sibling}")))
+        .bearer_auth(&tv)
+        .json(&json!({"kids": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let me: Value = t.get_json(&tv, "/v1/me").await;
+    assert_eq!(me["profiles"].as_array().unwrap().len(), 1);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn owners_manage_their_profiles() {
+    let t = spawn_app().await;
+    let v = t.viewer("ann@example.com").await;
+    let r = t
+        .post(
+            &v.token,
+            &format!("/v1/accounts/{}/profiles", v.account),
+            &json!({"name": "Guest", "kids": true}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let p: Value = r.json().await.unwrap();
+    let id = p["profile_id"].as_str().unwrap();
+    let got = t.get(&v.token, &format!("/v1/profiles/{id}")).await;
+    let etag = got.headers()["etag"].to_str().unwrap().to_owned();
+    let r = t
+        .http
+        .patch(t.url(&format!("/v1/profiles/{id}")))
+        .bearer_auth(&v.token)
+        .header("if-match", "\"v7\"")
+        .json(&json!({"name": "G"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+    let r = t
+        .http
+        .patch(t.url(&format!("/v1/profiles/{id}")))
+        .bearer_auth(&v.token)
+        .header("if-match", &etag)
+        .json(&json!({"name": "Guest 2", "maturity_limit": 7}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!((p["name"].as_str(), p["maturity_limit"].as_u64()), (Some("Guest 2"), Some(7)));
+    let me = t.get_json(&v.token, "/v1/me").await;
+    assert_eq!(me["profiles"].as_array().unwrap().len(), 2);
+    t.stop().await;
+}

@@ -1,0 +1,14 @@
+#![expect(clippy::unwrap_used, reason = "tests: a panic is the failure report")]
+
+//! Integration tests of the real server: started in-process on port 0 with a fresh data dir per
+//! test (`support::spawn_app`), or as the real binary for the crash tests. One test binary for
+//! the crate keeps link time down (STACK.md).
+
+mod support;
+
+mod api_auth;
+mod api_catalog;
+mod api_playback;
+mod api_rows;
+mod api_validation;
+mod durability;

@@ -1,0 +1,197 @@
+//! Test harness: `spawn_app()` starts Playhead on 127.0.0.1:0 with a fresh data dir and hands
+//! back a client, the base URL, and helpers to mint tokens and seed data.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use playhead::{Settings, open};
+use playhead_app::App;
+use playhead_auth::{KeySet, TokenIssuer};
+use playhead_core::auth::{Scope, Scopes};
+use playhead_core::ids::{AccountId, ProfileId};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+pub struct TestApp {
+    pub base: String,
+    pub http: Client,
+    pub app: App,
+    pub keys: Arc<KeySet>,
+    pub settings: Settings,
+    pub _dir: tempfile::TempDir,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub struct Viewer {
+    pub account: AccountId,
+    pub profile: ProfileId,
+    pub token: String,
+}
+
+pub fn settings_for(dir: &std::path::Path) -> Settings {
+    Settings { data_dir: dir.to_path_buf(), metrics_listen: None, ..Settings::default() }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = settings_for(dir.path());
+    tweak(&mut settings);
+    let rt = open(settings.clone()).await.expect("open runtime");
+    let (app, keys) = (rt.app.clone(), rt.keys.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(playhead::launch(rt, listener, rx));
+    TestApp { base, http: Client::new(), app, keys, settings, _dir: dir, stop, task: Some(task) }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn token(&self, account: AccountId, scopes: &str, ttl_secs: i64) -> String {
+        let issuer = TokenIssuer::new(
+            self.keys.clone(),
+            self.settings.issuer.clone(),
+            self.settings.audience.clone(),
+            ttl_secs,
+        );
+        let now = self.app.clock().now().0 / 1000;
+        let claims =
+            issuer.account_claims(account, "tests", Scopes::parse(scopes).expect("scopes"), "sid-1", now);
+        issuer.issue(&claims).expect("issue")
+    }
+
+    pub fn viewer_scopes() -> String {
+        Scope::VIEWER.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+    }
+
+    /// An account with one profile and a viewer token.
+    pub async fn viewer(&self, email: &str) -> Viewer {
+        let account = self.app.create_account(email).await.expect("account").id;
+        let profile = self
+            .app
+            .insert_profile(
+                account,
+                playhead_app::accounts::NewProfile { name: "Main".into(), ..Default::default() },
+            )
+            .await
+            .expect("profile")
+            .id;
+        Viewer { account, profile, token: self.token(account, &Self::viewer_scopes(), 3600) }
+    }
+
+    /// A token that may write the catalog.
+    pub async fn catalog_token(&self) -> String {
+        let a = self
+            .app
+            .create_account(&format!("ops-{}@example.com", uuid::Uuid::new_v4().simple()))
+            .await
+            .expect("ops");
+        self.token(a.id, "catalog:write admin", 3600)
+    }
+
+    pub async fn import(&self, token: &str, lines: &[Value]) -> Value {
+        let body = lines.iter().map(Value::to_string).collect::<Vec<_>>().join("\n");
+        let r = self
+            .http
+            .post(self.url("/v1/titles/import"))
+            .bearer_auth(token)
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await
+            .expect("import");
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.expect("json")
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> Response {
+        self.http.get(self.url(path)).bearer_auth(token).send().await.expect("get")
+    }
+
+    pub async fn get_json(&self, token: &str, path: &str) -> Value {
+        let r = self.get(token, path).await;
+        assert_eq!(r.status(), StatusCode::OK, "GET {path}");
+        r.json().await.expect("json")
+    }
+
+    pub async fn post(&self, token: &str, path: &str, body: &Value) -> Response {
+        self.http.post(self.url(path)).bearer_auth(token).json(body).send().await.expect("post")
+    }
+
+    pub async fn events(&self, v: &Viewer, events: Vec<Value>) -> Value {
+        let r = self
+            .post(&v.token, &format!("/v1/profiles/{}/events", v.profile), &json!({"events": events}))
+            .await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        r.json().await.expect("json")
+    }
+
+    /// Wait until the consumer has applied everything queued.
+    pub async fn settle(&self) {
+        for _ in 0..500 {
+            if self.app.ports().log.backlog().await.expect("backlog") == 0 {
+                // One more beat: the batch taken before the queue emptied must commit.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if self.app.ports().log.backlog().await.expect("backlog") == 0 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("consumer did not drain the backlog");
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.task.take() {
+            t.await.expect("join").expect("server");
+        }
+    }
+}
+
+pub fn movie(id: &str, minutes: i64) -> Value {
+    json!({"id": id, "kind": "movie", "name": format!("Movie {id}"), "duration_ms": minutes * 60_000, "genres": ["Drama"], "maturity": 12, "release_year": 2020})
+}
+
+pub fn episode(series: &str, season: i32, ep: i32, minutes: i64) -> Value {
+    json!({"id": format!("{series}.s{season}e{ep}"), "kind": "episode", "name": format!("E{ep}"), "duration_ms": minutes * 60_000,
+           "series_id": series, "season": season, "episode": ep, "maturity": 7})
+}
+
+pub fn series(id: &str) -> Value {
+    json!({"id": id, "kind": "series", "name": format!("Series {id}"), "maturity": 7})
+}
+
+/// An event at `mins_ago` minutes before now.
+pub fn ev(title: &str, kind: &str, position_ms: i64, mins_ago: i64) -> Value {
+    let at = playhead_core::Timestamp(now_ms() - mins_ago * 60_000).to_rfc3339();
+    json!({"event_id": uuid::Uuid::new_v4().to_string(), "title_id": title, "kind": kind, "position_ms": position_ms, "occurred_at": at, "device_id": "tv"})
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Watching `title` for `minutes` from `from_min`, ending `ends_mins_ago` minutes ago: heartbeats every 30 s.
+pub fn watching(title: &str, from_min: i64, minutes: i64, ends_mins_ago: i64) -> Vec<Value> {
+    let start_ms = now_ms() - (ends_mins_ago + minutes) * 60_000;
+    (0..=minutes * 2)
+        .map(|i| {
+            let at = playhead_core::Timestamp(start_ms + i * 30_000).to_rfc3339();
+            json!({"event_id": uuid::Uuid::new_v4().to_string(), "title_id": title, "kind": if i == 0 {"start"} else {"heartbeat"},
+                   "position_ms": from_min * 60_000 + i * 30_000, "occurred_at": at, "device_id": "tv"})
+        })
+        .collect()
+}
