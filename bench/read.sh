@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Continue watching read (with its JWT check) vs a bare axum handler returning the same JSON row.
+# Both servers run on this machine; wrk drives each in turn, 3 runs of 10 s, and we report
+# requests/s and latency percentiles, and the ratio. Usage: bench/read.sh [runs] [seconds]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-3}; SECS=${2:-10}; CONNS=${CONNS:-32}; THREADS=${THREADS:-2}
+cargo build -q --release -p playhead -p playhead-bench
+T=${CARGO_TARGET_DIR:-target}/release
+dir=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$dir"' EXIT
+seed=$($T/playhead-bench read-seed --data-dir "$dir")
+P=$(jq -r .profile_id <<<"$seed"); TOKEN=$(jq -r .token <<<"$seed")
+RUST_LOG=error $T/playhead --data-dir "$dir" serve --listen 127.0.0.1:18181 --metrics-listen off >/dev/null &
+sleep 1
+URL=http://127.0.0.1:18181/v1/profiles/$P/continue-watching
+curl -sf -H "Authorization: Bearer $TOKEN" "$URL" > "$dir/row.json"
+echo "row items: $(jq '.items | length' "$dir/row.json"), bytes: $(wc -c < "$dir/row.json")"
+$T/playhead-bench read-baseline --listen 127.0.0.1:18182 --body "$dir/row.json" &
+sleep 0.5
+cmp <(curl -sf http://127.0.0.1:18182/row) "$dir/row.json" && echo "baseline serves the same bytes"
+run() { wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency "$@" | awk '
+  /Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} END {printf "%s %s %s\n", rps, p50, p99}'; }
+echo "run,target,requests_per_s,p50,p99"
+for i in $(seq 1 "$RUNS"); do
+  echo "$i,baseline,$(run http://127.0.0.1:18182/row | tr ' ' ',')"
+  echo "$i,playhead,$(run -H "Authorization: Bearer $TOKEN" "$URL" | tr ' ' ',')"
+done

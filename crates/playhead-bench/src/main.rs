@@ -1,0 +1,356 @@
+//! `playhead-bench`: speed goals as measured ratios to same-run baselines (docs/benchmarks.md).
+//!
+//! - `ingest`: events accepted-to-applied through REST batches of 500 from concurrent clients,
+//!   against the same rows inserted raw into SQLite with the same settings in 500-row transactions.
+//! - `read-seed` / `read-baseline`: set up a profile with a 20-item Continue watching row, and serve
+//!   the same JSON from a bare axum handler; `bench/read.sh` drives both with wrk.
+//!
+//! Benchmarks are not tests: nothing here asserts a speed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use playhead::{Settings, open};
+use playhead_app::accounts::NewProfile;
+use playhead_core::Timestamp;
+use playhead_core::auth::{Scope, Scopes};
+use playhead_core::title::{Title, TitleKind};
+use serde_json::{Value, json};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection};
+
+#[derive(Parser)]
+#[command(about = "Playhead benchmarks (ratios to same-run baselines)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Ingest throughput: REST batches of 500 vs raw SQLite 500-row transactions.
+    Ingest {
+        /// Events per run.
+        #[arg(long, default_value_t = 100_000)]
+        events: usize,
+        /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Runs (median and spread are reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// Create a data dir with one profile whose Continue watching row has 20+ items; print JSON
+    /// with the profile id and a token.
+    ReadSeed {
+        /// The data dir to fill.
+        #[arg(long)]
+        data_dir: std::path::PathBuf,
+    },
+    /// Serve a fixed JSON body on GET /row (the bare-handler baseline).
+    ReadBaseline {
+        /// Listen address.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// File with the JSON body.
+        #[arg(long)]
+        body: std::path::PathBuf,
+    },
+}
+
+const BATCH: usize = 500;
+const PROFILES: usize = 100;
+
+fn titles(n: usize) -> Vec<Title> {
+    (0..n)
+        .map(|i| Title {
+            id: playhead_core::TitleId::parse(&format!("bench-{i}")).expect("id"),
+            kind: TitleKind::Movie,
+            name: format!("Bench {i}"),
+            duration_ms: 7_200_000,
+            credits_start_ms: None,
+            series_id: None,
+            season: None,
+            episode: None,
+            genres: vec!["Drama".into()],
+            maturity: 0,
+            release_year: Some(2020),
+            available_from: None,
+            external_ids: Default::default(),
+        })
+        .collect()
+}
+
+/// One batch: 5 titles x 100 heartbeats 30 s apart, for one profile.
+fn batch_events(b: usize, base_ms: i64) -> Vec<Value> {
+    let mut out = Vec::with_capacity(BATCH);
+    for t in 0..5 {
+        let title = format!("bench-{}", (b / PROFILES * 5 + t) % 400);
+        let start = base_ms + (b as i64 % 50) * 3_600_000 + t as i64 * 4_000_000;
+        for i in 0..100i64 {
+            out.push(json!({
+                "event_id": uuid::Uuid::new_v4().to_string(), "title_id": title, "kind": "heartbeat",
+                "position_ms": i * 30_000, "occurred_at": Timestamp(start + i * 30_000).to_rfc3339(), "device_id": "tv"
+            }));
+        }
+    }
+    out
+}
+
+/// Baseline: the same rows, raw, into a table with the event log's columns and primary key, with
+/// Playhead's SQLite settings (WAL, synchronous=FULL), 500 rows per transaction.
+async fn raw_sqlite(bodies: &[(usize, Vec<Value>)]) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let mut conn = SqliteConnectOptions::new()
+        .filename(dir.path().join("raw.db"))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .connect()
+        .await?;
+    sqlx::query(
+        "CREATE TABLE events (event_id TEXT PRIMARY KEY, profile_id TEXT NOT NULL, title_id TEXT NOT NULL, kind TEXT NOT NULL,
+         position_ms INTEGER NOT NULL, duration_ms INTEGER, occurred_at INTEGER NOT NULL, occurred_at_raw INTEGER NOT NULL,
+         received_at INTEGER NOT NULL, device_id TEXT, session_id TEXT, state TEXT NOT NULL)",
+    )
+    .execute(&mut conn)
+    .await?;
+    let profile = uuid::Uuid::now_v7().to_string();
+    let started = Instant::now();
+    let mut n = 0usize;
+    for (_, events) in bodies {
+        let mut tx = conn.begin().await?;
+        for e in events {
+            let at = Timestamp::parse_rfc3339(e["occurred_at"].as_str().unwrap_or_default())
+                .map(|t| t.0)
+                .unwrap_or(0);
+            sqlx::query("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
+                .bind(e["event_id"].as_str())
+                .bind(&profile)
+                .bind(e["title_id"].as_str())
+                .bind("heartbeat")
+                .bind(e["position_ms"].as_i64())
+                .bind(None::<i64>)
+                .bind(at)
+                .bind(at)
+                .bind(at)
+                .bind("tv")
+                .bind(None::<String>)
+                .bind("logged")
+                .execute(&mut *tx)
+                .await?;
+            n += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Playhead: accepted-to-applied rate through REST.
+async fn playhead_ingest(bodies: Arc<Vec<(usize, Vec<Value>)>>, clients: usize) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let settings =
+        Settings { data_dir: dir.path().to_path_buf(), metrics_listen: None, ..Settings::default() };
+    let rt = open(settings.clone()).await?;
+    let app = rt.app.clone();
+    app.upsert_titles_unchecked(&titles(400)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let account = app.create_account("bench@example.com").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut profiles = Vec::new();
+    for i in 0..PROFILES {
+        let p = app
+            .insert_profile(account.id, NewProfile { name: format!("P{i}"), ..Default::default() })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        profiles.push(p.id);
+    }
+    let issuer = playhead_auth::TokenIssuer::new(
+        rt.keys.clone(),
+        settings.issuer.clone(),
+        settings.audience.clone(),
+        3600,
+    );
+    let scopes: Scopes = Scope::VIEWER.into_iter().collect();
+    let token = issuer.issue(&issuer.account_claims(
+        account.id,
+        "bench",
+        scopes,
+        "sid",
+        app.clock().now().0 / 1000,
+    ))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(playhead::launch(rt, listener, rx));
+
+    // Pre-serialise the bodies: the load generator's JSON work is not Playhead's.
+    let prepared: Arc<Vec<(String, Vec<u8>)>> = Arc::new(
+        bodies
+            .iter()
+            .map(|(b, evs)| {
+                let url = format!("{base}/v1/profiles/{}/events", profiles[b % PROFILES]);
+                (url, serde_json::to_vec(&json!({"events": evs})).unwrap_or_default())
+            })
+            .collect(),
+    );
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (prepared, next, http, token) = (prepared.clone(), next.clone(), http.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((url, body)) = prepared.get(i) else { return Ok::<(), anyhow::Error>(()) };
+                let r = http
+                    .post(url)
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                // A 503 (backlog full) would make the run meaningless: the default bound is far
+                // above what this bench queues, so treat it as a failed run.
+                anyhow::ensure!(r.status().as_u16() == 202, "status {}", r.status());
+                let v: Value = r.json().await?;
+                anyhow::ensure!(v["accepted"].as_u64() == Some(BATCH as u64), "not all accepted: {v}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let accepted_at = started.elapsed();
+    while app.ports().log.backlog().await.map_err(|e| anyhow::anyhow!("{e}"))? > 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let applied_at = started.elapsed();
+    let n = bodies.len() * BATCH;
+    eprintln!(
+        "  playhead: {n} events accepted in {:.2} s, applied in {:.2} s",
+        accepted_at.as_secs_f64(),
+        applied_at.as_secs_f64()
+    );
+    let _ = stop.send(true);
+    server.await??;
+    Ok(n as f64 / applied_at.as_secs_f64())
+}
+
+fn summary(xs: &mut [f64]) -> Value {
+    xs.sort_by(f64::total_cmp);
+    let median = xs[xs.len() / 2];
+    json!({"median": median.round(), "min": xs[0].round(), "max": xs[xs.len() - 1].round(), "runs": xs.len()})
+}
+
+async fn ingest(events: usize, clients: usize, runs: usize) -> anyhow::Result<()> {
+    let batches = events.div_ceil(BATCH);
+    let base_ms = playhead_app::clock::SystemClock.now_ms() - 20 * 86_400_000;
+    let (mut raw, mut ph, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 1..=runs {
+        let bodies: Vec<(usize, Vec<Value>)> = (0..batches).map(|b| (b, batch_events(b, base_ms))).collect();
+        let r = raw_sqlite(&bodies).await?;
+        let p = playhead_ingest(Arc::new(bodies), clients).await?;
+        eprintln!("run {run}: raw sqlite {r:.0} rows/s, playhead {p:.0} events/s, ratio {:.2}", p / r);
+        raw.push(r);
+        ph.push(p);
+        ratio.push(p / r);
+    }
+    println!(
+        "{}",
+        json!({"bench": "ingest", "events": batches * BATCH, "clients": clients, "batch": BATCH,
+               "raw_sqlite_rows_per_s": summary(&mut raw), "playhead_events_per_s": summary(&mut ph),
+               "ratio": {"median": (summary(&mut ratio)["median"].as_f64().unwrap_or(0.0)),
+                         "min": ratio.first().copied(), "max": ratio.last().copied()}})
+    );
+    Ok(())
+}
+
+trait NowMs {
+    fn now_ms(&self) -> i64;
+}
+impl NowMs for playhead_app::clock::SystemClock {
+    fn now_ms(&self) -> i64 {
+        use playhead_core::ports::Clock;
+        self.now().0
+    }
+}
+
+async fn read_seed(data_dir: std::path::PathBuf) -> anyhow::Result<()> {
+    let settings = Settings { data_dir, metrics_listen: None, ..Settings::default() };
+    let rt = open(settings.clone()).await?;
+    let app = rt.app.clone();
+    app.upsert_titles_unchecked(&titles(400)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let account = app.create_account("reader@example.com").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let profile = app
+        .insert_profile(account.id, NewProfile { name: "R".into(), ..Default::default() })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let service = playhead_core::auth::Principal {
+        subject: playhead_core::auth::Subject::Service { id: "bench".into() },
+        scopes: Scopes::empty().with(Scope::HistoryWrite).with(Scope::ProfilesAny),
+        bound_profile: None,
+        session_id: None,
+    };
+    let now = app.clock().now().0;
+    // 40 titles in progress (the row shows 20), 10 minutes each, an hour apart.
+    let raw: Vec<_> = (0..40)
+        .flat_map(|t| {
+            (0..=20).map(move |i| playhead_core::event::RawEvent {
+                event_id: Some(uuid::Uuid::new_v4().to_string()),
+                title_id: Some(format!("bench-{t}")),
+                kind: Some("heartbeat".into()),
+                position_ms: Some(i * 30_000),
+                duration_ms: None,
+                occurred_at: Some(Timestamp(now - (t + 1) * 3_600_000 + i * 30_000).to_rfc3339()),
+                device_id: Some("tv".into()),
+                session_id: None,
+            })
+        })
+        .collect();
+    for chunk in raw.chunks(BATCH) {
+        let batch = playhead_app::ingest::IngestBatch {
+            sent_at: None,
+            backfill: false,
+            events: chunk.iter().cloned().map(Ok).collect(),
+        };
+        app.record_events(&service, profile.id, batch).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    app.drain().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let issuer = playhead_auth::TokenIssuer::new(
+        rt.keys.clone(),
+        settings.issuer.clone(),
+        settings.audience.clone(),
+        86_400,
+    );
+    let scopes: Scopes = Scope::VIEWER.into_iter().collect();
+    let token = issuer.issue(&issuer.account_claims(account.id, "bench", scopes, "sid", now / 1000))?;
+    println!("{}", json!({"profile_id": profile.id.to_string(), "token": token}));
+    Ok(())
+}
+
+async fn read_baseline(listen: std::net::SocketAddr, body: std::path::PathBuf) -> anyhow::Result<()> {
+    let bytes =
+        axum::body::Bytes::from(std::fs::read(&body).with_context(|| format!("reading {}", body.display()))?);
+    // A bare handler: no auth, no storage, the same bytes with the same content type.
+    let app = axum::Router::new().route(
+        "/row",
+        axum::routing::get(move || {
+            let b = bytes.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], b) }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind(listen).await?;
+    axum::serve(l, app).await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Ingest { events, clients, runs } => ingest(events, clients, runs).await,
+        Cmd::ReadSeed { data_dir } => read_seed(data_dir).await,
+        Cmd::ReadBaseline { listen, body } => read_baseline(listen, body).await,
+    }
+}
