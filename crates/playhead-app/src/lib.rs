@@ -14,6 +14,7 @@ pub mod cursor;
 pub mod error;
 pub mod ingest;
 pub mod policy;
+pub mod ratelimit;
 pub mod reads;
 
 use std::sync::Arc;

@@ -11,6 +11,7 @@ pub mod event;
 pub mod ids;
 pub mod ports;
 pub mod profile;
+pub mod rate;
 pub mod rules;
 pub mod time;
 pub mod title;

@@ -14,6 +14,7 @@ use crate::error::StoreError;
 use crate::event::PlaybackEvent;
 use crate::ids::{AccountId, EventId, PlayId, ProfileId, TitleId};
 use crate::profile::{Account, Email, Profile};
+use crate::rate::{Quota, RateDecision};
 use crate::rules::progress::ProgressRecord;
 use crate::rules::viewing::SessionKey;
 use crate::time::Timestamp;
@@ -279,6 +280,19 @@ pub trait ViewingTx: Send {
     async fn replace_viewings(&mut self, remove: &[PlayId], upsert: &[Viewing]) -> Result<(), StoreError>;
     /// Commit.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Rate limits: one GCRA state (a TAT) per key. Embedded: in process; scale-out: Redis.
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Charge `cost` units to `key` under `quota` at `now` (refused requests are not charged).
+    async fn check(
+        &self,
+        key: &str,
+        quota: Quota,
+        cost: u32,
+        now: Timestamp,
+    ) -> Result<RateDecision, StoreError>;
 }
 
 /// A stored API key (the secret itself is never stored).
