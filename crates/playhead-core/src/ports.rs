@@ -75,6 +75,15 @@ pub trait Catalog: Send + Sync {
     /// copy is stored). Large calls may commit in chunks, so a failure part-way leaves earlier
     /// chunks stored (a retry is idempotent).
     async fn upsert_titles(&self, titles: &[Title], now: Timestamp) -> Result<UpsertSummary, StoreError>;
+    /// Replace one existing title if its stored version is `expected_version`; the version then
+    /// increases by one (even when nothing changed: the client asked for a write). `NotFound` when
+    /// there is no such title, `PreconditionFailed` on a version mismatch.
+    async fn replace_title_if(
+        &self,
+        title: &Title,
+        expected_version: i64,
+        now: Timestamp,
+    ) -> Result<StoredTitle, StoreError>;
     /// One title.
     async fn title(&self, id: &TitleId) -> Result<Option<StoredTitle>, StoreError>;
     /// Several titles (missing ids are simply absent from the result).
@@ -293,6 +302,59 @@ pub trait RateLimiter: Send + Sync {
         cost: u32,
         now: Timestamp,
     ) -> Result<RateDecision, StoreError>;
+}
+
+/// A response kept for replay under an Idempotency-Key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers to replay (content type, location, ETag...), in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// What [`IdempotencyStore::begin`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyBegin {
+    /// The key is now held by the caller: run the request, then `complete` or `release`.
+    Started,
+    /// Another request with this key and payload is still running.
+    InFlight,
+    /// A completed request with this key and payload: replay its response.
+    Completed(StoredResponse),
+    /// The key was used with a different payload (running or completed).
+    Mismatch,
+}
+
+/// Idempotency keys (IETF httpapi idempotency-key draft), scoped by the caller (the key string
+/// passed here already includes the principal).
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claim `key` for a request whose payload hashes to `fingerprint`. A running request older
+    /// than `lease_ms` is presumed dead (its process crashed) and its key is taken over. An expired
+    /// completed entry counts as absent.
+    async fn begin(
+        &self,
+        key: &str,
+        fingerprint: [u8; 32],
+        now: Timestamp,
+        lease_ms: i64,
+    ) -> Result<IdempotencyBegin, StoreError>;
+    /// Store the response of the request holding `key`, kept until `expires_at`.
+    async fn complete(
+        &self,
+        key: &str,
+        fingerprint: [u8; 32],
+        response: &StoredResponse,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Free a held key without storing anything (the response must not be replayed: 401, 409,
+    /// 429, 5xx...), so a real retry can run.
+    async fn release(&self, key: &str, fingerprint: [u8; 32]) -> Result<(), StoreError>;
+    /// Delete entries expired before `now`. Returns how many.
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
 }
 
 /// A stored API key (the secret itself is never stored).

@@ -32,7 +32,7 @@ use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 
-use playhead_core::ports::{AccountStore, ApiKeyStore, Catalog, EventLog, ViewingStore};
+use playhead_core::ports::{AccountStore, ApiKeyStore, Catalog, EventLog, IdempotencyStore, ViewingStore};
 
 /// One store under test, seen through every port, plus whatever keeps it alive.
 pub struct Stores {
@@ -46,6 +46,8 @@ pub struct Stores {
     pub viewing: Arc<dyn ViewingStore>,
     /// API keys.
     pub api_keys: Arc<dyn ApiKeyStore>,
+    /// Idempotency keys.
+    pub idempotency: Arc<dyn IdempotencyStore>,
     /// Keeps a temporary directory or test database alive until the check ends (dropped last).
     pub guard: Box<dyn Any + Send + Sync>,
 }
@@ -54,7 +56,7 @@ impl Stores {
     /// All ports from one adapter value that implements every one of them.
     pub fn from_store<S>(store: S, guard: impl Any + Send + Sync) -> Self
     where
-        S: AccountStore + Catalog + EventLog + ViewingStore + ApiKeyStore + 'static,
+        S: AccountStore + Catalog + EventLog + ViewingStore + ApiKeyStore + IdempotencyStore + 'static,
     {
         let store = Arc::new(store);
         Self {
@@ -62,7 +64,8 @@ impl Stores {
             catalog: store.clone(),
             log: store.clone(),
             viewing: store.clone(),
-            api_keys: store,
+            api_keys: store.clone(),
+            idempotency: store,
             guard: Box::new(guard),
         }
     }
@@ -112,6 +115,7 @@ macro_rules! contract_suite {
             upsert_is_idempotent_and_versions_follow_content,
             upsert_takes_large_imports,
             upsert_of_one_id_twice_keeps_the_last_copy,
+            conditional_title_replace_checks_the_version,
             list_titles_pages_in_id_order,
             episodes_of_lists_only_those_series,
             // event log
@@ -145,6 +149,10 @@ macro_rules! contract_suite {
             backfill_dedupes_and_respects_deletes,
             // API keys
             api_keys_are_found_by_prefix_and_revocable,
+            // idempotency keys
+            a_key_is_held_by_one_request_at_a_time,
+            completed_keys_replay_until_they_expire,
+            released_and_abandoned_keys_can_be_retried,
         }
     };
 }

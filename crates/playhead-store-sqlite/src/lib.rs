@@ -30,6 +30,7 @@ mod api_keys;
 mod catalog;
 mod codec;
 mod error;
+mod idempotency;
 mod log;
 mod viewing;
 

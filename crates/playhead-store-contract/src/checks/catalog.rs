@@ -189,3 +189,31 @@ pub async fn episodes_of_lists_only_those_series(s: &Stores) {
     assert_eq!(s.catalog.episodes_of(&[tid("m1")]).await.expect("episodes_of"), vec![]);
     assert_eq!(s.catalog.episodes_of(&[]).await.expect("episodes_of"), vec![]);
 }
+
+/// `replace_title_if` writes only at the expected version (then bumps it by one, even for an
+/// identical title), answers `PreconditionFailed` for a stale version without writing, and
+/// `NotFound` for a title that does not exist.
+pub async fn conditional_title_replace_checks_the_version(s: &Stores) {
+    let m = movie("m1");
+    s.catalog.upsert_titles(std::slice::from_ref(&m), at(0)).await.expect("upsert");
+    let mut renamed = m.clone();
+    renamed.name = "Renamed".into();
+    let stored = s.catalog.replace_title_if(&renamed, 1, at(1)).await.expect("replace at v1");
+    assert_eq!(stored, StoredTitle { title: renamed.clone(), version: 2 });
+    let mut again = m.clone();
+    again.name = "Stale".into();
+    assert!(matches!(
+        s.catalog.replace_title_if(&again, 1, at(2)).await,
+        Err(playhead_core::StoreError::PreconditionFailed)
+    ));
+    assert_eq!(
+        s.catalog.title(&tid("m1")).await.expect("title"),
+        Some(StoredTitle { title: renamed.clone(), version: 2 })
+    );
+    let same = s.catalog.replace_title_if(&renamed, 2, at(3)).await.expect("identical replace");
+    assert_eq!(same.version, 3);
+    assert!(matches!(
+        s.catalog.replace_title_if(&movie("nope"), 1, at(4)).await,
+        Err(playhead_core::StoreError::NotFound)
+    ));
+}

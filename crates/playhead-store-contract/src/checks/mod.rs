@@ -7,19 +7,22 @@
 mod accounts;
 mod api_keys;
 mod catalog;
+mod idempotency;
 mod log;
 mod viewing;
 
 pub use accounts::*;
 pub use api_keys::*;
 pub use catalog::*;
+pub use idempotency::*;
 pub use log::*;
 pub use viewing::*;
 
-const SOURCES: [&str; 5] = [
+const SOURCES: [&str; 6] = [
     include_str!("accounts.rs"),
     include_str!("api_keys.rs"),
     include_str!("catalog.rs"),
+    include_str!("idempotency.rs"),
     include_str!("log.rs"),
     include_str!("viewing.rs"),
 ];
