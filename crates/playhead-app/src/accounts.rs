@@ -125,7 +125,8 @@ impl App {
         self.reachable_profile(p, id, Scope::HistoryRead).await
     }
 
-    /// Change a profile's settings. `if_version` is the client's If-Match (the profile version).
+    /// Change a profile's settings. `if_version` is the client's If-Match (the profile version);
+    /// it is required, so two devices editing one profile cannot silently overwrite each other.
     pub async fn patch_profile(
         &self,
         p: &Principal,
@@ -135,8 +136,10 @@ impl App {
     ) -> Result<Profile, AppError> {
         let current = self.reachable_profile(p, id, Scope::ProfilesWrite).await?;
         policy::may_change_settings(p, id)?;
-        if if_version.is_some_and(|v| v != current.version) {
-            return Err(AppError::PreconditionFailed);
+        match if_version {
+            None => return Err(AppError::PreconditionRequired),
+            Some(v) if v != current.version => return Err(AppError::PreconditionFailed),
+            Some(_) => {}
         }
         let mut next = current.clone();
         let mut errs: Vec<FieldError> = Vec::new();

@@ -135,6 +135,7 @@ fn clone_err(e: &AppError) -> AppError {
         AppError::NotFound(s) => AppError::NotFound(s),
         AppError::Conflict(s) => AppError::Conflict(s.clone()),
         AppError::PreconditionFailed => AppError::PreconditionFailed,
+        AppError::PreconditionRequired => AppError::PreconditionRequired,
         AppError::Overloaded { retry_after_secs } => {
             AppError::Overloaded { retry_after_secs: *retry_after_secs }
         }

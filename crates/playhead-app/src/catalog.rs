@@ -3,11 +3,11 @@
 //! After every write, held events whose title now exists are queued: premieres often reach
 //! players before the catalog feed, and those plays must not be lost.
 
-use playhead_core::FieldError;
 use playhead_core::auth::{Principal, Scope};
 use playhead_core::ids::TitleId;
 use playhead_core::ports::{StoredTitle, UpsertSummary};
 use playhead_core::title::{Title, TitleInput};
+use playhead_core::{FieldError, StoreError};
 
 use crate::policy;
 use crate::{App, AppError};
@@ -161,6 +161,54 @@ impl App {
         Ok((stored, before.is_none()))
     }
 
+    /// Change a title with a JSON merge patch (RFC 7396: members replace, `null` removes).
+    /// `if_version` (the client's If-Match) is required.
+    pub async fn patch_title(
+        &self,
+        p: &Principal,
+        id: &TitleId,
+        patch: serde_json::Value,
+        if_version: Option<i64>,
+    ) -> Result<StoredTitle, AppError> {
+        policy::require(p, Scope::CatalogWrite)?;
+        let current = self.ports.catalog.title(id).await?.ok_or(AppError::NotFound("title"))?;
+        let Some(expected) = if_version else { return Err(AppError::PreconditionRequired) };
+        if expected != current.version {
+            return Err(AppError::PreconditionFailed);
+        }
+        let serde_json::Value::Object(_) = patch else {
+            return Err(AppError::invalid(FieldError::new(
+                "body",
+                "invalid",
+                "must be a JSON object (a merge patch)",
+            )));
+        };
+        let mut doc = serde_json::to_value(TitleInput::from(&current.title))
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        merge_patch(&mut doc, &patch);
+        let input: TitleInput = serde_json::from_value(doc).map_err(|e| {
+            let msg = e.to_string();
+            let field = msg.split('`').nth(1).unwrap_or("body").to_owned();
+            AppError::invalid(FieldError::new(field, "invalid", msg))
+        })?;
+        if input.id.as_deref() != Some(id.as_str()) {
+            return Err(AppError::invalid(FieldError::new(
+                "id",
+                "immutable",
+                "a title's id cannot be changed",
+            )));
+        }
+        let title = input.validate().map_err(AppError::Invalid)?;
+        let stored = self.ports.catalog.replace_title_if(&title, expected, self.clock.now()).await.map_err(
+            |e| match e {
+                StoreError::NotFound => AppError::NotFound("title"),
+                other => other.into(),
+            },
+        )?;
+        self.cache.invalidate_all_rows();
+        Ok(stored)
+    }
+
     /// Read one title (any authenticated caller).
     pub async fn get_title(&self, id: &TitleId) -> Result<StoredTitle, AppError> {
         self.ports.catalog.title(id).await?.ok_or(AppError::NotFound("title"))
@@ -202,5 +250,44 @@ impl App {
             self.wake.notify_one();
         }
         Ok(n)
+    }
+}
+
+/// RFC 7396 JSON merge patch.
+fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    use serde_json::Value;
+    let Value::Object(p) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(serde_json::Map::new());
+    }
+    if let Value::Object(t) = target {
+        for (k, v) in p {
+            if v.is_null() {
+                t.remove(k);
+            } else {
+                merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_patch;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        // The RFC's own example (section 3).
+        let mut doc = json!({"title": "Goodbye!", "author": {"givenName": "John", "familyName": "Doe"}, "tags": ["example", "sample"], "content": "This will be unchanged"});
+        let patch = json!({"title": "Hello!", "phoneNumber": "+01-123-456-7890", "author": {"familyName": null}, "tags": ["example"]});
+        merge_patch(&mut doc, &patch);
+        assert_eq!(
+            doc,
+            json!({"title": "Hello!", "author": {"givenName": "John"}, "tags": ["example"], "content": "This will be unchanged", "phoneNumber": "+01-123-456-7890"})
+        );
     }
 }

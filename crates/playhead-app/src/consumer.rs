@@ -30,8 +30,13 @@ impl App {
         }
     }
 
-    /// Release held events whose title arrived and drop those held past `held_ttl`.
+    /// Housekeeping: release held events whose title arrived, drop those held past `held_ttl`,
+    /// and forget expired idempotency keys.
     pub async fn sweep_held(&self) -> Result<(u64, u64), AppError> {
+        let purged = self.ports.idempotency.purge_expired(self.clock.now()).await?;
+        if purged > 0 {
+            tracing::debug!(key.count = purged, "expired idempotency keys purged");
+        }
         let released = self.release_held().await?;
         let cutoff = self.clock.now().plus_ms(-self.config.rules.held_ttl_ms);
         let expired = self.ports.log.expire_held(cutoff).await?;

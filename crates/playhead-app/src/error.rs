@@ -31,6 +31,9 @@ pub enum AppError {
     /// If-Match did not match.
     #[error("precondition failed")]
     PreconditionFailed,
+    /// This change needs If-Match (a lost update would otherwise go unnoticed).
+    #[error("precondition required")]
+    PreconditionRequired,
     /// The event log is full: retry later.
     #[error("event backlog full")]
     Overloaded {

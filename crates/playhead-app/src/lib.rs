@@ -13,13 +13,16 @@ pub mod consumer;
 pub mod cursor;
 pub mod error;
 pub mod ingest;
+pub mod limits;
 pub mod policy;
 pub mod ratelimit;
 pub mod reads;
 
 use std::sync::Arc;
 
-use playhead_core::ports::{AccountStore, ApiKeyStore, Catalog, Clock, EventLog, ViewingStore};
+use playhead_core::ports::{
+    AccountStore, ApiKeyStore, Catalog, Clock, EventLog, IdempotencyStore, RateLimiter, ViewingStore,
+};
 use playhead_core::rules::Rules;
 use tokio::sync::Notify;
 
@@ -39,6 +42,10 @@ pub struct Ports {
     pub viewing: Arc<dyn ViewingStore>,
     /// API keys.
     pub api_keys: Arc<dyn ApiKeyStore>,
+    /// Idempotency keys.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// Rate limits (in process, or shared in scale-out).
+    pub limiter: Arc<dyn RateLimiter>,
 }
 
 /// Tunables of the application layer (the binary fills them from config).
@@ -57,6 +64,8 @@ pub struct AppConfig {
     /// Cache rows and profiles in this process (turn off when several replicas serve one store
     /// without cross-replica invalidation).
     pub row_cache: bool,
+    /// Request quotas per route class.
+    pub quotas: limits::Quotas,
 }
 
 impl Default for AppConfig {
@@ -68,6 +77,7 @@ impl Default for AppConfig {
             consumer_batch: 2_000,
             cursor_key: [0; 32],
             row_cache: true,
+            quotas: limits::Quotas::default(),
         }
     }
 }

@@ -46,7 +46,9 @@ async fn app(dir: &std::path::Path) -> App {
         catalog: Arc::new(store.clone()),
         log: Arc::new(store.clone()),
         viewing: Arc::new(store.clone()),
-        api_keys: Arc::new(store),
+        api_keys: Arc::new(store.clone()),
+        idempotency: Arc::new(store),
+        limiter: Arc::new(playhead_app::ratelimit::LocalRateLimiter::new(std::time::Duration::from_secs(60))),
     };
     App::new(ports, AppConfig::default(), Arc::new(ManualClock::at(Timestamp(NOW))))
 }
