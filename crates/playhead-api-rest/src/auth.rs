@@ -124,6 +124,14 @@ impl FromRequestParts<RestState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &RestState) -> Result<Self, Self::Rejection> {
-        state.auth.authenticate(parts).await.map(Auth)
+        // The authenticate middleware has usually decided already; verify here only when it
+        // did not run (e.g. a router built without it in a test).
+        match parts.extensions.get::<crate::middleware::AuthOutcome>() {
+            Some(crate::middleware::AuthOutcome::Ok(p)) => Ok(Auth(p.clone())),
+            Some(crate::middleware::AuthOutcome::Refused(error, description)) => {
+                Err(ApiError::Unauthorized { error: *error, description: description.clone() })
+            }
+            None => state.auth.authenticate(parts).await.map(Auth),
+        }
     }
 }

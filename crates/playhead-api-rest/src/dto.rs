@@ -355,6 +355,56 @@ impl PlayDto {
     }
 }
 
+/// A play in history, representation v2 (`Accept: application/vnd.playhead.v2+json`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PlayV2Dto {
+    /// Play id (UUIDv7).
+    pub play_id: String,
+    /// The title played (null if it left the catalog).
+    pub title: Option<TitleSummary>,
+    /// When the viewing happened.
+    pub period: PeriodDto,
+    /// How much was watched.
+    pub watched: WatchedDto,
+}
+
+/// A time span.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PeriodDto {
+    /// Earliest event (RFC 3339).
+    pub start: String,
+    /// Latest event (RFC 3339).
+    pub end: String,
+}
+
+/// Watching done in a play.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WatchedDto {
+    /// Time watched, seeks excluded.
+    pub ms: i64,
+    /// Share of the title's duration (one decimal, at most 100).
+    pub percent: f64,
+    /// Reached the watched point.
+    pub completed: bool,
+}
+
+impl PlayV2Dto {
+    /// From a stored play and its title.
+    pub fn new(v: &Viewing, t: Option<&Title>) -> Self {
+        let duration = t.map_or(0, |t| t.duration_ms);
+        Self {
+            play_id: v.id.to_string(),
+            title: t.map(TitleSummary::from),
+            period: PeriodDto { start: ts(v.started_at), end: ts(v.ended_at) },
+            watched: WatchedDto {
+                ms: v.watched_ms,
+                percent: playhead_core::rules::progress::percent(v.watched_ms, duration),
+                completed: v.completed,
+            },
+        }
+    }
+}
+
 /// A backfilled play (request).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

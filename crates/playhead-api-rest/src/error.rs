@@ -52,7 +52,8 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(slug: &str, title: &str, status: StatusCode, detail: impl Into<String>) -> Self {
+    /// A problem of type `/problems/<slug>`.
+    pub fn new(slug: &str, title: &str, status: StatusCode, detail: impl Into<String>) -> Self {
         Self {
             type_: format!("/problems/{slug}"),
             title: title.to_owned(),
@@ -116,7 +117,8 @@ impl From<FieldError> for ApiError {
     }
 }
 
-fn problem_response(problem: &Problem, extra: &[(header::HeaderName, HeaderValue)]) -> Response {
+/// A problem+json response with extra headers.
+pub fn problem_response(problem: &Problem, extra: &[(header::HeaderName, HeaderValue)]) -> Response {
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = serde_json::to_vec(problem).unwrap_or_default();
     let mut res = (status, body).into_response();
@@ -165,6 +167,15 @@ impl IntoResponse for ApiError {
             ApiError::App(AppError::Conflict(what)) => {
                 (Problem::new("conflict", "Conflict", S::CONFLICT, what), vec![])
             }
+            ApiError::App(AppError::PreconditionRequired) => (
+                Problem::new(
+                    "precondition-required",
+                    "Precondition required",
+                    S::PRECONDITION_REQUIRED,
+                    "send If-Match with the ETag from your last GET, so a concurrent change is not overwritten",
+                ),
+                vec![],
+            ),
             ApiError::App(AppError::PreconditionFailed) => (
                 Problem::new(
                     "precondition-failed",

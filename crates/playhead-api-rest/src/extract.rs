@@ -11,9 +11,9 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// Largest JSON body (imports stream NDJSON under their own limit).
+/// Default largest JSON body (imports stream NDJSON under their own limit).
 pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
-/// Deepest JSON nesting accepted (serde_json's own recursion limit is 128).
+/// Default deepest JSON nesting accepted (serde_json's own recursion limit is 128).
 pub const JSON_DEPTH_LIMIT: usize = 32;
 
 /// A JSON body, strictly parsed.
@@ -35,8 +35,13 @@ pub async fn read_body(req: Request, limit: usize, what: &str) -> Result<Bytes, 
         .map_err(|_| ApiError::TooLarge { limit: what.to_owned() })
 }
 
-/// Reject documents nested deeper than the limit before deserializing them (cheap byte scan).
+/// Reject documents nested deeper than [`JSON_DEPTH_LIMIT`] (cheap byte scan).
 pub fn check_depth(bytes: &[u8]) -> Result<(), ApiError> {
+    check_depth_limit(bytes, JSON_DEPTH_LIMIT)
+}
+
+/// Reject documents nested deeper than `limit` before deserializing them (cheap byte scan).
+pub fn check_depth_limit(bytes: &[u8], limit: usize) -> Result<(), ApiError> {
     let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
     for &b in bytes {
         if in_str {
@@ -57,16 +62,21 @@ pub fn check_depth(bytes: &[u8]) -> Result<(), ApiError> {
             b'}' | b']' => depth = depth.saturating_sub(1),
             _ => {}
         }
-        if max > JSON_DEPTH_LIMIT {
-            return Err(ApiError::TooLarge { limit: format!("JSON nesting depth of {JSON_DEPTH_LIMIT}") });
+        if max > limit {
+            return Err(ApiError::TooLarge { limit: format!("JSON nesting depth of {limit}") });
         }
     }
     Ok(())
 }
 
-/// Parse JSON reporting the path of the failing field.
+/// Parse JSON reporting the path of the failing field (default depth limit).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    check_depth(bytes)?;
+    parse_json_with_depth(bytes, JSON_DEPTH_LIMIT)
+}
+
+/// Parse JSON nested at most `depth` deep, reporting the path of the failing field.
+pub fn parse_json_with_depth<T: DeserializeOwned>(bytes: &[u8], depth: usize) -> Result<T, ApiError> {
+    check_depth_limit(bytes, depth)?;
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -79,15 +89,16 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+impl<T: DeserializeOwned> FromRequest<crate::RestState> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &crate::RestState) -> Result<Self, Self::Rejection> {
         if !is_json(req.headers().get(header::CONTENT_TYPE)) {
             return Err(ApiError::UnsupportedMediaType("application/json"));
         }
-        let bytes = read_body(req, JSON_BODY_LIMIT, "1 MiB body").await?;
-        parse_json(&bytes).map(ApiJson)
+        let limit = state.limits.json_body_bytes;
+        let bytes = read_body(req, limit, &format!("{} body", crate::human_bytes(limit))).await?;
+        parse_json_with_depth(&bytes, state.limits.json_depth).map(ApiJson)
     }
 }
 

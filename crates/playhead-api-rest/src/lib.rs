@@ -10,6 +10,8 @@ pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod middleware;
+pub mod openapi;
 pub mod routes;
 
 use std::sync::Arc;
@@ -30,6 +32,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use auth::Authenticator;
 pub use error::ApiError;
+use openapi::Common as CommonResponses;
 
 mod async_trait_shim {
     //! A boxed future type for the readiness check (keeps the trait object-safe without a macro).
@@ -45,6 +48,48 @@ pub trait ReadyCheck: Send + Sync {
     fn ready(&self) -> ReadyFuture<'_>;
 }
 
+/// Hard limits of the HTTP surface (all configurable; docs/api.md lists them).
+#[derive(Debug, Clone)]
+pub struct RestLimits {
+    /// Largest JSON body.
+    pub json_body_bytes: usize,
+    /// Deepest JSON nesting.
+    pub json_depth: usize,
+    /// Most events in one batch.
+    pub batch_max: usize,
+    /// Largest NDJSON import.
+    pub import_body_bytes: usize,
+    /// Longest a request may run before it is answered 503 (imports exempt).
+    pub request_timeout: Duration,
+    /// Requests one principal may have in flight at once.
+    pub max_in_flight_per_principal: usize,
+    /// Browser origins allowed to call the API (CORS); empty = none.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+impl Default for RestLimits {
+    fn default() -> Self {
+        Self {
+            json_body_bytes: extract::JSON_BODY_LIMIT,
+            json_depth: extract::JSON_DEPTH_LIMIT,
+            batch_max: 500,
+            import_body_bytes: 256 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            max_in_flight_per_principal: 32,
+            cors_allowed_origins: Vec::new(),
+        }
+    }
+}
+
+/// `1 MiB`, `256 MiB`, `512 KiB`: limits in problem documents read like the docs.
+pub fn human_bytes(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
+    }
+}
+
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct RestState {
@@ -54,10 +99,27 @@ pub struct RestState {
     pub auth: Arc<Authenticator>,
     /// Readiness.
     pub ready: Arc<dyn ReadyCheck>,
+    /// Hard limits.
+    pub limits: Arc<RestLimits>,
+    /// Requests in flight per principal.
+    pub in_flight: middleware::InFlight,
+    /// Configured deprecations (Deprecation / Sunset / Link headers).
+    pub deprecations: Arc<Vec<middleware::Deprecation>>,
 }
 
-/// Longest time a request may take before it is answered 503 (long imports are exempt).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+impl RestState {
+    /// State with the given limits and deprecations.
+    pub fn new(
+        app: App,
+        auth: Arc<Authenticator>,
+        ready: Arc<dyn ReadyCheck>,
+        limits: RestLimits,
+        deprecations: Vec<middleware::Deprecation>,
+    ) -> Self {
+        let in_flight = middleware::InFlight::new(limits.max_in_flight_per_principal);
+        Self { app, auth, ready, limits: Arc::new(limits), in_flight, deprecations: Arc::new(deprecations) }
+    }
+}
 
 /// The OpenAPI document of the REST API.
 #[derive(OpenApi)]
@@ -70,13 +132,13 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
     paths(
         routes::health::livez, routes::health::readyz,
         routes::accounts::me, routes::accounts::create_profile, routes::accounts::get_profile, routes::accounts::patch_profile,
-        routes::titles::put_title, routes::titles::get_title, routes::titles::list_titles, routes::titles::import_titles,
+        routes::titles::put_title, routes::titles::patch_title, routes::titles::get_title, routes::titles::list_titles, routes::titles::import_titles,
         routes::events::post_events,
         routes::progress::get_progress, routes::progress::put_progress,
         routes::history::get_history, routes::history::post_history, routes::history::delete_play,
         routes::rows::continue_watching, routes::rows::hide, routes::rows::next_up,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
     tags(
         (name = "playback", description = "Events and resume points"),
         (name = "history", description = "Per-play history"),
@@ -112,11 +174,7 @@ async fn observe(req: Request, next: Next) -> Response {
     let method = req.method().as_str().to_owned();
     let started = Instant::now();
     let span = tracing::info_span!("http", http.method = %method, http.route = %route, http.status = tracing::field::Empty);
-    let res = {
-        let _e = span.enter();
-        drop(_e);
-        tracing::Instrument::instrument(next.run(req), span.clone()).await
-    };
+    let res = tracing::Instrument::instrument(next.run(req), span.clone()).await;
     let status = res.status().as_u16();
     span.record("http.status", status);
     let secs = started.elapsed().as_secs_f64();
@@ -140,14 +198,63 @@ async fn method_not_allowed() -> Response {
     res
 }
 
-/// Security headers on every answer (HTML docs page included).
+/// Security headers on every answer; HTML pages (the docs) also get a content security policy
+/// that allows only this origin's scripts and styles (Swagger UI's inline bootstrap included).
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
+    let html = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/html"));
     let h = res.headers_mut();
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    if html {
+        h.insert(
+            "content-security-policy",
+            HeaderValue::from_static(
+                "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            ),
+        );
+        h.insert("cache-control", HeaderValue::from_static("no-store"));
+    }
     res
+}
+
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::Method;
+    if origins.is_empty() {
+        return None;
+    }
+    let allowed: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let h = HeaderName::from_static;
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(allowed)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+            .allow_headers([
+                h("authorization"),
+                h("content-type"),
+                h("accept"),
+                h("idempotency-key"),
+                h("if-match"),
+                h("if-none-match"),
+            ])
+            .expose_headers([
+                h("etag"),
+                h("location"),
+                h("retry-after"),
+                h("ratelimit"),
+                h("ratelimit-policy"),
+                h("idempotent-replayed"),
+                h("deprecation"),
+                h("sunset"),
+                h("link"),
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 /// The whole HTTP surface.
@@ -160,7 +267,10 @@ pub fn router(state: RestState) -> Router {
             get(routes::accounts::get_profile).patch(routes::accounts::patch_profile),
         )
         .route("/v1/titles", get(routes::titles::list_titles))
-        .route("/v1/titles/{title_id}", put(routes::titles::put_title).get(routes::titles::get_title))
+        .route(
+            "/v1/titles/{title_id}",
+            put(routes::titles::put_title).get(routes::titles::get_title).patch(routes::titles::patch_title),
+        )
         .route("/v1/profiles/{profile_id}/events", post(routes::events::post_events))
         .route(
             "/v1/profiles/{profile_id}/progress/{title_id}",
@@ -182,12 +292,13 @@ pub fn router(state: RestState) -> Router {
         .route("/v1/profiles/{profile_id}/next-up", get(routes::rows::next_up))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
+            state.limits.request_timeout,
         ));
     // The import streams up to 256 MiB: it gets no request timeout, only its own size limit.
     let import = Router::new().route("/v1/titles/import", post(routes::titles::import_titles));
     let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
+    let cors = cors(&state.limits.cors_allowed_origins);
+    let router = Router::new()
         .route("/livez", get(routes::health::livez))
         .route("/readyz", get(routes::health::readyz))
         .merge(v1)
@@ -195,10 +306,19 @@ pub fn router(state: RestState) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .with_state(state.clone())
+        // Innermost first: idempotency sees only requests that passed quotas and negotiation.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::idempotency))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::versioning))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::limits))
+        .layer(axum::middleware::from_fn_with_state(state, middleware::authenticate))
         .layer(axum::middleware::from_fn(observe))
         .layer(axum::middleware::from_fn(security_headers))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
+    match cors {
+        Some(c) => router.layer(c),
+        None => router,
+    }
 }

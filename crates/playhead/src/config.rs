@@ -31,6 +31,103 @@ pub struct Settings {
     pub rules: Rules,
     /// Event pipeline limits.
     pub limits: Limits,
+    /// HTTP hard limits.
+    pub http: HttpLimits,
+    /// Request quotas per principal and route class.
+    pub rate_limits: RateLimits,
+    /// Deprecated routes or versions (Deprecation, Sunset and Link headers).
+    pub deprecations: Vec<playhead_api_rest::middleware::Deprecation>,
+}
+
+/// HTTP hard limits. Exceeding one is a problem+json naming the limit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpLimits {
+    /// Largest JSON body.
+    pub json_body_bytes: usize,
+    /// Deepest JSON nesting.
+    pub json_depth: usize,
+    /// Most events (or backfilled plays) in one batch.
+    pub batch_max: usize,
+    /// Largest NDJSON import.
+    pub import_body_bytes: usize,
+    /// Seconds before a request is answered 503 (imports exempt).
+    pub request_timeout_secs: u64,
+    /// Seconds a client may take to send its request headers (slowloris defence).
+    pub header_read_timeout_secs: u64,
+    /// Requests one principal may have in flight at once.
+    pub max_in_flight_per_principal: usize,
+    /// Browser origins allowed to call the API (CORS), e.g. ["https://app.example.com"].
+    pub cors_allowed_origins: Vec<String>,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            json_body_bytes: 1024 * 1024,
+            json_depth: 32,
+            batch_max: 500,
+            import_body_bytes: 256 * 1024 * 1024,
+            request_timeout_secs: 30,
+            header_read_timeout_secs: 10,
+            max_in_flight_per_principal: 32,
+            cors_allowed_origins: Vec::new(),
+        }
+    }
+}
+
+/// One quota: `limit` requests per `window_secs`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaSetting {
+    /// Requests per window.
+    pub limit: u32,
+    /// The window, seconds.
+    pub window_secs: u32,
+}
+
+/// Quotas per route class (see docs/api.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimits {
+    /// GETs.
+    pub read: QuotaSetting,
+    /// Other changes.
+    pub write: QuotaSetting,
+    /// Event batches.
+    pub ingest: QuotaSetting,
+    /// Catalog imports and history backfills.
+    pub import: QuotaSetting,
+    /// Unauthenticated requests, per client address.
+    pub auth: QuotaSetting,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        let q = playhead_app::limits::Quotas::default();
+        let s = |q: playhead_core::rate::Quota| QuotaSetting {
+            limit: q.limit,
+            window_secs: u32::try_from(q.window_ms / 1000).unwrap_or(60),
+        };
+        Self { read: s(q.read), write: s(q.write), ingest: s(q.ingest), import: s(q.import), auth: s(q.auth) }
+    }
+}
+
+impl RateLimits {
+    /// As the application's quotas.
+    pub fn quotas(&self) -> playhead_app::limits::Quotas {
+        let q = |s: QuotaSetting| playhead_core::rate::Quota {
+            limit: s.limit,
+            window_ms: i64::from(s.window_secs) * 1000,
+        };
+        playhead_app::limits::Quotas {
+            read: q(self.read),
+            write: q(self.write),
+            ingest: q(self.ingest),
+            import: q(self.import),
+            auth: q(self.auth),
+        }
+    }
 }
 
 /// Event pipeline limits.
@@ -69,6 +166,9 @@ impl Default for Settings {
             log_format: "json".into(),
             rules: Rules::default(),
             limits: Limits::default(),
+            http: HttpLimits::default(),
+            rate_limits: RateLimits::default(),
+            deprecations: Vec::new(),
         }
     }
 }

@@ -8,7 +8,6 @@ pub mod config;
 pub mod demo;
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -90,6 +89,8 @@ pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
         log: Arc::new(store.clone()),
         viewing: Arc::new(store.clone()),
         api_keys: Arc::new(store.clone()),
+        idempotency: Arc::new(store.clone()),
+        limiter: Arc::new(playhead_app::ratelimit::LocalRateLimiter::new(Duration::from_secs(3_600))),
     };
     let config = AppConfig {
         rules: settings.rules.clone(),
@@ -98,6 +99,7 @@ pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
         consumer_batch: settings.limits.consumer_batch,
         cursor_key,
         row_cache: true,
+        quotas: settings.rate_limits.quotas(),
     };
     let app = App::new(ports, config, Arc::new(SystemClock));
     Ok(Runtime { app, store, keys, settings })
@@ -141,7 +143,18 @@ pub async fn launch(
     let (stop_tx, stop_rx) = watch::channel(false);
     let ready = Arc::new(Ready { store: rt.store.clone(), consumer: stop_rx.clone() });
     let consumer = rt.app.spawn_consumer(stop_rx);
-    let state = RestState { app: rt.app.clone(), auth, ready };
+    let http = &rt.settings.http;
+    let limits = playhead_api_rest::RestLimits {
+        json_body_bytes: http.json_body_bytes,
+        json_depth: http.json_depth,
+        batch_max: http.batch_max,
+        import_body_bytes: http.import_body_bytes,
+        request_timeout: Duration::from_secs(http.request_timeout_secs),
+        max_in_flight_per_principal: http.max_in_flight_per_principal,
+        cors_allowed_origins: http.cors_allowed_origins.clone(),
+    };
+    let state = RestState::new(rt.app.clone(), auth, ready, limits, rt.settings.deprecations.clone());
+    let header_timeout = Duration::from_secs(http.header_read_timeout_secs);
 
     let metrics_task = match (rt.settings.metrics_listen, install_metrics()) {
         (Some(addr), Some(handle)) => {
@@ -168,22 +181,11 @@ pub async fn launch(
 
     let grace = Duration::from_secs(rt.settings.limits.shutdown_grace_secs);
     let router = playhead_api_rest::router(state);
-    let mut sd = shutdown.clone();
-    let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            let _ = sd.wait_for(|v| *v).await;
-            tracing::info!("shutdown requested: draining requests");
-        });
-    let served = tokio::spawn(async move { server.await });
+    let served = tokio::spawn(serve_http(listener, router, shutdown.clone(), header_timeout, grace));
     let _ = shutdown.wait_for(|v| *v).await;
     // Stop taking new batches, but let in-flight requests and the batch in hand finish.
     let _ = stop_tx.send(true);
-    match tokio::time::timeout(grace, served).await {
-        Ok(r) => r.context("server task")?.context("server")?,
-        Err(_) => {
-            tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period")
-        }
-    }
+    served.await.context("server task")?;
     let _ = tokio::time::timeout(grace, consumer).await;
     if let Some(t) = metrics_task {
         t.abort();
@@ -191,4 +193,61 @@ pub async fn launch(
     rt.store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Accept connections until `shutdown`, serving HTTP/1.1 and HTTP/2 with a header-read timeout
+/// (a client that trickles its headers is cut off: slowloris), then stop accepting and give
+/// in-flight requests up to `grace` to finish.
+async fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    mut shutdown: watch::Receiver<bool>,
+    header_read_timeout: Duration,
+    grace: Duration,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let stop = async move {
+        // The guard `wait_for` returns is not Send: drop it inside this future.
+        let _ = shutdown.wait_for(|v| *v).await;
+    };
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let svc = tower::ServiceExt::map_request(router.clone(), move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                    req.map(axum::body::Body::new)
+                });
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc));
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut stop => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutdown requested: draining requests");
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period");
+    }
 }

@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use playhead_app::accounts::{NewProfile, ProfilePatch};
 use playhead_core::profile::Profile;
+use sha2::{Digest, Sha256};
 
 use super::{account_id, if_match, none_match, profile_id, version_of};
 use crate::RestState;
@@ -24,14 +25,31 @@ fn with_etag(status: StatusCode, p: &Profile) -> Response {
 
 /// The caller's account and its profiles.
 #[utoipa::path(get, path = "/v1/me", tag = "profiles", security(("bearer" = [])), responses(
-    (status = 200, body = MeDto), (status = 401, body = Problem), (status = 404, body = Problem, description = "a service token has no account")))]
-pub async fn me(State(s): State<RestState>, Auth(p): Auth) -> Result<Json<MeDto>, ApiError> {
+        (status = 200, body = MeDto, headers(("ETag" = String, description = "account and profile versions"))),
+    (status = 304, description = "If-None-Match matched"), (status = 401, body = Problem), (status = 404, body = Problem, description = "a service token has no account")))]
+pub async fn me(State(s): State<RestState>, Auth(p): Auth, headers: HeaderMap) -> Result<Response, ApiError> {
     let me = s.app.me(&p).await?;
-    Ok(Json(MeDto {
+    // The account's ETag covers its profiles' versions: any profile change changes it.
+    let mut h = Sha256::new();
+    h.update(me.account.id.to_string());
+    h.update(me.account.email.as_str());
+    for pr in &me.profiles {
+        h.update(format!("{}:{}", pr.id, pr.version));
+    }
+    let etag = format!("\"m{}\"", hex::encode(&h.finalize()[..12]));
+    if none_match(&headers, &etag) {
+        return Err(ApiError::NotModified(etag));
+    }
+    let mut res = Json(MeDto {
         account_id: me.account.id.to_string(),
         email: me.account.email.as_str().to_owned(),
         profiles: me.profiles.iter().map(ProfileDto::from).collect(),
-    }))
+    })
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(res)
 }
 
 /// Create a profile in an account (profiles:write; the caller's own account).
@@ -80,11 +98,11 @@ pub async fn get_profile(
     Ok(with_etag(StatusCode::OK, &profile))
 }
 
-/// Change a profile's settings (If-Match optional; a stale one answers 412).
+/// Change a profile's settings. If-Match is required (428 without it, 412 when stale).
 #[utoipa::path(patch, path = "/v1/profiles/{profile_id}", tag = "profiles", security(("bearer" = [])),
     params(("profile_id" = String, Path, description = "profile id")), request_body = ProfilePatchDto, responses(
     (status = 200, body = ProfileDto), (status = 400, body = Problem), (status = 401, body = Problem),
-    (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)))]
+    (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem), (status = 428, body = Problem)))]
 pub async fn patch_profile(
     State(s): State<RestState>,
     Auth(p): Auth,

@@ -14,9 +14,6 @@ use crate::dto::{EventBatchDto, EventBatchResultDto, EventDto, EventResultDto};
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiJson;
 
-/// Most events in one batch.
-pub const BATCH_MAX: usize = 500;
-
 /// Parse one event, naming the bad field (the rest of the batch still goes through).
 fn parse_event(raw: &serde_json::value::RawValue) -> Result<RawEvent, (Option<String>, FieldError)> {
     let de = &mut serde_json::Deserializer::from_str(raw.get());
@@ -72,11 +69,12 @@ pub async fn post_events(
     ApiJson(body): ApiJson<EventBatchDto>,
 ) -> Result<(StatusCode, Json<EventBatchResultDto>), ApiError> {
     let profile = profile_id(&id)?;
-    if body.events.len() > BATCH_MAX {
-        return Err(ApiError::TooLarge { limit: format!("{BATCH_MAX} events per batch") });
+    let max = s.limits.batch_max;
+    if body.events.len() > max {
+        return Err(ApiError::TooLarge { limit: format!("{max} events per batch") });
     }
     if body.events.is_empty() {
-        return Err(FieldError::new("events", "required", "must hold 1-500 events").into());
+        return Err(FieldError::new("events", "required", format!("must hold 1-{max} events")).into());
     }
     let sent_at = body
         .sent_at

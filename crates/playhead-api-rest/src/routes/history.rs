@@ -10,7 +10,9 @@ use serde::Deserialize;
 use super::{limit, play_id, profile_id, title_id};
 use crate::RestState;
 use crate::auth::Auth;
-use crate::dto::{BackfillDto, BackfillResultDto, BackfillResultsDto, Page, PlayDto};
+use axum::response::IntoResponse;
+
+use crate::dto::{BackfillDto, BackfillResultDto, BackfillResultsDto, Page, PlayDto, PlayV2Dto};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery};
 
@@ -28,14 +30,17 @@ pub struct HistoryParams {
     params(("profile_id" = String, Path, description = "profile id"),
         ("cursor" = Option<String>, Query, description = "from next_cursor"), ("limit" = Option<u32>, Query, description = "1-100, default 20"),
         ("title_id" = Option<String>, Query, description = "only this title"), ("completed" = Option<bool>, Query, description = "only completed (true) or unfinished (false) plays")),
-    responses((status = 200, body = Page<PlayDto>), (status = 400, body = Problem), (status = 401, body = Problem),
+        responses((status = 200, description = "plays; `Accept: application/vnd.playhead.v2+json` gives the v2 representation", content(
+        (Page<PlayDto> = "application/json"), (Page<PlayV2Dto> = "application/vnd.playhead.v2+json"))),
+    (status = 400, body = Problem), (status = 401, body = Problem), (status = 406, body = Problem),
     (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn get_history(
     State(s): State<RestState>,
     Auth(p): Auth,
     Path(id): Path<String>,
+    version: Option<axum::Extension<crate::middleware::ApiVersion>>,
     ApiQuery(q): ApiQuery<HistoryParams>,
-) -> Result<Json<Page<PlayDto>>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let completed = match q.completed.as_deref() {
         None => None,
         Some("true") => Some(true),
@@ -49,10 +54,23 @@ pub async fn get_history(
         completed,
     };
     let (plays, next) = s.app.history(&p, profile_id(&id)?, query).await?;
+    if version.is_some_and(|v| v.0.0 == 2) {
+        let page = Page {
+            items: plays.iter().map(|(v, t)| PlayV2Dto::new(v, t.as_ref())).collect(),
+            next_cursor: next,
+        };
+        let mut res = Json(page).into_response();
+        res.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/vnd.playhead.v2+json"),
+        );
+        return Ok(res);
+    }
     Ok(Json(Page {
         items: plays.iter().map(|(v, t)| PlayDto::new(v, t.as_ref())).collect(),
         next_cursor: next,
-    }))
+    })
+    .into_response())
 }
 
 /// Import plays from elsewhere (history:write), deduplicated on (title, started_at). A deleted

@@ -14,10 +14,7 @@ use crate::RestState;
 use crate::auth::Auth;
 use crate::dto::{ImportLineError, ImportSummaryDto, Page, TitleDto};
 use crate::error::{ApiError, FieldProblem, Problem};
-use crate::extract::{ApiJson, ApiQuery, JSON_BODY_LIMIT};
-
-/// Largest import body.
-pub const IMPORT_BODY_LIMIT: u64 = 256 * 1024 * 1024;
+use crate::extract::{ApiJson, ApiQuery};
 
 fn with_etag(status: StatusCode, t: &StoredTitle) -> Response {
     let mut res = (status, Json(TitleDto::from(&t.title))).into_response();
@@ -43,6 +40,27 @@ pub async fn put_title(
     let if_version = if_match(&headers).map(|t| version_of(&t));
     let (stored, created) = s.app.put_title(&p, &id, body, if_version).await?;
     Ok(with_etag(if created { StatusCode::CREATED } else { StatusCode::OK }, &stored))
+}
+
+/// Change a title with a JSON merge patch (RFC 7396; `null` removes a member). If-Match is
+/// required: without it 428, with a stale one 412.
+#[utoipa::path(patch, path = "/v1/titles/{title_id}", tag = "catalog", security(("bearer" = [])),
+    params(("title_id" = String, Path, description = "the platform's title id")),
+    request_body(content = Object, content_type = "application/merge-patch+json", description = "the members to change"),
+    responses((status = 200, body = TitleDto), (status = 400, body = Problem), (status = 401, body = Problem),
+    (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem),
+    (status = 415, body = Problem), (status = 428, body = Problem)))]
+pub async fn patch_title(
+    State(s): State<RestState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    let id = title_id("title_id", &id)?;
+    let if_version = if_match(&headers).map(|t| version_of(&t));
+    let stored = s.app.patch_title(&p, &id, body, if_version).await?;
+    Ok(with_etag(StatusCode::OK, &stored))
 }
 
 /// Read a title.
@@ -111,8 +129,10 @@ pub async fn import_titles(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > IMPORT_BODY_LIMIT) {
-        return Err(ApiError::TooLarge { limit: "256 MiB import".into() });
+    let import_limit = s.limits.import_body_bytes as u64;
+    let limit_words = format!("{} import", crate::human_bytes(s.limits.import_body_bytes));
+    if declared.is_some_and(|n| n > import_limit) {
+        return Err(ApiError::TooLarge { limit: limit_words });
     }
     let mut importer = s.app.importer(&p)?;
     let mut stream = req.into_body().into_data_stream();
@@ -121,8 +141,8 @@ pub async fn import_titles(
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::Malformed(format!("reading the body failed: {e}")))?;
         total += chunk.len() as u64;
-        if total > IMPORT_BODY_LIMIT {
-            return Err(ApiError::TooLarge { limit: "256 MiB import".into() });
+        if total > import_limit {
+            return Err(ApiError::TooLarge { limit: limit_words });
         }
         buf.extend_from_slice(&chunk);
         let mut start = 0;
@@ -132,8 +152,10 @@ pub async fn import_titles(
             start += nl + 1;
         }
         buf.drain(..start);
-        if buf.len() > JSON_BODY_LIMIT {
-            return Err(ApiError::TooLarge { limit: "1 MiB line".into() });
+        if buf.len() > s.limits.json_body_bytes {
+            return Err(ApiError::TooLarge {
+                limit: format!("{} line", crate::human_bytes(s.limits.json_body_bytes)),
+            });
         }
     }
     if !buf.is_empty() {

@@ -8,6 +8,7 @@ mod support;
 
 mod api_auth;
 mod api_catalog;
+mod api_contract;
 mod api_playback;
 mod api_rows;
 mod api_validation;
