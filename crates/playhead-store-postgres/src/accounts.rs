@@ -1,0 +1,144 @@
+//! Accounts and profiles.
+//!
+//! The rule: a limit is checked inside the transaction that writes what it guards, *after* taking
+//! a row lock that every competing writer also takes (the account row, `FOR UPDATE`), so two
+//! replicas creating profiles at once can never both pass the check. Versions are compared in the
+//! `UPDATE`'s own `WHERE`, which PostgreSQL re-checks after waiting for a concurrent update.
+
+use async_trait::async_trait;
+use playhead_core::StoreError;
+use playhead_core::ids::{AccountId, ProfileId};
+use playhead_core::ports::AccountStore;
+use playhead_core::profile::{Account, Email, Profile};
+
+use crate::codec::{self, profile_columns};
+use crate::{PgStore, error};
+
+#[async_trait]
+impl AccountStore for PgStore {
+    async fn create_account(&self, account: &Account) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO accounts (id, email, created_at) VALUES ($1, $2, $3)")
+            .bind(account.id.0)
+            .bind(account.email.as_str())
+            .bind(account.created_at.0)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                error::map(e, &[("accounts_email_key", "email"), ("accounts_pkey", "account id")])
+            })?;
+        Ok(())
+    }
+
+    async fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
+        let row = sqlx::query("SELECT id, email, created_at FROM accounts WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(error::db)?;
+        row.as_ref().map(codec::account).transpose()
+    }
+
+    async fn account_by_email(&self, email: &Email) -> Result<Option<Account>, StoreError> {
+        let row = sqlx::query("SELECT id, email, created_at FROM accounts WHERE email = $1")
+            .bind(email.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(error::db)?;
+        row.as_ref().map(codec::account).transpose()
+    }
+
+    async fn create_profile(&self, profile: &Profile, max_per_account: usize) -> Result<(), StoreError> {
+        let mut tx = self.begin_tx().await?;
+        // Serialises profile creation per account: the count below runs after the lock is granted,
+        // in a statement of its own, so it sees every profile a competitor committed.
+        let account: Option<i32> = sqlx::query_scalar("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE")
+            .bind(profile.account_id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(error::db)?;
+        if account.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM profiles WHERE account_id = $1")
+            .bind(profile.account_id.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(error::db)?;
+        if count >= codec::to_i64(max_per_account) {
+            return Err(StoreError::Conflict("profile limit".to_owned()));
+        }
+        sqlx::query(
+            "INSERT INTO profiles (id, account_id, name, kids, maturity_limit, private, version, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(profile.id.0)
+        .bind(profile.account_id.0)
+        .bind(profile.name.as_str())
+        .bind(profile.kids)
+        .bind(profile.maturity_limit.map(i16::from))
+        .bind(profile.private)
+        .bind(profile.version)
+        .bind(profile.created_at.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            // The port has no word for "no such account": the parent row asked for is missing.
+            if error::is_foreign_key_violation(&e) {
+                StoreError::NotFound
+            } else {
+                error::map(e, &[("profiles_pkey", "profile id")])
+            }
+        })?;
+        tx.commit().await.map_err(error::db)
+    }
+
+    async fn profile(&self, id: ProfileId) -> Result<Option<Profile>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", profile_columns!(), " FROM profiles WHERE id = $1"))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(error::db)?;
+        row.as_ref().map(codec::profile).transpose()
+    }
+
+    async fn profiles_of(&self, account: AccountId) -> Result<Vec<Profile>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            profile_columns!(),
+            " FROM profiles WHERE account_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(account.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(error::db)?;
+        rows.iter().map(codec::profile).collect()
+    }
+
+    async fn update_profile(&self, profile: &Profile, expected_version: i64) -> Result<(), StoreError> {
+        let updated = sqlx::query(
+            "UPDATE profiles SET name = $3, kids = $4, maturity_limit = $5, private = $6, version = $7 \
+             WHERE id = $1 AND version = $2",
+        )
+        .bind(profile.id.0)
+        .bind(expected_version)
+        .bind(profile.name.as_str())
+        .bind(profile.kids)
+        .bind(profile.maturity_limit.map(i16::from))
+        .bind(profile.private)
+        .bind(profile.version)
+        .execute(&self.pool)
+        .await
+        .map_err(error::db)?
+        .rows_affected();
+        if updated == 0 {
+            // Told apart after the fact: a profile that exists had another version.
+            let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM profiles WHERE id = $1")
+                .bind(profile.id.0)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(error::db)?;
+            return Err(if exists.is_some() { StoreError::PreconditionFailed } else { StoreError::NotFound });
+        }
+        Ok(())
+    }
+}
