@@ -136,6 +136,50 @@ impl Catalog for PgStore {
         Ok(summary)
     }
 
+    async fn replace_title_if(
+        &self,
+        t: &Title,
+        expected_version: i64,
+        now: Timestamp,
+    ) -> Result<StoredTitle, StoreError> {
+        // One statement: the version check and the write cannot be split by a concurrent patch.
+        let version: Option<i64> = sqlx::query_scalar(
+            "UPDATE titles SET kind = $2, name = $3, duration_ms = $4, credits_start_ms = $5, series_id = $6, \
+             season = $7, episode = $8, genres = $9::jsonb, maturity = $10, release_year = $11, \
+             available_from = $12, external_ids = $13::jsonb, version = version + 1, updated_at = $14 \
+             WHERE id = $1 AND version = $15 RETURNING version",
+        )
+        .bind(t.id.as_str())
+        .bind(t.kind.as_str())
+        .bind(&t.name)
+        .bind(t.duration_ms)
+        .bind(t.credits_start_ms)
+        .bind(t.series_id.as_ref().map(TitleId::as_str))
+        .bind(t.season)
+        .bind(t.episode)
+        .bind(codec::genres_json(t)?)
+        .bind(i16::from(t.maturity))
+        .bind(t.release_year)
+        .bind(t.available_from.map(|a| a.0))
+        .bind(codec::external_ids_json(t)?)
+        .bind(now.0)
+        .bind(expected_version)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(error::db)?;
+        match version {
+            Some(version) => Ok(StoredTitle { title: t.clone(), version }),
+            None => {
+                let exists: Option<i64> = sqlx::query_scalar("SELECT version FROM titles WHERE id = $1")
+                    .bind(t.id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(error::db)?;
+                Err(if exists.is_some() { StoreError::PreconditionFailed } else { StoreError::NotFound })
+            }
+        }
+    }
+
     async fn title(&self, id: &TitleId) -> Result<Option<StoredTitle>, StoreError> {
         let row =
             sqlx::query(concat!("SELECT ", title_columns!(), ", t.version FROM titles t WHERE t.id = $1"))

@@ -39,6 +39,7 @@ mod api_keys;
 mod catalog;
 mod codec;
 mod error;
+mod idempotency;
 mod log;
 mod viewing;
 

@@ -1,0 +1,130 @@
+//! Idempotency keys: claim, complete, release, purge.
+//!
+//! The rule: `begin` decides under a row lock (`SELECT ... FOR UPDATE`, after an
+//! `INSERT ... ON CONFLICT DO NOTHING` that makes the row exist), so two replicas receiving the
+//! same key at once can never both be told `Started`.
+
+use async_trait::async_trait;
+use playhead_core::StoreError;
+use playhead_core::ports::{IdempotencyBegin, IdempotencyStore, StoredResponse};
+use playhead_core::time::Timestamp;
+use sqlx::Row;
+
+use crate::{PgStore, error};
+
+#[async_trait]
+impl IdempotencyStore for PgStore {
+    async fn begin(
+        &self,
+        key: &str,
+        fingerprint: [u8; 32],
+        now: Timestamp,
+        lease_ms: i64,
+    ) -> Result<IdempotencyBegin, StoreError> {
+        let mut tx = self.begin_tx().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (key, fingerprint, state, started_at) VALUES ($1, $2, 'running', $3) \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(&fingerprint[..])
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(error::db)?
+        .rows_affected();
+        if inserted == 1 {
+            tx.commit().await.map_err(error::db)?;
+            return Ok(IdempotencyBegin::Started);
+        }
+        let r = sqlx::query(
+            "SELECT fingerprint, state, started_at, status, headers::text AS headers, body, expires_at \
+             FROM idempotency_keys WHERE key = $1 FOR UPDATE",
+        )
+        .bind(key)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(error::db)?;
+        let fp: Vec<u8> = r.try_get("fingerprint").map_err(error::db)?;
+        let state: String = r.try_get("state").map_err(error::db)?;
+        let started_at: i64 = r.try_get("started_at").map_err(error::db)?;
+        let expires_at: Option<i64> = r.try_get("expires_at").map_err(error::db)?;
+        let same = fp.as_slice() == fingerprint.as_slice();
+        let expired = state == "done" && expires_at.is_some_and(|e| e <= now.0);
+        let dead = state == "running" && started_at + lease_ms <= now.0;
+        let outcome = if expired || dead {
+            sqlx::query(
+                "UPDATE idempotency_keys SET fingerprint = $2, state = 'running', started_at = $3, status = NULL, \
+                 headers = NULL, body = NULL, expires_at = NULL WHERE key = $1",
+            )
+            .bind(key)
+            .bind(&fingerprint[..])
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(error::db)?;
+            IdempotencyBegin::Started
+        } else if !same {
+            IdempotencyBegin::Mismatch
+        } else if state == "running" {
+            IdempotencyBegin::InFlight
+        } else {
+            let status: i32 = r.try_get("status").map_err(error::db)?;
+            let headers: String = r.try_get("headers").map_err(error::db)?;
+            let body: Vec<u8> = r.try_get("body").map_err(error::db)?;
+            let headers: Vec<(String, String)> = serde_json::from_str(&headers)
+                .map_err(|e| StoreError::Internal(format!("stored headers: {e}")))?;
+            IdempotencyBegin::Completed(StoredResponse {
+                status: u16::try_from(status).map_err(|_| StoreError::Internal("stored status".into()))?,
+                headers,
+                body,
+            })
+        };
+        tx.commit().await.map_err(error::db)?;
+        Ok(outcome)
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        fingerprint: [u8; 32],
+        response: &StoredResponse,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let headers =
+            serde_json::to_string(&response.headers).map_err(|e| StoreError::Internal(e.to_string()))?;
+        sqlx::query(
+            "UPDATE idempotency_keys SET state = 'done', status = $3, headers = $4::jsonb, body = $5, expires_at = $6 \
+             WHERE key = $1 AND fingerprint = $2 AND state = 'running'",
+        )
+        .bind(key)
+        .bind(&fingerprint[..])
+        .bind(i32::from(response.status))
+        .bind(headers)
+        .bind(&response.body)
+        .bind(expires_at.0)
+        .execute(&self.pool)
+        .await
+        .map_err(error::db)?;
+        Ok(())
+    }
+
+    async fn release(&self, key: &str, fingerprint: [u8; 32]) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND fingerprint = $2 AND state = 'running'")
+            .bind(key)
+            .bind(&fingerprint[..])
+            .execute(&self.pool)
+            .await
+            .map_err(error::db)?;
+        Ok(())
+    }
+
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM idempotency_keys WHERE state = 'done' AND expires_at <= $1")
+            .bind(now.0)
+            .execute(&self.pool)
+            .await
+            .map_err(error::db)?;
+        Ok(r.rows_affected())
+    }
+}
