@@ -157,12 +157,14 @@ pub struct MeDto {
 #[serde(deny_unknown_fields)]
 pub struct NewProfileDto {
     /// Display name, 1-64 characters.
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
     /// A kids profile.
     #[serde(default)]
     pub kids: bool,
-    /// Maturity limit (0-21).
+        /// Maturity limit (0-21).
     #[serde(default)]
+    #[schema(maximum = 21)]
     pub maturity_limit: Option<u8>,
     /// Hidden from followers.
     #[serde(default)]
@@ -198,25 +200,31 @@ fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option
 #[serde(deny_unknown_fields)]
 pub struct EventDto {
     /// Client-made UUID: the dedupe key (resend the same id when retrying).
+    #[schema(format = Uuid)]
     pub event_id: String,
     /// The title played.
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
     pub title_id: String,
     /// start, heartbeat, pause, stop or complete.
-    #[schema(example = "heartbeat")]
+    #[schema(example = "heartbeat", pattern = "^(start|heartbeat|pause|stop|complete)$")]
     pub kind: String,
     /// Position in the title.
+    #[schema(minimum = 0)]
     pub position_ms: i64,
     /// Duration the player sees.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub duration_ms: Option<i64>,
     /// Client time (RFC 3339).
-    #[schema(example = "2026-11-29T20:15:00Z")]
+    #[schema(example = "2026-11-29T20:15:00Z", format = DateTime)]
     pub occurred_at: String,
     /// The device.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
     pub device_id: Option<String>,
     /// The playback session (events without one are grouped by device and time).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
     pub session_id: Option<String>,
 }
 
@@ -309,15 +317,18 @@ impl From<&ProgressView> for ProgressDto {
 #[serde(deny_unknown_fields)]
 pub struct ProgressPutDto {
     /// Where the viewer is.
+    #[schema(minimum = 0)]
     pub position_ms: i64,
     /// Duration the player sees.
     #[serde(default)]
     pub duration_ms: Option<i64>,
-    /// Client time (default: server time).
+        /// Client time (default: server time).
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub occurred_at: Option<String>,
     /// The device.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
     pub device_id: Option<String>,
 }
 

@@ -170,6 +170,9 @@ impl utoipa::Modify for Common {
                         );
                     }
                 }
+                                for param in op.parameters.iter_mut().flatten() {
+                    constrain(param);
+                }
                 for (code, resp) in &mut op.responses.responses {
                     if let utoipa::openapi::RefOr::T(r) = resp {
                         normalise_problem(code, r);
@@ -196,7 +199,7 @@ impl utoipa::Modify for Common {
 /// make it `application/problem+json` with the example for its status.
 fn normalise_problem(code: &str, r: &mut utoipa::openapi::Response) {
     let is_problem = |c: &utoipa::openapi::Content| matches!(&c.schema, Some(utoipa::openapi::RefOr::Ref(rf)) if rf.ref_location.ends_with("/Problem"));
-        if r.content.get("application/json").is_some_and(is_problem)
+    if r.content.get("application/json").is_some_and(is_problem)
         && let Some(c) = r.content.shift_remove("application/json")
     {
         r.content.insert("application/problem+json".into(), c);
@@ -249,4 +252,21 @@ fn example_for(code: &str) -> serde_json::Value {
         ),
         other => example(other.parse().unwrap_or(500), "internal", "Error", "see the status"),
     }
+}
+
+/// Path ids have a known shape: UUIDs for server-made ids, the platform's alphabet for titles.
+fn constrain(p: &mut utoipa::openapi::path::Parameter) {
+    use utoipa::openapi::schema::{KnownFormat, SchemaFormat, Type};
+    use utoipa::openapi::{ObjectBuilder, RefOr, Schema};
+    if p.parameter_in != ParameterIn::Path {
+        return;
+    }
+    let schema = match p.name.as_str() {
+        "profile_id" | "account_id" | "play_id" => {
+            ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+        }
+        "title_id" => ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[A-Za-z0-9._:-]{1,128}$")),
+        _ => return,
+    };
+    p.schema = Some(RefOr::T(Schema::Object(schema.build())));
 }
