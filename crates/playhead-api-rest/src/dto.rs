@@ -162,7 +162,7 @@ pub struct NewProfileDto {
     /// A kids profile.
     #[serde(default)]
     pub kids: bool,
-        /// Maturity limit (0-21).
+    /// Maturity limit (0-21).
     #[serde(default)]
     #[schema(maximum = 21)]
     pub maturity_limit: Option<u8>,
@@ -322,7 +322,7 @@ pub struct ProgressPutDto {
     /// Duration the player sees.
     #[serde(default)]
     pub duration_ms: Option<i64>,
-        /// Client time (default: server time).
+    /// Client time (default: server time).
     #[serde(default)]
     #[schema(format = DateTime)]
     pub occurred_at: Option<String>,

@@ -170,7 +170,7 @@ impl utoipa::Modify for Common {
                         );
                     }
                 }
-                                for param in op.parameters.iter_mut().flatten() {
+                for param in op.parameters.iter_mut().flatten() {
                     constrain(param);
                 }
                 for (code, resp) in &mut op.responses.responses {
@@ -262,10 +262,12 @@ fn constrain(p: &mut utoipa::openapi::path::Parameter) {
         return;
     }
     let schema = match p.name.as_str() {
-        "profile_id" | "account_id" | "play_id" => {
-            ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+        "profile_id" | "account_id" | "play_id" => ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+        "title_id" => {
+            ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[A-Za-z0-9._:-]{1,128}$"))
         }
-        "title_id" => ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[A-Za-z0-9._:-]{1,128}$")),
         _ => return,
     };
     p.schema = Some(RefOr::T(Schema::Object(schema.build())));
