@@ -89,6 +89,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Read-only connections for reads outside transactions.
     reader: SqlitePool,
+    /// The group-commit appender (see `log.rs`).
+    appender: tokio::sync::mpsc::Sender<log::AppendRequest>,
 }
 
 impl SqliteStore {
@@ -141,7 +143,9 @@ impl SqliteStore {
             .connect_with(reader_options)
             .await
             .map_err(error::db)?;
-        let store = Self { writer, reader };
+        let (appender, requests) = tokio::sync::mpsc::channel(log::APPEND_QUEUE);
+        let store = Self { writer, reader, appender };
+        tokio::spawn(log::run_appender(store.writer.clone(), requests));
         let d = store.durability().await?;
         tracing::info!(
             db.path = %path.display(),

@@ -2,9 +2,12 @@
 //! the consumer has yet to apply).
 //!
 //! The rule: `append` is the ingest hot path and costs a fixed number of statements whatever the
-//! batch size (one count, one bulk insert of the events, one bulk insert of the queue rows, one
-//! commit with fsync). Do not add per-event statements here; benchmark any change against raw
-//! SQLite inserts (docs/benchmarks.md).
+//! batch size (one count, one bulk insert of the events, one bulk insert of the queue rows), and
+//! appends share commits: one appender task takes every append that queued while the previous
+//! commit was running and writes them in one transaction (group commit), so concurrent clients
+//! pay one fsync between them, not one each. Each append still gets its own outcome (including
+//! its own `Full`), and none is answered before the commit that holds it. Do not add per-event
+//! statements here; benchmark any change against raw SQLite inserts (docs/benchmarks.md).
 
 use std::collections::HashSet;
 
@@ -51,92 +54,178 @@ const INSERT_EVENTS: &str = "INSERT INTO events (event_id, profile_id, title_id,
 /// `MAX(seq) - MIN(seq)` estimate would overcount gaps and refuse appends for nothing).
 const BACKLOG: &str = "SELECT COUNT(*) FROM event_queue";
 
+/// Appends waiting for the appender (each is a whole batch; the API bounds batches at 500 events).
+pub(crate) const APPEND_QUEUE: usize = 64;
+/// Most appends committed together (bounds one transaction's size and its holders' latency).
+const GROUP_MAX: usize = 16;
+
+/// One `append` call waiting for the appender.
+pub(crate) struct AppendRequest {
+    entries: Vec<LogEntry>,
+    max_backlog: u64,
+    reply: tokio::sync::oneshot::Sender<Result<Vec<AppendOutcome>, StoreError>>,
+}
+
+/// The appender: commits queued appends in groups until every store handle is dropped.
+pub(crate) async fn run_appender(
+    writer: sqlx::SqlitePool,
+    mut requests: tokio::sync::mpsc::Receiver<AppendRequest>,
+) {
+    while let Some(first) = requests.recv().await {
+        let mut group = vec![first];
+        while group.len() < GROUP_MAX {
+            match requests.try_recv() {
+                Ok(r) => group.push(r),
+                Err(_) => break,
+            }
+        }
+        let results = append_group(&writer, &group).await;
+        for (req, result) in group.into_iter().zip(results) {
+            // A caller that gave up (request cancelled) no longer listens; its events are
+            // durable anyway and will be answered `duplicate` on a retry.
+            let _ = req.reply.send(result);
+        }
+    }
+}
+
+/// Write a group in one transaction; one result per request.
+async fn append_group(
+    writer: &sqlx::SqlitePool,
+    group: &[AppendRequest],
+) -> Vec<Result<Vec<AppendOutcome>, StoreError>> {
+    let mut tx = match writer.begin_with("BEGIN IMMEDIATE").await.map_err(error::db) {
+        Ok(tx) => tx,
+        Err(e) => return group.iter().map(|_| Err(clone_err(&e))).collect(),
+    };
+    let mut results = Vec::with_capacity(group.len());
+    for req in group {
+        match append_in(&mut tx, &req.entries, req.max_backlog).await {
+            Ok(outcomes) => results.push(Ok(outcomes)),
+            // Refused before it wrote anything: the others in the group go on.
+            Err(StoreError::Full) => results.push(Err(StoreError::Full)),
+            // A database failure: nothing of the group is committed, everyone hears why.
+            Err(e) => return group.iter().map(|_| Err(clone_err(&e))).collect(),
+        }
+    }
+    // synchronous=FULL: the commit returns after the WAL is fsynced. Durable from here on.
+    if let Err(e) = tx.commit().await.map_err(error::db) {
+        return group.iter().map(|_| Err(clone_err(&e))).collect();
+    }
+    results
+}
+
+fn clone_err(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::NotFound => StoreError::NotFound,
+        StoreError::Conflict(c) => StoreError::Conflict(c.clone()),
+        StoreError::PreconditionFailed => StoreError::PreconditionFailed,
+        StoreError::Full => StoreError::Full,
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+        StoreError::Internal(m) => StoreError::Internal(m.clone()),
+    }
+}
+
+/// One append's statements inside the group's transaction. `Full` is decided before anything is
+/// written for this append.
+async fn append_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    entries: &[LogEntry],
+    max_backlog: u64,
+) -> Result<Vec<AppendOutcome>, StoreError> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = entries.iter().map(|e| e.event.event_id.to_string()).collect();
+    let backlog = codec::to_u64(sqlx::query_scalar(BACKLOG).fetch_one(&mut **tx).await.map_err(error::db)?);
+    let at_most_new = entries.iter().filter(|e| !e.hold).count() as u64;
+    if backlog.saturating_add(at_most_new) > max_backlog {
+        // Near the limit, count precisely which events are new before writing anything, so a
+        // refused batch costs one read (this is the path taken under overload).
+        let existing: HashSet<String> = sqlx::query_scalar(
+            "SELECT event_id FROM events WHERE event_id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(codec::json_list(&ids)?)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(error::db)?
+        .into_iter()
+        .collect();
+        let mut seen = HashSet::new();
+        let new_queued = entries
+            .iter()
+            .zip(&ids)
+            .filter(|(e, id)| !existing.contains(id.as_str()) && seen.insert(id.as_str()) && !e.hold)
+            .count() as u64;
+        // A batch that queues nothing cannot grow the backlog, so it is never refused.
+        if new_queued > 0 && backlog.saturating_add(new_queued) > max_backlog {
+            return Err(StoreError::Full); // nothing of this append was written
+        }
+    }
+
+    let rows: Vec<EventRow<'_>> = entries
+        .iter()
+        .map(|e| {
+            let ev = &e.event;
+            (
+                &ev.event_id,
+                &ev.profile_id,
+                ev.title_id.as_str(),
+                ev.kind.as_str(),
+                ev.position_ms,
+                ev.duration_ms,
+                ev.occurred_at.0,
+                ev.occurred_at_raw.0,
+                ev.received_at.0,
+                ev.device_id.as_ref().map(|d| d.as_str()),
+                ev.session_id.as_ref().map(|s| s.as_str()),
+                if e.hold { "held" } else { "logged" },
+            )
+        })
+        .collect();
+    let mut inserted: HashSet<String> = sqlx::query_scalar(INSERT_EVENTS)
+        .bind(codec::json_list(&rows)?)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(error::db)?
+        .into_iter()
+        .collect();
+
+    let mut outcomes = Vec::with_capacity(entries.len());
+    let mut queued: Vec<&str> = Vec::new();
+    for (entry, id) in entries.iter().zip(&ids) {
+        // `remove`: only the first copy of an id in the batch is the stored one.
+        outcomes.push(match inserted.remove(id.as_str()) {
+            false => AppendOutcome::Duplicate,
+            true if entry.hold => AppendOutcome::Held,
+            true => {
+                queued.push(id);
+                AppendOutcome::Accepted
+            }
+        });
+    }
+    if !queued.is_empty() {
+        sqlx::query("INSERT INTO event_queue (event_id) SELECT value FROM json_each(?1) ORDER BY key")
+            .bind(codec::json_list(&queued)?)
+            .execute(&mut **tx)
+            .await
+            .map_err(error::db)?;
+    }
+    Ok(outcomes)
+}
+
 #[async_trait]
 impl EventLog for SqliteStore {
     async fn append(&self, entries: &[LogEntry], max_backlog: u64) -> Result<Vec<AppendOutcome>, StoreError> {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<String> = entries.iter().map(|e| e.event.event_id.to_string()).collect();
-        let mut tx = self.begin_write().await?;
-        let backlog =
-            codec::to_u64(sqlx::query_scalar(BACKLOG).fetch_one(&mut *tx).await.map_err(error::db)?);
-        let at_most_new = entries.iter().filter(|e| !e.hold).count() as u64;
-        if backlog.saturating_add(at_most_new) > max_backlog {
-            // Near the limit, count precisely which events are new before writing anything, so a
-            // refused batch costs one read (this is the path taken under overload).
-            let existing: HashSet<String> = sqlx::query_scalar(
-                "SELECT event_id FROM events WHERE event_id IN (SELECT value FROM json_each(?1))",
-            )
-            .bind(codec::json_list(&ids)?)
-            .fetch_all(&mut *tx)
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = AppendRequest { entries: entries.to_vec(), max_backlog, reply };
+        self.appender
+            .send(request)
             .await
-            .map_err(error::db)?
-            .into_iter()
-            .collect();
-            let mut seen = HashSet::new();
-            let new_queued = entries
-                .iter()
-                .zip(&ids)
-                .filter(|(e, id)| !existing.contains(id.as_str()) && seen.insert(id.as_str()) && !e.hold)
-                .count() as u64;
-            // A batch that queues nothing cannot grow the backlog, so it is never refused.
-            if new_queued > 0 && backlog.saturating_add(new_queued) > max_backlog {
-                return Err(StoreError::Full); // `tx` drops: rolled back, nothing written.
-            }
-        }
-
-        let rows: Vec<EventRow<'_>> = entries
-            .iter()
-            .map(|e| {
-                let ev = &e.event;
-                (
-                    &ev.event_id,
-                    &ev.profile_id,
-                    ev.title_id.as_str(),
-                    ev.kind.as_str(),
-                    ev.position_ms,
-                    ev.duration_ms,
-                    ev.occurred_at.0,
-                    ev.occurred_at_raw.0,
-                    ev.received_at.0,
-                    ev.device_id.as_ref().map(|d| d.as_str()),
-                    ev.session_id.as_ref().map(|s| s.as_str()),
-                    if e.hold { "held" } else { "logged" },
-                )
-            })
-            .collect();
-        let mut inserted: HashSet<String> = sqlx::query_scalar(INSERT_EVENTS)
-            .bind(codec::json_list(&rows)?)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(error::db)?
-            .into_iter()
-            .collect();
-
-        let mut outcomes = Vec::with_capacity(entries.len());
-        let mut queued: Vec<&str> = Vec::new();
-        for (entry, id) in entries.iter().zip(&ids) {
-            // `remove`: only the first copy of an id in the batch is the stored one.
-            outcomes.push(match inserted.remove(id.as_str()) {
-                false => AppendOutcome::Duplicate,
-                true if entry.hold => AppendOutcome::Held,
-                true => {
-                    queued.push(id);
-                    AppendOutcome::Accepted
-                }
-            });
-        }
-        if !queued.is_empty() {
-            sqlx::query("INSERT INTO event_queue (event_id) SELECT value FROM json_each(?1) ORDER BY key")
-                .bind(codec::json_list(&queued)?)
-                .execute(&mut *tx)
-                .await
-                .map_err(error::db)?;
-        }
-        // synchronous=FULL: the commit returns after the WAL is fsynced. Durable from here on.
-        tx.commit().await.map_err(error::db)?;
-        Ok(outcomes)
+            .map_err(|_| StoreError::Unavailable("the appender stopped".into()))?;
+        answer.await.map_err(|_| StoreError::Unavailable("the appender stopped".into()))?
     }
 
     async fn next_batch(&self, max: usize) -> Result<Vec<QueuedEvent>, StoreError> {

@@ -118,3 +118,42 @@ async fn concurrent_writers_share_the_single_writer() {
     let dupes = store.append(&(1..=4).map(event).collect::<Vec<_>>(), 1_000_000).await.expect("append");
     assert_eq!(dupes, [AppendOutcome::Duplicate; 4]);
 }
+
+/// Appends racing each other share commits (group commit) yet keep their own outcomes: every
+/// event id is accepted exactly once across all of them, the rest are duplicates, one append that
+/// would overflow the bound is refused alone, and everything accepted is queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_appends_share_commits_but_not_outcomes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(&dir.path().join("p.db")).await.expect("open");
+    let mut tasks = Vec::new();
+    for t in 0..8u128 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            // Each request overlaps the next one by half its ids.
+            let entries: Vec<LogEntry> = (t * 25..t * 25 + 50).map(event).collect();
+            store.append(&entries, 10_000).await
+        }));
+    }
+    let mut accepted = 0;
+    let mut duplicates = 0;
+    for t in tasks {
+        for o in t.await.expect("join").expect("append") {
+            match o {
+                AppendOutcome::Accepted => accepted += 1,
+                AppendOutcome::Duplicate => duplicates += 1,
+                AppendOutcome::Held => panic!("nothing is held here"),
+            }
+        }
+    }
+    // Ids 0..225 are distinct; 400 were sent.
+    assert_eq!((accepted, duplicates), (225, 175));
+    assert_eq!(store.backlog().await.expect("backlog"), 225);
+    // A request that would overflow the bound is refused on its own; others still land.
+    let big_batch: Vec<LogEntry> = (1_000..1_100).map(event).collect();
+    let small_batch: Vec<LogEntry> = (2_000..2_010).map(event).collect();
+    let (big, small) = tokio::join!(store.append(&big_batch, 250), store.append(&small_batch, 250));
+    assert!(matches!(big, Err(StoreError::Full)));
+    assert_eq!(small.expect("small append").len(), 10);
+    assert_eq!(store.backlog().await.expect("backlog"), 235);
+}
