@@ -14,7 +14,7 @@ use playhead_core::{StoreError, Timestamp};
 
 /// GCRA in this process.
 pub struct LocalRateLimiter {
-    tats: Cache<String, Arc<Mutex<Option<Timestamp>>>>,
+    tats: Cache<String, Arc<Mutex<Option<i64>>>>,
 }
 
 impl std::fmt::Debug for LocalRateLimiter {

@@ -1,7 +1,8 @@
 //! Rate limiting by GCRA (the generic cell rate algorithm), as pure arithmetic.
 //!
 //! A quota is `limit` units per `window_ms`. GCRA keeps one number per key, the theoretical
-//! arrival time (TAT): the instant at which the key's quota would be fully replenished. A request
+//! arrival time (TAT, in nanoseconds): the instant at which the key's quota would be fully
+//! replenished. A request
 //! of cost `c` moves the TAT forward by `c` emission intervals (`window / limit`); it is allowed
 //! while the TAT stays within one window of now. One number per key, O(1), exact, and the same
 //! arithmetic runs in process or as one Redis script (scale-out), so both agree.
@@ -31,37 +32,60 @@ pub struct RateDecision {
 }
 
 impl Quota {
-    fn interval(self) -> f64 {
+    /// The emission interval in nanoseconds (window / limit). Nanoseconds, not milliseconds: a
+    /// quota above 1,000 per second has a sub-millisecond interval, and rounding it up to 1 ms
+    /// would silently cap every quota at 1,000 requests per second.
+    fn interval_ns(self) -> f64 {
         #[expect(clippy::cast_precision_loss, reason = "windows are far below 2^53 ms")]
-        let w = self.window_ms as f64;
+        let w = self.window_ms as f64 * 1e6;
         w / f64::from(self.limit.max(1))
+    }
+
+    fn window_ns(self) -> i64 {
+        self.window_ms.saturating_mul(1_000_000)
     }
 }
 
-/// Decide a request of `cost` at `now` given the stored TAT; returns the decision and the TAT to
-/// store (unchanged when refused).
-pub fn gcra(tat: Option<Timestamp>, now: Timestamp, quota: Quota, cost: u32) -> (RateDecision, Timestamp) {
-    let t = quota.interval();
-    let base = tat.map_or(now.0, |x| x.0.max(now.0));
+fn ms_up(ns: i64) -> i64 {
+    (ns.max(0) + 999_999) / 1_000_000
+}
+
+/// Decide a request of `cost` at `now` given the stored TAT (nanoseconds since the epoch); returns
+/// the decision and the TAT to store (unchanged when refused).
+pub fn gcra(tat_ns: Option<i64>, now: Timestamp, quota: Quota, cost: u32) -> (RateDecision, i64) {
+    let t = quota.interval_ns();
+    let window = quota.window_ns();
+    let now_ns = now.0.saturating_mul(1_000_000);
+    let base = tat_ns.map_or(now_ns, |x| x.max(now_ns));
     #[expect(clippy::cast_possible_truncation, reason = "bounded by the window")]
-    let new_tat = base + (t * f64::from(cost)).ceil() as i64;
-    let ahead = new_tat - now.0;
-    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "clamped to [0, limit]")]
+    let new_tat = base + (t * f64::from(cost)).round() as i64;
+    let ahead = new_tat - now_ns;
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "clamped to [0, limit]"
+    )]
     let remaining_after =
-        |ahead: i64| (((quota.window_ms - ahead) as f64 / t).floor().max(0.0) as u32).min(quota.limit);
-    if cost > quota.limit || ahead > quota.window_ms {
-        let current_ahead = base - now.0;
+        |ahead: i64| (((window - ahead) as f64 / t).floor().max(0.0) as u32).min(quota.limit);
+    if cost > quota.limit || ahead > window {
+        let current_ahead = base - now_ns;
         let decision = RateDecision {
             allowed: false,
             remaining: remaining_after(current_ahead),
-            reset_ms: current_ahead.max(0),
-            retry_after_ms: if cost > quota.limit { quota.window_ms } else { ahead - quota.window_ms },
+            reset_ms: ms_up(current_ahead),
+            retry_after_ms: if cost > quota.limit { quota.window_ms } else { ms_up(ahead - window) },
         };
-        return (decision, Timestamp(base));
+        return (decision, base);
     }
     (
-        RateDecision { allowed: true, remaining: remaining_after(ahead), reset_ms: ahead, retry_after_ms: 0 },
-        Timestamp(new_tat),
+        RateDecision {
+            allowed: true,
+            remaining: remaining_after(ahead),
+            reset_ms: ms_up(ahead),
+            retry_after_ms: 0,
+        },
+        new_tat,
     )
 }
 
@@ -71,7 +95,7 @@ mod tests {
 
     const Q: Quota = Quota { limit: 10, window_ms: 1_000 };
 
-    fn run(n: usize, at: i64, mut tat: Option<Timestamp>) -> (Vec<RateDecision>, Option<Timestamp>) {
+    fn run(n: usize, at: i64, mut tat: Option<i64>) -> (Vec<RateDecision>, Option<i64>) {
         let mut out = Vec::new();
         for _ in 0..n {
             let (d, t) = gcra(tat, Timestamp(at), Q, 1);
@@ -111,6 +135,20 @@ mod tests {
         let (d, t2) = gcra(tat, Timestamp(50), Q, 1);
         assert!(!d.allowed);
         assert_eq!(Some(t2), tat);
+    }
+
+    #[test]
+    fn quotas_above_a_thousand_per_second_are_honoured() {
+        // 1,000,000 per second: the interval is 1 microsecond, not rounded up to a millisecond.
+        let q = Quota { limit: 1_000_000, window_ms: 1_000 };
+        let mut tat = None;
+        for _ in 0..10_000 {
+            let (d, t) = gcra(tat, Timestamp(0), q, 1);
+            assert!(d.allowed);
+            tat = Some(t);
+        }
+        let (d, _) = gcra(tat, Timestamp(0), q, 1);
+        assert_eq!(d.remaining, 989_999);
     }
 
     #[test]
