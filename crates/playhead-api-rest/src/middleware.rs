@@ -287,6 +287,12 @@ fn storable(status: StatusCode) -> bool {
     status.is_success() || matches!(status.as_u16(), 400 | 404 | 405 | 410 | 413 | 415 | 422)
 }
 
+/// Answers that hold credentials (tokens, client secrets, API keys) are never stored for replay:
+/// the idempotency table would become a second credential store.
+fn carries_secrets(path: &str) -> bool {
+    path.starts_with("/oauth/") || path.contains("/api-keys") || path.contains("/clients")
+}
+
 fn idempotency_problem(status: StatusCode, slug: &str, title: &str, detail: &str) -> Response {
     problem_response(&Problem::new(slug, title, status, detail), &[])
 }
@@ -302,6 +308,9 @@ pub async fn idempotency(State(s): State<RestState>, req: Request, next: Next) -
     let Some(raw_key) = req.headers().get("idempotency-key").cloned() else {
         return next.run(req).await;
     };
+    if carries_secrets(req.uri().path()) {
+        return next.run(req).await;
+    }
     let Some(AuthOutcome::Ok(principal)) = req.extensions().get::<AuthOutcome>().cloned() else {
         return next.run(req).await; // the handler answers 401; nothing to remember
     };
@@ -488,6 +497,13 @@ mod tests {
         assert_eq!(requested_version(&h), Some(Ok(2)));
         h.insert(header::ACCEPT, HeaderValue::from_static("application/vnd.playhead.vX+json"));
         assert!(matches!(requested_version(&h), Some(Err(_))));
+    }
+
+    #[test]
+    fn answers_with_secrets_are_never_kept() {
+        assert!(carries_secrets("/oauth/token"));
+        assert!(carries_secrets("/v1/admin/api-keys"));
+        assert!(!carries_secrets("/v1/profiles/x/events"));
     }
 
     #[test]
