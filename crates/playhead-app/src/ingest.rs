@@ -134,14 +134,21 @@ impl App {
 
         self.cap_held(profile_id, &mut entries, &mut entry_slot, &mut results).await?;
         if !entries.is_empty() {
-            let outcomes =
-                self.ports.log.append(&entries, self.config.max_backlog).await.map_err(|e| match e {
-                    playhead_core::StoreError::Full => {
-                        metrics::counter!("playhead_ingest_backpressure_total").increment(1);
-                        AppError::Overloaded { retry_after_secs: 2 }
-                    }
-                    other => other.into(),
-                })?;
+            let started = std::time::Instant::now();
+            let appended = self.ports.log.append(&entries, self.config.max_backlog).await;
+            metrics::histogram!("playhead_append_seconds").record(started.elapsed().as_secs_f64());
+            tracing::debug!(
+                event.count = entries.len(),
+                duration_us = started.elapsed().as_micros() as u64,
+                "appended"
+            );
+            let outcomes = appended.map_err(|e| match e {
+                playhead_core::StoreError::Full => {
+                    metrics::counter!("playhead_ingest_backpressure_total").increment(1);
+                    AppError::Overloaded { retry_after_secs: 2 }
+                }
+                other => other.into(),
+            })?;
             for (slot, outcome) in entry_slot.iter().zip(outcomes) {
                 results[*slot].status = match outcome {
                     AppendOutcome::Accepted => EventStatus::Accepted,
