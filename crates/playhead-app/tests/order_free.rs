@@ -74,12 +74,19 @@ async fn state(app: &App, profile: ProfileId) -> String {
     }
     let plays =
         app.ports().viewing.plays(profile, &PlayQuery { limit: 1000, ..Default::default() }).await.unwrap();
-    for v in plays {
-        out += &format!(
-            "play {} {:?} {:?}-{:?} {} {}\n",
-            v.title_id, v.key, v.started_at, v.ended_at, v.watched_ms, v.completed
-        );
-    }
+    // History is newest first; plays that start at the same instant have no defined order (their
+    // ids, made at apply time, break the tie), so compare them as a sorted list.
+    let mut lines: Vec<String> = plays
+        .iter()
+        .map(|v| {
+            format!(
+                "play {} {:?} {:?}-{:?} {} {}\n",
+                v.title_id, v.key, v.started_at, v.ended_at, v.watched_ms, v.completed
+            )
+        })
+        .collect();
+    lines.sort();
+    out.extend(lines);
     out
 }
 
