@@ -2,6 +2,7 @@
 //! point, backfill or delete plays, hide a title).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use playhead_core::auth::{Principal, Scope};
 use playhead_core::event::{EventKind, PlaybackEvent, clamp_position};
@@ -80,6 +81,49 @@ pub struct RowItem {
     pub percent: f64,
     /// Activity time that ordered the row.
     pub activity_at: Timestamp,
+}
+
+/// The first `len` items of a cached row, shared rather than copied: a row is read far more often
+/// than it changes, and copying twenty titles (names, genres, external ids) per read was a large
+/// part of a cached read's cost.
+#[derive(Debug, Clone)]
+pub struct RowPage {
+    row: Arc<Vec<RowItem>>,
+    len: usize,
+}
+
+impl RowPage {
+    fn new(row: Arc<Vec<RowItem>>, limit: u32) -> Self {
+        let len = row.len().min(limit as usize);
+        Self { row, len }
+    }
+}
+
+impl RowPage {
+    /// Whether this page is a view of the row `other` points to. A `Weak` keeps the row's
+    /// allocation alive, so its address cannot be reused by another row while it is held: equal
+    /// addresses mean the same row, never a later one (no ABA).
+    pub fn is_view_of(&self, other: &std::sync::Weak<Vec<RowItem>>) -> bool {
+        std::ptr::eq(Arc::as_ptr(&self.row), other.as_ptr())
+    }
+
+    /// A weak handle on the row, for [`Self::is_view_of`].
+    pub fn row_handle(&self) -> std::sync::Weak<Vec<RowItem>> {
+        Arc::downgrade(&self.row)
+    }
+
+    /// Whether the row is held by the row cache too (false when caching is off: every read
+    /// loads a fresh row, so anything derived from it cannot be reused).
+    pub fn is_cached(&self) -> bool {
+        Arc::strong_count(&self.row) > 1
+    }
+}
+
+impl std::ops::Deref for RowPage {
+    type Target = [RowItem];
+    fn deref(&self) -> &[RowItem] {
+        &self.row[..self.len]
+    }
 }
 
 /// A backfilled play from a client.
@@ -418,10 +462,10 @@ impl App {
         p: &Principal,
         profile_id: ProfileId,
         limit: u32,
-    ) -> Result<Vec<RowItem>, AppError> {
+    ) -> Result<RowPage, AppError> {
         let profile = self.reachable_profile(p, profile_id, Scope::HistoryRead).await?;
         let row = self.cache.row(profile_id, Row::Continue, self.load_continue_watching(profile)).await?;
-        Ok(row.iter().take(limit as usize).cloned().collect())
+        Ok(RowPage::new(row, limit))
     }
 
     /// The whole row (up to the page maximum), from the store.
@@ -459,10 +503,10 @@ impl App {
         p: &Principal,
         profile_id: ProfileId,
         limit: u32,
-    ) -> Result<Vec<RowItem>, AppError> {
+    ) -> Result<RowPage, AppError> {
         let profile = self.reachable_profile(p, profile_id, Scope::HistoryRead).await?;
         let row = self.cache.row(profile_id, Row::NextUp, self.load_next_up(profile)).await?;
-        Ok(row.iter().take(limit as usize).cloned().collect())
+        Ok(RowPage::new(row, limit))
     }
 
     /// The whole row (up to the page maximum), from the store.

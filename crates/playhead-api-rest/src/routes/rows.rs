@@ -1,9 +1,15 @@
 //! The rows: Continue watching (with hide) and Next up.
 
-use axum::Json;
+use std::sync::Weak;
+use std::time::Duration;
+
+use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use serde::Deserialize;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use playhead_app::reads::{RowItem, RowPage};
+use playhead_core::ids::ProfileId;
+use serde::{Deserialize, Serialize};
 
 use super::{limit, profile_id, title_id};
 use crate::RestState;
@@ -11,6 +17,54 @@ use crate::auth::Auth;
 use crate::dto::{ContinueItemDto, NextUpItemDto, Page};
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiQuery;
+
+/// Serialized rows, reused while the app hands out the same cached row: a row is read far more
+/// often than it changes, and turning twenty titles into JSON dominated a cached read. Entries are
+/// keyed by profile, row and page length, and hold a `Weak` on the row they were made from; the
+/// app's row cache decides freshness (a write makes it hand out a new row, so the body is remade),
+/// and authorization still runs on every request before this cache is consulted.
+#[derive(Clone)]
+pub struct RowBodies(moka::sync::Cache<(ProfileId, u8, usize), (Weak<Vec<RowItem>>, Bytes)>);
+
+impl std::fmt::Debug for RowBodies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowBodies").field("entries", &self.0.entry_count()).finish()
+    }
+}
+
+impl Default for RowBodies {
+    fn default() -> Self {
+        Self(moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(60)).build())
+    }
+}
+
+impl RowBodies {
+    fn body<T: Serialize + utoipa::ToSchema>(
+        &self,
+        profile: ProfileId,
+        row: u8,
+        page: &RowPage,
+        dto: impl Fn(&RowItem) -> T,
+    ) -> Result<Response, ApiError> {
+        let key = (profile, row, page.len());
+        if let Some((handle, bytes)) = self.0.get(&key)
+            && page.is_view_of(&handle)
+        {
+            return Ok(json(bytes));
+        }
+        let body = serde_json::to_vec(&Page { items: page.iter().map(dto).collect(), next_cursor: None })
+            .map_err(|e| ApiError::App(playhead_app::AppError::Internal(e.to_string())))?;
+        let bytes = Bytes::from(body);
+        if page.is_cached() {
+            self.0.insert(key, (page.row_handle(), bytes.clone()));
+        }
+        Ok(json(bytes))
+    }
+}
+
+fn json(bytes: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response()
+}
 
 /// Query of the rows.
 #[derive(Debug, Deserialize)]
@@ -28,9 +82,10 @@ pub async fn continue_watching(
     Auth(p): Auth,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<RowParams>,
-) -> Result<Json<Page<ContinueItemDto>>, ApiError> {
-    let items = s.app.continue_watching(&p, profile_id(&id)?, limit(q.limit.as_deref())?).await?;
-    Ok(Json(Page { items: items.iter().map(ContinueItemDto::from).collect(), next_cursor: None }))
+) -> Result<Response, ApiError> {
+    let profile = profile_id(&id)?;
+    let page = s.app.continue_watching(&p, profile, limit(q.limit.as_deref())?).await?;
+    s.row_bodies.body(profile, 0, &page, |i| ContinueItemDto::from(i))
 }
 
 /// Hide a title from Continue watching until it is played again; its resume point is kept.
@@ -57,7 +112,8 @@ pub async fn next_up(
     Auth(p): Auth,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<RowParams>,
-) -> Result<Json<Page<NextUpItemDto>>, ApiError> {
-    let items = s.app.next_up(&p, profile_id(&id)?, limit(q.limit.as_deref())?).await?;
-    Ok(Json(Page { items: items.iter().map(NextUpItemDto::from).collect(), next_cursor: None }))
+) -> Result<Response, ApiError> {
+    let profile = profile_id(&id)?;
+    let page = s.app.next_up(&p, profile, limit(q.limit.as_deref())?).await?;
+    s.row_bodies.body(profile, 1, &page, |i| NextUpItemDto::from(i))
 }
