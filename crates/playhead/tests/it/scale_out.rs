@@ -1,0 +1,177 @@
+//! Scale-out mode selected by configuration, through the real binary: `migrate`, `admin` and
+//! `serve` all act on the PostgreSQL database named by `database_url` (file or environment), and
+//! never print the URL.
+
+use std::process::Command;
+
+use serde_json::Value;
+use sqlx::{Connection, PgConnection};
+
+use crate::support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_playhead");
+
+fn run(dir: &std::path::Path, config: &std::path::Path, args: &[&str]) -> Value {
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("PLAYHEAD_DATABASE_URL")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+#[tokio::test]
+async fn migrate_and_admin_commands_use_the_configured_postgres_database() {
+    if !pg::reachable().await {
+        return;
+    }
+    let schema = pg::Schema::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("scale-out.toml");
+    std::fs::write(
+        &config,
+        format!("database_url = \"{}\"\ndatabase_schema = \"{}\"\n", pg::url(), schema.name),
+    )
+    .unwrap();
+
+    let m = run(dir.path(), &config, &["migrate"]);
+    assert_eq!(m["backend"], "postgres");
+    assert!(!m.to_string().contains("postgres://"), "the URL is never printed: {m}");
+    let a = run(dir.path(), &config, &["admin", "create-account", "--email", "ops@example.com"]);
+    let account = a["account_id"].as_str().unwrap().to_owned();
+    let k = run(
+        dir.path(),
+        &config,
+        &["admin", "api-key", "create", "--name", "ingest", "--scope", "history:write"],
+    );
+    assert!(k["api_key"].as_str().unwrap().starts_with("phk_"));
+
+    // The rows are in PostgreSQL, in the configured schema, and not in a SQLite file.
+    let mut conn = PgConnection::connect(&pg::url()).await.unwrap();
+    let n: i64 =
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {}.accounts WHERE id::text = $1", schema.name))
+            .bind(&account)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(n, 1);
+    let keys: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {}.api_keys", schema.name))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys, 1);
+    let _ = conn.close().await;
+    assert!(!dir.path().join("playhead.db").exists(), "no SQLite database in scale-out mode");
+
+    // The same account through the environment instead of the file's database_url.
+    let empty = dir.path().join("empty.toml");
+    std::fs::write(&empty, format!("database_schema = \"{}\"\n", schema.name)).unwrap();
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--config")
+        .arg(&empty)
+        .args(["admin", "token", "--account", &account])
+        .env("PLAYHEAD_DATABASE_URL", pg::url())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn bad_scale_out_settings_stop_the_process_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "nats_url = \"nats://127.0.0.1:4222\"\ndatabase_url = \"postgres://u:secret@h/db\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN).arg("--config").arg(&config).arg("migrate").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("nats_url") && !err.contains("secret"), "{err}");
+}
+
+#[tokio::test]
+async fn migrate_data_moves_an_embedded_deployment_and_its_rows_read_the_same() {
+    if !pg::reachable().await {
+        return;
+    }
+    // An embedded deployment with a catalog, plays, a resume point and a hidden title.
+    let t = spawn_app().await;
+    let ops = t.catalog_token().await;
+    t.import(&ops, &[movie("m1", 100), movie("m2", 100), movie("m3", 100)]).await;
+    let v = t.viewer("mig@example.com").await;
+    t.events(&v, watching("m1", 0, 20, 30)).await;
+    t.events(&v, watching("m2", 0, 15, 10)).await;
+    t.events(&v, watching("m3", 0, 12, 5)).await;
+    t.settle().await;
+    let r = t
+        .http
+        .delete(t.url(&format!("/v1/profiles/{}/continue-watching/m3", v.profile)))
+        .bearer_auth(&v.token)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let cw = format!("/v1/profiles/{}/continue-watching", v.profile);
+    let hist = format!("/v1/profiles/{}/history?limit=50", v.profile);
+    let before = (t.get_json(&v.token, &cw).await, t.get_json(&v.token, &hist).await);
+    assert_eq!(before.0["items"].as_array().unwrap().len(), 2);
+    let dir = t.stop_keep_dir().await;
+
+    let schema = pg::Schema::create().await;
+    let out = Command::new(BIN)
+        .args(["migrate-data", "--from"])
+        .arg(format!("sqlite://{}", dir.path().join("playhead.db").display()))
+        .args(["--to", &pg::url(), "--to-schema", &schema.name])
+        .env_remove("PLAYHEAD_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verified"], true);
+    let rows = |table: &str| {
+        report["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["table"] == table)
+            .map(|x| x["rows"].as_u64().unwrap())
+    };
+    assert_eq!(rows("accounts"), Some(2));
+    assert_eq!(rows("titles"), Some(3));
+    assert_eq!(rows("events"), Some(41 + 31 + 25));
+    assert_eq!(rows("hides"), Some(1));
+    assert!(rows("viewings").unwrap() >= 3);
+
+    // A second run refuses: the target is no longer empty.
+    let again = Command::new(BIN)
+        .args(["migrate-data", "--from"])
+        .arg(format!("sqlite://{}", dir.path().join("playhead.db").display()))
+        .args(["--to", &pg::url(), "--to-schema", &schema.name])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+
+    // A scale-out server on the migrated schema answers the same rows.
+    let name = schema.name.clone();
+    on(Backend::Postgres, async move {
+        let p = spawn_with(|s| s.database_schema = Some(name)).await;
+        let token = p.token(v.account, &TestApp::viewer_scopes(), 600);
+        let after = (p.get_json(&token, &cw).await, p.get_json(&token, &hist).await);
+        assert_eq!(after.0["items"], before.0["items"]);
+        assert_eq!(after.1["items"], before.1["items"]);
+        p.stop().await;
+    })
+    .await;
+    drop(schema);
+}
