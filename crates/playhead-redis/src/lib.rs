@@ -117,6 +117,19 @@ impl RedisRateLimiter {
         self.conn.get().is_some()
     }
 
+    /// Wait up to `within` for the first connection (a replica starting next to a healthy Redis
+    /// should not decide its first requests locally); `false` when Redis did not come up.
+    pub async fn wait_connected(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while !self.connected() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
     async fn shared(
         &self,
         key: &str,

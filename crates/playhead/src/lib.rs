@@ -182,8 +182,8 @@ pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
     let max_window = Duration::from_secs(u64::from(longest.unwrap_or(60)).max(3_600));
     let limiter: Arc<dyn RateLimiter> = match &settings.redis_url {
         None => Arc::new(playhead_app::ratelimit::LocalRateLimiter::new(max_window)),
-        Some(url) => Arc::new(
-            playhead_redis::RedisRateLimiter::connect(
+        Some(url) => {
+            let limiter = playhead_redis::RedisRateLimiter::connect(
                 url,
                 playhead_redis::RedisLimiterConfig {
                     key_prefix: settings.redis_key_prefix.clone(),
@@ -191,8 +191,14 @@ pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
                     ..playhead_redis::RedisLimiterConfig::default()
                 },
             )
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?,
-        ),
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+            // Start degraded rather than not at all: after 2 s without Redis, limits are per
+            // replica until it answers (the limiter keeps connecting in the background).
+            if !limiter.wait_connected(Duration::from_secs(2)).await {
+                tracing::warn!("redis unreachable at start: rate limits are per replica until it answers");
+            }
+            Arc::new(limiter)
+        }
     };
     let ports = store.ports(limiter);
     let config = AppConfig {

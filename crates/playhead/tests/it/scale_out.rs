@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 
 use crate::support::*;
@@ -174,4 +174,90 @@ async fn migrate_data_moves_an_embedded_deployment_and_its_rows_read_the_same() 
     })
     .await;
     drop(schema);
+}
+
+fn redis_url() -> Option<String> {
+    let url = std::env::var("PLAYHEAD_TEST_REDIS_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned());
+    let addr = url.trim_start_matches("redis://").split('/').next().unwrap_or_default().to_owned();
+    if std::net::TcpStream::connect(&addr).is_ok() {
+        return Some(url);
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    assert!(!ci, "Redis is unreachable at {url} and CI=true (scripts/ci-services starts it)");
+    eprintln!("SKIPPED: Redis unreachable at {url}");
+    None
+}
+
+/// Two replicas (two servers in this process) on one PostgreSQL schema, one Redis and one set of
+/// keys: one rate limit across both, and an idempotency key replays on the other replica.
+#[tokio::test]
+async fn two_replicas_share_rate_limits_and_idempotency_keys() {
+    if !pg::reachable().await {
+        return;
+    }
+    let Some(redis) = redis_url() else { return };
+    on(Backend::Postgres, async move {
+        let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+        let quota = playhead::config::QuotaSetting { limit: 6, window_secs: 600 };
+        let (r, p) = (redis.clone(), prefix.clone());
+        let a = spawn_with(move |s| {
+            s.redis_url = Some(r);
+            s.redis_key_prefix = p;
+            s.rate_limits.read = quota;
+        })
+        .await;
+        let (schema, dir) = (a.settings.database_schema.clone(), a.settings.data_dir.clone());
+        let b = spawn_with(move |s| {
+            s.redis_url = Some(redis);
+            s.redis_key_prefix = prefix;
+            s.rate_limits.read = quota;
+            s.database_schema = schema;
+            s.data_dir = dir; // the same signing keys and cursor key
+        })
+        .await;
+        let ops = a.catalog_token().await;
+        a.import(&ops, &[movie("m1", 100)]).await;
+        let v = a.viewer("two@example.com").await;
+
+        // Idempotency: the first answer on A is replayed by B, and the events apply once.
+        let body = json!({"events": watching("m1", 0, 3, 1)});
+        let path = format!("/v1/profiles/{}/events", v.profile);
+        let send = |t: &TestApp| {
+            t.http
+                .post(t.url(&path))
+                .bearer_auth(&v.token)
+                .header("idempotency-key", "k-two")
+                .json(&body)
+                .send()
+        };
+        let first = send(&a).await.unwrap();
+        assert_eq!(first.status(), reqwest::StatusCode::ACCEPTED);
+        let first: Value = first.json().await.unwrap();
+        let again = send(&b).await.unwrap();
+        assert_eq!(again.status(), reqwest::StatusCode::ACCEPTED);
+        assert_eq!(again.headers()["idempotent-replayed"], "true");
+        assert_eq!(again.json::<Value>().await.unwrap(), first);
+        a.settle().await;
+        b.settle().await;
+
+        // One read quota across both replicas: 6 of 12 alternating requests pass, not 12.
+        let cw = format!("/v1/profiles/{}/continue-watching", v.profile);
+        let mut ok = 0;
+        for i in 0..12 {
+            let t = if i % 2 == 0 { &a } else { &b };
+            let r = t.get(&v.token, &cw).await;
+            match r.status() {
+                reqwest::StatusCode::OK => ok += 1,
+                reqwest::StatusCode::TOO_MANY_REQUESTS => {}
+                s => panic!("unexpected {s}"),
+            }
+        }
+        assert_eq!(ok, 6, "one quota shared by both replicas");
+        b.stop().await;
+        a.stop().await;
+    })
+    .await;
 }
