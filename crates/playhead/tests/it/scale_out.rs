@@ -261,3 +261,166 @@ async fn two_replicas_share_rate_limits_and_idempotency_keys() {
     })
     .await;
 }
+
+/// A PostgreSQL cluster of this test's own (initdb + pg_ctl as the postgres user, since the
+/// server refuses to run as root), on a free loopback port, so stopping it disturbs nobody.
+struct ThrowawayPg {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+fn as_postgres(args: &[&str]) -> std::process::Output {
+    let mut cmd = if nix_is_root() { Command::new("runuser") } else { Command::new(args[0]) };
+    if nix_is_root() {
+        cmd.args(["-u", "postgres", "--"]).args(args);
+    } else {
+        cmd.args(&args[1..]);
+    }
+    cmd.output().unwrap()
+}
+
+fn nix_is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+impl ThrowawayPg {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        if nix_is_root() {
+            let ok =
+                Command::new("chown").arg("-R").arg("postgres:postgres").arg(dir.path()).status().unwrap();
+            assert!(ok.success());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let out = as_postgres(&[
+            &format!("{PG_BIN}/initdb"),
+            "-D",
+            data.to_str().unwrap(),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+        ]);
+        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        let pg = Self { dir, port };
+        pg.up();
+        pg
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn up(&self) {
+        let opts = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log").display().to_string();
+        let out = as_postgres(&[
+            &format!("{PG_BIN}/pg_ctl"),
+            "-D",
+            &self.data(),
+            "-o",
+            &opts,
+            "-l",
+            &log,
+            "-w",
+            "start",
+        ]);
+        assert!(out.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn down(&self) {
+        let out =
+            as_postgres(&[&format!("{PG_BIN}/pg_ctl"), "-D", &self.data(), "-m", "immediate", "-w", "stop"]);
+        assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for ThrowawayPg {
+    fn drop(&mut self) {
+        let _ = as_postgres(&[&format!("{PG_BIN}/pg_ctl"), "-D", &self.data(), "-m", "immediate", "stop"]);
+    }
+}
+
+/// PostgreSQL stops under a running server: writes answer 503 with Retry-After and /readyz is
+/// false; when it returns the server recovers by itself, and every event answered `accepted`
+/// (before and after) is applied exactly once.
+#[tokio::test]
+async fn fault_postgres_down_answers_503_then_recovers_without_losing_events() {
+    if !std::path::Path::new(PG_BIN).join("initdb").exists() {
+        let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+        assert!(!ci, "PostgreSQL 15 server binaries are needed under CI (scripts/ci-services)");
+        return;
+    }
+    let pg = ThrowawayPg::start();
+    let url = pg.url();
+    let t = spawn_with(move |s| {
+        s.database_url = Some(url);
+        s.database_max_connections = 4;
+    })
+    .await;
+    let ops = t.catalog_token().await;
+    t.import(&ops, &[movie("m1", 100)]).await;
+    let v = t.viewer("pgdown@example.com").await;
+    let events = watching("m1", 0, 10, 30);
+    let mut accepted = std::collections::BTreeSet::new();
+    let path = format!("/v1/profiles/{}/events", v.profile);
+    let post = |batch: &[Value]| {
+        t.http.post(t.url(&path)).bearer_auth(&v.token).json(&json!({"events": batch})).send()
+    };
+    let mut record = |r: Value| {
+        for x in r["results"].as_array().unwrap() {
+            if x["status"] == "accepted" {
+                accepted.insert(x["event_id"].as_str().unwrap().to_owned());
+            }
+        }
+    };
+    let r = post(&events[..7]).await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED);
+    record(r.json().await.unwrap());
+
+    pg.down();
+    let r = post(&events[7..14]).await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().contains_key("retry-after"), "503 carries Retry-After");
+    let ready = t.http.get(t.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+
+    pg.up();
+    let t0 = std::time::Instant::now();
+    while t.http.get(t.url("/readyz")).send().await.unwrap().status() != reqwest::StatusCode::OK {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(30), "/readyz never recovered");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The client retries the refused batch, then sends the rest.
+    for batch in [&events[7..14], &events[14..]] {
+        let r = post(batch).await.unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED);
+        record(r.json().await.unwrap());
+    }
+    t.settle().await;
+    assert_eq!(accepted.len(), events.len());
+
+    // Exactly once: every accepted event is stored once and applied (none left queued), and the
+    // one play they make covers them all.
+    let mut conn = PgConnection::connect(&pg.url()).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&mut conn).await.unwrap();
+    let queued: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM event_queue").fetch_one(&mut conn).await.unwrap();
+    assert_eq!((stored, queued), (events.len() as i64, 0));
+    let _ = conn.close().await;
+    let hist = t.get_json(&v.token, &format!("/v1/profiles/{}/history", v.profile)).await;
+    assert_eq!(hist["items"].as_array().unwrap().len(), 1, "{hist}");
+    t.stop().await;
+}
