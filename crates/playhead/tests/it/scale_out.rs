@@ -424,3 +424,35 @@ async fn fault_postgres_down_answers_503_then_recovers_without_losing_events() {
     assert_eq!(hist["items"].as_array().unwrap().len(), 1, "{hist}");
     t.stop().await;
 }
+
+/// Redis unreachable from the start: the replica still starts and serves (no 5xx caused by it),
+/// and its quotas hold per replica.
+#[tokio::test]
+async fn fault_redis_unreachable_costs_no_5xx_and_limits_hold_per_replica() {
+    if !pg::reachable().await {
+        return;
+    }
+    on(Backend::Postgres, async {
+        // A port nothing listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let t = spawn_with(move |s| {
+            s.redis_url = Some(format!("redis://127.0.0.1:{port}"));
+            s.rate_limits.read = playhead::config::QuotaSetting { limit: 3, window_secs: 600 };
+        })
+        .await;
+        let v = t.viewer("noredis@example.com").await;
+        let cw = format!("/v1/profiles/{}/continue-watching", v.profile);
+        let statuses: Vec<u16> = {
+            let mut out = Vec::new();
+            for _ in 0..5 {
+                out.push(t.get(&v.token, &cw).await.status().as_u16());
+            }
+            out
+        };
+        assert_eq!(statuses, [200, 200, 200, 429, 429]);
+        let ready = t.http.get(t.url("/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), reqwest::StatusCode::OK, "Redis is not needed to be ready");
+        t.stop().await;
+    })
+    .await;
+}
