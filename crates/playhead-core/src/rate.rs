@@ -41,8 +41,17 @@ impl Quota {
         w / f64::from(self.limit.max(1))
     }
 
-    fn window_ns(self) -> i64 {
+    /// The window in nanoseconds.
+    pub fn window_ns(self) -> i64 {
         self.window_ms.saturating_mul(1_000_000)
+    }
+
+    /// Nanoseconds a request of `cost` moves the TAT forward. Out-of-process limiters (the Redis
+    /// script) take this number from here, so they round exactly as [`gcra`] does.
+    pub fn increment_ns(self, cost: u32) -> i64 {
+        #[expect(clippy::cast_possible_truncation, reason = "bounded by the window times the cost")]
+        let inc = (self.interval_ns() * f64::from(cost)).round() as i64;
+        inc
     }
 }
 
@@ -57,8 +66,7 @@ pub fn gcra(tat_ns: Option<i64>, now: Timestamp, quota: Quota, cost: u32) -> (Ra
     let window = quota.window_ns();
     let now_ns = now.0.saturating_mul(1_000_000);
     let base = tat_ns.map_or(now_ns, |x| x.max(now_ns));
-    #[expect(clippy::cast_possible_truncation, reason = "bounded by the window")]
-    let new_tat = base + (t * f64::from(cost)).round() as i64;
+    let new_tat = base + quota.increment_ns(cost);
     let ahead = new_tat - now_ns;
     #[expect(
         clippy::cast_possible_truncation,

@@ -37,6 +37,24 @@ pub struct Settings {
     pub rate_limits: RateLimits,
     /// Deprecated routes or versions (Deprecation, Sunset and Link headers).
     pub deprecations: Vec<playhead_api_rest::middleware::Deprecation>,
+    /// Scale-out mode: `postgres://user@host:port/db`. When set, every store (accounts, catalog,
+    /// progress, history, the event log as an outbox, API keys, idempotency keys) is this
+    /// PostgreSQL database instead of the embedded SQLite file. Env `PLAYHEAD_DATABASE_URL`.
+    pub database_url: Option<String>,
+    /// The PostgreSQL schema to use (created by the operator; default: the server's search path).
+    /// Lets several deployments, or tests, share one database.
+    pub database_schema: Option<String>,
+    /// Connections this replica keeps at most (keep `replicas x this` below the server's
+    /// `max_connections`).
+    pub database_max_connections: u32,
+    /// Scale-out: `redis://host:port/db` for the shared rate limiter. Needs `database_url`.
+    pub redis_url: Option<String>,
+    /// Prepended to every Redis key (several deployments may share one Redis).
+    pub redis_key_prefix: String,
+    /// Scale-out: `nats://host:port` for the JetStream event pipeline. Needs `database_url`.
+    /// Reserved: the pipeline is not built yet, so setting it stops the process at start (events
+    /// are applied from the PostgreSQL outbox by every replica's in-process consumer).
+    pub nats_url: Option<String>,
 }
 
 /// HTTP hard limits. Exceeding one is a problem+json naming the limit.
@@ -169,6 +187,12 @@ impl Default for Settings {
             http: HttpLimits::default(),
             rate_limits: RateLimits::default(),
             deprecations: Vec::new(),
+            database_url: None,
+            database_schema: None,
+            database_max_connections: 10,
+            redis_url: None,
+            redis_key_prefix: "playhead:".into(),
+            nats_url: None,
         }
     }
 }
@@ -181,7 +205,16 @@ impl Settings {
             anyhow::ensure!(f.exists(), "config file {} does not exist", f.display());
             fig = fig.merge(Toml::file(f));
         }
-        fig = fig.merge(Env::prefixed("PLAYHEAD_").split("__"));
+        // PLAYHEAD_CONFIG and PLAYHEAD_DATA_DIR belong to the command line (clap reads them), and
+        // PLAYHEAD_TEST_* to the test suites: none of them is a settings key.
+        fig = fig.merge(
+            Env::prefixed("PLAYHEAD_")
+                .filter(|k| {
+                    let k = k.as_str().to_ascii_lowercase();
+                    !(k == "config" || k.starts_with("test_"))
+                })
+                .split("__"),
+        );
         let s: Settings = fig.extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         s.rules.validate().context("invalid configuration")?;
         anyhow::ensure!(
@@ -196,7 +229,58 @@ impl Settings {
             s.limits.max_backlog > 0,
             "invalid configuration: limits.max_backlog must be positive"
         );
+        s.validate_backends()?;
         Ok(s)
+    }
+
+    /// The scale-out keys are consistent: Redis and NATS only beside PostgreSQL, URLs with the
+    /// right scheme (the message names the key, never the URL: it may hold a password).
+    fn validate_backends(&self) -> anyhow::Result<()> {
+        let empty = |o: &Option<String>| o.as_deref().is_some_and(str::is_empty);
+        anyhow::ensure!(
+            !empty(&self.database_url) && !empty(&self.redis_url) && !empty(&self.nats_url),
+            "invalid configuration: database_url, redis_url and nats_url must not be empty strings"
+        );
+        if let Some(u) = &self.database_url {
+            anyhow::ensure!(
+                u.starts_with("postgres://") || u.starts_with("postgresql://"),
+                "invalid configuration: database_url must start with postgres:// (SQLite is the default and needs no URL)"
+            );
+        }
+        if self.database_url.is_none() {
+            anyhow::ensure!(
+                self.redis_url.is_none() && self.nats_url.is_none(),
+                "invalid configuration: redis_url and nats_url need database_url (scale-out mode runs on PostgreSQL)"
+            );
+            anyhow::ensure!(
+                self.database_schema.is_none(),
+                "invalid configuration: database_schema needs database_url"
+            );
+        }
+        if let Some(u) = &self.redis_url {
+            anyhow::ensure!(
+                u.starts_with("redis://") || u.starts_with("rediss://"),
+                "invalid configuration: redis_url must start with redis://"
+            );
+        }
+        // Refused rather than ignored: an operator who sets it must not believe events flow
+        // through JetStream when they do not.
+        anyhow::ensure!(
+            self.nats_url.is_none(),
+            "invalid configuration: nats_url: the JetStream event pipeline is not available in this \
+             version; scale-out mode applies events from the PostgreSQL outbox on every replica \
+             (docs/operations.md)"
+        );
+        anyhow::ensure!(
+            self.database_max_connections > 0,
+            "invalid configuration: database_max_connections must be positive"
+        );
+        Ok(())
+    }
+
+    /// Scale-out mode (PostgreSQL) rather than the embedded default (SQLite).
+    pub fn scale_out(&self) -> bool {
+        self.database_url.is_some()
     }
 
     /// The SQLite database file.
@@ -229,5 +313,26 @@ mod tests {
         std::fs::write(&f, "lisen = \"127.0.0.1:1\"\n").unwrap();
         let e = Settings::load(Some(&f)).unwrap_err();
         assert!(format!("{e:#}").contains("lisen"), "{e:#}");
+    }
+
+    #[test]
+    fn scale_out_keys_come_from_the_file_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "database_url = \"postgres://postgres@127.0.0.1:5432/test\"\ndatabase_schema = \"ph\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&f)).unwrap();
+        assert!(s.scale_out());
+        assert_eq!(s.database_schema.as_deref(), Some("ph"));
+        std::fs::write(&f, "redis_url = \"redis://127.0.0.1:6379\"\n").unwrap();
+        let e = Settings::load(Some(&f)).unwrap_err();
+        assert!(format!("{e:#}").contains("redis_url"), "{e:#}");
+        std::fs::write(&f, "database_url = \"mysql://secret@h/db\"\n").unwrap();
+        let e = format!("{:#}", Settings::load(Some(&f)).unwrap_err());
+        assert!(e.contains("database_url") && !e.contains("secret"), "{e}");
+        assert!(!Settings::default().scale_out());
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod migrate_data;
 
 use std::io::Write;
 use std::path::Path;
@@ -17,7 +18,12 @@ use playhead_api_rest::{Authenticator, ReadyCheck, RestState};
 use playhead_app::clock::SystemClock;
 use playhead_app::{App, AppConfig, Ports};
 use playhead_auth::{KeySet, Verifier};
+use playhead_core::StoreError;
 use playhead_core::ports::Clock;
+use playhead_core::ports::{
+    AccountStore, ApiKeyStore, Catalog, EventLog, IdempotencyStore, RateLimiter, ViewingStore,
+};
+use playhead_store_postgres::{PgConfig, PgStore};
 use playhead_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -31,12 +37,100 @@ const TOKEN_LEEWAY_SECS: u64 = 30;
 pub struct Runtime {
     /// The use cases.
     pub app: App,
-    /// The store (for admin commands).
-    pub store: SqliteStore,
+    /// The store (for health checks and shutdown).
+    pub store: Store,
     /// The signing keys.
     pub keys: Arc<KeySet>,
     /// Settings in effect.
     pub settings: Settings,
+}
+
+/// The storage backend: the embedded SQLite file (default) or PostgreSQL (scale-out, chosen by
+/// `database_url`). Both implement every storage port and pass the same contract suite.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// Embedded: one SQLite file in the data dir.
+    Sqlite(SqliteStore),
+    /// Scale-out: a PostgreSQL database shared by every replica.
+    Postgres(PgStore),
+}
+
+impl Store {
+    /// Open the backend the settings choose, running its migrations.
+    pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        match &settings.database_url {
+            None => Ok(Self::Sqlite(
+                SqliteStore::open(&settings.db_path())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("opening {}: {e}", settings.db_path().display()))?,
+            )),
+            Some(url) => {
+                let config = PgConfig {
+                    max_connections: settings.database_max_connections,
+                    schema: settings.database_schema.clone(),
+                    // Names the deployment in pg_stat_activity when several share one server.
+                    application_name: match &settings.database_schema {
+                        Some(schema) => format!("playhead/{schema}"),
+                        None => "playhead".to_owned(),
+                    },
+                    ..PgConfig::default()
+                };
+                // The error names the backend, never the URL (it may hold a password).
+                Ok(Self::Postgres(
+                    PgStore::connect_with(url, &config).await.map_err(|e| {
+                        anyhow::anyhow!("opening the PostgreSQL database (database_url): {e}")
+                    })?,
+                ))
+            }
+        }
+    }
+
+    /// `sqlite` or `postgres`, for logs and command output.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    /// A round trip to the database (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.ping().await,
+            Self::Postgres(s) => s.ping().await,
+        }
+    }
+
+    /// Close the pool (graceful shutdown).
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(s) => s.close().await,
+            Self::Postgres(s) => s.close().await,
+        }
+    }
+
+    /// Every storage port on this backend, with `limiter` for rate limits.
+    pub fn ports(&self, limiter: Arc<dyn RateLimiter>) -> Ports {
+        match self {
+            Self::Sqlite(s) => ports_of(s, limiter),
+            Self::Postgres(s) => ports_of(s, limiter),
+        }
+    }
+}
+
+fn ports_of<S>(s: &S, limiter: Arc<dyn RateLimiter>) -> Ports
+where
+    S: AccountStore + Catalog + EventLog + ViewingStore + ApiKeyStore + IdempotencyStore + Clone + 'static,
+{
+    Ports {
+        accounts: Arc::new(s.clone()),
+        catalog: Arc::new(s.clone()),
+        log: Arc::new(s.clone()),
+        viewing: Arc::new(s.clone()),
+        api_keys: Arc::new(s.clone()),
+        idempotency: Arc::new(s.clone()),
+        limiter,
+    }
 }
 
 /// Read (or create once, with mode 0600) a 32-byte secret in the data dir.
@@ -78,27 +172,44 @@ pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
         // The data dir holds signing keys and everyone's history: owner only.
         let _ = std::fs::set_permissions(&settings.data_dir, std::fs::Permissions::from_mode(0o700));
     }
-    let store = SqliteStore::open(&settings.db_path())
-        .await
-        .map_err(|e| anyhow::anyhow!("opening {}: {e}", settings.db_path().display()))?;
+    let store = Store::open(&settings).await?;
     let keys = Arc::new(KeySet::load_or_create(&settings.data_dir).context("loading signing keys")?);
     let cursor_key = secret_file(&settings.data_dir, "cursor.key")?;
-    let ports = Ports {
-        accounts: Arc::new(store.clone()),
-        catalog: Arc::new(store.clone()),
-        log: Arc::new(store.clone()),
-        viewing: Arc::new(store.clone()),
-        api_keys: Arc::new(store.clone()),
-        idempotency: Arc::new(store.clone()),
-        limiter: Arc::new(playhead_app::ratelimit::LocalRateLimiter::new(Duration::from_secs(3_600))),
+    // Idle keys are forgotten once the longest window in use has passed (not before: a key
+    // forgotten early would get a fresh quota).
+    let r = &settings.rate_limits;
+    let longest = [r.read, r.write, r.ingest, r.import, r.auth].iter().map(|q| q.window_secs).max();
+    let max_window = Duration::from_secs(u64::from(longest.unwrap_or(60)).max(3_600));
+    let limiter: Arc<dyn RateLimiter> = match &settings.redis_url {
+        None => Arc::new(playhead_app::ratelimit::LocalRateLimiter::new(max_window)),
+        Some(url) => {
+            let limiter = playhead_redis::RedisRateLimiter::connect(
+                url,
+                playhead_redis::RedisLimiterConfig {
+                    key_prefix: settings.redis_key_prefix.clone(),
+                    max_window,
+                    ..playhead_redis::RedisLimiterConfig::default()
+                },
+            )
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+            // Start degraded rather than not at all: after 2 s without Redis, limits are per
+            // replica until it answers (the limiter keeps connecting in the background).
+            if !limiter.wait_connected(Duration::from_secs(2)).await {
+                tracing::warn!("redis unreachable at start: rate limits are per replica until it answers");
+            }
+            Arc::new(limiter)
+        }
     };
+    let ports = store.ports(limiter);
     let config = AppConfig {
         rules: settings.rules.clone(),
         max_backlog: settings.limits.max_backlog,
         max_held_per_profile: settings.limits.max_held_per_profile,
         consumer_batch: settings.limits.consumer_batch,
         cursor_key,
-        row_cache: true,
+        // Per-profile rows cached in one replica's memory would go stale when another replica
+        // applies events: in scale-out mode rows are read from PostgreSQL (DESIGN.md, read path).
+        row_cache: !settings.scale_out(),
         quotas: settings.rate_limits.quotas(),
     };
     let app = App::new(ports, config, Arc::new(SystemClock));
@@ -106,7 +217,7 @@ pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
 }
 
 struct Ready {
-    store: SqliteStore,
+    store: Store,
     consumer: watch::Receiver<bool>,
 }
 

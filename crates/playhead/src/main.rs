@@ -9,7 +9,6 @@ use playhead::{Settings, open};
 use playhead_auth::{ApiKey, TokenIssuer};
 use playhead_core::auth::{Scope, Scopes};
 use playhead_core::ids::{AccountId, ProfileId};
-use playhead_core::ports::ApiKeyStore;
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -43,6 +42,19 @@ enum Command {
     },
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Copy an embedded deployment's SQLite database into an empty PostgreSQL database (scale-out
+    /// mode), then verify row counts and checksums table by table. Stop the server first.
+    MigrateData {
+        /// The source: sqlite://PATH (the data dir's playhead.db).
+        #[arg(long)]
+        from: String,
+        /// The target: postgres://... (default: database_url from the config).
+        #[arg(long)]
+        to: Option<String>,
+        /// The target schema (default: database_schema from the config).
+        #[arg(long)]
+        to_schema: Option<String>,
+    },
     /// Operator commands.
     #[command(subcommand)]
     Admin(Admin),
@@ -183,7 +195,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("binding {}", rt.settings.listen))?;
             let addr = listener.local_addr()?;
             print(
-                &json!({"status": "listening", "addr": addr.to_string(), "data_dir": rt.settings.data_dir}),
+                &json!({"status": "listening", "addr": addr.to_string(), "backend": rt.store.backend(), "data_dir": rt.settings.data_dir}),
             );
             let (tx, rx) = watch::channel(false);
             tokio::spawn(async move {
@@ -194,7 +206,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let rt = open(settings).await?;
-            print(&json!({"status": "migrated", "database": rt.settings.db_path()}));
+            // The URL is never printed: it may hold a password.
+            let database = match rt.store {
+                playhead::Store::Sqlite(_) => json!(rt.settings.db_path()),
+                playhead::Store::Postgres(_) => json!("database_url"),
+            };
+            print(&json!({"status": "migrated", "backend": rt.store.backend(), "database": database}));
+        }
+        Command::MigrateData { from, to, to_schema } => {
+            let path = from
+                .strip_prefix("sqlite://")
+                .context("--from must be sqlite://PATH (the embedded database file)")?;
+            let to =
+                to.or_else(|| settings.database_url.clone()).context("--to (or database_url) is required")?;
+            anyhow::ensure!(
+                to.starts_with("postgres://") || to.starts_with("postgresql://"),
+                "--to must be a postgres:// URL"
+            );
+            let schema = to_schema.or_else(|| settings.database_schema.clone());
+            let tables =
+                playhead::migrate_data::migrate_data(std::path::Path::new(path), &to, schema.as_deref())
+                    .await?;
+            let rows: u64 = tables.iter().map(|t| t.rows).sum();
+            print(&json!({"status": "migrated", "verified": true, "rows": rows, "tables": tables}));
         }
         Command::Admin(cmd) => {
             let rt = open(settings).await?;
@@ -258,11 +292,11 @@ async fn admin(rt: &playhead::Runtime, cmd: Admin) -> anyhow::Result<()> {
         Admin::ApiKey(ApiKeyCmd::Create { name, scope }) => {
             let scopes = Scopes::parse(&scope)?;
             let (secret, record) = ApiKey::generate(name, scopes, rt.app.clock().now());
-            rt.store.create_api_key(&record).await?;
+            rt.app.ports().api_keys.create_api_key(&record).await?;
             print(&json!({"api_key": secret.expose(), "prefix": record.prefix, "scope": scopes.to_string()}));
         }
         Admin::ApiKey(ApiKeyCmd::Revoke { prefix }) => {
-            rt.store.revoke_api_key(&prefix, rt.app.clock().now()).await?;
+            rt.app.ports().api_keys.revoke_api_key(&prefix, rt.app.clock().now()).await?;
             print(&json!({"revoked": prefix}));
         }
         Admin::Replay => {

@@ -5,7 +5,6 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-#[tokio::test]
 async fn import_is_an_idempotent_upsert_with_line_errors_named() {
     let t = spawn_app().await;
     let ops = t.catalog_token().await;
@@ -29,7 +28,6 @@ async fn import_is_an_idempotent_upsert_with_line_errors_named() {
     t.stop().await;
 }
 
-#[tokio::test]
 async fn put_creates_then_replaces_and_honours_if_match() {
     let t = spawn_app().await;
     let ops = t.catalog_token().await;
@@ -65,7 +63,6 @@ async fn put_creates_then_replaces_and_honours_if_match() {
     t.stop().await;
 }
 
-#[tokio::test]
 async fn titles_are_listed_by_cursor() {
     let t = spawn_app().await;
     let ops = t.catalog_token().await;
@@ -81,7 +78,6 @@ async fn titles_are_listed_by_cursor() {
     t.stop().await;
 }
 
-#[tokio::test]
 async fn imports_need_ndjson_and_catalog_write() {
     let t = spawn_app().await;
     let v = t.viewer("ann@example.com").await;
@@ -108,3 +104,11 @@ async fn imports_need_ndjson_and_catalog_write() {
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     t.stop().await;
 }
+
+// Every test above runs twice: on the embedded SQLite store and on PostgreSQL.
+on_both_backends!(
+    import_is_an_idempotent_upsert_with_line_errors_named,
+    put_creates_then_replaces_and_honours_if_match,
+    titles_are_listed_by_cursor,
+    imports_need_ndjson_and_catalog_write,
+);

@@ -12,7 +12,6 @@ fn events_url(v: &Viewer) -> String {
     format!("/v1/profiles/{}/events", v.profile)
 }
 
-#[tokio::test]
 async fn a_retried_post_with_the_same_key_replays_the_first_answer() {
     let t = spawn_app().await;
     let ops = t.catalog_token().await;
@@ -58,7 +57,6 @@ async fn a_retried_post_with_the_same_key_replays_the_first_answer() {
     t.stop().await;
 }
 
-#[tokio::test]
 async fn failures_that_a_retry_may_fix_are_not_stored() {
     let t = spawn_with(|s| s.limits.max_backlog = 3).await;
     let ops = t.catalog_token().await;
@@ -106,7 +104,6 @@ async fn failures_that_a_retry_may_fix_are_not_stored() {
     t.stop().await;
 }
 
-#[tokio::test]
 async fn two_identical_posts_at_once_execute_once() {
     let t = spawn_app().await;
     let ops = t.catalog_token().await;
@@ -141,7 +138,6 @@ async fn two_identical_posts_at_once_execute_once() {
     t.stop().await;
 }
 
-#[tokio::test]
 async fn every_api_answer_carries_rate_limit_headers_and_429_names_the_quota() {
     let t = spawn_with(|s| s.rate_limits.read = playhead::config::QuotaSetting { limit: 3, window_secs: 60 })
         .await;
@@ -175,7 +171,6 @@ async fn every_api_answer_carries_rate_limit_headers_and_429_names_the_quota() {
     t.stop().await;
 }
 
-#[tokio::test]
 async fn history_speaks_v1_and_v2_and_refuses_unknown_versions() {
     let t = spawn_with(|s| {
         s.deprecations = vec![playhead_api_rest::middleware::Deprecation {
@@ -242,7 +237,6 @@ async fn history_speaks_v1_and_v2_and_refuses_unknown_versions() {
     t.stop().await;
 }
 
-#[tokio::test]
 async fn conditional_requests_protect_against_lost_updates() {
     let t = spawn_app().await;
     let ops = t.catalog_token().await;
@@ -432,3 +426,14 @@ async fn importing_100k_plays_by_following_the_headers_never_sees_a_429() {
     assert_eq!(page["items"].as_array().unwrap().len(), 100);
     t.stop().await;
 }
+
+// These run twice: on the embedded SQLite store and on PostgreSQL. The rest (transport-level
+// limits, and the 100k-play import paced by the rate limiter) do not depend on the store.
+on_both_backends!(
+    a_retried_post_with_the_same_key_replays_the_first_answer,
+    failures_that_a_retry_may_fix_are_not_stored,
+    two_identical_posts_at_once_execute_once,
+    every_api_answer_carries_rate_limit_headers_and_429_names_the_quota,
+    history_speaks_v1_and_v2_and_refuses_unknown_versions,
+    conditional_requests_protect_against_lost_updates,
+);

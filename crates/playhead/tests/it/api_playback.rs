@@ -5,7 +5,6 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-#[tokio::test]
 async fn events_become_a_resume_point_and_a_play() {
     let t = spawn_app().await;
     let ops = t.catalog_token().await;
@@ -30,7 +29,6 @@ async fn events_become_a_resume_point_and_a_play() {
     t.stop().await;
 }
 
-#[tokio::test]
 async fn resending_a_batch_changes_nothing() {
     let t = spawn_app().await;
     let ops = t.catalog_token().await;
@@ -48,7 +46,6 @@ async fn resending_a_batch_changes_nothing() {
     t.stop().await;
 }
 
-#[tokio::test]
 async fn a_put_resume_point_is_visible_at_once_and_recorded_as_a_pause() {
     let t = spawn_app().await;
     let ops = t.catalog_token().await;
@@ -111,7 +108,6 @@ async fn a_put_resume_point_is_visible_at_once_and_recorded_as_a_pause() {
     t.stop().await;
 }
 
-#[tokio::test]
 async fn reaching_the_credits_completes_and_resets_the_resume_point() {
     let t = spawn_app().await;
     let ops = t.catalog_token().await;
@@ -131,7 +127,6 @@ async fn reaching_the_credits_completes_and_resets_the_resume_point() {
     t.stop().await;
 }
 
-#[tokio::test]
 async fn events_for_a_title_not_yet_imported_are_held_then_applied() {
     let t = spawn_app().await;
     let ops = t.catalog_token().await;
@@ -150,7 +145,6 @@ async fn events_for_a_title_not_yet_imported_are_held_then_applied() {
     t.stop().await;
 }
 
-#[tokio::test]
 async fn a_wrong_device_clock_is_corrected_by_sent_at() {
     let t = spawn_app().await;
     let ops = t.catalog_token().await;
@@ -190,7 +184,6 @@ async fn a_wrong_device_clock_is_corrected_by_sent_at() {
     t.stop().await;
 }
 
-#[tokio::test]
 async fn positions_slightly_past_the_end_are_clamped_far_past_rejected() {
     let t = spawn_app().await;
     let ops = t.catalog_token().await;
@@ -213,7 +206,6 @@ async fn positions_slightly_past_the_end_are_clamped_far_past_rejected() {
     t.stop().await;
 }
 
-#[tokio::test]
 async fn a_full_backlog_answers_503_with_retry_after_and_stores_nothing() {
     let t = spawn_with(|s| s.limits.max_backlog = 5).await;
     let ops = t.catalog_token().await;
@@ -233,7 +225,6 @@ async fn a_full_backlog_answers_503_with_retry_after_and_stores_nothing() {
     t.stop().await;
 }
 
-#[tokio::test]
 async fn history_pages_cover_every_play_once_newest_first() {
     let t = spawn_app().await;
     let ops = t.catalog_token().await;
@@ -275,7 +266,6 @@ async fn history_pages_cover_every_play_once_newest_first() {
     t.stop().await;
 }
 
-#[tokio::test]
 async fn backfilled_plays_are_deduplicated_and_deleted_plays_stay_deleted() {
     let t = spawn_app().await;
     let ops = t.catalog_token().await;
@@ -323,7 +313,6 @@ async fn backfilled_plays_are_deduplicated_and_deleted_plays_stay_deleted() {
     t.stop().await;
 }
 
-#[tokio::test]
 async fn a_deleted_live_play_is_not_rebuilt_by_late_or_resent_events() {
     let t = spawn_app().await;
     let ops = t.catalog_token().await;
@@ -349,7 +338,6 @@ async fn a_deleted_live_play_is_not_rebuilt_by_late_or_resent_events() {
     t.stop().await;
 }
 
-#[tokio::test]
 async fn an_autoplay_preview_leaves_no_play() {
     let t = spawn_app().await;
     let ops = t.catalog_token().await;
@@ -361,3 +349,19 @@ async fn an_autoplay_preview_leaves_no_play() {
     assert!(h["items"].as_array().unwrap().is_empty());
     t.stop().await;
 }
+
+// Every test above runs twice: on the embedded SQLite store and on PostgreSQL.
+on_both_backends!(
+    events_become_a_resume_point_and_a_play,
+    resending_a_batch_changes_nothing,
+    a_put_resume_point_is_visible_at_once_and_recorded_as_a_pause,
+    reaching_the_credits_completes_and_resets_the_resume_point,
+    events_for_a_title_not_yet_imported_are_held_then_applied,
+    a_wrong_device_clock_is_corrected_by_sent_at,
+    positions_slightly_past_the_end_are_clamped_far_past_rejected,
+    a_full_backlog_answers_503_with_retry_after_and_stores_nothing,
+    history_pages_cover_every_play_once_newest_first,
+    backfilled_plays_are_deduplicated_and_deleted_plays_stay_deleted,
+    a_deleted_live_play_is_not_rebuilt_by_late_or_resent_events,
+    an_autoplay_preview_leaves_no_play,
+);

@@ -9,7 +9,6 @@ fn ids(row: &Value) -> Vec<String> {
     row["items"].as_array().unwrap().iter().map(|i| i["title_id"].as_str().unwrap().to_owned()).collect()
 }
 
-#[tokio::test]
 async fn continue_watching_orders_by_activity_and_hide_lasts_until_the_next_play() {
     let t = spawn_app().await;
     let ops = t.catalog_token().await;
@@ -38,7 +37,6 @@ async fn continue_watching_orders_by_activity_and_hide_lasts_until_the_next_play
     t.stop().await;
 }
 
-#[tokio::test]
 async fn one_card_per_series_and_next_up_after_a_completed_episode() {
     let t = spawn_app().await;
     let ops = t.catalog_token().await;
@@ -68,7 +66,6 @@ async fn one_card_per_series_and_next_up_after_a_completed_episode() {
     t.stop().await;
 }
 
-#[tokio::test]
 async fn kids_profiles_never_see_titles_above_their_limit() {
     let t = spawn_app().await;
     let ops = t.catalog_token().await;
@@ -97,7 +94,6 @@ async fn kids_profiles_never_see_titles_above_their_limit() {
     t.stop().await;
 }
 
-#[tokio::test]
 async fn row_limits_are_checked_not_truncated_silently() {
     let t = spawn_app().await;
     let v = t.viewer("ann@example.com").await;
@@ -109,3 +105,11 @@ async fn row_limits_are_checked_not_truncated_silently() {
     }
     t.stop().await;
 }
+
+// Every test above runs twice: on the embedded SQLite store and on PostgreSQL.
+on_both_backends!(
+    continue_watching_orders_by_activity_and_hide_lasts_until_the_next_play,
+    one_card_per_series_and_next_up_after_a_completed_episode,
+    kids_profiles_never_see_titles_above_their_limit,
+    row_limits_are_checked_not_truncated_silently,
+);

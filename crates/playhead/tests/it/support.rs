@@ -1,5 +1,11 @@
 //! Test harness: `spawn_app()` starts Playhead on 127.0.0.1:0 with a fresh data dir and hands
 //! back a client, the base URL, and helpers to mint tokens and seed data.
+//!
+//! Backends: a test body runs on the embedded SQLite store unless it is listed in
+//! [`on_both_backends!`], which runs it once per backend; on PostgreSQL each run gets a schema of
+//! its own on the server named by `PLAYHEAD_TEST_DATABASE_URL` (default the local test server),
+//! dropped afterwards. An unreachable server fails the PostgreSQL runs under `CI=true` and skips
+//! them (with a notice on stderr) elsewhere.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +19,139 @@ use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+tokio::task_local! {
+    static BACKEND: Backend;
+}
+
+/// The backend of the running test (SQLite unless it runs inside [`on`]).
+pub fn backend() -> Backend {
+    BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite)
+}
+
+/// Run a test body with `spawn_app`/`spawn_with` on `backend`; on PostgreSQL, skip (outside CI)
+/// or fail (under CI) when the server is unreachable.
+pub async fn on(backend: Backend, body: impl Future<Output = ()>) {
+    if backend == Backend::Postgres && !pg::reachable().await {
+        return;
+    }
+    BACKEND.scope(backend, body).await;
+}
+
+/// Generate `sqlite::NAME` and `postgres::NAME` tests for each listed `async fn NAME()`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    $crate::support::on($crate::support::Backend::Sqlite, super::$name()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    $crate::support::on($crate::support::Backend::Postgres, super::$name()).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
+/// Throwaway schemas on the PostgreSQL test server.
+pub mod pg {
+    use std::io::Write;
+    use std::time::Duration;
+
+    use sqlx::{Connection, PgConnection};
+
+    /// The server the tests use unless `PLAYHEAD_TEST_DATABASE_URL` names another.
+    pub fn url() -> String {
+        std::env::var("PLAYHEAD_TEST_DATABASE_URL")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    }
+
+    fn under_ci() -> bool {
+        std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+    }
+
+    /// Whether the server answers; panics under CI when it does not.
+    pub async fn reachable() -> bool {
+        let url = url();
+        let why = match tokio::time::timeout(Duration::from_secs(10), PgConnection::connect(&url)).await {
+            Ok(Ok(c)) => {
+                let _ = c.close().await;
+                return true;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no answer within 10 s".to_owned(),
+        };
+        assert!(
+            !under_ci(),
+            "PostgreSQL is unreachable at {url} ({why}) and CI=true: the PostgreSQL runs of the HTTP \
+             tests must run in CI (scripts/ci-services starts the server)"
+        );
+        let _ = writeln!(std::io::stderr(), "SKIPPED on PostgreSQL: unreachable at {url} ({why})");
+        false
+    }
+
+    /// A schema of its own, dropped (with the connections of the server using it) on drop.
+    pub struct Schema {
+        pub name: String,
+    }
+
+    impl Schema {
+        pub async fn create() -> Self {
+            let mut conn = PgConnection::connect(&url()).await.expect("connect to the test server");
+            let name = format!("ph_{}", uuid::Uuid::new_v4().simple());
+            sqlx::query(&format!("CREATE SCHEMA {name}")).execute(&mut conn).await.expect("create schema");
+            let _ = conn.close().await;
+            Self { name }
+        }
+    }
+
+    impl Drop for Schema {
+        fn drop(&mut self) {
+            let name = self.name.clone();
+            // Its own thread and runtime: `drop` cannot await inside the test's runtime.
+            let done = std::thread::spawn(move || -> Option<()> {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                rt.block_on(async move {
+                    let mut conn = PgConnection::connect(&url()).await.ok()?;
+                    // The server's pool may still hold connections (one in a transaction): end them.
+                    sqlx::query(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                         WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                    )
+                    .bind(format!("playhead/{name}"))
+                    .execute(&mut conn)
+                    .await
+                    .ok()?;
+                    sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                        .execute(&mut conn)
+                        .await
+                        .ok()?;
+                    conn.close().await.ok()
+                })
+            });
+            if !matches!(done.join(), Ok(Some(()))) {
+                let _ = writeln!(std::io::stderr(), "note: test schema {} was not dropped", self.name);
+            }
+        }
+    }
+}
+
 pub struct TestApp {
     pub base: String,
     pub http: Client,
@@ -22,6 +161,8 @@ pub struct TestApp {
     pub _dir: tempfile::TempDir,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The last field: dropped after the server's handles.
+    _schema: Option<pg::Schema>,
 }
 
 pub struct Viewer {
@@ -41,6 +182,17 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = settings_for(dir.path());
+    let schema = match backend() {
+        Backend::Sqlite => None,
+        Backend::Postgres => {
+            let schema = pg::Schema::create().await;
+            settings.database_url = Some(pg::url());
+            settings.database_schema = Some(schema.name.clone());
+            // Tests run in parallel and share the server's max_connections.
+            settings.database_max_connections = 4;
+            Some(schema)
+        }
+    };
     tweak(&mut settings);
     let rt = open(settings.clone()).await.expect("open runtime");
     let (app, keys) = (rt.app.clone(), rt.keys.clone());
@@ -48,7 +200,17 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let (stop, rx) = watch::channel(false);
     let task = tokio::spawn(playhead::launch(rt, listener, rx));
-    TestApp { base, http: Client::new(), app, keys, settings, _dir: dir, stop, task: Some(task) }
+    TestApp {
+        base,
+        http: Client::new(),
+        app,
+        keys,
+        settings,
+        _dir: dir,
+        _schema: schema,
+        stop,
+        task: Some(task),
+    }
 }
 
 impl TestApp {
@@ -148,6 +310,15 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("consumer did not drain the backlog");
+    }
+
+    /// Stop the server but keep its data dir (to read the database afterwards).
+    pub async fn stop_keep_dir(mut self) -> tempfile::TempDir {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.task.take() {
+            t.await.expect("join").expect("server");
+        }
+        self._dir
     }
 
     pub async fn stop(mut self) {
