@@ -37,6 +37,26 @@ pub struct Settings {
     pub rate_limits: RateLimits,
     /// Deprecated routes or versions (Deprecation, Sunset and Link headers).
     pub deprecations: Vec<playhead_api_rest::middleware::Deprecation>,
+    /// Recommendation model lifecycle.
+    pub recs: RecsSettings,
+}
+
+/// Model lifecycle settings (`[recs]` in the config file).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecsSettings {
+    /// Train from the store every this many seconds (0: never on a schedule; `playhead recs
+    /// train` trains on demand). The first training runs at start when no model exists.
+    pub train_interval_secs: u64,
+    /// Check `<data-dir>/recs/CURRENT` for a model trained elsewhere (`playhead recs train`)
+    /// every this many seconds, and reload the catalog into the served model.
+    pub reload_interval_secs: u64,
+}
+
+impl Default for RecsSettings {
+    fn default() -> Self {
+        Self { train_interval_secs: 3_600, reload_interval_secs: 30 }
+    }
 }
 
 /// HTTP hard limits. Exceeding one is a problem+json naming the limit.
@@ -169,6 +189,7 @@ impl Default for Settings {
             http: HttpLimits::default(),
             rate_limits: RateLimits::default(),
             deprecations: Vec::new(),
+            recs: RecsSettings::default(),
         }
     }
 }

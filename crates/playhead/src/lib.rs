@@ -6,6 +6,8 @@
 
 pub mod config;
 pub mod demo;
+#[cfg(feature = "recs")]
+pub mod recs;
 
 use std::io::Write;
 use std::path::Path;
@@ -37,6 +39,9 @@ pub struct Runtime {
     pub keys: Arc<KeySet>,
     /// Settings in effect.
     pub settings: Settings,
+    /// The recommender the server keeps fresh (`recs::lifecycle`).
+    #[cfg(feature = "recs")]
+    pub recs: Arc<recs::ServedRecs>,
 }
 
 /// Read (or create once, with mode 0600) a 32-byte secret in the data dir.
@@ -91,6 +96,7 @@ pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
         api_keys: Arc::new(store.clone()),
         idempotency: Arc::new(store.clone()),
         limiter: Arc::new(playhead_app::ratelimit::LocalRateLimiter::new(Duration::from_secs(3_600))),
+        recs: Arc::new(store.clone()),
     };
     let config = AppConfig {
         rules: settings.rules.clone(),
@@ -102,7 +108,18 @@ pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
         quotas: settings.rate_limits.quotas(),
     };
     let app = App::new(ports, config, Arc::new(SystemClock));
-    Ok(Runtime { app, store, keys, settings })
+    #[cfg(feature = "recs")]
+    let served = Arc::new(recs::ServedRecs::new());
+    #[cfg(feature = "recs")]
+    let app = app.with_recs_engine(served.clone());
+    Ok(Runtime {
+        app,
+        store,
+        keys,
+        settings,
+        #[cfg(feature = "recs")]
+        recs: served,
+    })
 }
 
 struct Ready {
@@ -143,6 +160,16 @@ pub async fn launch(
     let (stop_tx, stop_rx) = watch::channel(false);
     let ready = Arc::new(Ready { store: rt.store.clone(), consumer: stop_rx.clone() });
     let consumer = rt.app.spawn_consumer(stop_rx);
+    // Training runs beside serving (its CPU work on blocking threads); requests read whichever
+    // model is installed.
+    #[cfg(feature = "recs")]
+    let recs_task = tokio::spawn(recs::lifecycle(
+        rt.recs.clone(),
+        rt.app.clone(),
+        rt.settings.data_dir.clone(),
+        rt.settings.recs.clone(),
+        shutdown.clone(),
+    ));
     let http = &rt.settings.http;
     let limits = playhead_api_rest::RestLimits {
         json_body_bytes: http.json_body_bytes,
@@ -190,6 +217,8 @@ pub async fn launch(
     if let Some(t) = metrics_task {
         t.abort();
     }
+    #[cfg(feature = "recs")]
+    recs_task.abort();
     rt.store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -10,6 +10,10 @@ mod api_auth;
 mod api_catalog;
 mod api_contract;
 mod api_playback;
+#[cfg(feature = "recs")]
+mod api_recs;
 mod api_rows;
 mod api_validation;
 mod durability;
+#[cfg(feature = "recs")]
+mod recs_cli;
