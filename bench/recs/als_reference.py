@@ -2,7 +2,7 @@
 
   --train F --catalog F --queries F --k K --out recs.jsonl [--factors 16 --reg 1.0 --iters 15 --alpha 2]
 
-Defaults tuned on synthetic seed 1, temporal protocol (docs/benchmarks-recs.md).
+Defaults tuned on synthetic seed 1, temporal protocol (docs/benchmarks.md ("Recommendations")).
 """
 import argparse
 import json

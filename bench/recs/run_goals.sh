@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The recommender goal runs of docs/benchmarks-recs.md: synthetic seeds 1-5 (seed 1 is the tuning
+# The recommender goal runs of docs/benchmarks.md ("Recommendations"): synthetic seeds 1-5 (seed 1 is the tuning
 # seed, 2-5 are reported), both protocols, every Rust model plus the numpy EASE and implicit ALS
 # references on the same split, then a summary table. Needs ./setup.sh first.
 #   OUT=dir SEEDS="1 2 3 4 5" LAMBDA=... bench/recs/run_goals.sh

@@ -561,3 +561,62 @@ pub struct HealthDto {
     /// ok, or what is wrong.
     pub status: String,
 }
+
+/// Why a title is recommended.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReasonDto {
+    /// because_you_watched, next_episode, continue_series, trending_now, popular_in_genre,
+    /// new_like or similar_to.
+    pub kind: String,
+    /// The sentence to show ("Because you watched Dune").
+    pub text: String,
+    /// The title the reason names, when it names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title_id: Option<String>,
+}
+
+/// A recommended title.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RecommendationDto {
+    /// The title to play (a movie or an episode).
+    pub title_id: String,
+    /// Its summary.
+    pub title: TitleSummary,
+    /// Blended score; comparable within one response only.
+    pub score: f64,
+    /// Why it is recommended.
+    pub reason: ReasonDto,
+}
+
+impl From<&playhead_app::recs::Recommended> for RecommendationDto {
+    fn from(r: &playhead_app::recs::Recommended) -> Self {
+        Self {
+            title_id: r.title.id.to_string(),
+            title: TitleSummary::from(&r.title),
+            score: if r.score.is_finite() { r.score } else { 0.0 },
+            reason: ReasonDto {
+                kind: r.reason.kind.clone(),
+                text: r.reason.text.clone(),
+                title_id: r.reason.title_id.as_ref().map(ToString::to_string),
+            },
+        }
+    }
+}
+
+/// Body of POST /v1/profiles/{profile_id}/feedback.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackDto {
+    /// The title.
+    pub title_id: String,
+    /// up, down or not_interested.
+    pub kind: String,
+}
+
+/// Body of POST /v1/profiles/{profile_id}/impressions.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImpressionsDto {
+    /// 1-100 title ids shown together in one row.
+    pub title_ids: Vec<String>,
+}

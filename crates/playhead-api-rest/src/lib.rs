@@ -159,12 +159,14 @@ impl RestState {
         routes::progress::get_progress, routes::progress::put_progress,
         routes::history::get_history, routes::history::post_history, routes::history::delete_play,
         routes::rows::continue_watching, routes::rows::hide, routes::rows::next_up,
+        routes::recs::recommendations, routes::recs::similar, routes::recs::feedback, routes::recs::impressions,
     ),
     modifiers(&BearerAuth, &CommonResponses),
     tags(
         (name = "playback", description = "Events and resume points"),
         (name = "history", description = "Per-play history"),
         (name = "rows", description = "Continue watching and Next up"),
+        (name = "recommendations", description = "Recommendations with reasons, similar titles, feedback"),
         (name = "profiles", description = "Accounts and profiles"),
         (name = "catalog", description = "Titles"),
         (name = "operations", description = "Health"),
@@ -312,6 +314,10 @@ pub fn router(state: RestState) -> Router {
             axum::routing::delete(routes::rows::hide),
         )
         .route("/v1/profiles/{profile_id}/next-up", get(routes::rows::next_up))
+        .route("/v1/profiles/{profile_id}/recommendations", get(routes::recs::recommendations))
+        .route("/v1/profiles/{profile_id}/feedback", post(routes::recs::feedback))
+        .route("/v1/profiles/{profile_id}/impressions", post(routes::recs::impressions))
+        .route("/v1/titles/{title_id}/similar", get(routes::recs::similar))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             state.limits.request_timeout,

@@ -14,6 +14,7 @@ use playhead_core::ids::{PlayId, ProfileId, TitleId};
 use playhead_core::ports::{QueuedEvent, Viewing, ViewingTx};
 use playhead_core::rules::TitleFacts;
 use playhead_core::rules::progress::merge_all;
+use playhead_core::rules::recs::{COWATCH_WINDOW, TRENDING_HALF_LIFE_MS, count_play, is_positive, item_of};
 use playhead_core::rules::viewing::{SessionKey, split_by_gap, summarize};
 use playhead_core::title::Title;
 use playhead_core::{EventId, Timestamp};
@@ -113,8 +114,9 @@ impl App {
             for e in valid {
                 by_key.entry(SessionKey::of(e)).or_default().push(e);
             }
+            let item = item_of(title);
             for (key, new_events) in by_key {
-                self.recompute_viewings(tx, profile, &title_id, &facts, &key, &new_events).await?;
+                self.recompute_viewings(tx, profile, &title_id, &facts, &key, &new_events, &item).await?;
             }
         }
         if !dropped.is_empty() {
@@ -130,6 +132,7 @@ impl App {
     /// window until the viewings that hold a new event (and any between them) end more than one
     /// gap inside it: only then can nothing outside the window join them. A viewing holding an
     /// event of a deleted play stays deleted, whatever joins it later.
+    #[expect(clippy::too_many_arguments, reason = "one group's identity, facts and item: all needed here")]
     async fn recompute_viewings(
         &self,
         tx: &mut dyn ViewingTx,
@@ -138,6 +141,7 @@ impl App {
         facts: &TitleFacts,
         key: &SessionKey,
         new_events: &[&PlaybackEvent],
+        item: &TitleId,
     ) -> Result<(), AppError> {
         let rules = &self.config.rules;
         let gap = rules.session_gap_ms;
@@ -212,6 +216,19 @@ impl App {
         let changed = !remove.is_empty() || upsert.iter().any(|v| !existing.contains(v));
         if changed {
             tx.replace_viewings(&remove, &upsert).await?;
+        }
+        // Recommendation counters, in this transaction and keyed by play id (DESIGN.md,
+        // "Delivery"): a play counts the first time it is a positive; recomputing or redelivering
+        // it later counts nothing. A play that grows past the threshold later is counted then; one
+        // that was a positive before this apply was counted when it became one.
+        let positive = |v: &Viewing| v.is_play && is_positive(v.completed, v.watched_ms, facts.duration_ms);
+        let counted_before: HashSet<PlayId> = existing.iter().filter(|v| positive(v)).map(|v| v.id).collect();
+        for v in upsert.iter().filter(|v| positive(v) && !counted_before.contains(&v.id)) {
+            let window = tx.recs_window(profile, COWATCH_WINDOW as u32).await?;
+            let count = count_play(profile, v.id, item.clone(), v.started_at, &window, TRENDING_HALF_LIFE_MS);
+            if tx.count_play(&count).await? {
+                metrics::counter!("playhead_recs_plays_counted_total").increment(1);
+            }
         }
         Ok(())
     }

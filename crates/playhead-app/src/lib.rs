@@ -17,11 +17,13 @@ pub mod limits;
 pub mod policy;
 pub mod ratelimit;
 pub mod reads;
+pub mod recs;
 
 use std::sync::Arc;
 
 use playhead_core::ports::{
-    AccountStore, ApiKeyStore, Catalog, Clock, EventLog, IdempotencyStore, RateLimiter, ViewingStore,
+    AccountStore, ApiKeyStore, Catalog, Clock, EventLog, IdempotencyStore, RateLimiter, RecsStore,
+    ViewingStore,
 };
 use playhead_core::rules::Rules;
 use tokio::sync::Notify;
@@ -46,6 +48,8 @@ pub struct Ports {
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// Rate limits (in process, or shared in scale-out).
     pub limiter: Arc<dyn RateLimiter>,
+    /// Recommendation state (feedback, impressions, live counters).
+    pub recs: Arc<dyn RecsStore>,
 }
 
 /// Tunables of the application layer (the binary fills them from config).
@@ -91,6 +95,7 @@ pub struct App {
     pub(crate) wake: Arc<Notify>,
     pub(crate) cursors: cursor::CursorCodec,
     pub(crate) cache: cache::RowCache,
+    pub(crate) recs: Arc<dyn playhead_core::recs::RecsEngine>,
 }
 
 impl App {
@@ -99,7 +104,15 @@ impl App {
         let cursors = cursor::CursorCodec::new(config.cursor_key);
         let cache =
             if config.row_cache { cache::RowCache::new(100_000) } else { cache::RowCache::disabled() };
-        Self { ports, config: Arc::new(config), clock, wake: Arc::new(Notify::new()), cursors, cache }
+        Self {
+            ports,
+            config: Arc::new(config),
+            clock,
+            wake: Arc::new(Notify::new()),
+            cursors,
+            cache,
+            recs: Arc::new(recs::NoRecs),
+        }
     }
 
     /// The ports (for the binary's admin commands and for transports' health checks).

@@ -28,7 +28,7 @@ pub const PAGE_DEFAULT: u32 = 20;
 /// Most plays in one backfill request.
 pub const BACKFILL_MAX: usize = 500;
 /// Resume points considered for Continue watching (newest first).
-const ROW_CANDIDATES: u32 = 500;
+pub(crate) const ROW_CANDIDATES: u32 = 500;
 
 /// A resume point as clients see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -339,7 +339,7 @@ impl App {
         ))
     }
 
-    async fn title_map(
+    pub(crate) async fn title_map(
         &self,
         ids: impl Iterator<Item = TitleId>,
     ) -> Result<HashMap<TitleId, Title>, AppError> {

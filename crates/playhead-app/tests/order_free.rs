@@ -47,8 +47,9 @@ async fn app(dir: &std::path::Path) -> App {
         log: Arc::new(store.clone()),
         viewing: Arc::new(store.clone()),
         api_keys: Arc::new(store.clone()),
-        idempotency: Arc::new(store),
+        idempotency: Arc::new(store.clone()),
         limiter: Arc::new(playhead_app::ratelimit::LocalRateLimiter::new(std::time::Duration::from_secs(60))),
+        recs: Arc::new(store),
     };
     App::new(ports, AppConfig::default(), Arc::new(ManualClock::at(Timestamp(NOW))))
 }

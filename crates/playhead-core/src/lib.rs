@@ -12,6 +12,7 @@ pub mod ids;
 pub mod ports;
 pub mod profile;
 pub mod rate;
+pub mod recs;
 pub mod rules;
 pub mod time;
 pub mod title;

@@ -16,6 +16,7 @@ use crate::ids::{AccountId, EventId, PlayId, ProfileId, TitleId};
 use crate::profile::{Account, Email, Profile};
 use crate::rate::{Quota, RateDecision};
 use crate::rules::progress::ProgressRecord;
+use crate::rules::recs::PlayCount;
 use crate::rules::viewing::SessionKey;
 use crate::time::Timestamp;
 use crate::title::Title;
@@ -287,6 +288,15 @@ pub trait ViewingTx: Send {
     async fn drop_events(&mut self, ids: &[EventId]) -> Result<(), StoreError>;
     /// Remove these viewings and insert or replace those.
     async fn replace_viewings(&mut self, remove: &[PlayId], upsert: &[Viewing]) -> Result<(), StoreError>;
+    /// Items of the profile's most recent counted plays (see [`crate::rules::recs`]), most
+    /// recent last, at most `limit`.
+    async fn recs_window(&mut self, profile: ProfileId, limit: u32) -> Result<Vec<TitleId>, StoreError>;
+    /// Count a positive play for co-watch and trending, once per play id: records the play id,
+    /// and when it was not recorded before adds `count.partners` pairs (both directions), and
+    /// when `count.counts` (the item entered the window) the item's own count and `count.weight`
+    /// to trending shard `count.shard` (so a binge of one show is one trending vote).
+    /// Returns `false` (and changes nothing) when the play id was counted before.
+    async fn count_play(&mut self, count: &PlayCount) -> Result<bool, StoreError>;
     /// Commit.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
@@ -383,4 +393,101 @@ pub trait ApiKeyStore: Send + Sync {
     async fn api_key(&self, prefix: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
     /// Revoke a key. `NotFound` if there is none; revoking again keeps the first `revoked_at`.
     async fn revoke_api_key(&self, prefix: &str, at: Timestamp) -> Result<(), StoreError>;
+}
+
+/// Feedback a profile gives on a title.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FeedbackKind {
+    /// Liked: more like this.
+    Up,
+    /// Disliked: never recommend it again.
+    Down,
+    /// Not interested: never recommend it again.
+    NotInterested,
+}
+
+impl FeedbackKind {
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Down => "down",
+            Self::NotInterested => "not_interested",
+        }
+    }
+
+    /// Parse a stored or wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "up" => Some(Self::Up),
+            "down" => Some(Self::Down),
+            "not_interested" => Some(Self::NotInterested),
+            _ => None,
+        }
+    }
+}
+
+/// A profile's feedback on one title (the latest one given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feedback {
+    /// The title.
+    pub title_id: TitleId,
+    /// What was said.
+    pub kind: FeedbackKind,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// How often a title was shown to a profile in recommendation rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Impressions {
+    /// The title.
+    pub title_id: TitleId,
+    /// Times shown.
+    pub shown: u32,
+    /// Last time shown.
+    pub last_at: Timestamp,
+}
+
+/// Recommendation state: training reads, feedback, impressions, and the counters the consumer
+/// writes through [`ViewingTx::count_play`].
+#[async_trait]
+pub trait RecsStore: Send + Sync {
+    /// Every play (not sub-threshold viewings, not deleted plays) of every profile, ordered by
+    /// `(profile_id, play_id)` and continuing after `after` (exclusive), at most `limit`: the
+    /// training input, read in pages.
+    async fn training_plays(
+        &self,
+        after: Option<(ProfileId, PlayId)>,
+        limit: u32,
+    ) -> Result<Vec<Viewing>, StoreError>;
+    /// Record feedback; per (profile, title) the one with the latest `at` wins (a replay of an
+    /// older one changes nothing).
+    async fn set_feedback(&self, profile: ProfileId, feedback: &Feedback) -> Result<(), StoreError>;
+    /// A profile's feedback, by title id.
+    async fn feedback(&self, profile: ProfileId) -> Result<Vec<Feedback>, StoreError>;
+    /// Count one showing of each title (duplicates in `titles` count once) at `at`.
+    async fn record_impressions(
+        &self,
+        profile: ProfileId,
+        titles: &[TitleId],
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// A profile's impression counts, by title id.
+    async fn impressions(&self, profile: ProfileId) -> Result<Vec<Impressions>, StoreError>;
+    /// Co-watch counts: `(item's own count, [(neighbour, pair count, neighbour's own count)])`,
+    /// neighbours by pair count, highest first, at most `limit`.
+    async fn cowatch(&self, item: &TitleId, limit: u32) -> Result<CoWatchCounts, StoreError>;
+    /// Trending: per item, the sum over its shards of forward-decayed weights, highest first, at
+    /// most `limit` (divide by the weight of now to decay; see [`crate::rules::recs`]).
+    async fn trending(&self, limit: u32) -> Result<Vec<(TitleId, f64)>, StoreError>;
+}
+
+/// Co-watch counts of one item (see [`RecsStore::cowatch`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CoWatchCounts {
+    /// Times the item entered a profile's window.
+    pub count: u32,
+    /// `(neighbour, times together, neighbour's own count)`, most together first.
+    pub neighbours: Vec<(TitleId, u32, u32)>,
 }

@@ -25,7 +25,7 @@ use crate::error::RecsError;
 use crate::serve::BlendConfig;
 use crate::trending::{DecayedScores, TrendingSnapshot};
 
-/// Training settings. Defaults are the values tuned on synth seed 1 (docs/benchmarks-recs.md).
+/// Training settings. Defaults are the values tuned on synth seed 1 (docs/benchmarks.md ("Recommendations")).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {

@@ -78,7 +78,7 @@ where
     row.try_get(col).map_err(|e| corrupt(col, e))
 }
 
-fn timestamp(row: &PgRow, col: &str) -> Result<Timestamp, StoreError> {
+pub(crate) fn timestamp(row: &PgRow, col: &str) -> Result<Timestamp, StoreError> {
     get::<i64>(row, col).map(Timestamp)
 }
 

@@ -41,6 +41,7 @@ mod codec;
 mod error;
 mod idempotency;
 mod log;
+mod recs;
 mod viewing;
 
 use std::str::FromStr;

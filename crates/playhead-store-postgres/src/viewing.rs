@@ -19,6 +19,7 @@ use playhead_core::ports::{
     BackfillOutcome, GroupEvent, PlayQuery, ResumeRow, Viewing, ViewingStore, ViewingTx,
 };
 use playhead_core::rules::progress::ProgressRecord;
+use playhead_core::rules::recs::PlayCount;
 use playhead_core::rules::viewing::SessionKey;
 use playhead_core::time::Timestamp;
 use sqlx::postgres::PgRow;
@@ -422,6 +423,16 @@ impl ViewingTx for PgViewingTx {
             }
         }
         cols.upsert(self.conn()).await
+    }
+
+    async fn recs_window(&mut self, profile: ProfileId, limit: u32) -> Result<Vec<TitleId>, StoreError> {
+        self.lock(profile).await?;
+        crate::recs::recs_window(self.conn(), profile, limit).await
+    }
+
+    async fn count_play(&mut self, count: &PlayCount) -> Result<bool, StoreError> {
+        self.lock(count.profile_id).await?;
+        crate::recs::count_play(self.conn(), count).await
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {

@@ -80,7 +80,7 @@ fn uuid(row: &SqliteRow, col: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(s).map_err(|e| corrupt(col, e))
 }
 
-fn timestamp(row: &SqliteRow, col: &str) -> Result<Timestamp, StoreError> {
+pub(crate) fn timestamp(row: &SqliteRow, col: &str) -> Result<Timestamp, StoreError> {
     get::<i64>(row, col).map(Timestamp)
 }
 
@@ -88,7 +88,7 @@ fn opt_timestamp(row: &SqliteRow, col: &str) -> Result<Option<Timestamp>, StoreE
     get::<Option<i64>>(row, col).map(|v| v.map(Timestamp))
 }
 
-fn title_id(row: &SqliteRow, col: &str) -> Result<TitleId, StoreError> {
+pub(crate) fn title_id(row: &SqliteRow, col: &str) -> Result<TitleId, StoreError> {
     let s: &str = get(row, col)?;
     TitleId::parse(s).map_err(|e| corrupt(col, e))
 }

@@ -32,6 +32,7 @@ mod codec;
 mod error;
 mod idempotency;
 mod log;
+mod recs;
 mod viewing;
 
 use std::path::Path;

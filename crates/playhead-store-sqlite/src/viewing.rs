@@ -14,6 +14,7 @@ use playhead_core::ports::{
     BackfillOutcome, GroupEvent, PlayQuery, ResumeRow, Viewing, ViewingStore, ViewingTx,
 };
 use playhead_core::rules::progress::ProgressRecord;
+use playhead_core::rules::recs::PlayCount;
 use playhead_core::rules::viewing::SessionKey;
 use playhead_core::time::Timestamp;
 use sqlx::sqlite::SqliteRow;
@@ -271,6 +272,14 @@ impl ViewingTx for SqliteViewingTx {
             upsert_viewing(self.conn(), v).await?;
         }
         Ok(())
+    }
+
+    async fn recs_window(&mut self, profile: ProfileId, limit: u32) -> Result<Vec<TitleId>, StoreError> {
+        crate::recs::recs_window(self.conn(), profile, limit).await
+    }
+
+    async fn count_play(&mut self, count: &PlayCount) -> Result<bool, StoreError> {
+        crate::recs::count_play(self.conn(), count).await
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {

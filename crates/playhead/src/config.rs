@@ -55,6 +55,26 @@ pub struct Settings {
     /// Reserved: the pipeline is not built yet, so setting it stops the process at start (events
     /// are applied from the PostgreSQL outbox by every replica's in-process consumer).
     pub nats_url: Option<String>,
+    /// Recommendation model lifecycle.
+    pub recs: RecsSettings,
+}
+
+/// Model lifecycle settings (`[recs]` in the config file).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecsSettings {
+    /// Train from the store every this many seconds (0: never on a schedule; `playhead recs
+    /// train` trains on demand). The first training runs at start when no model exists.
+    pub train_interval_secs: u64,
+    /// Check `<data-dir>/recs/CURRENT` for a model trained elsewhere (`playhead recs train`)
+    /// every this many seconds, and reload the catalog into the served model.
+    pub reload_interval_secs: u64,
+}
+
+impl Default for RecsSettings {
+    fn default() -> Self {
+        Self { train_interval_secs: 3_600, reload_interval_secs: 30 }
+    }
 }
 
 /// HTTP hard limits. Exceeding one is a problem+json naming the limit.
@@ -193,6 +213,7 @@ impl Default for Settings {
             redis_url: None,
             redis_key_prefix: "playhead:".into(),
             nats_url: None,
+            recs: RecsSettings::default(),
         }
     }
 }

@@ -7,6 +7,8 @@
 pub mod config;
 pub mod demo;
 pub mod migrate_data;
+#[cfg(feature = "recs")]
+pub mod recs;
 
 use std::io::Write;
 use std::path::Path;
@@ -21,7 +23,7 @@ use playhead_auth::{KeySet, Verifier};
 use playhead_core::StoreError;
 use playhead_core::ports::Clock;
 use playhead_core::ports::{
-    AccountStore, ApiKeyStore, Catalog, EventLog, IdempotencyStore, RateLimiter, ViewingStore,
+    AccountStore, ApiKeyStore, Catalog, EventLog, IdempotencyStore, RateLimiter, RecsStore, ViewingStore,
 };
 use playhead_store_postgres::{PgConfig, PgStore};
 use playhead_store_sqlite::SqliteStore;
@@ -43,6 +45,9 @@ pub struct Runtime {
     pub keys: Arc<KeySet>,
     /// Settings in effect.
     pub settings: Settings,
+    /// The recommender the server keeps fresh (`recs::lifecycle`).
+    #[cfg(feature = "recs")]
+    pub recs: Arc<recs::ServedRecs>,
 }
 
 /// The storage backend: the embedded SQLite file (default) or PostgreSQL (scale-out, chosen by
@@ -120,7 +125,15 @@ impl Store {
 
 fn ports_of<S>(s: &S, limiter: Arc<dyn RateLimiter>) -> Ports
 where
-    S: AccountStore + Catalog + EventLog + ViewingStore + ApiKeyStore + IdempotencyStore + Clone + 'static,
+    S: AccountStore
+        + Catalog
+        + EventLog
+        + ViewingStore
+        + ApiKeyStore
+        + IdempotencyStore
+        + RecsStore
+        + Clone
+        + 'static,
 {
     Ports {
         accounts: Arc::new(s.clone()),
@@ -130,6 +143,7 @@ where
         api_keys: Arc::new(s.clone()),
         idempotency: Arc::new(s.clone()),
         limiter,
+        recs: Arc::new(s.clone()),
     }
 }
 
@@ -213,7 +227,18 @@ pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
         quotas: settings.rate_limits.quotas(),
     };
     let app = App::new(ports, config, Arc::new(SystemClock));
-    Ok(Runtime { app, store, keys, settings })
+    #[cfg(feature = "recs")]
+    let served = Arc::new(recs::ServedRecs::new());
+    #[cfg(feature = "recs")]
+    let app = app.with_recs_engine(served.clone());
+    Ok(Runtime {
+        app,
+        store,
+        keys,
+        settings,
+        #[cfg(feature = "recs")]
+        recs: served,
+    })
 }
 
 struct Ready {
@@ -254,6 +279,16 @@ pub async fn launch(
     let (stop_tx, stop_rx) = watch::channel(false);
     let ready = Arc::new(Ready { store: rt.store.clone(), consumer: stop_rx.clone() });
     let consumer = rt.app.spawn_consumer(stop_rx);
+    // Training runs beside serving (its CPU work on blocking threads); requests read whichever
+    // model is installed.
+    #[cfg(feature = "recs")]
+    let recs_task = tokio::spawn(recs::lifecycle(
+        rt.recs.clone(),
+        rt.app.clone(),
+        rt.settings.data_dir.clone(),
+        rt.settings.recs.clone(),
+        shutdown.clone(),
+    ));
     let http = &rt.settings.http;
     let limits = playhead_api_rest::RestLimits {
         json_body_bytes: http.json_body_bytes,
@@ -301,6 +336,8 @@ pub async fn launch(
     if let Some(t) = metrics_task {
         t.abort();
     }
+    #[cfg(feature = "recs")]
+    recs_task.abort();
     rt.store.close().await;
     tracing::info!("stopped");
     Ok(())

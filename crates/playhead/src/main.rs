@@ -60,6 +60,180 @@ enum Command {
     Admin(Admin),
     /// Seed a demo catalog and households with a month of viewing; prints a token and example calls.
     Demo,
+    /// Recommendations: train, batch output and offline evaluation.
+    #[cfg(feature = "recs")]
+    #[command(subcommand)]
+    Recs(Recs),
+}
+
+/// `playhead recs ...`. Files: an interactions CSV with header `profile_id,title_id,watched_at,percent`
+/// (percent optional, 0-100; watched_at RFC 3339 or Unix seconds) and a catalog NDJSON in the
+/// title import format.
+#[cfg(feature = "recs")]
+#[derive(Subcommand, Debug)]
+enum Recs {
+    /// Train on a whole file and write each profile's top k unwatched playable titles, one JSON
+    /// line per profile: {"profile_id": ..., "titles": [...]}.
+    Batch {
+        /// Interactions CSV.
+        #[arg(long)]
+        interactions: PathBuf,
+        /// Catalog NDJSON.
+        #[arg(long)]
+        catalog: PathBuf,
+        /// Titles per profile (1-1000).
+        #[arg(long, default_value_t = 20)]
+        k: usize,
+        /// Output JSONL file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Training and blend settings (JSON; missing keys take the tuned defaults).
+        #[arg(long)]
+        train_config: Option<PathBuf>,
+    },
+    /// Evaluate popularity, co-watch kNN, EASE and the served blend (and the generator's oracle
+    /// when oracle.jsonl lies beside the interactions): Recall@K, NDCG@K, coverage and average
+    /// popularity with 95% bootstrap intervals, as JSON.
+    Eval {
+        /// Interactions CSV.
+        #[arg(long)]
+        interactions: PathBuf,
+        /// Catalog NDJSON.
+        #[arg(long)]
+        catalog: PathBuf,
+        /// temporal (a global time cut) or leave-last-out (each profile's last new title).
+        #[arg(long)]
+        protocol: String,
+        /// Cut-offs, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "10,20,50")]
+        k: Vec<usize>,
+        /// Bootstrap seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Bootstrap resamples (10-100000).
+        #[arg(long, default_value_t = 1000)]
+        bootstrap: usize,
+        /// Score another model's recommendations too, NAME=FILE in the batch output format.
+        #[arg(long, value_parser = parse_external)]
+        external: Vec<(String, PathBuf)>,
+        /// Write the split (train.csv, queries.csv) into this directory for external models.
+        #[arg(long)]
+        export_split: Option<PathBuf>,
+        /// Training and blend settings (JSON).
+        #[arg(long)]
+        train_config: Option<PathBuf>,
+    },
+    /// Write a synthetic data set with planted structure (interactions.csv, catalog.ndjson, and
+    /// oracle.jsonl: the generator's own probabilities of the held-out plays).
+    Synth {
+        /// Output directory (created).
+        #[arg(long)]
+        out: PathBuf,
+        /// Generator seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Profiles (default 2000).
+        #[arg(long)]
+        profiles: Option<usize>,
+        /// Movies (default 700).
+        #[arg(long)]
+        movies: Option<usize>,
+        /// Series (default 70).
+        #[arg(long)]
+        series: Option<usize>,
+        /// Days covered (default 120).
+        #[arg(long)]
+        days: Option<u32>,
+        /// Skip the oracle (large benchmark sets).
+        #[arg(long)]
+        no_oracle: bool,
+    },
+    /// Train from this service's own plays and catalog; writes the model to
+    /// <data-dir>/recs/models/<version>.json and names it in <data-dir>/recs/CURRENT.
+    Train {
+        /// Training and blend settings (JSON).
+        #[arg(long)]
+        train_config: Option<PathBuf>,
+    },
+}
+
+#[cfg(feature = "recs")]
+fn parse_external(s: &str) -> Result<(String, PathBuf), String> {
+    let (name, file) = s.split_once('=').ok_or("expected NAME=FILE")?;
+    if name.is_empty() || file.is_empty() {
+        return Err("expected NAME=FILE".into());
+    }
+    Ok((name.to_owned(), PathBuf::from(file)))
+}
+
+/// Run a CPU-bound, synchronous file command off the async workers.
+#[cfg(feature = "recs")]
+async fn blocking(
+    f: impl FnOnce() -> anyhow::Result<serde_json::Value> + Send + 'static,
+) -> anyhow::Result<serde_json::Value> {
+    tokio::task::spawn_blocking(f).await.context("recs task")?
+}
+
+#[cfg(feature = "recs")]
+async fn recs(settings: Settings, cmd: Recs) -> anyhow::Result<()> {
+    use playhead::recs as r;
+    let out = match cmd {
+        Recs::Batch { interactions, catalog, k, out, train_config } => {
+            let config = r::train_config(train_config.as_deref())?;
+            blocking(move || r::batch(interactions, catalog, k, out, config)).await?
+        }
+        Recs::Eval {
+            interactions,
+            catalog,
+            protocol,
+            k,
+            seed,
+            bootstrap,
+            external,
+            export_split,
+            train_config,
+        } => {
+            let o = r::EvalOptions {
+                protocol: r::protocol(&protocol)?,
+                ks: k,
+                seed,
+                bootstrap,
+                external,
+                export_split,
+                config: r::train_config(train_config.as_deref())?,
+            };
+            blocking(move || r::eval(interactions, catalog, o)).await?
+        }
+        Recs::Synth { out, seed, profiles, movies, series, days, no_oracle } => {
+            let d = playhead_recs::SynthScale::default();
+            let scale = playhead_recs::SynthScale {
+                profiles: profiles.unwrap_or(d.profiles),
+                movies: movies.unwrap_or(d.movies),
+                series: series.unwrap_or(d.series),
+                days: days.unwrap_or(d.days),
+                oracle: !no_oracle,
+                ..d
+            };
+            blocking(move || r::synth(out, seed, scale)).await?
+        }
+        Recs::Train { train_config } => {
+            let config = r::train_config(train_config.as_deref())?;
+            let rt = open(settings).await?;
+            let now = rt.app.clock().now();
+            let ports = rt.app.ports();
+            let report = r::train_from_store(
+                &rt.settings.data_dir,
+                ports.catalog.as_ref(),
+                ports.recs.as_ref(),
+                &config,
+                now,
+            )
+            .await?;
+            serde_json::to_value(report)?
+        }
+    };
+    print(&out);
+    Ok(())
 }
 
 #[derive(Subcommand, Debug)]
@@ -234,6 +408,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let rt = open(settings).await?;
             admin(&rt, cmd).await?;
         }
+        #[cfg(feature = "recs")]
+        Command::Recs(cmd) => recs(settings, cmd).await?,
         Command::Demo => {
             let rt = open(settings).await?;
             let out = playhead::demo::seed(&rt.app).await?;

@@ -6,6 +6,7 @@ pub mod events;
 pub mod health;
 pub mod history;
 pub mod progress;
+pub mod recs;
 pub mod rows;
 pub mod titles;
 

@@ -5,6 +5,7 @@
 //! application layer only loads state, calls these, and stores the result.
 
 pub mod progress;
+pub mod recs;
 pub mod rows;
 pub mod viewing;
 

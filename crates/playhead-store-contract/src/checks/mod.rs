@@ -9,6 +9,7 @@ mod api_keys;
 mod catalog;
 mod idempotency;
 mod log;
+mod recs;
 mod viewing;
 
 pub use accounts::*;
@@ -16,14 +17,16 @@ pub use api_keys::*;
 pub use catalog::*;
 pub use idempotency::*;
 pub use log::*;
+pub use recs::*;
 pub use viewing::*;
 
-const SOURCES: [&str; 6] = [
+const SOURCES: [&str; 7] = [
     include_str!("accounts.rs"),
     include_str!("api_keys.rs"),
     include_str!("catalog.rs"),
     include_str!("idempotency.rs"),
     include_str!("log.rs"),
+    include_str!("recs.rs"),
     include_str!("viewing.rs"),
 ];
 

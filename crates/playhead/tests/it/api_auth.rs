@@ -21,7 +21,9 @@ async fn operations(t: &TestApp) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn every_v1_route_refuses_requests_without_a_valid_token() {
-    let t = spawn_app().await;
+    // Three unauthenticated requests per route exceed the default per-address quota for
+    // unauthenticated callers (60 a minute); this test is about the 401s, not that quota.
+    let t = spawn_with(|s| s.rate_limits.auth.limit = 10_000).await;
     let expired = t.token(playhead_core::ids::AccountId(uuid::Uuid::now_v7()), "history:read", -120);
     let ops = operations(&t).await;
     assert!(ops.len() >= 17, "the OpenAPI document lists the routes");
@@ -80,6 +82,8 @@ async fn another_accounts_profile_is_not_found_on_every_profile_route() {
         let body = match (method.as_str(), path.as_str()) {
             ("POST", p) if p.ends_with("/events") => json!({"events": [ev("m1", "pause", 1, 0)]}),
             ("POST", p) if p.ends_with("/history") => json!({"plays": []}),
+            ("POST", p) if p.ends_with("/feedback") => json!({"title_id": "m1", "kind": "up"}),
+            ("POST", p) if p.ends_with("/impressions") => json!({"title_ids": ["m1"]}),
             ("POST", _) => json!({"name": "x"}),
             ("PUT", _) => json!({"position_ms": 1}),
             _ => json!({}),

@@ -10,7 +10,11 @@ mod api_auth;
 mod api_catalog;
 mod api_contract;
 mod api_playback;
+#[cfg(feature = "recs")]
+mod api_recs;
 mod api_rows;
 mod api_validation;
 mod durability;
 mod scale_out;
+#[cfg(feature = "recs")]
+mod recs_cli;

@@ -1,0 +1,207 @@
+//! Recommendations: rows with reasons, similar titles, feedback and impressions.
+//!
+//! A request reads the profile's state through the ports (recent plays, feedback, impressions,
+//! hides, the live trending counters) and asks the [`RecsEngine`] the binary installed, which
+//! answers from the model it holds. Because the history is read per request, a play changes the
+//! next response as soon as the consumer has applied it (next episode, EASE and co-watch terms of
+//! the new play), without waiting for training.
+
+use std::sync::Arc;
+
+use playhead_core::FieldError;
+use playhead_core::auth::{Principal, Scope};
+use playhead_core::ids::{ProfileId, TitleId};
+use playhead_core::ports::{Feedback, FeedbackKind, PlayQuery};
+use playhead_core::recs::{RecsEngine, RecsItem, RecsPlay, RecsProfile, RecsReason, RecsRow};
+use playhead_core::rules::recs::{TRENDING_HALF_LIFE_MS, decayed};
+use playhead_core::time::Timestamp;
+use playhead_core::title::Title;
+
+use crate::reads::ROW_CANDIDATES;
+use crate::{App, AppError, policy};
+
+/// Plays of the profile a request reads (the most recent; older taste is in the model).
+const HISTORY_PLAYS: u32 = 200;
+/// Trending items a request reads.
+const TRENDING_ITEMS: u32 = 200;
+/// Most titles in one impression report.
+pub const IMPRESSIONS_MAX: usize = 100;
+
+/// One recommended title, resolved against the catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recommended {
+    /// The title to play.
+    pub title: Title,
+    /// Blended score, comparable within one response only.
+    pub score: f64,
+    /// Why.
+    pub reason: RecsReason,
+}
+
+/// An engine that knows nothing: every row is empty. The application's default until the binary
+/// installs a real one (tests of other features never pay for a model).
+#[derive(Debug, Default)]
+pub struct NoRecs;
+
+impl RecsEngine for NoRecs {
+    fn version(&self) -> Option<String> {
+        None
+    }
+    fn recommend(
+        &self,
+        _: &RecsProfile,
+        _: RecsRow,
+        _: usize,
+        _: Timestamp,
+        _: &[(TitleId, f64)],
+    ) -> Vec<RecsItem> {
+        Vec::new()
+    }
+    fn similar(&self, _: &TitleId, _: usize, _: Option<u8>, _: Timestamp) -> Option<Vec<RecsItem>> {
+        None
+    }
+}
+
+impl App {
+    /// Install the recommender (the binary does, at start).
+    pub fn with_recs_engine(mut self, engine: Arc<dyn RecsEngine>) -> Self {
+        self.recs = engine;
+        self
+    }
+
+    /// The recommender in service.
+    pub fn recs_engine(&self) -> &Arc<dyn RecsEngine> {
+        &self.recs
+    }
+
+    /// One recommendation row for a profile.
+    pub async fn recommendations(
+        &self,
+        p: &Principal,
+        profile_id: ProfileId,
+        row: RecsRow,
+        limit: u32,
+    ) -> Result<Vec<Recommended>, AppError> {
+        let profile = self.reachable_profile(p, profile_id, Scope::RecsRead).await?;
+        let now = self.clock.now();
+        let history = PlayQuery { limit: HISTORY_PLAYS, ..Default::default() };
+        let (plays, feedback, impressions, resume, trending) = tokio::try_join!(
+            self.ports.viewing.plays(profile_id, &history),
+            self.ports.recs.feedback(profile_id),
+            self.ports.recs.impressions(profile_id),
+            self.ports.viewing.recent_progress(profile_id, Timestamp(i64::MIN), ROW_CANDIDATES),
+            self.ports.recs.trending(TRENDING_ITEMS),
+        )?;
+        let titles = self.title_map(plays.iter().map(|v| v.title_id.clone())).await?;
+        let mut state =
+            RecsProfile { maturity_limit: profile.effective_maturity_limit(), ..RecsProfile::default() };
+        state.plays = plays
+            .iter()
+            .map(|v| RecsPlay {
+                title_id: v.title_id.clone(),
+                at: v.started_at,
+                percent: if v.completed {
+                    100.0
+                } else {
+                    match titles.get(&v.title_id) {
+                        Some(t) if t.duration_ms > 0 => {
+                            (v.watched_ms as f64 * 100.0 / t.duration_ms as f64).clamp(0.0, 100.0) as f32
+                        }
+                        _ => 0.0,
+                    }
+                },
+            })
+            .collect();
+        for f in feedback {
+            match f.kind {
+                FeedbackKind::Up => state.up.push(f.title_id),
+                FeedbackKind::Down => state.down.push(f.title_id),
+                FeedbackKind::NotInterested => state.not_interested.push(f.title_id),
+            }
+        }
+        // Hidden until played again (DESIGN.md): a hide older than the title's last activity is over.
+        state.hidden = resume
+            .into_iter()
+            .filter(|r| r.hidden_at.is_some_and(|h| h >= r.progress.occurred_at))
+            .map(|r| r.progress.title_id)
+            .collect();
+        state.impressions = impressions.into_iter().map(|i| (i.title_id, i.shown)).collect();
+        let trending: Vec<(TitleId, f64)> =
+            trending.into_iter().map(|(t, w)| (t, decayed(w, now, TRENDING_HALF_LIFE_MS))).collect();
+        let items = self.recs.recommend(&state, row, limit as usize, now, &trending);
+        self.resolve(items).await
+    }
+
+    /// Join engine results to the catalog (a title deleted since the model was built is skipped).
+    async fn resolve(&self, items: Vec<RecsItem>) -> Result<Vec<Recommended>, AppError> {
+        let mut titles = self.title_map(items.iter().map(|i| i.title_id.clone())).await?;
+        Ok(items
+            .into_iter()
+            .filter_map(|i| {
+                let title = titles.remove(&i.title_id)?;
+                Some(Recommended { title, score: i.score, reason: i.reason })
+            })
+            .collect())
+    }
+
+    /// Titles similar to one title. A profile-bound token (a TV signed in as the kids profile)
+    /// gets only titles within that profile's maturity limit.
+    pub async fn similar(
+        &self,
+        p: &Principal,
+        title: &TitleId,
+        limit: u32,
+    ) -> Result<Vec<Recommended>, AppError> {
+        policy::require(p, Scope::RecsRead)?;
+        let maturity_limit = match p.bound_profile {
+            Some(id) => self.reachable_profile(p, id, Scope::RecsRead).await?.effective_maturity_limit(),
+            None => None,
+        };
+        if self.ports.catalog.title(title).await?.is_none() {
+            return Err(AppError::NotFound("title"));
+        }
+        let items =
+            self.recs.similar(title, limit as usize, maturity_limit, self.clock.now()).unwrap_or_default();
+        self.resolve(items).await
+    }
+
+    /// Record feedback on a title (the latest wins).
+    pub async fn feedback(
+        &self,
+        p: &Principal,
+        profile_id: ProfileId,
+        title: TitleId,
+        kind: FeedbackKind,
+    ) -> Result<(), AppError> {
+        self.reachable_profile(p, profile_id, Scope::FeedbackWrite).await?;
+        if self.ports.catalog.title(&title).await?.is_none() {
+            return Err(AppError::invalid(FieldError::new(
+                "title_id",
+                "unknown_title",
+                "is not in the catalog",
+            )));
+        }
+        let at = self.clock.now();
+        self.ports.recs.set_feedback(profile_id, &Feedback { title_id: title, kind, at }).await?;
+        Ok(())
+    }
+
+    /// Report that titles were shown to a profile (1-100 per report).
+    pub async fn impressions(
+        &self,
+        p: &Principal,
+        profile_id: ProfileId,
+        titles: &[TitleId],
+    ) -> Result<(), AppError> {
+        self.reachable_profile(p, profile_id, Scope::FeedbackWrite).await?;
+        if titles.is_empty() || titles.len() > IMPRESSIONS_MAX {
+            return Err(AppError::invalid(FieldError::new(
+                "title_ids",
+                "out_of_range",
+                format!("must hold 1-{IMPRESSIONS_MAX} title ids"),
+            )));
+        }
+        self.ports.recs.record_impressions(profile_id, titles, self.clock.now()).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,187 @@
+//! Recommendation counters the event consumer keeps (DESIGN.md, "Delivery"): co-watch pairs and
+//! sharded trending votes, updated in the apply transaction and keyed by play id.
+//!
+//! Rules kept here:
+//! - A play counts for co-watch only when its item (a movie, or the series of an episode) is not
+//!   already among the items of the profile's last [`COWATCH_WINDOW`] counted plays; it then pairs
+//!   once with each distinct item of that window. So a pair is counted when the second of its two
+//!   items enters the window, and a binge of one show adds no pairs after its first episode.
+//! - A play votes for trending when its item enters the window (so a binge of one show is one
+//!   vote, as in the engine's training). The vote goes to one of [`TRENDING_SHARDS`] rows chosen
+//!   by a hash of the play id, so a hot title is many rows, not one hot row; readers sum them.
+//! - Votes are forward-decayed: a vote at `at` weighs `2^((at - epoch) / half_life)`; dividing the
+//!   sum by the weight of "now" gives the decayed count, so no stored value ever needs rewriting.
+//!
+//! The same counting rule is what `playhead-recs` trains from (`cowatch::delta_for_play`).
+
+use crate::ids::{PlayId, ProfileId, TitleId};
+use crate::time::Timestamp;
+
+/// How many of a profile's most recent counted plays a new play is paired with.
+pub const COWATCH_WINDOW: usize = 50;
+/// Rows per title for trending votes.
+pub const TRENDING_SHARDS: u32 = 16;
+/// Half-life of trending votes (3 days, the engine's tuned default). Stored weights are relative
+/// to it: changing it means resetting the trending table.
+pub const TRENDING_HALF_LIFE_MS: i64 = 3 * 86_400_000;
+/// A play is a positive (a co-watch pair and a trending vote) at or above this share of the title
+/// watched, or when completed: the engine's training threshold (`playhead_recs::data`).
+pub const POSITIVE_PCT: f64 = 50.0;
+
+/// Whether a play counts for co-watch and trending.
+pub fn is_positive(completed: bool, watched_ms: i64, duration_ms: i64) -> bool {
+    completed || (duration_ms > 0 && watched_ms as f64 * 100.0 >= POSITIVE_PCT * duration_ms as f64)
+}
+
+/// The item a title's plays count toward: an episode's series, otherwise the title itself.
+pub fn item_of(title: &crate::title::Title) -> TitleId {
+    match (&title.kind, &title.series_id) {
+        (crate::title::TitleKind::Episode, Some(s)) => s.clone(),
+        _ => title.id.clone(),
+    }
+}
+
+/// Start of the forward-decay clock (2026-01-01T00:00:00Z): weights stay far from f64 overflow
+/// for decades at any half-life of a day or more.
+pub const DECAY_EPOCH_MS: i64 = 1_767_225_600_000;
+
+/// What one positive play changes, computed before it is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlayCount {
+    /// The profile.
+    pub profile_id: ProfileId,
+    /// The idempotence key.
+    pub play_id: PlayId,
+    /// The item: a movie's id, or an episode's series id.
+    pub item: TitleId,
+    /// When the play started.
+    pub at: Timestamp,
+    /// Items to pair with (empty when the item was already in the window).
+    pub partners: Vec<TitleId>,
+    /// Whether the item entered the window (its own co-watch count goes up).
+    pub counts: bool,
+    /// Trending shard of this play.
+    pub shard: u32,
+    /// Forward-decayed trending weight of this vote.
+    pub weight: f64,
+}
+
+/// Decide what a positive play of `item` adds, given the items of the profile's other counted
+/// plays, most recent last (only the last [`COWATCH_WINDOW`] matter).
+pub fn count_play(
+    profile_id: ProfileId,
+    play_id: PlayId,
+    item: TitleId,
+    at: Timestamp,
+    recent: &[TitleId],
+    half_life_ms: i64,
+) -> PlayCount {
+    let window = &recent[recent.len().saturating_sub(COWATCH_WINDOW)..];
+    let counts = !window.contains(&item);
+    let mut partners: Vec<TitleId> = Vec::new();
+    if counts {
+        for k in window {
+            if *k != item && !partners.contains(k) {
+                partners.push(k.clone());
+            }
+        }
+    }
+    PlayCount {
+        profile_id,
+        play_id,
+        shard: shard_of(play_id),
+        weight: decay_weight(at, half_life_ms),
+        item,
+        at,
+        partners,
+        counts,
+    }
+}
+
+/// The trending shard of a play (FNV-1a of its id: stable across processes and versions).
+pub fn shard_of(play_id: PlayId) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in play_id.to_string().bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % TRENDING_SHARDS
+}
+
+/// Forward-decay weight of a vote at `at`.
+pub fn decay_weight(at: Timestamp, half_life_ms: i64) -> f64 {
+    ((at.0 - DECAY_EPOCH_MS) as f64 / half_life_ms.max(1) as f64).exp2()
+}
+
+/// The decayed count at `now` of a sum of forward-decayed weights.
+pub fn decayed(sum: f64, now: Timestamp, half_life_ms: i64) -> f64 {
+    sum / decay_weight(now, half_life_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pid() -> PlayId {
+        PlayId::from_uuid(uuid::Uuid::new_v4())
+    }
+
+    fn t(s: &str) -> TitleId {
+        TitleId::parse(s).expect("title id")
+    }
+
+    #[test]
+    fn a_new_item_pairs_once_with_each_distinct_recent_item() {
+        let recent = [t("a"), t("b"), t("a")];
+        let c =
+            count_play(ProfileId::from_uuid(uuid::Uuid::new_v4()), pid(), t("c"), Timestamp(0), &recent, 1);
+        assert!(c.counts);
+        assert_eq!(c.partners, vec![t("a"), t("b")]);
+    }
+
+    #[test]
+    fn an_item_already_in_the_window_adds_nothing() {
+        let recent = [t("a"), t("b")];
+        let c =
+            count_play(ProfileId::from_uuid(uuid::Uuid::new_v4()), pid(), t("a"), Timestamp(0), &recent, 1);
+        assert!(!c.counts);
+        assert!(c.partners.is_empty());
+    }
+
+    #[test]
+    fn only_the_last_fifty_plays_are_the_window() {
+        let mut recent = vec![t("old")];
+        recent.extend((0..COWATCH_WINDOW).map(|i| t(&format!("x{i}"))));
+        let c =
+            count_play(ProfileId::from_uuid(uuid::Uuid::new_v4()), pid(), t("old"), Timestamp(0), &recent, 1);
+        assert!(c.counts, "the first play fell out of the window");
+        assert_eq!(c.partners.len(), COWATCH_WINDOW);
+    }
+
+    #[test]
+    fn half_watched_or_completed_plays_are_positives() {
+        assert!(is_positive(true, 0, 0));
+        assert!(is_positive(false, 50, 100));
+        assert!(!is_positive(false, 49, 100));
+        assert!(!is_positive(false, 10, 0), "no duration: only completion counts");
+    }
+
+    #[test]
+    fn decay_halves_per_half_life() {
+        let h = 86_400_000;
+        let w = decay_weight(Timestamp(DECAY_EPOCH_MS + 10 * h), h);
+        let now = Timestamp(DECAY_EPOCH_MS + 11 * h);
+        assert!((decayed(w, now, h) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn shards_spread_plays() {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..400 {
+            let s = shard_of(pid());
+            assert!(s < TRENDING_SHARDS);
+            seen.insert(s);
+        }
+        assert_eq!(seen.len(), TRENDING_SHARDS as usize);
+    }
+}

@@ -1,0 +1,153 @@
+//! [`RecsStore`](playhead_core::ports::RecsStore) and the apply transaction's recommendation
+//! counters ([`ViewingTx::count_play`](playhead_core::ports::ViewingTx::count_play)): training
+//! reads in pages, feedback where the latest wins, impressions, co-watch pairs and sharded
+//! trending counted once per play id and only when committed.
+
+use playhead_core::ids::{PlayId, ProfileId, TitleId};
+use playhead_core::ports::{Feedback, FeedbackKind, PlayQuery};
+use playhead_core::rules::recs::{PlayCount, count_play};
+use playhead_core::time::Timestamp;
+
+use crate::Stores;
+use crate::fixtures::{min, new_profile, play, store_viewings, tid, viewing};
+
+const HALF_LIFE: i64 = 86_400_000;
+
+/// Count a play the way the consumer does: read the window in the transaction, decide, write.
+async fn count(s: &Stores, profile: ProfileId, id: PlayId, item: &str, at: Timestamp, commit: bool) -> bool {
+    let mut tx = s.viewing.begin().await.expect("begin");
+    let window = tx.recs_window(profile, 50).await.expect("recs_window");
+    let c: PlayCount = count_play(profile, id, tid(item), at, &window, HALF_LIFE);
+    let counted = tx.count_play(&c).await.expect("count_play");
+    if commit {
+        tx.commit().await.expect("commit");
+    }
+    counted
+}
+
+fn names(v: &[(TitleId, u32, u32)]) -> Vec<(&str, u32, u32)> {
+    v.iter().map(|(t, n, o)| (t.as_str(), *n, *o)).collect()
+}
+
+/// Training reads every play of every profile, in `(profile, play)` order, in pages without gaps
+/// or repeats; sub-threshold viewings are not plays and are left out.
+pub async fn training_plays_page_over_every_profile(s: &Stores) {
+    let p1 = new_profile(s, 1).await;
+    let p2 = new_profile(s, 2).await;
+    let mut all = Vec::new();
+    for (i, p) in [(1u128, p1), (2, p2), (3, p1), (4, p2), (5, p1)] {
+        all.push(viewing(i, p, "m", None, min(i as i64 * 10), min(i as i64 * 10 + 5), true));
+    }
+    let not_a_play = viewing(9, p1, "m", None, min(100), min(101), false);
+    let mut upsert = all.clone();
+    upsert.push(not_a_play);
+    store_viewings(s, &[], &upsert).await;
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s.recs.training_plays(after, 2).await.expect("training_plays");
+        assert!(page.len() <= 2, "a page is at most the limit");
+        let done = page.len() < 2;
+        after = page.last().map(|v| (v.profile_id, v.id));
+        seen.extend(page);
+        if done {
+            break;
+        }
+    }
+    let mut expected = all;
+    expected.sort_by_key(|v| (v.profile_id, v.id));
+    assert_eq!(seen, expected);
+    // A play deleted through the port is no longer training data.
+    s.viewing.delete_play(p1, play(1), min(200)).await.expect("delete_play");
+    let left = s.recs.training_plays(None, 100).await.expect("training_plays");
+    assert_eq!(left.len(), 4);
+    assert!(left.iter().all(|v| v.id != play(1)));
+    assert_eq!(
+        s.viewing.plays(p1, &PlayQuery { limit: 10, ..Default::default() }).await.expect("plays").len(),
+        2
+    );
+}
+
+/// Feedback per (profile, title): the latest `at` wins, an older replay changes nothing, and
+/// profiles do not see each other's.
+pub async fn the_latest_feedback_wins(s: &Stores) {
+    let p1 = new_profile(s, 1).await;
+    let p2 = new_profile(s, 2).await;
+    let f = |t: &str, kind, m| Feedback { title_id: tid(t), kind, at: min(m) };
+    s.recs.set_feedback(p1, &f("a", FeedbackKind::Up, 1)).await.expect("set_feedback");
+    s.recs.set_feedback(p1, &f("a", FeedbackKind::NotInterested, 3)).await.expect("set_feedback");
+    s.recs.set_feedback(p1, &f("a", FeedbackKind::Down, 2)).await.expect("an older one");
+    s.recs.set_feedback(p1, &f("b", FeedbackKind::Down, 1)).await.expect("set_feedback");
+    s.recs.set_feedback(p2, &f("a", FeedbackKind::Up, 5)).await.expect("set_feedback");
+    assert_eq!(
+        s.recs.feedback(p1).await.expect("feedback"),
+        vec![f("a", FeedbackKind::NotInterested, 3), f("b", FeedbackKind::Down, 1)]
+    );
+    assert_eq!(s.recs.feedback(p2).await.expect("feedback"), vec![f("a", FeedbackKind::Up, 5)]);
+}
+
+/// Impressions count showings per title (a title twice in one call counts once) and keep the
+/// latest time shown.
+pub async fn impressions_count_each_showing(s: &Stores) {
+    let p = new_profile(s, 1).await;
+    s.recs.record_impressions(p, &[tid("a"), tid("b"), tid("a")], min(2)).await.expect("record");
+    s.recs.record_impressions(p, &[tid("a")], min(1)).await.expect("record");
+    s.recs.record_impressions(p, &[], min(9)).await.expect("nothing to record");
+    let got = s.recs.impressions(p).await.expect("impressions");
+    let got: Vec<(&str, u32, Timestamp)> =
+        got.iter().map(|i| (i.title_id.as_str(), i.shown, i.last_at)).collect();
+    assert_eq!(got, vec![("a", 2, min(2)), ("b", 1, min(2))]);
+    assert!(s.recs.impressions(new_profile(s, 2).await).await.expect("impressions").is_empty());
+}
+
+/// A play counts once per play id: pairs with the profile's window, its own count, and a trending
+/// vote; a redelivery adds nothing, and an uncommitted count leaves no trace (not even its id).
+pub async fn plays_count_once_for_cowatch_and_trending(s: &Stores) {
+    let p = new_profile(s, 1).await;
+    assert!(count(s, p, play(1), "a", min(1), false).await, "counted inside the transaction");
+    assert!(s.recs.trending(10).await.expect("trending").is_empty(), "rolled back");
+    assert!(count(s, p, play(1), "a", min(1), true).await, "the rolled-back id is free");
+    assert!(count(s, p, play(2), "b", min(2), true).await);
+    assert!(count(s, p, play(3), "c", min(3), true).await);
+    assert!(!count(s, p, play(3), "c", min(3), true).await, "a redelivery counts nothing");
+    // Re-watching a (still in the window) is counted as a play but adds no pair.
+    assert!(count(s, p, play(4), "a", min(4), true).await);
+    let a = s.recs.cowatch(&tid("a"), 10).await.expect("cowatch");
+    assert_eq!(a.count, 1);
+    assert_eq!(names(&a.neighbours), vec![("b", 1, 1), ("c", 1, 1)]);
+    // A second profile pairs a and c again: c's neighbours are ordered by the pair count.
+    let q = new_profile(s, 2).await;
+    assert!(count(s, q, play(10), "c", min(1), true).await);
+    assert!(count(s, q, play(11), "a", min(2), true).await);
+    let c = s.recs.cowatch(&tid("c"), 10).await.expect("cowatch");
+    assert_eq!(c.count, 2);
+    assert_eq!(names(&c.neighbours), vec![("a", 2, 2), ("b", 1, 1)]);
+    assert_eq!(names(&s.recs.cowatch(&tid("c"), 1).await.expect("cowatch").neighbours), vec![("a", 2, 2)]);
+    assert_eq!(s.recs.cowatch(&tid("zz"), 10).await.expect("cowatch"), Default::default());
+    // Trending: one vote each time an item enters a profile's window (the re-watch of a at minute
+    // 4 is no vote); shards are summed on read, newer votes weigh more.
+    let t = s.recs.trending(10).await.expect("trending");
+    let items: Vec<&str> = t.iter().map(|(i, _)| i.as_str()).collect();
+    assert_eq!(items, vec!["c", "a", "b"]);
+    let weight = |i: &str| t.iter().find(|(x, _)| x.as_str() == i).map(|(_, w)| *w).expect("voted");
+    let one = |m: i64| playhead_core::rules::recs::decay_weight(min(m), HALF_LIFE);
+    for (item, expected) in [("a", one(1) + one(2)), ("b", one(2)), ("c", one(3) + one(1))] {
+        assert!((weight(item) - expected).abs() < 1e-9 * expected, "{item}: {} vs {expected}", weight(item));
+    }
+    assert_eq!(s.recs.trending(1).await.expect("trending").len(), 1);
+}
+
+/// The window is the profile's most recent counted plays by time, whatever order they were
+/// counted in, most recent last.
+pub async fn the_window_is_the_most_recent_counted_plays(s: &Stores) {
+    let p = new_profile(s, 1).await;
+    for (i, item, m) in [(1u128, "x", 5), (2, "y", 1), (3, "z", 3)] {
+        assert!(count(s, p, play(i), item, min(m), true).await);
+    }
+    let other = new_profile(s, 2).await;
+    let mut tx = s.viewing.begin().await.expect("begin");
+    let w = tx.recs_window(p, 50).await.expect("recs_window");
+    assert_eq!(w, vec![tid("y"), tid("z"), tid("x")]);
+    assert_eq!(tx.recs_window(p, 2).await.expect("recs_window"), vec![tid("z"), tid("x")]);
+    assert!(tx.recs_window(other, 50).await.expect("recs_window").is_empty());
+}

@@ -1,0 +1,243 @@
+//! Recommendation state: [`RecsStore`] (training reads, feedback, impressions, counter reads)
+//! and the apply transaction's counter writes ([`count_play`], [`recs_window`]).
+//!
+//! The rules: counters change only inside an apply transaction, together with the play id that
+//! caused them (`recs_counted_plays`), so a redelivered play adds nothing. Pair rows are shared
+//! between profiles, so one statement writes all of a play's pairs in `(a, b)` order: two appliers
+//! counting overlapping pairs lock them in the same order and cannot deadlock.
+
+use async_trait::async_trait;
+use playhead_core::StoreError;
+use playhead_core::ids::{PlayId, ProfileId, TitleId};
+use playhead_core::ports::{CoWatchCounts, Feedback, FeedbackKind, Impressions, RecsStore, Viewing};
+use playhead_core::rules::recs::PlayCount;
+use playhead_core::time::Timestamp;
+use sqlx::PgConnection;
+
+use crate::codec::{self, viewing_columns};
+use crate::{PgStore, error};
+
+/// Items of the profile's most recent counted plays, most recent last.
+pub(crate) async fn recs_window(
+    conn: &mut PgConnection,
+    profile: ProfileId,
+    limit: u32,
+) -> Result<Vec<TitleId>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT item FROM recs_counted_plays WHERE profile_id = $1 \
+         ORDER BY at DESC, play_id DESC LIMIT $2",
+    )
+    .bind(profile.0)
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await
+    .map_err(error::db)?;
+    let mut items = rows.iter().map(|r| codec::title_id(r, "item")).collect::<Result<Vec<_>, _>>()?;
+    items.reverse();
+    Ok(items)
+}
+
+/// Record the play id; when new, add its co-watch pairs and its trending vote.
+pub(crate) async fn count_play(conn: &mut PgConnection, c: &PlayCount) -> Result<bool, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO recs_counted_plays (play_id, profile_id, item, at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (play_id) DO NOTHING",
+    )
+    .bind(c.play_id.0)
+    .bind(c.profile_id.0)
+    .bind(c.item.as_str())
+    .bind(c.at.0)
+    .execute(&mut *conn)
+    .await
+    .map_err(error::db)?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(false);
+    }
+    let mut a: Vec<&str> = Vec::new();
+    let mut b: Vec<&str> = Vec::new();
+    if c.counts {
+        a.push(c.item.as_str());
+        b.push("");
+    }
+    for p in &c.partners {
+        a.extend([c.item.as_str(), p.as_str()]);
+        b.extend([p.as_str(), c.item.as_str()]);
+    }
+    if !a.is_empty() {
+        sqlx::query(
+            "INSERT INTO recs_cowatch (a, b, count) \
+             SELECT a, b, 1 FROM unnest($1::text[], $2::text[]) AS x(a, b) ORDER BY a, b \
+             ON CONFLICT (a, b) DO UPDATE SET count = recs_cowatch.count + 1",
+        )
+        .bind(&a)
+        .bind(&b)
+        .execute(&mut *conn)
+        .await
+        .map_err(error::db)?;
+    }
+    if !c.counts {
+        return Ok(true);
+    }
+    sqlx::query(
+        "INSERT INTO recs_trending (item, shard, weight) VALUES ($1, $2, $3) \
+         ON CONFLICT (item, shard) DO UPDATE SET weight = recs_trending.weight + excluded.weight",
+    )
+    .bind(c.item.as_str())
+    .bind(i32::try_from(c.shard).unwrap_or(0))
+    .bind(c.weight)
+    .execute(&mut *conn)
+    .await
+    .map_err(error::db)?;
+    Ok(true)
+}
+
+#[async_trait]
+impl RecsStore for PgStore {
+    async fn training_plays(
+        &self,
+        after: Option<(ProfileId, PlayId)>,
+        limit: u32,
+    ) -> Result<Vec<Viewing>, StoreError> {
+        // The one scan across every partition, by design: training reads everything.
+        let rows = match after {
+            None => sqlx::query(concat!(
+                "SELECT ",
+                viewing_columns!(),
+                " FROM viewings v WHERE v.is_play ORDER BY v.profile_id, v.id LIMIT $1"
+            ))
+            .bind(i64::from(limit)),
+            Some((p, id)) => sqlx::query(concat!(
+                "SELECT ",
+                viewing_columns!(),
+                " FROM viewings v WHERE v.is_play AND (v.profile_id, v.id) > ($2, $3) \
+                 ORDER BY v.profile_id, v.id LIMIT $1"
+            ))
+            .bind(i64::from(limit))
+            .bind(p.0)
+            .bind(id.0),
+        }
+        .fetch_all(&self.pool)
+        .await
+        .map_err(error::db)?;
+        rows.iter().map(codec::viewing).collect()
+    }
+
+    async fn set_feedback(&self, profile: ProfileId, f: &Feedback) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO recs_feedback (profile_id, title_id, kind, at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (profile_id, title_id) DO UPDATE SET kind = excluded.kind, at = excluded.at \
+             WHERE excluded.at >= recs_feedback.at",
+        )
+        .bind(profile.0)
+        .bind(f.title_id.as_str())
+        .bind(f.kind.as_str())
+        .bind(f.at.0)
+        .execute(&self.pool)
+        .await
+        .map_err(error::db)?;
+        Ok(())
+    }
+
+    async fn feedback(&self, profile: ProfileId) -> Result<Vec<Feedback>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT title_id, kind, at FROM recs_feedback WHERE profile_id = $1 ORDER BY title_id",
+        )
+        .bind(profile.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(error::db)?;
+        rows.iter()
+            .map(|r| {
+                let kind: &str = codec::get(r, "kind")?;
+                Ok(Feedback {
+                    title_id: codec::title_id(r, "title_id")?,
+                    kind: FeedbackKind::parse(kind).ok_or_else(|| error::corrupt("kind", kind))?,
+                    at: codec::timestamp(r, "at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_impressions(
+        &self,
+        profile: ProfileId,
+        titles: &[TitleId],
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        if titles.is_empty() {
+            return Ok(());
+        }
+        let mut ids: Vec<&str> = titles.iter().map(TitleId::as_str).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        sqlx::query(
+            "INSERT INTO recs_impressions (profile_id, title_id, shown, last_at) \
+             SELECT $1, t, 1, $3 FROM unnest($2::text[]) AS t \
+             ON CONFLICT (profile_id, title_id) DO UPDATE SET shown = recs_impressions.shown + 1, \
+             last_at = greatest(recs_impressions.last_at, excluded.last_at)",
+        )
+        .bind(profile.0)
+        .bind(&ids)
+        .bind(at.0)
+        .execute(&self.pool)
+        .await
+        .map_err(error::db)?;
+        Ok(())
+    }
+
+    async fn impressions(&self, profile: ProfileId) -> Result<Vec<Impressions>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT title_id, shown, last_at FROM recs_impressions WHERE profile_id = $1 ORDER BY title_id",
+        )
+        .bind(profile.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(error::db)?;
+        rows.iter()
+            .map(|r| {
+                let shown: i64 = codec::get(r, "shown")?;
+                Ok(Impressions {
+                    title_id: codec::title_id(r, "title_id")?,
+                    shown: u32::try_from(shown).unwrap_or(u32::MAX),
+                    last_at: codec::timestamp(r, "last_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn cowatch(&self, item: &TitleId, limit: u32) -> Result<CoWatchCounts, StoreError> {
+        let own: Option<i64> = sqlx::query_scalar("SELECT count FROM recs_cowatch WHERE a = $1 AND b = ''")
+            .bind(item.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(error::db)?;
+        let rows = sqlx::query(
+            "SELECT c.b AS b, c.count AS together, coalesce(o.count, 0) AS own FROM recs_cowatch c \
+             LEFT JOIN recs_cowatch o ON o.a = c.b AND o.b = '' \
+             WHERE c.a = $1 AND c.b <> '' ORDER BY c.count DESC, c.b LIMIT $2",
+        )
+        .bind(item.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(error::db)?;
+        let n = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
+        let neighbours = rows
+            .iter()
+            .map(|r| Ok((codec::title_id(r, "b")?, n(codec::get(r, "together")?), n(codec::get(r, "own")?))))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(CoWatchCounts { count: own.map_or(0, n), neighbours })
+    }
+
+    async fn trending(&self, limit: u32) -> Result<Vec<(TitleId, f64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT item, sum(weight) AS w FROM recs_trending GROUP BY item ORDER BY w DESC, item LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(error::db)?;
+        rows.iter().map(|r| Ok((codec::title_id(r, "item")?, codec::get(r, "w")?))).collect()
+    }
+}

@@ -1,0 +1,268 @@
+//! Recommendations over HTTP: a trained model in service, rows that react to a new play within
+//! seconds (next episode, and the model's neighbours of what was just watched), filters (watched,
+//! not interested, kids maturity), similar titles, feedback and impressions, and bad input.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+fn ids(row: &Value) -> Vec<String> {
+    row["items"].as_array().unwrap().iter().map(|i| i["title_id"].as_str().unwrap().to_owned()).collect()
+}
+
+fn item<'a>(row: &'a Value, title: &str) -> Option<&'a Value> {
+    row["items"].as_array().unwrap().iter().find(|i| i["title_id"] == title)
+}
+
+fn film(id: &str, genre: &str, maturity: u8) -> Value {
+    json!({"id": id, "kind": "movie", "name": format!("Movie {id}"), "duration_ms": 10 * 60_000,
+           "genres": [genre], "maturity": maturity, "release_year": 2020})
+}
+
+/// The catalog: a series of four episodes and eight movies in two genres, one of them for adults.
+fn catalog() -> Vec<Value> {
+    let mut c = vec![series("show")];
+    c.extend((1..=4).map(|e| episode("show", 1, e, 10)));
+    for (id, genre) in [("d1", "Drama"), ("d2", "Drama"), ("d3", "Drama"), ("d4", "Drama")] {
+        c.push(film(id, genre, 7));
+    }
+    for (id, genre) in [("c1", "Comedy"), ("c2", "Comedy"), ("c3", "Comedy")] {
+        c.push(film(id, genre, 7));
+    }
+    c.push(film("adult", "Drama", 18));
+    c
+}
+
+/// Train from the store, as `playhead recs train` does, and wait until the server serves it.
+async fn train(t: &TestApp) -> String {
+    let ports = t.app.ports();
+    let report = playhead::recs::train_from_store(
+        &t.settings.data_dir,
+        ports.catalog.as_ref(),
+        ports.recs.as_ref(),
+        &playhead_recs_config(),
+        t.app.clock().now(),
+    )
+    .await
+    .expect("train");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while t.app.recs_engine().version().as_deref() != Some(report.version.as_str()) {
+        assert!(Instant::now() < deadline, "the server did not pick up {}", report.version);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    report.version
+}
+
+fn playhead_recs_config() -> playhead_recs::TrainConfig {
+    playhead_recs::TrainConfig::default()
+}
+
+async fn spawn() -> TestApp {
+    // Reload every second so the test sees a model trained on demand quickly.
+    spawn_with(|s| s.recs.reload_interval_secs = 1).await
+}
+
+/// Six viewers who watch drama together (d1 with d2, d1 with d3) and one comedy fan.
+async fn seed(t: &TestApp) {
+    let plan: [&[&str]; 7] = [
+        &["d1", "d2"],
+        &["d1", "d2", "c1"],
+        &["d1", "d2"],
+        &["d1", "d3"],
+        &["d2", "d1", "d4"],
+        &["show.s1e1", "show.s1e2", "d4"],
+        &["c1", "c2", "c3"],
+    ];
+    for (n, titles) in plan.iter().enumerate() {
+        let v = t.viewer(&format!("seed{n}@example.com")).await;
+        let mut evs = Vec::new();
+        for (i, title) in titles.iter().enumerate() {
+            evs.extend(watching(title, 0, 10, 600 - 30 * i as i64));
+        }
+        t.events(&v, evs).await;
+    }
+    t.settle().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_play_changes_the_row_within_seconds_with_reasons() {
+    let t = spawn().await;
+    let ops = t.catalog_token().await;
+    t.import(&ops, &catalog()).await;
+    seed(&t).await;
+    train(&t).await;
+
+    let v = t.viewer("new@example.com").await;
+    let url = format!("/v1/profiles/{}/recommendations?limit=10", v.profile);
+    // A new profile: cold start, trending within its maturity limit.
+    let cold = t.get_json(&v.token, &url).await;
+    assert!(!ids(&cold).is_empty(), "cold start serves trending: {cold}");
+    assert!(
+        cold["items"].as_array().unwrap().iter().all(|i| i["reason"]["kind"] == "trending_now"),
+        "{cold}"
+    );
+    assert!(item(&cold, "show.s1e2").is_none());
+
+    // Watch the first episode: its next episode is recommended as soon as the play is applied.
+    t.events(&v, watching("show.s1e1", 0, 10, 30)).await;
+    let started = Instant::now();
+    t.settle().await;
+    let row = t.get_json(&v.token, &url).await;
+    let next = item(&row, "show.s1e2").unwrap_or_else(|| panic!("next episode missing: {row}"));
+    assert_eq!(next["reason"]["kind"], "next_episode");
+    assert_eq!(next["reason"]["title_id"], "show");
+    assert!(next["reason"]["text"].as_str().unwrap().contains("Series show"), "{next}");
+    assert!(item(&row, "show.s1e1").is_none(), "watched titles never come back");
+    assert!(next["score"].is_number() && next["title"]["name"] == "E2", "{next}");
+
+    // Watch d1: the model's neighbours of d1 (d2 first) now appear, explained by d1. No retraining.
+    t.events(&v, watching("d1", 0, 10, 10)).await;
+    t.settle().await;
+    let row = t.get_json(&v.token, &url).await;
+    let d2 = item(&row, "d2").unwrap_or_else(|| panic!("d2 missing after watching d1: {row}"));
+    assert_eq!(d2["reason"]["kind"], "because_you_watched", "{d2}");
+    assert_eq!(d2["reason"]["title_id"], "d1");
+    assert_eq!(d2["reason"]["text"], "Because you watched Movie d1");
+    assert!(item(&row, "d1").is_none());
+    assert!(started.elapsed() < Duration::from_secs(10), "reacted within seconds");
+
+    // The because-you-watched row anchors on the latest play.
+    let byw = t
+        .get_json(&v.token, &format!("/v1/profiles/{}/recommendations?row=because-you-watched", v.profile))
+        .await;
+    assert_eq!(ids(&byw).first().map(String::as_str), Some("d2"), "{byw}");
+
+    // Not interested: gone from every row, at once.
+    let r = t
+        .post(
+            &v.token,
+            &format!("/v1/profiles/{}/feedback", v.profile),
+            &json!({"title_id": "d2", "kind": "not_interested"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let row = t.get_json(&v.token, &url).await;
+    assert!(item(&row, "d2").is_none(), "{row}");
+    let byw = t
+        .get_json(&v.token, &format!("/v1/profiles/{}/recommendations?row=because-you-watched", v.profile))
+        .await;
+    assert!(item(&byw, "d2").is_none(), "{byw}");
+
+    // Impressions are accepted (and counted: see the store contract).
+    let r = t
+        .post(&v.token, &format!("/v1/profiles/{}/impressions", v.profile), &json!({"title_ids": ids(&row)}))
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kids_profiles_similar_titles_and_trending() {
+    let t = spawn().await;
+    let ops = t.catalog_token().await;
+    t.import(&ops, &catalog()).await;
+    seed(&t).await;
+    // Adults made "adult" the most watched title of the week (six fresh votes beat the five older
+    // ones of d1).
+    for n in 0..6 {
+        let v = t.viewer(&format!("grown{n}@example.com")).await;
+        t.events(&v, watching("adult", 0, 10, 20)).await;
+    }
+    t.settle().await;
+    train(&t).await;
+
+    let adult = t.viewer("parent@example.com").await;
+    let trending = t
+        .get_json(&adult.token, &format!("/v1/profiles/{}/recommendations?row=trending", adult.profile))
+        .await;
+    assert_eq!(ids(&trending).first().map(String::as_str), Some("adult"), "{trending}");
+
+    let kid = t
+        .app
+        .insert_profile(
+            adult.account,
+            playhead_app::accounts::NewProfile {
+                name: "Kid".into(),
+                kids: true,
+                maturity_limit: Some(7),
+                private: false,
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+    for row in ["top", "trending", "because-you-watched"] {
+        let r = t.get_json(&adult.token, &format!("/v1/profiles/{kid}/recommendations?row={row}")).await;
+        assert!(item(&r, "adult").is_none(), "{row}: above the kids limit: {r}");
+    }
+    let top = t.get_json(&adult.token, &format!("/v1/profiles/{kid}/recommendations")).await;
+    assert!(!ids(&top).is_empty());
+
+    let sim = t.get_json(&adult.token, "/v1/titles/d1/similar?limit=5").await;
+    assert!(ids(&sim).len() <= 5);
+    assert_eq!(ids(&sim).first().map(String::as_str), Some("d2"), "{sim}");
+    assert!(sim["items"].as_array().unwrap().iter().all(|i| i["reason"]["kind"] == "similar_to"));
+    assert!(item(&sim, "d1").is_none());
+    let r = t.get(&adult.token, "/v1/titles/nope/similar").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn bad_recommendation_requests_are_problems_naming_the_field() {
+    let t = spawn().await;
+    let ops = t.catalog_token().await;
+    t.import(&ops, &catalog()).await;
+    let v = t.viewer("ann@example.com").await;
+    let other = t.viewer("bob@example.com").await;
+    let problem = |r: reqwest::Response| async move {
+        let status = r.status();
+        assert_eq!(r.headers()["content-type"], "application/problem+json", "status {status}");
+        (status, r.json::<Value>().await.unwrap())
+    };
+    let base = format!("/v1/profiles/{}", v.profile);
+
+    let (s, p) = problem(t.get(&v.token, &format!("{base}/recommendations?row=sideways")).await).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(p["errors"][0]["field"], "row");
+    let (s, p) = problem(t.get(&v.token, &format!("{base}/recommendations?limit=0")).await).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(p["errors"][0]["field"], "limit");
+    let (s, _) = problem(t.get(&other.token, &format!("{base}/recommendations")).await).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "another account's profile is not found");
+
+    let fb = format!("{base}/feedback");
+    let (s, p) = problem(t.post(&v.token, &fb, &json!({"title_id": "d1", "kind": "meh"})).await).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(p["errors"][0]["field"], "kind");
+    let (s, p) = problem(t.post(&v.token, &fb, &json!({"title_id": "nope", "kind": "up"})).await).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(p["errors"][0]["field"], "title_id");
+    let (s, p) = problem(t.post(&v.token, &fb, &json!({"title_id": "d1"})).await).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        p["detail"].as_str().unwrap_or_default().contains("kind") || p["errors"][0]["field"] == "kind",
+        "{p}"
+    );
+    let (s, _) = problem(t.post(&other.token, &fb, &json!({"title_id": "d1", "kind": "up"})).await).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let im = format!("{base}/impressions");
+    let (s, p) = problem(t.post(&v.token, &im, &json!({"title_ids": []})).await).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(p["errors"][0]["field"], "title_ids");
+    let (s, p) = problem(t.post(&v.token, &im, &json!({"title_ids": ["ok", "not ok"]})).await).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(p["errors"][0]["field"], "title_ids[1]");
+    let many: Vec<String> = (0..101).map(|i| format!("t{i}")).collect();
+    let (s, _) = problem(t.post(&v.token, &im, &json!({"title_ids": many})).await).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // Without a model yet, rows are empty, not errors.
+    let r = t.get_json(&v.token, &format!("{base}/recommendations")).await;
+    assert!(r["items"].is_array());
+    t.stop().await;
+}
