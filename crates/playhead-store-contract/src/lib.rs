@@ -32,7 +32,9 @@ use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 
-use playhead_core::ports::{AccountStore, ApiKeyStore, Catalog, EventLog, IdempotencyStore, ViewingStore};
+use playhead_core::ports::{
+    AccountStore, ApiKeyStore, Catalog, EventLog, IdempotencyStore, IdentityStore, ViewingStore,
+};
 
 /// One store under test, seen through every port, plus whatever keeps it alive.
 pub struct Stores {
@@ -48,6 +50,8 @@ pub struct Stores {
     pub api_keys: Arc<dyn ApiKeyStore>,
     /// Idempotency keys.
     pub idempotency: Arc<dyn IdempotencyStore>,
+    /// The authorization server's state.
+    pub identity: Arc<dyn IdentityStore>,
     /// Keeps a temporary directory or test database alive until the check ends (dropped last).
     pub guard: Box<dyn Any + Send + Sync>,
 }
@@ -56,7 +60,14 @@ impl Stores {
     /// All ports from one adapter value that implements every one of them.
     pub fn from_store<S>(store: S, guard: impl Any + Send + Sync) -> Self
     where
-        S: AccountStore + Catalog + EventLog + ViewingStore + ApiKeyStore + IdempotencyStore + 'static,
+        S: AccountStore
+            + Catalog
+            + EventLog
+            + ViewingStore
+            + ApiKeyStore
+            + IdempotencyStore
+            + IdentityStore
+            + 'static,
     {
         let store = Arc::new(store);
         Self {
@@ -65,7 +76,8 @@ impl Stores {
             log: store.clone(),
             viewing: store.clone(),
             api_keys: store.clone(),
-            idempotency: store,
+            idempotency: store.clone(),
+            identity: store,
             guard: Box::new(guard),
         }
     }
@@ -153,6 +165,13 @@ macro_rules! contract_suite {
             a_key_is_held_by_one_request_at_a_time,
             completed_keys_replay_until_they_expire,
             released_and_abandoned_keys_can_be_retried,
+            // identity
+            passwords_and_clients_round_trip,
+            sessions_revoke_once_and_are_polled,
+            auth_codes_are_consumed_once,
+            device_codes_update_conditionally,
+            refresh_tokens_rotate_once,
+            signing_keys_rotate_and_audit_appends,
         }
     };
 }

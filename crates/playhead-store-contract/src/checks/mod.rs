@@ -8,6 +8,7 @@ mod accounts;
 mod api_keys;
 mod catalog;
 mod idempotency;
+mod identity;
 mod log;
 mod viewing;
 
@@ -15,14 +16,16 @@ pub use accounts::*;
 pub use api_keys::*;
 pub use catalog::*;
 pub use idempotency::*;
+pub use identity::*;
 pub use log::*;
 pub use viewing::*;
 
-const SOURCES: [&str; 6] = [
+const SOURCES: [&str; 7] = [
     include_str!("accounts.rs"),
     include_str!("api_keys.rs"),
     include_str!("catalog.rs"),
     include_str!("idempotency.rs"),
+    include_str!("identity.rs"),
     include_str!("log.rs"),
     include_str!("viewing.rs"),
 ];

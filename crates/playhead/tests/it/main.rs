@@ -13,3 +13,4 @@ mod api_playback;
 mod api_rows;
 mod api_validation;
 mod durability;
+mod oauth;
