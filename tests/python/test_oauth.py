@@ -52,10 +52,13 @@ def server():
     data = tempfile.mkdtemp(prefix="playhead-py-")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, PLAYHEAD_DATA_DIR=data, PLAYHEAD_ISSUER=base, RUST_LOG="error")
+    # Only settings go to the server: it refuses unknown PLAYHEAD_* keys (like PLAYHEAD_BIN).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYHEAD_")}
+    env.update(PLAYHEAD_DATA_DIR=data, PLAYHEAD_ISSUER=base, RUST_LOG="error")
 
     def admin(*args, stdin=None):
-        out = subprocess.run([bin_, "admin", *args], env=env, input=stdin, capture_output=True, text=True, check=True)
+        out = subprocess.run([bin_, "admin", *args], env=env, input=stdin, capture_output=True, text=True)
+        assert out.returncode == 0, f"playhead admin {args[0]}: {out.stderr}"
         return json.loads(out.stdout)
 
     account = admin("create-account", "--email", EMAIL)["account_id"]
