@@ -397,7 +397,7 @@ impl AuthServer {
         }
         let secret = (client_type == ClientType::Confidential).then(|| secret("phs_"));
         let client = OAuthClient {
-            client_id: format!("phc_{}", &secret_id()),
+            client_id: format!("phc_{}", secret_id()),
             name: name.to_owned(),
             client_type,
             secret_hash: secret.as_deref().map(digest),

@@ -220,7 +220,7 @@ pub async fn refresh_tokens_rotate_once(s: &Stores) {
     let outcomes = [x.expect("rotate"), y.expect("rotate")];
     let rotated = outcomes.iter().filter(|o| matches!(o, RefreshUse::Rotated(_))).count();
     assert_eq!(rotated, 1, "exactly one presentation rotates: {outcomes:?}");
-    let stored = [21, 22].map(|seed| digest(seed));
+    let stored = [21, 22].map(digest);
     let mut successors = 0;
     for h in stored {
         if let Some(t) = s.identity.refresh_token(h).await.expect("refresh_token") {

@@ -317,7 +317,7 @@ async fn a_denied_or_expired_device_code_issues_nothing() {
     .await;
     assert_eq!(oauth_err(r).await, (StatusCode::BAD_REQUEST, "expired_token".into()));
 
-    let v = person(&t, "bo@example.com").await;
+    person(&t, "bo@example.com").await;
     let d: Value = form(&t, "/oauth/device_authorization", Some(&tv), &[]).await.json().await.unwrap();
     let cookie = sign_in(&t, "bo@example.com").await;
     let html = t
@@ -354,7 +354,6 @@ async fn a_denied_or_expired_device_code_issues_nothing() {
     )
     .await;
     assert_eq!(oauth_err(r).await.1, "access_denied");
-    drop(v);
     t.stop().await;
 }
 
