@@ -1086,18 +1086,17 @@ impl AuthServer {
             }
             return Ok(());
         }
-        if let Ok(t) = self.verifier(leeway_secs).verify(token, secs(now)) {
-            if let Some(sid) = t.claims().sid.as_deref().filter(|_| t.claims().client_id == client.client_id)
-            {
-                self.store.revoke_session(sid, now).await?;
-                self.audit(
-                    &format!("client:{}", client.client_id),
-                    "session.revoked",
-                    json!({"sid": sid, "via": "access_token"}),
-                    None,
-                )
-                .await;
-            }
+        if let Ok(t) = self.verifier(leeway_secs).verify(token, secs(now))
+            && let Some(sid) = t.claims().sid.as_deref().filter(|_| t.claims().client_id == client.client_id)
+        {
+            self.store.revoke_session(sid, now).await?;
+            self.audit(
+                &format!("client:{}", client.client_id),
+                "session.revoked",
+                json!({"sid": sid, "via": "access_token"}),
+                None,
+            )
+            .await;
         }
         Ok(())
     }
@@ -1118,10 +1117,10 @@ impl AuthServer {
         }
         let Ok(t) = self.verifier(leeway_secs).verify(token, secs(now)) else { return Ok(None) };
         let c = t.claims();
-        if let Some(sid) = &c.sid {
-            if self.store.session(sid).await?.is_some_and(|s| s.revoked_at.is_some()) {
-                return Ok(None);
-            }
+        if let Some(sid) = &c.sid
+            && self.store.session(sid).await?.is_some_and(|s| s.revoked_at.is_some())
+        {
+            return Ok(None);
         }
         let mut out = json!({
             "active": true, "token_type": "access_token", "client_id": c.client_id, "sub": c.sub, "scope": c.scope.to_string(),

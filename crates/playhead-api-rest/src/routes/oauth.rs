@@ -69,10 +69,10 @@ pub fn oauth_error(e: &OAuthError) -> Response {
     if status == StatusCode::UNAUTHORIZED {
         h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"playhead\""));
     }
-    if let Some(secs) = retry {
-        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-            h.insert(header::RETRY_AFTER, v);
-        }
+    if let Some(secs) = retry
+        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+    {
+        h.insert(header::RETRY_AFTER, v);
     }
     res
 }
@@ -448,10 +448,10 @@ fn page_error(e: &OAuthError) -> Response {
     };
     let mut res = page("Sorry", &format!("<p role=\"alert\">{}</p>", esc(&msg)));
     *res.status_mut() = status;
-    if let OAuthError::RateLimited { retry_after_secs } = e {
-        if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-            res.headers_mut().insert(header::RETRY_AFTER, v);
-        }
+    if let OAuthError::RateLimited { retry_after_secs } = e
+        && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+    {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
     }
     if matches!(e, OAuthError::Unavailable(_)) {
         res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
@@ -524,10 +524,10 @@ pub async fn signout(State(s): State<RestState>, headers: HeaderMap, Form(form):
     if !form.get("csrf").is_some_and(|c| same(c, &session_csrf(&user))) {
         return csrf_refused();
     }
-    if let Some(c) = cookie(&headers, SESSION_COOKIE) {
-        if let Err(e) = s.identity.sign_out(&c).await {
-            return page_error(&e);
-        }
+    if let Some(c) = cookie(&headers, SESSION_COOKIE)
+        && let Err(e) = s.identity.sign_out(&c).await
+    {
+        return page_error(&e);
     }
     let mut res = page("Signed out", "<p>You are signed out.</p>");
     set_cookie(&mut res, SESSION_COOKIE, "", 0);
