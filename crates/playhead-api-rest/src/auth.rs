@@ -5,9 +5,16 @@
 //! itself) so the Ed25519 check and the API-key lookup are not paid on every request. A cached
 //! JWT never outlives its `exp`; a cached API key lives at most [`API_KEY_CACHE_SECS`], which
 //! bounds how long a revoked key keeps working on this replica.
+//!
+//! Revoked sessions are checked on every request, cached or not, against [`Revocations`]: a set
+//! of revoked `sid`s refreshed by a background poll (at most every 10 s), so a revocation takes
+//! effect within 30 s with no database read per request. When the set has not been refreshed for
+//! [`Revocations::MAX_STALENESS`], a person's token is answered 503 + Retry-After instead of being
+//! trusted on stale data.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -32,9 +39,62 @@ struct CachedPrincipal {
     valid_until: i64,
 }
 
+/// The revoked sessions this replica knows of, and when it last learned them.
+#[derive(Debug)]
+pub struct Revocations {
+    state: RwLock<(Arc<HashSet<String>>, Option<Instant>)>,
+}
+
+impl Default for Revocations {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Revocations {
+    /// Older than this, the set is not trusted (503 instead).
+    pub const MAX_STALENESS: Duration = Duration::from_secs(30);
+
+    /// An empty set that has never been refreshed (stale until the first poll).
+    pub fn new() -> Self {
+        Self { state: RwLock::new((Arc::new(HashSet::new()), None)) }
+    }
+
+    /// Replace the set after a successful poll.
+    pub fn replace(&self, revoked: HashSet<String>) {
+        let fresh = (Arc::new(revoked), Some(Instant::now()));
+        match self.state.write() {
+            Ok(mut g) => *g = fresh,
+            Err(p) => *p.into_inner() = fresh,
+        }
+    }
+
+    /// Mark one session revoked now (this replica revoked it; others learn at their next poll).
+    pub fn add(&self, sid: &str) {
+        let mut g = match self.state.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let mut set = (*g.0).clone();
+        set.insert(sid.to_owned());
+        g.0 = Arc::new(set);
+    }
+
+    /// `Some(true)` revoked, `Some(false)` not, `None` when the set is too stale to say.
+    pub fn is_revoked(&self, sid: &str) -> Option<bool> {
+        let g = match self.state.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let fresh = g.1.is_some_and(|at| at.elapsed() <= Self::MAX_STALENESS);
+        fresh.then(|| g.0.contains(sid))
+    }
+}
+
 /// Checks bearer credentials.
 pub struct Authenticator {
-    verifier: Verifier,
+    verifier: RwLock<Arc<Verifier>>,
+    revocations: Option<Arc<Revocations>>,
     api_keys: Arc<dyn ApiKeyStore>,
     clock: Arc<dyn Clock>,
     cache: Cache<[u8; 32], CachedPrincipal>,
@@ -57,7 +117,51 @@ impl Authenticator {
             .max_capacity(100_000)
             .time_to_live(Duration::from_secs(JWT_CACHE_SECS.max(API_KEY_CACHE_SECS)))
             .build();
-        Self { verifier, api_keys, clock, cache }
+        Self { verifier: RwLock::new(Arc::new(verifier)), revocations: None, api_keys, clock, cache }
+    }
+
+    /// Check every person's token against `revocations` (the binary polls the store into it).
+    #[must_use]
+    pub fn with_revocations(mut self, revocations: Arc<Revocations>) -> Self {
+        self.revocations = Some(revocations);
+        self
+    }
+
+    /// Swap the verifier (after a key rotation). Cached tokens signed by a key no longer in the
+    /// set are dropped by `still_valid` on their next use.
+    pub fn set_verifier(&self, verifier: Verifier) {
+        match self.verifier.write() {
+            Ok(mut v) => *v = Arc::new(verifier),
+            Err(p) => *p.into_inner() = Arc::new(verifier),
+        }
+        // Entries were keyed under the old key set: simplest correct move is to forget them.
+        self.cache.invalidate_all();
+    }
+
+    /// The key ids the current verifier accepts (to notice a rotation).
+    pub fn kids(&self) -> Vec<String> {
+        self.current_verifier().kids().map(str::to_owned).collect()
+    }
+
+    fn current_verifier(&self) -> Arc<Verifier> {
+        match self.verifier.read() {
+            Ok(v) => v.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Refuse a revoked session; 503 when the revocation set is too stale to trust.
+    fn check_session(&self, principal: &Principal) -> Result<(), ApiError> {
+        let (Some(revocations), Some(sid)) = (&self.revocations, principal.session_id.as_deref()) else {
+            return Ok(());
+        };
+        match revocations.is_revoked(sid) {
+            Some(false) => Ok(()),
+            Some(true) => Err(unauthorized(Some("invalid_token"), "the session was revoked; sign in again")),
+            None => Err(ApiError::App(playhead_app::AppError::Unavailable(
+                "the revocation list is stale; retry shortly".into(),
+            ))),
+        }
     }
 
     /// Authenticate a request's headers.
@@ -80,6 +184,7 @@ impl Authenticator {
         let digest = token_digest(credential);
         if let Some(hit) = self.cache.get(&digest) {
             if now_secs < hit.valid_until {
+                self.check_session(&hit.principal)?;
                 return Ok(hit.principal);
             }
             self.cache.invalidate(&digest);
@@ -87,7 +192,7 @@ impl Authenticator {
         let (principal, valid_until) = match Bearer::classify(credential) {
             Bearer::Jwt(jwt) => {
                 let t = self
-                    .verifier
+                    .current_verifier()
                     .verify(jwt, now_secs)
                     .map_err(|e| unauthorized(Some(e.error_code()), e.to_string()))?;
                 let until = t.expires_at().min(now_secs + i64::try_from(JWT_CACHE_SECS).unwrap_or(0));
@@ -111,6 +216,7 @@ impl Authenticator {
                 ));
             }
         };
+        self.check_session(&principal)?;
         self.cache.insert(digest, CachedPrincipal { principal: principal.clone(), valid_until });
         Ok(principal)
     }

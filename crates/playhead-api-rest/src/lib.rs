@@ -119,6 +119,10 @@ pub struct RestInner {
     pub deprecations: Arc<Vec<middleware::Deprecation>>,
     /// Serialized rows (see [`routes::rows::RowBodies`]).
     pub row_bodies: routes::rows::RowBodies,
+    /// The built-in authorization server.
+    pub identity: Arc<playhead_app::identity::AuthServer>,
+    /// Peers whose X-Forwarded-For is believed.
+    pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
 }
 
 impl RestState {
@@ -129,6 +133,8 @@ impl RestState {
         ready: Arc<dyn ReadyCheck>,
         limits: RestLimits,
         deprecations: Vec<middleware::Deprecation>,
+        identity: Arc<playhead_app::identity::AuthServer>,
+        trusted_proxies: Vec<std::net::IpAddr>,
     ) -> Self {
         let in_flight = middleware::InFlight::new(limits.max_in_flight_per_principal);
         Self(Arc::new(RestInner {
@@ -138,6 +144,8 @@ impl RestState {
             limits: Arc::new(limits),
             in_flight,
             deprecations: Arc::new(deprecations),
+            identity,
+            trusted_proxies: Arc::new(trusted_proxies),
             row_bodies: routes::rows::RowBodies::default(),
         }))
     }
@@ -160,6 +168,7 @@ impl RestState {
         routes::history::get_history, routes::history::post_history, routes::history::delete_play,
         routes::rows::continue_watching, routes::rows::hide, routes::rows::next_up,
         routes::recs::recommendations, routes::recs::similar, routes::recs::feedback, routes::recs::impressions,
+        routes::admin::create_client,
     ),
     modifiers(&BearerAuth, &CommonResponses),
     tags(
@@ -281,6 +290,42 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     )
 }
 
+/// The routes served outside the OpenAPI document (method, template): the authorization server.
+pub const OAUTH_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/.well-known/oauth-authorization-server"),
+    ("GET", "/.well-known/openid-configuration"),
+    ("GET", "/.well-known/jwks.json"),
+    ("POST", "/oauth/token"),
+    ("POST", "/oauth/device_authorization"),
+    ("POST", "/oauth/revoke"),
+    ("POST", "/oauth/introspect"),
+    ("GET", "/oauth/authorize"),
+    ("POST", "/oauth/authorize"),
+    ("GET", "/signin"),
+    ("POST", "/signin"),
+    ("GET", "/device"),
+    ("POST", "/device"),
+    ("POST", "/signout"),
+];
+
+/// The authorization server's endpoints and hosted pages (outside `/v1`: OAuth error format,
+/// no idempotency keys, no API versioning). Listed in [`OAUTH_ROUTES`] too.
+fn oauth_routes() -> Router<RestState> {
+    use routes::oauth;
+    Router::new()
+        .route("/.well-known/oauth-authorization-server", get(oauth::metadata))
+        .route("/.well-known/openid-configuration", get(oauth::metadata))
+        .route("/.well-known/jwks.json", get(oauth::jwks))
+        .route("/oauth/token", post(oauth::token))
+        .route("/oauth/device_authorization", post(oauth::device_authorization))
+        .route("/oauth/revoke", post(oauth::revoke))
+        .route("/oauth/introspect", post(oauth::introspect))
+        .route("/oauth/authorize", get(oauth::authorize_page).post(oauth::authorize_submit))
+        .route("/signin", get(oauth::signin_page).post(oauth::signin_submit))
+        .route("/device", get(oauth::device_page).post(oauth::device_submit))
+        .route("/signout", post(oauth::signout))
+}
+
 /// The whole HTTP surface.
 pub fn router(state: RestState) -> Router {
     let v1 = Router::new()
@@ -318,6 +363,7 @@ pub fn router(state: RestState) -> Router {
         .route("/v1/profiles/{profile_id}/feedback", post(routes::recs::feedback))
         .route("/v1/profiles/{profile_id}/impressions", post(routes::recs::impressions))
         .route("/v1/titles/{title_id}/similar", get(routes::recs::similar))
+        .route("/v1/admin/clients", post(routes::admin::create_client))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             state.limits.request_timeout,
@@ -331,6 +377,7 @@ pub fn router(state: RestState) -> Router {
         .route("/readyz", get(routes::health::readyz))
         .merge(v1)
         .merge(import)
+        .merge(oauth_routes())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -338,6 +385,7 @@ pub fn router(state: RestState) -> Router {
         // Innermost first: idempotency sees only requests that passed quotas and negotiation.
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::idempotency))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::versioning))
+        .layer(axum::middleware::from_fn(middleware::route_policy))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::limits))
         .layer(axum::middleware::from_fn_with_state(state, middleware::authenticate))
         .layer(axum::middleware::from_fn(observe))

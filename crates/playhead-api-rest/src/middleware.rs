@@ -39,8 +39,15 @@ pub enum AuthOutcome {
 }
 
 /// Routes that are never rate limited (health checks, the API description, docs).
+///
+/// `/oauth/token` is exempt from the per-address auth quota: a TV polling the device grant and
+/// every refresh would otherwise starve sign-ins behind one NAT. Guessing is limited where it
+/// can happen instead: sign-in and device-code entry are limited per address and per account
+/// inside the identity use cases, and secrets are 256-bit.
 fn exempt(path: &str) -> bool {
-    matches!(path, "/livez" | "/readyz" | "/openapi.json") || path.starts_with("/docs")
+    matches!(path, "/livez" | "/readyz" | "/openapi.json" | "/oauth/token")
+        || path.starts_with("/docs")
+        || path.starts_with("/.well-known/")
 }
 
 /// Verify the bearer (if any) once, for everything downstream.
@@ -56,6 +63,47 @@ pub async fn authenticate(State(s): State<RestState>, mut req: Request, next: Ne
         req.extensions_mut().insert(outcome);
     }
     next.run(req).await
+}
+
+/// Enforce the route table (`playhead_app::policy::ROUTES`) before any handler: a matched route
+/// that is not declared is refused (deny by default), a missing credential is 401 and a missing
+/// scope 403. Object rules (whose profile) stay in the use cases.
+pub async fn route_policy(req: Request, next: Next) -> Response {
+    use playhead_app::policy::{Requirement, route_requirement};
+    let Some(path) = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()) else {
+        return next.run(req).await; // unmatched: 404/405 fallbacks
+    };
+    if path.starts_with("/docs") || path == "/openapi.json" {
+        return next.run(req).await;
+    }
+    let Some(requirement) = route_requirement(req.method().as_str(), &path) else {
+        // A 405 for an undeclared method is the router's job; only declared routes reach here.
+        tracing::error!(http.route = %path, http.method = %req.method(), "route has no declared requirement");
+        return ApiError::App(playhead_app::AppError::Internal(
+            "route without a declared requirement".into(),
+        ))
+        .into_response();
+    };
+    let outcome = req.extensions().get::<AuthOutcome>().cloned();
+    match requirement {
+        Requirement::Public | Requirement::OAuthClient | Requirement::Browser => next.run(req).await,
+        Requirement::Authenticated | Requirement::Scope(_) => match outcome {
+            Some(AuthOutcome::Ok(p)) => match requirement {
+                Requirement::Scope(s) if !p.scopes.contains(s) => {
+                    ApiError::App(playhead_app::AppError::MissingScope(s)).into_response()
+                }
+                _ => next.run(req).await,
+            },
+            Some(AuthOutcome::Refused(error, description)) => {
+                ApiError::Unauthorized { error, description }.into_response()
+            }
+            None => ApiError::Unauthorized {
+                error: None,
+                description: "send Authorization: Bearer <access token or API key>".into(),
+            }
+            .into_response(),
+        },
+    }
 }
 
 /// The class a request is charged to.
@@ -308,7 +356,8 @@ pub async fn idempotency(State(s): State<RestState>, req: Request, next: Next) -
     let Some(raw_key) = req.headers().get("idempotency-key").cloned() else {
         return next.run(req).await;
     };
-    if carries_secrets(req.uri().path()) {
+    // Idempotency-Key is a `/v1` contract; OAuth endpoints have their own replay rules.
+    if !req.uri().path().starts_with("/v1/") || carries_secrets(req.uri().path()) {
         return next.run(req).await;
     }
     let Some(AuthOutcome::Ok(principal)) = req.extensions().get::<AuthOutcome>().cloned() else {

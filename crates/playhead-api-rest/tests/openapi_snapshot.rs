@@ -32,3 +32,31 @@ fn every_operation_documents_the_shared_failures() {
     }
     assert!(checked >= 18, "{checked} operations");
 }
+
+/// Every documented operation declares its access requirement in the policy's route table, and
+/// the table names nothing the API does not serve (the OAuth routes and pages are listed apart).
+#[test]
+fn every_route_declares_its_requirement() {
+    let doc = serde_json::to_value(playhead_api_rest::ApiDoc::openapi()).expect("the document serialises");
+    let mut served: Vec<(String, String)> = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("item").keys() {
+            served.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    for (method, path) in playhead_api_rest::OAUTH_ROUTES {
+        served.push(((*method).to_owned(), (*path).to_owned()));
+    }
+    for (method, path) in &served {
+        assert!(
+            playhead_app::policy::route_requirement(method, path).is_some(),
+            "{method} {path} has no requirement in playhead_app::policy::ROUTES"
+        );
+    }
+    for (method, path, _) in playhead_app::policy::ROUTES {
+        assert!(
+            served.iter().any(|(m, p)| m == method && p == path),
+            "ROUTES declares {method} {path}, which is not served"
+        );
+    }
+}

@@ -141,6 +141,11 @@ impl App {
             Some(v) if v != current.version => return Err(AppError::PreconditionFailed),
             Some(_) => {}
         }
+        let touches_maturity = patch.kids.is_some_and(|k| k != current.kids)
+            || patch.maturity_limit.is_some_and(|m| m != current.maturity_limit);
+        if touches_maturity {
+            policy::may_change_maturity(p, self.clock().now().0.div_euclid(1000))?;
+        }
         let mut next = current.clone();
         let mut errs: Vec<FieldError> = Vec::new();
         if let Some(n) = patch.name {

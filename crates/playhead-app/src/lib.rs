@@ -12,6 +12,7 @@ pub mod clock;
 pub mod consumer;
 pub mod cursor;
 pub mod error;
+pub mod identity;
 pub mod ingest;
 pub mod limits;
 pub mod policy;

@@ -24,6 +24,76 @@ use playhead_core::profile::Profile;
 
 use crate::error::AppError;
 
+/// What a route needs before its handler runs (the route table below).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    /// Anyone (health, metadata, keys, the API description).
+    Public,
+    /// An OAuth client authenticates in the request body or Basic header (the endpoint checks).
+    OAuthClient,
+    /// A hosted HTML page: the browser session cookie and a CSRF token (the page checks).
+    Browser,
+    /// Any valid bearer credential.
+    Authenticated,
+    /// A bearer credential holding this scope (object rules are then checked by the use case).
+    Scope(Scope),
+}
+
+/// Every route and its requirement: the one place a route's access rule is declared. The REST
+/// layer refuses a matched route missing here (deny by default), and a test walks the router's
+/// routes against this table.
+pub const ROUTES: &[(&str, &str, Requirement)] = &[
+    ("GET", "/livez", Requirement::Public),
+    ("GET", "/readyz", Requirement::Public),
+    ("GET", "/.well-known/oauth-authorization-server", Requirement::Public),
+    ("GET", "/.well-known/openid-configuration", Requirement::Public),
+    ("GET", "/.well-known/jwks.json", Requirement::Public),
+    ("POST", "/oauth/token", Requirement::OAuthClient),
+    ("POST", "/oauth/device_authorization", Requirement::OAuthClient),
+    ("POST", "/oauth/revoke", Requirement::OAuthClient),
+    ("POST", "/oauth/introspect", Requirement::OAuthClient),
+    ("GET", "/oauth/authorize", Requirement::Browser),
+    ("POST", "/oauth/authorize", Requirement::Browser),
+    ("GET", "/signin", Requirement::Browser),
+    ("POST", "/signin", Requirement::Browser),
+    ("GET", "/device", Requirement::Browser),
+    ("POST", "/device", Requirement::Browser),
+    ("POST", "/signout", Requirement::Browser),
+    ("GET", "/v1/me", Requirement::Authenticated),
+    ("POST", "/v1/accounts/{account_id}/profiles", Requirement::Scope(Scope::ProfilesWrite)),
+    ("GET", "/v1/profiles/{profile_id}", Requirement::Scope(Scope::HistoryRead)),
+    ("PATCH", "/v1/profiles/{profile_id}", Requirement::Scope(Scope::ProfilesWrite)),
+    ("GET", "/v1/titles", Requirement::Authenticated),
+    ("GET", "/v1/titles/{title_id}", Requirement::Authenticated),
+    ("PUT", "/v1/titles/{title_id}", Requirement::Scope(Scope::CatalogWrite)),
+    ("PATCH", "/v1/titles/{title_id}", Requirement::Scope(Scope::CatalogWrite)),
+    ("POST", "/v1/titles/import", Requirement::Scope(Scope::CatalogWrite)),
+    ("POST", "/v1/profiles/{profile_id}/events", Requirement::Scope(Scope::HistoryWrite)),
+    ("GET", "/v1/profiles/{profile_id}/progress/{title_id}", Requirement::Scope(Scope::HistoryRead)),
+    ("PUT", "/v1/profiles/{profile_id}/progress/{title_id}", Requirement::Scope(Scope::HistoryWrite)),
+    ("GET", "/v1/profiles/{profile_id}/history", Requirement::Scope(Scope::HistoryRead)),
+    ("POST", "/v1/profiles/{profile_id}/history", Requirement::Scope(Scope::HistoryWrite)),
+    ("DELETE", "/v1/profiles/{profile_id}/history/{play_id}", Requirement::Scope(Scope::HistoryWrite)),
+    ("GET", "/v1/profiles/{profile_id}/continue-watching", Requirement::Scope(Scope::HistoryRead)),
+    (
+        "DELETE",
+        "/v1/profiles/{profile_id}/continue-watching/{title_id}",
+        Requirement::Scope(Scope::HistoryWrite),
+    ),
+    ("GET", "/v1/profiles/{profile_id}/next-up", Requirement::Scope(Scope::HistoryRead)),
+    ("GET", "/v1/profiles/{profile_id}/recommendations", Requirement::Scope(Scope::RecsRead)),
+    ("GET", "/v1/titles/{title_id}/similar", Requirement::Scope(Scope::RecsRead)),
+    ("POST", "/v1/profiles/{profile_id}/feedback", Requirement::Scope(Scope::FeedbackWrite)),
+    ("POST", "/v1/profiles/{profile_id}/impressions", Requirement::Scope(Scope::FeedbackWrite)),
+    ("POST", "/v1/admin/clients", Requirement::Scope(Scope::Admin)),
+];
+
+/// The requirement of a route template, if declared. HEAD is a GET.
+pub fn route_requirement(method: &str, path: &str) -> Option<Requirement> {
+    let method = if method == "HEAD" { "GET" } else { method };
+    ROUTES.iter().find(|(m, p, _)| *m == method && *p == path).map(|(_, _, r)| *r)
+}
+
 /// Require a scope.
 pub fn require(p: &Principal, scope: Scope) -> Result<(), AppError> {
     if p.scopes.contains(scope) { Ok(()) } else { Err(AppError::MissingScope(scope)) }
@@ -59,6 +129,25 @@ pub fn may_manage_account(p: &Principal, account: AccountId) -> bool {
     p.bound_profile.is_none() && (p.account() == Some(account) || p.scopes.contains(Scope::Admin))
 }
 
+/// How recent a sign-in must be to change a profile's kids flag or maturity limit.
+pub const RECENT_AUTH_SECS: i64 = 300;
+
+/// Changing kids or maturity_limit loosens (or tightens) what a child may watch: it needs a
+/// sign-in within [`RECENT_AUTH_SECS`] (a token carrying `auth_time`). Services and operators
+/// (API keys, client credentials, admin) have no interactive sign-in and are exempt when they
+/// hold `admin`.
+pub fn may_change_maturity(p: &Principal, now_secs: i64) -> Result<(), AppError> {
+    if p.account().is_none() && p.scopes.contains(Scope::Admin) {
+        return Ok(());
+    }
+    match p.auth_time {
+        Some(t) if now_secs - t <= RECENT_AUTH_SECS => Ok(()),
+        _ => Err(AppError::Forbidden(
+            "changing kids or maturity_limit needs a recent sign-in (within 5 minutes); sign in again",
+        )),
+    }
+}
+
 /// A profile-bound token may use its profile but never change its settings.
 pub fn may_change_settings(p: &Principal, _profile: ProfileId) -> Result<(), AppError> {
     if p.bound_profile.is_some() {
@@ -90,7 +179,13 @@ mod tests {
     }
 
     fn principal(subject: Subject, scopes: &str, bound: Option<ProfileId>) -> Principal {
-        Principal { subject, scopes: Scopes::parse(scopes).unwrap(), bound_profile: bound, session_id: None }
+        Principal {
+            subject,
+            scopes: Scopes::parse(scopes).unwrap(),
+            bound_profile: bound,
+            session_id: None,
+            auth_time: None,
+        }
     }
 
     #[test]

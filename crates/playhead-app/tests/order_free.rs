@@ -60,6 +60,7 @@ fn service() -> Principal {
         scopes: Scopes::empty().with(Scope::HistoryWrite).with(Scope::ProfilesAny),
         bound_profile: None,
         session_id: None,
+        auth_time: None,
     }
 }
 

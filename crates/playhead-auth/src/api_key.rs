@@ -156,6 +156,7 @@ pub fn verify_api_key(
         scopes: record.scopes,
         bound_profile: None,
         session_id: None,
+        auth_time: None,
     })
 }
 

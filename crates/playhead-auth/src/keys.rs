@@ -243,6 +243,17 @@ impl KeySet {
         Ok(Self { keys })
     }
 
+    /// A new Ed25519 key as PKCS#8 PEM with its `kid`, for key storage other than files (the
+    /// identity store shares it between replicas). The PEM is wiped from memory when dropped.
+    pub fn generate_pem() -> Result<(String, Zeroizing<String>), AuthError> {
+        let signing = SigningKey::generate(&mut OsRng);
+        let kid = kid_of(&signing.verifying_key().to_bytes());
+        let pem = signing
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|_| AuthError::Crypto("PKCS#8 PEM encoding failed".into()))?;
+        Ok((kid, Zeroizing::new(pem.to_string())))
+    }
+
     fn from_files(keys_dir: &Path) -> Result<Self, AuthError> {
         let keys = read_keys(keys_dir)?;
         if keys.is_empty() {

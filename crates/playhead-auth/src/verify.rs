@@ -201,6 +201,11 @@ impl Verifier {
         }
     }
 
+    /// The key ids this verifier accepts.
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(|(kid, _)| kid.as_str())
+    }
+
     /// Verify a presented token at `now_unix_secs`.
     pub fn verify(&self, token: &str, now_unix_secs: i64) -> Result<VerifiedToken, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
@@ -334,6 +339,7 @@ fn principal_of(claims: &AccessClaims) -> Principal {
         scopes: claims.scope,
         bound_profile: claims.profile_id,
         session_id: claims.sid.clone(),
+        auth_time: claims.auth_time,
     }
 }
 

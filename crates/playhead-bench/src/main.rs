@@ -295,6 +295,7 @@ async fn read_seed(data_dir: std::path::PathBuf) -> anyhow::Result<()> {
         scopes: Scopes::empty().with(Scope::HistoryWrite).with(Scope::ProfilesAny),
         bound_profile: None,
         session_id: None,
+        auth_time: None,
     };
     let now = app.clock().now().0;
     // 40 titles in progress (the row shows 20), 10 minutes each, an hour apart.

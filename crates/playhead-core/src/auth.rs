@@ -180,6 +180,9 @@ pub struct Principal {
     pub bound_profile: Option<ProfileId>,
     /// The sign-in session (JWT `sid`), for revocation and audit.
     pub session_id: Option<String>,
+    /// When the person last authenticated interactively (JWT `auth_time`, Unix seconds): changing
+    /// kids or maturity_limit needs it recent.
+    pub auth_time: Option<i64>,
 }
 
 impl Principal {

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod error;
 pub mod event;
+pub mod identity;
 pub mod ids;
 pub mod ports;
 pub mod profile;

@@ -491,3 +491,99 @@ pub struct CoWatchCounts {
     /// `(neighbour, times together, neighbour's own count)`, most together first.
     pub neighbours: Vec<(TitleId, u32, u32)>,
 }
+
+/// The authorization server's state: passwords, clients, sessions and refresh families, codes,
+/// signing keys and the audit log. Shared by every replica (DESIGN.md: SQLite embedded,
+/// PostgreSQL in scale-out), so a code issued by one replica is redeemed on another.
+///
+/// Every method that consumes something is one conditional update: of two racing callers exactly
+/// one sees the fresh record.
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    /// Set (or replace) an account's password hash (a PHC string). `NotFound` without the account.
+    async fn set_password(&self, account: AccountId, phc: &str) -> Result<(), StoreError>;
+    /// An account's password hash.
+    async fn password(&self, account: AccountId) -> Result<Option<String>, StoreError>;
+
+    /// Register a client. `Conflict` on a duplicate client_id.
+    async fn create_client(&self, client: &crate::identity::OAuthClient) -> Result<(), StoreError>;
+    /// Find a client.
+    async fn client(&self, client_id: &str) -> Result<Option<crate::identity::OAuthClient>, StoreError>;
+
+    /// Start a session. `Conflict` on a duplicate id.
+    async fn create_session(&self, session: &crate::identity::Session) -> Result<(), StoreError>;
+    /// Find a session.
+    async fn session(&self, id: &str) -> Result<Option<crate::identity::Session>, StoreError>;
+    /// Revoke a session (its whole refresh family). Revoking again keeps the first time; `Ok(false)`
+    /// when there is no such session.
+    async fn revoke_session(&self, id: &str, at: Timestamp) -> Result<bool, StoreError>;
+    /// Ids of sessions revoked at or after `since` (the revocation cache's poll).
+    async fn revoked_sessions_since(&self, since: Timestamp) -> Result<Vec<String>, StoreError>;
+
+    /// Store a browser session.
+    async fn create_web_session(&self, session: &crate::identity::WebSession) -> Result<(), StoreError>;
+    /// Find a browser session by the digest of its cookie.
+    async fn web_session(&self, hash: [u8; 32]) -> Result<Option<crate::identity::WebSession>, StoreError>;
+    /// Sign a browser session out (idempotent).
+    async fn revoke_web_session(&self, hash: [u8; 32], at: Timestamp) -> Result<(), StoreError>;
+
+    /// Store a new authorization code.
+    async fn create_auth_code(&self, code: &crate::identity::AuthCode) -> Result<(), StoreError>;
+    /// Mark a code used at `now` if it was not; report what was found.
+    async fn consume_auth_code(
+        &self,
+        hash: [u8; 32],
+        now: Timestamp,
+    ) -> Result<crate::identity::CodeUse, StoreError>;
+
+    /// Store a new device authorization. `Conflict` when the user code is in use.
+    async fn create_device_code(&self, code: &crate::identity::DeviceCode) -> Result<(), StoreError>;
+    /// Find a device authorization by the digest of its device code.
+    async fn device_code(&self, hash: [u8; 32]) -> Result<Option<crate::identity::DeviceCode>, StoreError>;
+    /// Find a still-pending device authorization by its user code.
+    async fn pending_device_code(
+        &self,
+        user_code: &str,
+    ) -> Result<Option<crate::identity::DeviceCode>, StoreError>;
+    /// Replace a device authorization if its stored version is `expected_version` (the record
+    /// carries the new version). `PreconditionFailed` when someone else changed it first.
+    async fn update_device_code(
+        &self,
+        code: &crate::identity::DeviceCode,
+        expected_version: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Store a refresh token (a new family's first, or a grace reissue).
+    async fn create_refresh_token(&self, token: &crate::identity::RefreshToken) -> Result<(), StoreError>;
+    /// Present a refresh token: if unused, mark it used at `now` and store `successor` in the same
+    /// transaction (`Rotated`); if used, report `Reused` and store nothing.
+    async fn rotate_refresh_token(
+        &self,
+        hash: [u8; 32],
+        now: Timestamp,
+        successor: &crate::identity::RefreshToken,
+    ) -> Result<crate::identity::RefreshUse, StoreError>;
+    /// Find a refresh token (for revocation and introspection).
+    async fn refresh_token(
+        &self,
+        hash: [u8; 32],
+    ) -> Result<Option<crate::identity::RefreshToken>, StoreError>;
+
+    /// The signing keys, oldest first (the newest signs).
+    async fn signing_keys(&self) -> Result<Vec<crate::identity::SigningKeyRecord>, StoreError>;
+    /// Add a signing key and delete all but the newest `keep` keys, in one transaction.
+    async fn add_signing_key(
+        &self,
+        key: &crate::identity::SigningKeyRecord,
+        keep: usize,
+    ) -> Result<(), StoreError>;
+
+    /// Append audit entries.
+    async fn audit(&self, entries: &[crate::identity::AuditEntry]) -> Result<(), StoreError>;
+    /// Audit entries at or after `since`, oldest first, at most `limit`.
+    async fn audit_since(
+        &self,
+        since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<crate::identity::AuditEntry>, StoreError>;
+}

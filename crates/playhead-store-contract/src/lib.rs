@@ -33,7 +33,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use playhead_core::ports::{
-    AccountStore, ApiKeyStore, Catalog, EventLog, IdempotencyStore, RecsStore, ViewingStore,
+    AccountStore, ApiKeyStore, Catalog, EventLog, IdempotencyStore, IdentityStore, RecsStore, ViewingStore,
 };
 
 /// One store under test, seen through every port, plus whatever keeps it alive.
@@ -52,6 +52,8 @@ pub struct Stores {
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// Recommendation state.
     pub recs: Arc<dyn RecsStore>,
+    /// The authorization server's state.
+    pub identity: Arc<dyn IdentityStore>,
     /// Keeps a temporary directory or test database alive until the check ends (dropped last).
     pub guard: Box<dyn Any + Send + Sync>,
 }
@@ -67,6 +69,7 @@ impl Stores {
             + ApiKeyStore
             + IdempotencyStore
             + RecsStore
+            + IdentityStore
             + 'static,
     {
         let store = Arc::new(store);
@@ -77,7 +80,8 @@ impl Stores {
             viewing: store.clone(),
             api_keys: store.clone(),
             idempotency: store.clone(),
-            recs: store,
+            recs: store.clone(),
+            identity: store,
             guard: Box::new(guard),
         }
     }
@@ -171,6 +175,13 @@ macro_rules! contract_suite {
             impressions_count_each_showing,
             plays_count_once_for_cowatch_and_trending,
             the_window_is_the_most_recent_counted_plays,
+            // identity
+            passwords_and_clients_round_trip,
+            sessions_revoke_once_and_are_polled,
+            auth_codes_are_consumed_once,
+            device_codes_update_conditionally,
+            refresh_tokens_rotate_once,
+            signing_keys_rotate_and_audit_appends,
         }
     };
 }

@@ -40,6 +40,7 @@ mod catalog;
 mod codec;
 mod error;
 mod idempotency;
+mod identity;
 mod log;
 mod recs;
 mod viewing;

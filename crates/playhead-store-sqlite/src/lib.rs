@@ -31,6 +31,7 @@ mod catalog;
 mod codec;
 mod error;
 mod idempotency;
+mod identity;
 mod log;
 mod recs;
 mod viewing;

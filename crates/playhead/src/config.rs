@@ -55,6 +55,8 @@ pub struct Settings {
     /// Reserved: the pipeline is not built yet, so setting it stops the process at start (events
     /// are applied from the PostgreSQL outbox by every replica's in-process consumer).
     pub nats_url: Option<String>,
+    /// The built-in authorization server.
+    pub identity: IdentitySettings,
     /// Recommendation model lifecycle.
     pub recs: RecsSettings,
 }
@@ -74,6 +76,63 @@ pub struct RecsSettings {
 impl Default for RecsSettings {
     fn default() -> Self {
         Self { train_interval_secs: 3_600, reload_interval_secs: 30 }
+    }
+}
+
+/// The built-in authorization server (docs/configuration.md, "identity").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentitySettings {
+    /// Access token lifetime, seconds (default 600).
+    pub access_token_ttl_secs: i64,
+    /// Refresh token lifetime, seconds (each rotation restarts it).
+    pub refresh_token_ttl_secs: i64,
+    /// Authorization code lifetime, seconds.
+    pub auth_code_ttl_secs: i64,
+    /// Device code lifetime, seconds.
+    pub device_code_ttl_secs: i64,
+    /// Initial device polling interval, seconds.
+    pub device_interval_secs: i64,
+    /// Hosted-page session lifetime, seconds.
+    pub web_session_ttl_secs: i64,
+    /// argon2id memory cost, KiB.
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations.
+    pub argon2_iterations: u32,
+    /// argon2id parallelism.
+    pub argon2_parallelism: u32,
+    /// Sign-in and device-code attempts per client address per minute.
+    pub attempts_per_address_per_minute: u32,
+    /// Failed sign-ins per account per 15 minutes before it must wait.
+    pub failures_per_account_per_15_minutes: u32,
+    /// Peers whose X-Forwarded-For is believed (load balancers), e.g. ["10.0.0.5"].
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// How often the revocation list and signing keys are re-read, milliseconds (at most 10 s).
+    pub revocation_poll_ms: u64,
+    /// How long after a refresh the same client may present the old refresh token again and get
+    /// a new pair instead of having the family revoked, milliseconds (default 10000).
+    pub refresh_reuse_grace_ms: i64,
+}
+
+impl Default for IdentitySettings {
+    fn default() -> Self {
+        let d = playhead_app::identity::IdentityConfig::default();
+        Self {
+            access_token_ttl_secs: d.access_ttl_secs,
+            refresh_token_ttl_secs: d.refresh_ttl_secs,
+            auth_code_ttl_secs: d.code_ttl_secs,
+            device_code_ttl_secs: d.device_ttl_secs,
+            device_interval_secs: d.device_interval_secs,
+            web_session_ttl_secs: d.web_session_ttl_secs,
+            argon2_memory_kib: d.argon2_m_kib,
+            argon2_iterations: d.argon2_t,
+            argon2_parallelism: d.argon2_p,
+            attempts_per_address_per_minute: d.attempts_per_addr_per_min,
+            failures_per_account_per_15_minutes: d.failures_per_account_per_15min,
+            trusted_proxies: Vec::new(),
+            revocation_poll_ms: 10_000,
+            refresh_reuse_grace_ms: d.refresh_reuse_grace_ms,
+        }
     }
 }
 
@@ -199,7 +258,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("./playhead-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
-            issuer: "playhead".into(),
+            issuer: "http://127.0.0.1:8080".into(),
             audience: "playhead-api".into(),
             log_format: "json".into(),
             rules: Rules::default(),
@@ -214,6 +273,7 @@ impl Default for Settings {
             redis_key_prefix: "playhead:".into(),
             nats_url: None,
             recs: RecsSettings::default(),
+            identity: IdentitySettings::default(),
         }
     }
 }
@@ -249,6 +309,23 @@ impl Settings {
         anyhow::ensure!(
             s.limits.max_backlog > 0,
             "invalid configuration: limits.max_backlog must be positive"
+        );
+        let i = &s.identity;
+        anyhow::ensure!(
+            (60..=3_600).contains(&i.access_token_ttl_secs),
+            "invalid configuration: identity.access_token_ttl_secs must be 60-3600"
+        );
+        anyhow::ensure!(
+            (1..=10_000).contains(&i.revocation_poll_ms),
+            "invalid configuration: identity.revocation_poll_ms must be 1-10000 (revocation within 30 s)"
+        );
+        anyhow::ensure!(
+            argon2::Params::new(i.argon2_memory_kib, i.argon2_iterations, i.argon2_parallelism, None).is_ok(),
+            "invalid configuration: identity.argon2_* parameters are out of range"
+        );
+        anyhow::ensure!(
+            s.issuer.starts_with("https://") || s.issuer.starts_with("http://"),
+            "invalid configuration: issuer must be the server's base URL (RFC 8414)"
         );
         s.validate_backends()?;
         Ok(s)
@@ -302,6 +379,27 @@ impl Settings {
     /// Scale-out mode (PostgreSQL) rather than the embedded default (SQLite).
     pub fn scale_out(&self) -> bool {
         self.database_url.is_some()
+    }
+
+    /// The authorization server's configuration.
+    pub fn identity_config(&self) -> playhead_app::identity::IdentityConfig {
+        let i = &self.identity;
+        playhead_app::identity::IdentityConfig {
+            issuer: self.issuer.trim_end_matches('/').to_owned(),
+            audience: self.audience.clone(),
+            access_ttl_secs: i.access_token_ttl_secs,
+            refresh_ttl_secs: i.refresh_token_ttl_secs,
+            code_ttl_secs: i.auth_code_ttl_secs,
+            device_ttl_secs: i.device_code_ttl_secs,
+            device_interval_secs: i.device_interval_secs,
+            web_session_ttl_secs: i.web_session_ttl_secs,
+            argon2_m_kib: i.argon2_memory_kib,
+            argon2_t: i.argon2_iterations,
+            argon2_p: i.argon2_parallelism,
+            attempts_per_addr_per_min: i.attempts_per_address_per_minute,
+            failures_per_account_per_15min: i.failures_per_account_per_15_minutes,
+            refresh_reuse_grace_ms: i.refresh_reuse_grace_ms,
+        }
     }
 
     /// The SQLite database file.

@@ -270,6 +270,7 @@ pub async fn seed(app: &App) -> anyhow::Result<DemoOutcome> {
         scopes: Scopes::empty().with(Scope::HistoryWrite).with(Scope::ProfilesAny),
         bound_profile: None,
         session_id: None,
+        auth_time: None,
     };
     let households: [(&str, &[(&str, bool)]); 3] = [
         ("demo@example.com", &[("Alex", false), ("Sam", false), ("Kids", true)]),

@@ -16,14 +16,17 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
+use playhead_api_rest::auth::Revocations;
 use playhead_api_rest::{Authenticator, ReadyCheck, RestState};
 use playhead_app::clock::SystemClock;
+use playhead_app::identity::AuthServer;
 use playhead_app::{App, AppConfig, Ports};
-use playhead_auth::{KeySet, Verifier};
+use playhead_auth::KeySet;
 use playhead_core::StoreError;
 use playhead_core::ports::Clock;
 use playhead_core::ports::{
-    AccountStore, ApiKeyStore, Catalog, EventLog, IdempotencyStore, RateLimiter, RecsStore, ViewingStore,
+    AccountStore, ApiKeyStore, Catalog, EventLog, IdempotencyStore, IdentityStore, RateLimiter, RecsStore,
+    ViewingStore,
 };
 use playhead_store_postgres::{PgConfig, PgStore};
 use playhead_store_sqlite::SqliteStore;
@@ -39,10 +42,12 @@ const TOKEN_LEEWAY_SECS: u64 = 30;
 pub struct Runtime {
     /// The use cases.
     pub app: App,
-    /// The store (for health checks and shutdown).
+    /// The store (for health checks, admin commands and shutdown).
     pub store: Store,
-    /// The signing keys.
+    /// The signing keys as loaded at start (the identity store holds them; see `identity`).
     pub keys: Arc<KeySet>,
+    /// The built-in authorization server.
+    pub identity: Arc<AuthServer>,
     /// Settings in effect.
     pub settings: Settings,
     /// The recommender the server keeps fresh (`recs::lifecycle`).
@@ -111,6 +116,14 @@ impl Store {
         match self {
             Self::Sqlite(s) => s.close().await,
             Self::Postgres(s) => s.close().await,
+        }
+    }
+
+    /// The authorization server's store on this backend.
+    pub fn identity(&self) -> Arc<dyn IdentityStore> {
+        match self {
+            Self::Sqlite(s) => Arc::new(s.clone()),
+            Self::Postgres(s) => Arc::new(s.clone()),
         }
     }
 
@@ -187,7 +200,6 @@ pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
         let _ = std::fs::set_permissions(&settings.data_dir, std::fs::Permissions::from_mode(0o700));
     }
     let store = Store::open(&settings).await?;
-    let keys = Arc::new(KeySet::load_or_create(&settings.data_dir).context("loading signing keys")?);
     let cursor_key = secret_file(&settings.data_dir, "cursor.key")?;
     // Idle keys are forgotten once the longest window in use has passed (not before: a key
     // forgotten early would get a fresh quota).
@@ -231,10 +243,23 @@ pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
     let served = Arc::new(recs::ServedRecs::new());
     #[cfg(feature = "recs")]
     let app = app.with_recs_engine(served.clone());
+    // Signing keys live in the store so every replica signs and verifies with one set.
+    let identity = AuthServer::open(
+        store.identity(),
+        app.ports().accounts.clone(),
+        app.ports().limiter.clone(),
+        Arc::new(SystemClock),
+        settings.identity_config(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("opening the identity store: {e}"))?;
+    let identity = Arc::new(identity);
+    let keys = identity.keys();
     Ok(Runtime {
         app,
         store,
         keys,
+        identity,
         settings,
         #[cfg(feature = "recs")]
         recs: served,
@@ -273,9 +298,31 @@ pub async fn launch(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let verifier =
-        Verifier::new(&rt.keys, rt.settings.issuer.clone(), rt.settings.audience.clone(), TOKEN_LEEWAY_SECS);
-    let auth = Arc::new(Authenticator::new(verifier, rt.app.ports().api_keys.clone(), clock));
+    let revocations = Arc::new(Revocations::new());
+    let auth = Arc::new(
+        Authenticator::new(rt.identity.verifier(TOKEN_LEEWAY_SECS), rt.app.ports().api_keys.clone(), clock)
+            .with_revocations(revocations.clone()),
+    );
+    let poll_every = Duration::from_millis(rt.settings.identity.revocation_poll_ms);
+    // Load once before serving, so the first requests are not refused as "stale".
+    if let Err(e) = poll_identity(&rt.identity, &auth, &revocations).await {
+        tracing::warn!(error = %e, "first revocation poll failed; person tokens get 503 until one succeeds");
+    }
+    let poller = {
+        let (identity, auth, revocations, mut stop) =
+            (rt.identity.clone(), auth.clone(), revocations.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(poll_every) => {}
+                    () = async { let _ = stop.wait_for(|v| *v).await; } => break,
+                }
+                if let Err(e) = poll_identity(&identity, &auth, &revocations).await {
+                    tracing::warn!(error = %e, "revocation poll failed");
+                }
+            }
+        })
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let ready = Arc::new(Ready { store: rt.store.clone(), consumer: stop_rx.clone() });
     let consumer = rt.app.spawn_consumer(stop_rx);
@@ -299,7 +346,15 @@ pub async fn launch(
         max_in_flight_per_principal: http.max_in_flight_per_principal,
         cors_allowed_origins: http.cors_allowed_origins.clone(),
     };
-    let state = RestState::new(rt.app.clone(), auth, ready, limits, rt.settings.deprecations.clone());
+    let state = RestState::new(
+        rt.app.clone(),
+        auth,
+        ready,
+        limits,
+        rt.settings.deprecations.clone(),
+        rt.identity.clone(),
+        rt.settings.identity.trusted_proxies.clone(),
+    );
     let header_timeout = Duration::from_secs(http.header_read_timeout_secs);
 
     let metrics_task = match (rt.settings.metrics_listen, install_metrics()) {
@@ -338,8 +393,31 @@ pub async fn launch(
     }
     #[cfg(feature = "recs")]
     recs_task.abort();
+    poller.abort();
     rt.store.close().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Re-read the revoked sessions (those whose access tokens may still be unexpired) and the
+/// signing keys (another replica or `admin rotate-keys` may have rotated).
+async fn poll_identity(
+    identity: &AuthServer,
+    auth: &Authenticator,
+    revocations: &Revocations,
+) -> anyhow::Result<()> {
+    let cfg = identity.config();
+    let horizon_ms = (cfg.access_ttl_secs + i64::try_from(TOKEN_LEEWAY_SECS).unwrap_or(0) + 60) * 1000;
+    let since = playhead_core::Timestamp(SystemClock.now().0 - horizon_ms);
+    let revoked = identity.store().revoked_sessions_since(since).await?;
+    revocations.replace(revoked.into_iter().collect());
+    identity.reload_keys().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Compare with what the verifier accepts (a rotation in this process already reloaded).
+    let keys = identity.keys();
+    if keys.kids().ne(auth.kids().iter().map(String::as_str)) {
+        tracing::info!(kid = keys.signing_kid(), "signing keys changed");
+        auth.set_verifier(identity.verifier(TOKEN_LEEWAY_SECS));
+    }
     Ok(())
 }
 

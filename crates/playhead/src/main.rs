@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use playhead::{Settings, open};
 use playhead_auth::{ApiKey, TokenIssuer};
 use playhead_core::auth::{Scope, Scopes};
+use playhead_core::identity::{ClientType, GrantType};
 use playhead_core::ids::{AccountId, ProfileId};
 use serde_json::json;
 use tokio::sync::watch;
@@ -266,6 +267,40 @@ enum Admin {
     ApiKey(ApiKeyCmd),
     /// Re-queue every logged event (replay); state does not change when nothing was lost.
     Replay,
+    /// Set an account's password (read from the first line of standard input).
+    SetPassword {
+        /// Account id.
+        #[arg(long)]
+        account: AccountId,
+    },
+    /// OAuth clients.
+    #[command(subcommand)]
+    Client(ClientCmd),
+    /// Add a new signing key; the previous one keeps verifying, older ones are removed (every
+    /// server picks the change up within its revocation poll interval).
+    RotateKeys,
+}
+
+#[derive(Subcommand, Debug)]
+enum ClientCmd {
+    /// Register a client; a confidential client's secret is printed once and never stored.
+    Create {
+        /// Shown on the consent and device pages.
+        #[arg(long)]
+        name: String,
+        /// public (TV, phone, browser) or confidential (a backend).
+        #[arg(long = "type")]
+        client_type: String,
+        /// An exact redirect URI (repeat for several).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// A grant: device_code, authorization_code, refresh_token, client_credentials (repeat).
+        #[arg(long = "grant", required = true)]
+        grants: Vec<String>,
+        /// Space-separated scope ceiling (default: a viewer's scopes).
+        #[arg(long)]
+        scope: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -333,14 +368,16 @@ fn mint(rt: &playhead::Runtime, args: &TokenArgs) -> anyhow::Result<String> {
     }
     anyhow::ensure!(args.ttl_secs > 0 && args.ttl_secs <= 30 * 86_400, "--ttl-secs must be 1-2592000");
     let issuer = TokenIssuer::new(
-        rt.keys.clone(),
-        rt.settings.issuer.clone(),
+        rt.identity.keys(),
+        rt.identity.config().issuer.clone(),
         rt.settings.audience.clone(),
         args.ttl_secs,
     );
     let now_secs = rt.app.clock().now().0 / 1000;
     let sid = uuid::Uuid::new_v4().to_string();
-    let mut claims = issuer.account_claims(args.account, "playhead-cli", scopes, &sid, now_secs);
+    // The operator vouches for the person: the token counts as a fresh sign-in.
+    let mut claims =
+        issuer.account_claims(args.account, "playhead-cli", scopes, &sid, now_secs).with_auth_time(now_secs);
     if let Some(p) = args.profile {
         claims = claims.bound_to(p);
     }
@@ -474,6 +511,43 @@ async fn admin(rt: &playhead::Runtime, cmd: Admin) -> anyhow::Result<()> {
         Admin::ApiKey(ApiKeyCmd::Revoke { prefix }) => {
             rt.app.ports().api_keys.revoke_api_key(&prefix, rt.app.clock().now()).await?;
             print(&json!({"revoked": prefix}));
+        }
+        Admin::SetPassword { account } => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).context("reading the password from stdin")?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            rt.identity.set_password(account, password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            print(&json!({"account_id": account.to_string(), "password": "set"}));
+        }
+        Admin::Client(ClientCmd::Create { name, client_type, redirect_uris, grants, scope }) => {
+            let kind = ClientType::parse(&client_type)
+                .ok_or_else(|| anyhow::anyhow!("--type must be public or confidential"))?;
+            let grants = grants
+                .iter()
+                .map(|g| GrantType::parse(g).ok_or_else(|| anyhow::anyhow!("unknown --grant {g}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let scopes = match scope {
+                Some(s) => Scopes::parse(&s)?,
+                None => Scope::VIEWER.into_iter().collect(),
+            };
+            let (client, secret) = rt
+                .identity
+                .create_client(&name, kind, redirect_uris, grants, scopes)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut out = json!({
+                "client_id": client.client_id, "type": client.client_type.as_str(),
+                "grants": client.grants.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+                "scope": client.scopes.to_string(), "redirect_uris": client.redirect_uris,
+            });
+            if let Some(s) = secret {
+                out["client_secret"] = json!(s);
+            }
+            print(&out);
+        }
+        Admin::RotateKeys => {
+            let keys = rt.identity.rotate_keys().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            print(&json!({"signing_kid": keys.signing_kid(), "kids": keys.kids().collect::<Vec<_>>()}));
         }
         Admin::Replay => {
             let n = rt.app.ports().log.requeue_all().await?;

@@ -40,10 +40,12 @@ pub struct TableReport {
 }
 
 /// A column value in canonical form (what the checksum hashes).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Val {
     Null,
     Int(i64),
+    /// Compared by bit pattern: a copied float is the same float.
+    Float(f64),
     Text(String),
     Bytes(Vec<u8>),
 }
@@ -56,6 +58,7 @@ enum Kind {
     Json,
     Bytes,
     Int(&'static str),
+    Float,
     Text,
 }
 
@@ -69,6 +72,7 @@ impl Kind {
             "bigint" => Self::Int("bigint"),
             "integer" => Self::Int("integer"),
             "smallint" => Self::Int("smallint"),
+            "double precision" | "real" => Self::Float,
             "text" | "character varying" => Self::Text,
             _ => return None,
         })
@@ -82,6 +86,7 @@ impl Kind {
             Self::Json => format!("${n}::jsonb"),
             Self::Bytes => format!("${n}::bytea"),
             Self::Int(t) => format!("${n}::bigint::{t}"),
+            Self::Float => format!("${n}::float8"),
             Self::Text => format!("${n}::text"),
         }
     }
@@ -93,6 +98,7 @@ impl Kind {
             Self::Bool => format!("{c}::int::bigint"),
             Self::Bytes => c.to_owned(),
             Self::Int(_) => format!("{c}::bigint"),
+            Self::Float => format!("{c}::float8"),
         }
     }
 
@@ -134,6 +140,10 @@ fn row_hash(row: &[Val]) -> [u8; 32] {
             Val::Int(i) => {
                 h.update([1u8]);
                 h.update(i.to_be_bytes());
+            }
+            Val::Float(f) => {
+                h.update([4u8]);
+                h.update(f.to_bits().to_be_bytes());
             }
             Val::Text(s) => {
                 h.update([2u8]);
@@ -303,15 +313,20 @@ pub async fn migrate_data(from: &Path, to: &str, schema: Option<&str>) -> anyhow
                     let v = match decl.as_str() {
                         "INTEGER" | "INT" => row.try_get::<Option<i64>, _>(i)?.map_or(Val::Null, Val::Int),
                         "BLOB" => row.try_get::<Option<Vec<u8>>, _>(i)?.map_or(Val::Null, Val::Bytes),
+                        "REAL" | "DOUBLE" | "FLOAT" => {
+                            row.try_get::<Option<f64>, _>(i)?.map_or(Val::Null, Val::Float)
+                        }
                         _ => row.try_get::<Option<String>, _>(i)?.map_or(Val::Null, Val::Text),
                     };
                     let bound = match &v {
                         Val::Null => match kind {
                             Kind::Bytes => args.add(None::<Vec<u8>>),
                             Kind::Bool | Kind::Int(_) => args.add(None::<i64>),
+                            Kind::Float => args.add(None::<f64>),
                             _ => args.add(None::<String>),
                         },
                         Val::Int(x) => args.add(*x),
+                        Val::Float(x) => args.add(*x),
                         Val::Text(s) => args.add(s.clone()),
                         Val::Bytes(b) => args.add(b.clone()),
                     };
@@ -369,6 +384,7 @@ pub async fn migrate_data(from: &Path, to: &str, schema: Option<&str>) -> anyhow
                         row.try_get::<Option<i64>, _>(i)?.map_or(Val::Null, Val::Int)
                     }
                     Kind::Bytes => row.try_get::<Option<Vec<u8>>, _>(i)?.map_or(Val::Null, Val::Bytes),
+                    Kind::Float => row.try_get::<Option<f64>, _>(i)?.map_or(Val::Null, Val::Float),
                     _ => row.try_get::<Option<String>, _>(i)?.map_or(Val::Null, Val::Text),
                 };
                 canon.push(kind.canonical(v)?);

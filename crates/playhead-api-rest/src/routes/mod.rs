@@ -2,9 +2,11 @@
 //! parse path/query/body, call one use case, shape the answer. No SQL, no business rules.
 
 pub mod accounts;
+pub mod admin;
 pub mod events;
 pub mod health;
 pub mod history;
+pub mod oauth;
 pub mod progress;
 pub mod recs;
 pub mod rows;

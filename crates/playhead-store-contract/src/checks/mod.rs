@@ -8,6 +8,7 @@ mod accounts;
 mod api_keys;
 mod catalog;
 mod idempotency;
+mod identity;
 mod log;
 mod recs;
 mod viewing;
@@ -16,15 +17,17 @@ pub use accounts::*;
 pub use api_keys::*;
 pub use catalog::*;
 pub use idempotency::*;
+pub use identity::*;
 pub use log::*;
 pub use recs::*;
 pub use viewing::*;
 
-const SOURCES: [&str; 7] = [
+const SOURCES: [&str; 8] = [
     include_str!("accounts.rs"),
     include_str!("api_keys.rs"),
     include_str!("catalog.rs"),
     include_str!("idempotency.rs"),
+    include_str!("identity.rs"),
     include_str!("log.rs"),
     include_str!("recs.rs"),
     include_str!("viewing.rs"),

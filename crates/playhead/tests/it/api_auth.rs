@@ -167,8 +167,8 @@ async fn a_profile_bound_token_reaches_only_its_profile_and_cannot_change_settin
         .unwrap()
         .id;
     let issuer = playhead_auth::TokenIssuer::new(
-        t.keys.clone(),
-        t.settings.issuer.clone(),
+        t.identity.keys(),
+        t.identity.config().issuer.clone(),
         t.settings.audience.clone(),
         600,
     );

@@ -210,12 +210,14 @@ async fn two_replicas_share_rate_limits_and_idempotency_keys() {
         })
         .await;
         let (schema, dir) = (a.settings.database_schema.clone(), a.settings.data_dir.clone());
+        let issuer = a.settings.issuer.clone();
         let b = spawn_with(move |s| {
             s.redis_url = Some(redis);
             s.redis_key_prefix = prefix;
             s.rate_limits.read = quota;
             s.database_schema = schema;
-            s.data_dir = dir; // the same signing keys and cursor key
+            s.data_dir = dir; // the same cursor key (signing keys are in the shared store)
+            s.issuer = issuer; // replicas behind one balancer share one public issuer URL
         })
         .await;
         let ops = a.catalog_token().await;

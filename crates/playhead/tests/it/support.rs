@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use playhead::{Settings, open};
 use playhead_app::App;
-use playhead_auth::{KeySet, TokenIssuer};
+use playhead_auth::TokenIssuer;
 use playhead_core::auth::{Scope, Scopes};
 use playhead_core::ids::{AccountId, ProfileId};
 use reqwest::{Client, Response, StatusCode};
@@ -156,7 +156,7 @@ pub struct TestApp {
     pub base: String,
     pub http: Client,
     pub app: App,
-    pub keys: Arc<KeySet>,
+    pub identity: Arc<playhead_app::identity::AuthServer>,
     pub settings: Settings,
     pub _dir: tempfile::TempDir,
     stop: watch::Sender<bool>,
@@ -181,7 +181,15 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
     let mut settings = settings_for(dir.path());
+    // The issuer is the server's own URL, as in production (RFC 8414 metadata derives from it).
+    settings.issuer = base.clone();
+    // Cheap password hashing and a fast revocation poll keep the tests quick.
+    settings.identity.argon2_memory_kib = 1024;
+    settings.identity.argon2_iterations = 1;
+    settings.identity.revocation_poll_ms = 100;
     let schema = match backend() {
         Backend::Sqlite => None,
         Backend::Postgres => {
@@ -195,22 +203,11 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     };
     tweak(&mut settings);
     let rt = open(settings.clone()).await.expect("open runtime");
-    let (app, keys) = (rt.app.clone(), rt.keys.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (app, identity) = (rt.app.clone(), rt.identity.clone());
     let (stop, rx) = watch::channel(false);
     let task = tokio::spawn(playhead::launch(rt, listener, rx));
-    TestApp {
-        base,
-        http: Client::new(),
-        app,
-        keys,
-        settings,
-        _dir: dir,
-        _schema: schema,
-        stop,
-        task: Some(task),
-    }
+    let http = Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    TestApp { base, http, app, identity, settings, _dir: dir, stop, task: Some(task), _schema: schema }
 }
 
 impl TestApp {
@@ -220,14 +217,15 @@ impl TestApp {
 
     pub fn token(&self, account: AccountId, scopes: &str, ttl_secs: i64) -> String {
         let issuer = TokenIssuer::new(
-            self.keys.clone(),
-            self.settings.issuer.clone(),
+            self.identity.keys(),
+            self.identity.config().issuer.clone(),
             self.settings.audience.clone(),
             ttl_secs,
         );
         let now = self.app.clock().now().0 / 1000;
-        let claims =
-            issuer.account_claims(account, "tests", Scopes::parse(scopes).expect("scopes"), "sid-1", now);
+        let claims = issuer
+            .account_claims(account, "tests", Scopes::parse(scopes).expect("scopes"), "sid-1", now)
+            .with_auth_time(now);
         issuer.issue(&claims).expect("issue")
     }
 

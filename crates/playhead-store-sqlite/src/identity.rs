@@ -1,0 +1,568 @@
+//! The authorization server's state ([`IdentityStore`]): passwords, clients, sessions, codes,
+//! refresh tokens, signing keys and the audit log.
+//!
+//! The rule: everything that consumes (an authorization code, a refresh token, a device code)
+//! is one conditional `UPDATE ... WHERE <still unused>`; the number of rows it changed decides
+//! who won, never a read made before it. Secrets arrive here only as digests.
+
+use async_trait::async_trait;
+use playhead_core::StoreError;
+use playhead_core::auth::Scopes;
+use playhead_core::identity::{
+    AuditEntry, AuthCode, ClientType, CodeUse, DeviceCode, DeviceStatus, GrantType, OAuthClient,
+    RefreshToken, RefreshUse, Session, SigningKeyRecord, WebSession,
+};
+use playhead_core::ids::{AccountId, ProfileId};
+use playhead_core::ports::IdentityStore;
+use playhead_core::time::Timestamp;
+use sqlx::sqlite::SqliteRow;
+
+use crate::SqliteStore;
+use crate::codec::get;
+use crate::error::{self, corrupt};
+
+fn ts(row: &SqliteRow, col: &str) -> Result<Timestamp, StoreError> {
+    get::<i64>(row, col).map(Timestamp)
+}
+
+fn opt_ts(row: &SqliteRow, col: &str) -> Result<Option<Timestamp>, StoreError> {
+    get::<Option<i64>>(row, col).map(|v| v.map(Timestamp))
+}
+
+fn hash(row: &SqliteRow, col: &str) -> Result<[u8; 32], StoreError> {
+    let b: Vec<u8> = get(row, col)?;
+    b.try_into().map_err(|_| corrupt(col, "not 32 bytes"))
+}
+
+fn scopes(row: &SqliteRow, col: &str) -> Result<Scopes, StoreError> {
+    let s: String = get(row, col)?;
+    Scopes::parse(&s).map_err(|e| corrupt(col, e))
+}
+
+fn account(row: &SqliteRow, col: &str) -> Result<AccountId, StoreError> {
+    let s: String = get(row, col)?;
+    AccountId::parse(&s).map_err(|e| corrupt(col, e))
+}
+
+fn opt_profile(row: &SqliteRow, col: &str) -> Result<Option<ProfileId>, StoreError> {
+    let s: Option<String> = get(row, col)?;
+    s.map(|s| ProfileId::parse(&s).map_err(|e| corrupt(col, e))).transpose()
+}
+
+fn client_row(row: &SqliteRow) -> Result<OAuthClient, StoreError> {
+    let kind: String = get(row, "client_type")?;
+    let secret: Option<Vec<u8>> = get(row, "secret_hash")?;
+    let uris: String = get(row, "redirect_uris")?;
+    let grants: String = get(row, "grants")?;
+    let grants: Vec<String> = serde_json::from_str(&grants).map_err(|e| corrupt("grants", e))?;
+    Ok(OAuthClient {
+        client_id: get(row, "client_id")?,
+        name: get(row, "name")?,
+        client_type: ClientType::parse(&kind).ok_or_else(|| corrupt("client_type", kind.clone()))?,
+        secret_hash: secret
+            .map(|b| b.try_into().map_err(|_| corrupt("secret_hash", "not 32 bytes")))
+            .transpose()?,
+        redirect_uris: serde_json::from_str(&uris).map_err(|e| corrupt("redirect_uris", e))?,
+        grants: grants
+            .iter()
+            .map(|g| GrantType::parse(g).ok_or_else(|| corrupt("grants", g)))
+            .collect::<Result<_, _>>()?,
+        scopes: scopes(row, "scopes")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+fn session_row(row: &SqliteRow) -> Result<Session, StoreError> {
+    Ok(Session {
+        id: get(row, "id")?,
+        account: account(row, "account_id")?,
+        client_id: get(row, "client_id")?,
+        scopes: scopes(row, "scopes")?,
+        profile: opt_profile(row, "profile_id")?,
+        auth_time: ts(row, "auth_time")?,
+        created_at: ts(row, "created_at")?,
+        revoked_at: opt_ts(row, "revoked_at")?,
+    })
+}
+
+fn code_row(row: &SqliteRow) -> Result<AuthCode, StoreError> {
+    Ok(AuthCode {
+        hash: hash(row, "hash")?,
+        client_id: get(row, "client_id")?,
+        account: account(row, "account_id")?,
+        redirect_uri: get(row, "redirect_uri")?,
+        code_challenge: get(row, "code_challenge")?,
+        scopes: scopes(row, "scopes")?,
+        profile: opt_profile(row, "profile_id")?,
+        auth_time: ts(row, "auth_time")?,
+        session_id: get(row, "session_id")?,
+        expires_at: ts(row, "expires_at")?,
+        used_at: opt_ts(row, "used_at")?,
+    })
+}
+
+fn device_row(row: &SqliteRow) -> Result<DeviceCode, StoreError> {
+    let status: String = get(row, "status")?;
+    let status = match status.as_str() {
+        "pending" => DeviceStatus::Pending,
+        "denied" => DeviceStatus::Denied,
+        "consumed" => DeviceStatus::Consumed,
+        "approved" => DeviceStatus::Approved {
+            account: account(row, "account_id")?,
+            profile: opt_profile(row, "profile_id")?,
+            auth_time: ts(row, "auth_time")?,
+        },
+        other => return Err(corrupt("status", other)),
+    };
+    Ok(DeviceCode {
+        hash: hash(row, "hash")?,
+        user_code: get(row, "user_code")?,
+        client_id: get(row, "client_id")?,
+        scopes: scopes(row, "scopes")?,
+        expires_at: ts(row, "expires_at")?,
+        interval_secs: get(row, "interval_secs")?,
+        last_poll_at: opt_ts(row, "last_poll_at")?,
+        status,
+        version: get(row, "version")?,
+    })
+}
+
+fn refresh_row(row: &SqliteRow) -> Result<RefreshToken, StoreError> {
+    Ok(RefreshToken {
+        hash: hash(row, "hash")?,
+        session_id: get(row, "session_id")?,
+        client_id: get(row, "client_id")?,
+        created_at: ts(row, "created_at")?,
+        expires_at: ts(row, "expires_at")?,
+        used_at: opt_ts(row, "used_at")?,
+    })
+}
+
+/// The status column and the approval's fields (NULL unless approved).
+fn device_status(d: &DeviceCode) -> (&'static str, Option<String>, Option<String>, Option<i64>) {
+    match &d.status {
+        DeviceStatus::Pending => ("pending", None, None, None),
+        DeviceStatus::Denied => ("denied", None, None, None),
+        DeviceStatus::Consumed => ("consumed", None, None, None),
+        DeviceStatus::Approved { account, profile, auth_time } => {
+            ("approved", Some(account.to_string()), profile.map(|p| p.to_string()), Some(auth_time.0))
+        }
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Internal(format!("encoding json: {e}")))
+}
+
+const CODE_COLS: &str = "hash, client_id, account_id, redirect_uri, code_challenge, scopes, profile_id, \
+                         auth_time, session_id, expires_at, used_at";
+const DEVICE_COLS: &str = "hash, user_code, client_id, scopes, expires_at, interval_secs, last_poll_at, \
+                           status, account_id, profile_id, auth_time, version";
+const REFRESH_COLS: &str = "hash, session_id, client_id, created_at, expires_at, used_at";
+
+#[async_trait]
+impl IdentityStore for SqliteStore {
+    async fn set_password(&self, account: AccountId, phc: &str) -> Result<(), StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO credentials (account_id, phc) SELECT id, ?2 FROM accounts WHERE id = ?1 \
+             ON CONFLICT (account_id) DO UPDATE SET phc = excluded.phc",
+        )
+        .bind(account.to_string())
+        .bind(phc)
+        .execute(&self.writer)
+        .await
+        .map_err(error::db)?;
+        if r.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    }
+
+    async fn password(&self, account: AccountId) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT phc FROM credentials WHERE account_id = ?1")
+            .bind(account.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(error::db)
+    }
+
+    async fn create_client(&self, c: &OAuthClient) -> Result<(), StoreError> {
+        let grants: Vec<&str> = c.grants.iter().map(|g| g.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO oauth_clients (client_id, name, client_type, secret_hash, redirect_uris, grants, \
+             scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .bind(&c.client_id)
+        .bind(&c.name)
+        .bind(c.client_type.as_str())
+        .bind(c.secret_hash.map(|h| h.to_vec()))
+        .bind(json(&c.redirect_uris)?)
+        .bind(json(&grants)?)
+        .bind(c.scopes.to_string())
+        .bind(c.created_at.0)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| error::map(e, &[("oauth_clients.client_id", "client_id")]))?;
+        Ok(())
+    }
+
+    async fn client(&self, client_id: &str) -> Result<Option<OAuthClient>, StoreError> {
+        let row = sqlx::query(
+            "SELECT client_id, name, client_type, secret_hash, redirect_uris, grants, scopes, created_at \
+             FROM oauth_clients WHERE client_id = ?1",
+        )
+        .bind(client_id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(error::db)?;
+        row.as_ref().map(client_row).transpose()
+    }
+
+    async fn create_session(&self, s: &Session) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (id, account_id, client_id, scopes, profile_id, auth_time, created_at, \
+             revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .bind(&s.id)
+        .bind(s.account.to_string())
+        .bind(&s.client_id)
+        .bind(s.scopes.to_string())
+        .bind(s.profile.map(|p| p.to_string()))
+        .bind(s.auth_time.0)
+        .bind(s.created_at.0)
+        .bind(s.revoked_at.map(|t| t.0))
+        .execute(&self.writer)
+        .await
+        .map_err(|e| error::map(e, &[("sessions.id", "session id")]))?;
+        Ok(())
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, account_id, client_id, scopes, profile_id, auth_time, created_at, revoked_at \
+             FROM sessions WHERE id = ?1",
+        )
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(error::db)?;
+        row.as_ref().map(session_row).transpose()
+    }
+
+    async fn revoke_session(&self, id: &str, at: Timestamp) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1")
+            .bind(id)
+            .bind(at.0)
+            .execute(&self.writer)
+            .await
+            .map_err(error::db)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn revoked_sessions_since(&self, since: Timestamp) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar("SELECT id FROM sessions WHERE revoked_at >= ?1")
+            .bind(since.0)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(error::db)
+    }
+
+    async fn create_web_session(&self, s: &WebSession) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO web_sessions (hash, account_id, auth_time, expires_at, revoked_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(&s.hash[..])
+        .bind(s.account.to_string())
+        .bind(s.auth_time.0)
+        .bind(s.expires_at.0)
+        .bind(s.revoked_at.map(|t| t.0))
+        .execute(&self.writer)
+        .await
+        .map_err(error::db)?;
+        Ok(())
+    }
+
+    async fn web_session(&self, h: [u8; 32]) -> Result<Option<WebSession>, StoreError> {
+        let row = sqlx::query(
+            "SELECT hash, account_id, auth_time, expires_at, revoked_at FROM web_sessions WHERE hash = ?1",
+        )
+        .bind(&h[..])
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(error::db)?;
+        row.as_ref()
+            .map(|r| {
+                Ok(WebSession {
+                    hash: hash(r, "hash")?,
+                    account: account(r, "account_id")?,
+                    auth_time: ts(r, "auth_time")?,
+                    expires_at: ts(r, "expires_at")?,
+                    revoked_at: opt_ts(r, "revoked_at")?,
+                })
+            })
+            .transpose()
+    }
+
+    async fn revoke_web_session(&self, h: [u8; 32], at: Timestamp) -> Result<(), StoreError> {
+        sqlx::query("UPDATE web_sessions SET revoked_at = COALESCE(revoked_at, ?2) WHERE hash = ?1")
+            .bind(&h[..])
+            .bind(at.0)
+            .execute(&self.writer)
+            .await
+            .map_err(error::db)?;
+        Ok(())
+    }
+
+    async fn create_auth_code(&self, c: &AuthCode) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO auth_codes ({CODE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        ))
+        .bind(&c.hash[..])
+        .bind(&c.client_id)
+        .bind(c.account.to_string())
+        .bind(&c.redirect_uri)
+        .bind(&c.code_challenge)
+        .bind(c.scopes.to_string())
+        .bind(c.profile.map(|p| p.to_string()))
+        .bind(c.auth_time.0)
+        .bind(&c.session_id)
+        .bind(c.expires_at.0)
+        .bind(c.used_at.map(|t| t.0))
+        .execute(&self.writer)
+        .await
+        .map_err(error::db)?;
+        Ok(())
+    }
+
+    async fn consume_auth_code(&self, h: [u8; 32], now: Timestamp) -> Result<CodeUse, StoreError> {
+        // The conditional update decides; RETURNING hands back the winner's row.
+        let fresh = sqlx::query(&format!(
+            "UPDATE auth_codes SET used_at = ?2 WHERE hash = ?1 AND used_at IS NULL RETURNING {CODE_COLS}"
+        ))
+        .bind(&h[..])
+        .bind(now.0)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(error::db)?;
+        if let Some(row) = fresh {
+            return Ok(CodeUse::Fresh(code_row(&row)?));
+        }
+        let row = sqlx::query(&format!("SELECT {CODE_COLS} FROM auth_codes WHERE hash = ?1"))
+            .bind(&h[..])
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(error::db)?;
+        Ok(match row {
+            Some(r) => CodeUse::Reused(code_row(&r)?),
+            None => CodeUse::Unknown,
+        })
+    }
+
+    async fn create_device_code(&self, d: &DeviceCode) -> Result<(), StoreError> {
+        let (status, acct, profile, auth_time) = device_status(d);
+        sqlx::query(&format!(
+            "INSERT INTO device_codes ({DEVICE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        ))
+        .bind(&d.hash[..])
+        .bind(&d.user_code)
+        .bind(&d.client_id)
+        .bind(d.scopes.to_string())
+        .bind(d.expires_at.0)
+        .bind(d.interval_secs)
+        .bind(d.last_poll_at.map(|t| t.0))
+        .bind(status)
+        .bind(acct)
+        .bind(profile)
+        .bind(auth_time)
+        .bind(d.version)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| error::map(e, &[("device_codes.user_code", "user code")]))?;
+        Ok(())
+    }
+
+    async fn device_code(&self, h: [u8; 32]) -> Result<Option<DeviceCode>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {DEVICE_COLS} FROM device_codes WHERE hash = ?1"))
+            .bind(&h[..])
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(error::db)?;
+        row.as_ref().map(device_row).transpose()
+    }
+
+    async fn pending_device_code(&self, user_code: &str) -> Result<Option<DeviceCode>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {DEVICE_COLS} FROM device_codes WHERE user_code = ?1 AND status = 'pending'"
+        ))
+        .bind(user_code)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(error::db)?;
+        row.as_ref().map(device_row).transpose()
+    }
+
+    async fn update_device_code(&self, d: &DeviceCode, expected_version: i64) -> Result<(), StoreError> {
+        let (status, acct, profile, auth_time) = device_status(d);
+        let r = sqlx::query(
+            "UPDATE device_codes SET interval_secs = ?2, last_poll_at = ?3, status = ?4, account_id = ?5, \
+             profile_id = ?6, auth_time = ?7, version = ?8 WHERE hash = ?1 AND version = ?9",
+        )
+        .bind(&d.hash[..])
+        .bind(d.interval_secs)
+        .bind(d.last_poll_at.map(|t| t.0))
+        .bind(status)
+        .bind(acct)
+        .bind(profile)
+        .bind(auth_time)
+        .bind(d.version)
+        .bind(expected_version)
+        .execute(&self.writer)
+        .await
+        .map_err(error::db)?;
+        if r.rows_affected() == 0 { Err(StoreError::PreconditionFailed) } else { Ok(()) }
+    }
+
+    async fn create_refresh_token(&self, t: &RefreshToken) -> Result<(), StoreError> {
+        sqlx::query(&format!("INSERT INTO refresh_tokens ({REFRESH_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"))
+            .bind(&t.hash[..])
+            .bind(&t.session_id)
+            .bind(&t.client_id)
+            .bind(t.created_at.0)
+            .bind(t.expires_at.0)
+            .bind(t.used_at.map(|t| t.0))
+            .execute(&self.writer)
+            .await
+            .map_err(error::db)?;
+        Ok(())
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        h: [u8; 32],
+        now: Timestamp,
+        successor: &RefreshToken,
+    ) -> Result<RefreshUse, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let fresh = sqlx::query(&format!(
+            "UPDATE refresh_tokens SET used_at = ?2 WHERE hash = ?1 AND used_at IS NULL RETURNING {REFRESH_COLS}"
+        ))
+        .bind(&h[..])
+        .bind(now.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(error::db)?;
+        if let Some(row) = fresh {
+            let old = refresh_row(&row)?;
+            sqlx::query(&format!(
+                "INSERT INTO refresh_tokens ({REFRESH_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+            ))
+            .bind(&successor.hash[..])
+            .bind(&successor.session_id)
+            .bind(&successor.client_id)
+            .bind(successor.created_at.0)
+            .bind(successor.expires_at.0)
+            .bind(successor.used_at.map(|t| t.0))
+            .execute(&mut *tx)
+            .await
+            .map_err(error::db)?;
+            tx.commit().await.map_err(error::db)?;
+            return Ok(RefreshUse::Rotated(old));
+        }
+        let row = sqlx::query(&format!("SELECT {REFRESH_COLS} FROM refresh_tokens WHERE hash = ?1"))
+            .bind(&h[..])
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(error::db)?;
+        tx.commit().await.map_err(error::db)?;
+        Ok(match row {
+            Some(r) => RefreshUse::Reused(refresh_row(&r)?),
+            None => RefreshUse::Unknown,
+        })
+    }
+
+    async fn refresh_token(&self, h: [u8; 32]) -> Result<Option<RefreshToken>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {REFRESH_COLS} FROM refresh_tokens WHERE hash = ?1"))
+            .bind(&h[..])
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(error::db)?;
+        row.as_ref().map(refresh_row).transpose()
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        let rows = sqlx::query("SELECT kid, pem, created_at FROM signing_keys ORDER BY created_at, kid")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(error::db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(SigningKeyRecord {
+                    kid: get(r, "kid")?,
+                    pem: get(r, "pem")?,
+                    created_at: ts(r, "created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn add_signing_key(&self, key: &SigningKeyRecord, keep: usize) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("INSERT INTO signing_keys (kid, pem, created_at) VALUES (?1, ?2, ?3)")
+            .bind(&key.kid)
+            .bind(&key.pem)
+            .bind(key.created_at.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| error::map(e, &[("signing_keys.kid", "signing key id")]))?;
+        sqlx::query(
+            "DELETE FROM signing_keys WHERE kid NOT IN \
+             (SELECT kid FROM signing_keys ORDER BY created_at DESC, kid DESC LIMIT ?1)",
+        )
+        .bind(crate::codec::to_i64(keep.max(1)))
+        .execute(&mut *tx)
+        .await
+        .map_err(error::db)?;
+        tx.commit().await.map_err(error::db)
+    }
+
+    async fn audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for e in entries {
+            sqlx::query(
+                "INSERT INTO audit_log (at, actor, action, detail, client_addr) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .bind(e.at.0)
+            .bind(&e.actor)
+            .bind(&e.action)
+            .bind(&e.detail)
+            .bind(&e.client_addr)
+            .execute(&mut *tx)
+            .await
+            .map_err(error::db)?;
+        }
+        tx.commit().await.map_err(error::db)
+    }
+
+    async fn audit_since(&self, since: Timestamp, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at, actor, action, detail, client_addr FROM audit_log WHERE at >= ?1 ORDER BY seq LIMIT ?2",
+        )
+        .bind(since.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(error::db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    at: ts(r, "at")?,
+                    actor: get(r, "actor")?,
+                    action: get(r, "action")?,
+                    detail: get(r, "detail")?,
+                    client_addr: get(r, "client_addr")?,
+                })
+            })
+            .collect()
+    }
+}
