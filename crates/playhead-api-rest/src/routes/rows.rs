@@ -24,7 +24,10 @@ use crate::extract::ApiQuery;
 /// app's row cache decides freshness (a write makes it hand out a new row, so the body is remade),
 /// and authorization still runs on every request before this cache is consulted.
 #[derive(Clone)]
-pub struct RowBodies(moka::sync::Cache<(ProfileId, u8, usize), (Weak<Vec<RowItem>>, Bytes)>);
+pub struct RowBodies(moka::sync::Cache<BodyKey, (Weak<Vec<RowItem>>, Bytes)>);
+
+/// Profile, row (0 Continue watching, 1 Next up) and page length.
+type BodyKey = (ProfileId, u8, usize);
 
 impl std::fmt::Debug for RowBodies {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
