@@ -246,3 +246,49 @@ async fn owners_manage_their_profiles() {
     assert_eq!(me["profiles"].as_array().unwrap().len(), 2);
     t.stop().await;
 }
+
+/// Generated from the route table (which a test keeps equal to the router): every /v1 route that
+/// needs a scope a viewer does not hold (catalog, admin) answers a viewer's token with 403 naming
+/// the scope, before any body is read; and no viewer route is accidentally among them.
+#[tokio::test]
+async fn a_viewer_token_gets_403_on_every_admin_and_catalog_route() {
+    use playhead_app::policy::{ROUTES, Requirement};
+    use playhead_core::auth::Scope;
+    let t = spawn_app().await;
+    let v = t.viewer("viewer@example.com").await;
+    let mut checked = 0;
+    for (method, path, requirement) in ROUTES.iter().filter(|(_, p, _)| p.starts_with("/v1/")) {
+        let Requirement::Scope(scope) = requirement else { continue };
+        if Scope::VIEWER.contains(scope) {
+            continue;
+        }
+        let url = t.url(
+            &path
+                .replace("{profile_id}", &v.profile.to_string())
+                .replace("{account_id}", &v.account.to_string())
+                .replace("{play_id}", &uuid::Uuid::now_v7().to_string())
+                .replace("{title_id}", "m1"),
+        );
+        let r = t
+            .http
+            .request(method.parse().unwrap(), &url)
+            .bearer_auth(&v.token)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{method} {path}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json", "{method} {path}");
+        let body: Value = r.json().await.unwrap();
+        assert!(
+            body.to_string().contains(scope.as_str()),
+            "{method} {path}: the problem names the missing scope {}: {body}",
+            scope.as_str()
+        );
+        checked += 1;
+    }
+    // catalog: PUT/PATCH title, import; admin: client registration.
+    assert!(checked >= 4, "only {checked} admin/catalog routes found in the route table");
+    t.stop().await;
+}
