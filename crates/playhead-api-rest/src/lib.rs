@@ -119,6 +119,8 @@ pub struct RestInner {
     pub deprecations: Arc<Vec<middleware::Deprecation>>,
     /// Serialized rows (see [`routes::rows::RowBodies`]).
     pub row_bodies: routes::rows::RowBodies,
+    /// The audit log writer for `profiles:any` accesses.
+    pub audit: middleware::AuditSink,
     /// The built-in authorization server.
     pub identity: Arc<playhead_app::identity::AuthServer>,
     /// Peers whose X-Forwarded-For is believed.
@@ -137,6 +139,7 @@ impl RestState {
         trusted_proxies: Vec<std::net::IpAddr>,
     ) -> Self {
         let in_flight = middleware::InFlight::new(limits.max_in_flight_per_principal);
+        let identity_for_audit = identity.clone();
         Self(Arc::new(RestInner {
             app,
             auth,
@@ -147,6 +150,7 @@ impl RestState {
             identity,
             trusted_proxies: Arc::new(trusted_proxies),
             row_bodies: routes::rows::RowBodies::default(),
+            audit: middleware::AuditSink::spawn(identity_for_audit),
         }))
     }
 }
@@ -385,7 +389,7 @@ pub fn router(state: RestState) -> Router {
         // Innermost first: idempotency sees only requests that passed quotas and negotiation.
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::idempotency))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::versioning))
-        .layer(axum::middleware::from_fn(middleware::route_policy))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::route_policy))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::limits))
         .layer(axum::middleware::from_fn_with_state(state, middleware::authenticate))
         .layer(axum::middleware::from_fn(observe))

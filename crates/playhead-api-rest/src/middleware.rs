@@ -68,7 +68,7 @@ pub async fn authenticate(State(s): State<RestState>, mut req: Request, next: Ne
 /// Enforce the route table (`playhead_app::policy::ROUTES`) before any handler: a matched route
 /// that is not declared is refused (deny by default), a missing credential is 401 and a missing
 /// scope 403. Object rules (whose profile) stay in the use cases.
-pub async fn route_policy(req: Request, next: Next) -> Response {
+pub async fn route_policy(State(s): State<RestState>, req: Request, next: Next) -> Response {
     use playhead_app::policy::{Requirement, route_requirement};
     let Some(path) = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()) else {
         return next.run(req).await; // unmatched: 404/405 fallbacks
@@ -89,8 +89,14 @@ pub async fn route_policy(req: Request, next: Next) -> Response {
         Requirement::Public | Requirement::OAuthClient | Requirement::Browser => next.run(req).await,
         Requirement::Authenticated | Requirement::Scope(_) => match outcome {
             Some(AuthOutcome::Ok(p)) => match requirement {
-                Requirement::Scope(s) if !p.scopes.contains(s) => {
-                    ApiError::App(playhead_app::AppError::MissingScope(s)).into_response()
+                Requirement::Scope(scope) if !p.scopes.contains(scope) => {
+                    ApiError::App(playhead_app::AppError::MissingScope(scope)).into_response()
+                }
+                _ if path.contains("{profile_id}")
+                    && matches!(p.subject, Subject::Service { .. })
+                    && p.scopes.contains(playhead_core::auth::Scope::ProfilesAny) =>
+                {
+                    audited_any_access(&s, &p, &path, req, next).await
                 }
                 _ => next.run(req).await,
             },
@@ -103,6 +109,61 @@ pub async fn route_policy(req: Request, next: Next) -> Response {
             }
             .into_response(),
         },
+    }
+}
+
+/// Run a service's `profiles:any` request and put who, what, when and from where in the audit log
+/// (DESIGN.md: every such access is audited). The entry goes to [`AuditSink`], which writes in
+/// batches off the request path.
+async fn audited_any_access(s: &RestState, p: &Principal, path: &str, req: Request, next: Next) -> Response {
+    let method = req.method().as_str().to_owned();
+    // /v1/profiles/{profile_id}/...: the id is the fourth segment of the concrete path.
+    let profile = req.uri().path().split('/').nth(3).unwrap_or_default().to_owned();
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let client_addr = crate::routes::oauth::client_addr(s, req.headers(), peer);
+    let actor = match &p.subject {
+        Subject::Service { id } => format!("service:{id}"),
+        Subject::Account(a) => a.to_string(),
+    };
+    let res = next.run(req).await;
+    let detail = serde_json::json!({
+        "method": method, "route": path, "profile_id": profile, "status": res.status().as_u16(),
+    });
+    s.audit
+        .record(playhead_core::identity::AuditEntry {
+            at: s.app.clock().now(),
+            actor,
+            action: "profiles_any.access".into(),
+            detail: detail.to_string(),
+            client_addr: Some(client_addr),
+        })
+        .await;
+    res
+}
+
+/// Audit entries written in batches by a background task, so an audited request pays a channel
+/// send, not a database write. A full queue (the store is slow or down) makes requests wait
+/// rather than lose entries: an audit log with holes is worse than a slower service.
+#[derive(Clone, Debug)]
+pub struct AuditSink(tokio::sync::mpsc::Sender<playhead_core::identity::AuditEntry>);
+
+impl AuditSink {
+    /// Start the writer (needs a Tokio runtime).
+    pub fn spawn(identity: Arc<playhead_app::identity::AuthServer>) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(10_000);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(500);
+            while rx.recv_many(&mut batch, 500).await > 0 {
+                identity.audit_batch(std::mem::take(&mut batch)).await;
+            }
+        });
+        Self(tx)
+    }
+
+    async fn record(&self, entry: playhead_core::identity::AuditEntry) {
+        if self.0.send(entry).await.is_err() {
+            tracing::error!("audit writer stopped: a profiles:any access was not recorded");
+        }
     }
 }
 

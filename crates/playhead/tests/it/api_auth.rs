@@ -141,6 +141,21 @@ async fn api_keys_authenticate_services_and_need_profiles_any_for_profiles() {
     let path = format!("/v1/profiles/{}/continue-watching", v.profile);
     assert_eq!(t.get(narrow.expose(), &path).await.status(), StatusCode::NOT_FOUND);
     assert_eq!(t.get(wide.expose(), &path).await.status(), StatusCode::OK);
+    // Every profiles:any access is in the audit log: who, what, which profile, from where.
+    let audited = async {
+        loop {
+            let entries = t.identity.store().audit_since(playhead_core::Timestamp(0), 100).await.unwrap();
+            if let Some(e) = entries.into_iter().find(|e| e.action == "profiles_any.access") {
+                return e;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let entry = tokio::time::timeout(std::time::Duration::from_secs(10), audited).await.expect("audited");
+    assert!(entry.actor.starts_with("service:"), "{entry:?}");
+    assert!(entry.detail.contains(&v.profile.to_string()) && entry.detail.contains("200"), "{entry:?}");
+    assert_eq!(entry.client_addr.as_deref(), Some("127.0.0.1"));
+    assert!(!entry.detail.contains(wide.expose()), "never the secret");
     // A wrong secret with a real prefix is refused.
     let forged = format!("{}AAAA", &wide.expose()[..wide.expose().len() - 4]);
     assert_eq!(t.get(&forged, &path).await.status(), StatusCode::UNAUTHORIZED);
