@@ -136,12 +136,9 @@ impl App {
         if !entries.is_empty() {
             let started = std::time::Instant::now();
             let appended = self.ports.log.append(&entries, self.config.max_backlog).await;
-            metrics::histogram!("playhead_append_seconds").record(started.elapsed().as_secs_f64());
-            tracing::debug!(
-                event.count = entries.len(),
-                duration_us = started.elapsed().as_micros() as u64,
-                "appended"
-            );
+            let took = started.elapsed();
+            metrics::histogram!("playhead_append_seconds").record(took.as_secs_f64());
+            tracing::debug!(event.count = entries.len(), duration_us = took.as_micros() as u64, "appended");
             let outcomes = appended.map_err(|e| match e {
                 playhead_core::StoreError::Full => {
                     metrics::counter!("playhead_ingest_backpressure_total").increment(1);
