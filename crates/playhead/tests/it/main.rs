@@ -15,6 +15,7 @@ mod api_recs;
 mod api_rows;
 mod api_validation;
 mod durability;
+mod nats;
 mod oauth;
 #[cfg(feature = "recs")]
 mod recs_cli;
