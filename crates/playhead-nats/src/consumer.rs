@@ -133,7 +133,11 @@ async fn handle(p: &Pipeline, batch: Vec<Message>, backoff: Duration) -> Result<
     if decoded.is_empty() {
         return Ok(());
     }
-    let events: Vec<QueuedEvent> = decoded.iter().map(|(_, q)| q.clone()).collect();
+    // One copy per outbox row: a sweep outside the duplicate window can put two messages for one
+    // row into a batch (the claim would hand the event over once, but apply it from both).
+    let mut rows = std::collections::HashSet::new();
+    let events: Vec<QueuedEvent> =
+        decoded.iter().filter(|(_, q)| rows.insert(q.seq)).map(|(_, q)| q.clone()).collect();
     let started = std::time::Instant::now();
     match p.app.apply_queued(&events).await {
         Ok(stats) => {

@@ -49,7 +49,8 @@ pub struct NatsSettings {
     pub max_bytes: i64,
     /// The stream's message limit (same behaviour as `max_bytes`).
     pub max_msgs: i64,
-    /// How long applied messages stay in the stream (for a replay of the stream), seconds.
+    /// How long messages stay in the stream (applied ones too, so the stream can be replayed),
+    /// seconds. They count against `max_bytes`/`max_msgs` meanwhile.
     pub max_age_secs: u64,
     /// Rows handed to the broker this long ago and still unapplied are published again, seconds.
     pub sweep_after_secs: u64,
@@ -71,9 +72,11 @@ impl Default for NatsSettings {
     fn default() -> Self {
         Self {
             stream: "PLAYHEAD_EVENTS".into(),
-            max_bytes: 8 * 1024 * 1024 * 1024,
-            max_msgs: 20_000_000,
-            max_age_secs: 24 * 3_600,
+            // Ceilings, not reservations: applied messages stay `max_age`, so these must hold the
+            // peak event rate times `max_age` (about 13,000 events/s for an hour here).
+            max_bytes: 32 * 1024 * 1024 * 1024,
+            max_msgs: 50_000_000,
+            max_age_secs: 3_600,
             sweep_after_secs: 60,
             duplicate_window_secs: 180,
             dlq_max_age_secs: 14 * 24 * 3_600,
@@ -214,21 +217,52 @@ impl Pipeline {
             storage: stream::StorageType::File,
             retention: stream::RetentionPolicy::Limits,
             // Old dead letters make room for new ones: losing the oldest poison beats refusing to
-            // park a new one (which would leave it redelivered for ever).
+            // park a new one (which would leave it redelivered for ever). No size limits but age
+            // (-1 is how the server stores "unlimited").
             discard: stream::DiscardPolicy::Old,
+            max_bytes: -1,
+            max_messages: -1,
             max_age: Duration::from_secs(s.dlq_max_age_secs),
             duplicate_window: Duration::from_secs(s.duplicate_window_secs),
             ..Default::default()
         };
-        for config in [events, dead] {
-            let name = config.name.clone();
+        for wanted in [events, dead] {
+            let name = wanted.name.clone();
             match self.js.get_stream(&name).await {
-                Ok(_) => {
-                    // Keep the limits in line with the config (an operator may have changed them).
-                    self.js.update_stream(config).await.map_err(broker)?;
+                Ok(mut existing) => {
+                    // Bring the limits in line with the config, starting from the server's own
+                    // copy: fields left at the client's defaults (max_consumers 0 where the
+                    // server stored -1, ...) would otherwise read as changes it refuses.
+                    let mut config = existing.info().await.map_err(broker)?.config.clone();
+                    let before = (
+                        config.subjects.clone(),
+                        config.discard,
+                        config.max_bytes,
+                        config.max_messages,
+                        config.max_age,
+                        config.duplicate_window,
+                    );
+                    config.subjects = wanted.subjects;
+                    config.discard = wanted.discard;
+                    config.max_bytes = wanted.max_bytes;
+                    config.max_messages = wanted.max_messages;
+                    config.max_age = wanted.max_age;
+                    config.duplicate_window = wanted.duplicate_window;
+                    let after = (
+                        config.subjects.clone(),
+                        config.discard,
+                        config.max_bytes,
+                        config.max_messages,
+                        config.max_age,
+                        config.duplicate_window,
+                    );
+                    if before != after {
+                        tracing::info!(stream = %name, "updating the stream's limits to the configuration");
+                        self.js.update_stream(config).await.map_err(broker)?;
+                    }
                 }
                 Err(_) => {
-                    self.js.create_stream(config).await.map_err(broker)?;
+                    self.js.create_stream(wanted).await.map_err(broker)?;
                 }
             }
         }

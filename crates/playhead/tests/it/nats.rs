@@ -596,3 +596,61 @@ async fn nats_poison_messages_go_to_the_dlq_and_replay_applies_the_fixed_event()
     })
     .await;
 }
+
+/// A full stream (discard=new) refuses publishes: events wait in the outbox, and once the outbox
+/// is at its bound ingestion answers 503 + Retry-After (back pressure, nothing dropped). After the
+/// operator makes room (here: a purge) the relay catches up and every accepted event is applied
+/// once.
+#[tokio::test]
+async fn nats_a_full_stream_pushes_back_to_the_api_and_loses_nothing() {
+    let Some(url) = shared_nats() else { return };
+    if !pg::reachable().await {
+        return;
+    }
+    on(Backend::Postgres, async move {
+        let stream = stream_name();
+        let (u, st) = (url.clone(), stream.clone());
+        let t = spawn_with(move |s| {
+            with_nats(s, &u, &st);
+            s.nats.max_msgs = 20;
+            s.limits.max_backlog = 15;
+        })
+        .await;
+        let ops = t.catalog_token().await;
+        t.import(&ops, &[movie("m1", 100)]).await;
+        let v = t.viewer("full@example.com").await;
+        let schema = t.settings.database_schema.clone().unwrap();
+        // 39 events: 20 fill the stream, 10 wait in the outbox, 9 are refused (10 + 9 > 15) and,
+        // after the purge, fit (10 + 9 <= 20).
+        let events = watching("m1", 0, 19, 30);
+        let mut accepted = Accepted::default();
+        for batch in events[..20].chunks(10) {
+            let r = post_events(&t, &v, batch).await;
+            assert_eq!(r.status(), StatusCode::ACCEPTED);
+            accepted.record(&r.json().await.unwrap());
+            until_applied(&schema, Duration::from_secs(30)).await;
+        }
+        // The stream is full (applied messages stay for max_age): the next events are accepted
+        // into the outbox but not published, and the outbox bound then refuses more.
+        let r = post_events(&t, &v, &events[20..30]).await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        accepted.record(&r.json().await.unwrap());
+        let r = post_events(&t, &v, &events[30..]).await;
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(r.headers().contains_key("retry-after"), "503 carries Retry-After");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(pg_count(&schema, "SELECT count(*) FROM event_queue").await, 10, "waiting in the outbox");
+
+        let js = js(&url).await;
+        js.get_stream(&stream).await.unwrap().purge().await.unwrap();
+        until_applied(&schema, Duration::from_secs(30)).await;
+        let r = post_events(&t, &v, &events[30..]).await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        accepted.record(&r.json().await.unwrap());
+        until_applied(&schema, Duration::from_secs(30)).await;
+        assert_applied_once(&t, &accepted, events.len(), &[v]).await;
+        t.stop().await;
+        drop_streams(&url, &stream).await;
+    })
+    .await;
+}
