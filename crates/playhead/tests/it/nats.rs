@@ -60,11 +60,16 @@ struct ThrowawayNats {
 
 impl ThrowawayNats {
     fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut n = Self { dir, port, child: None };
+        let mut n = Self::not_started();
         n.up();
         n
+    }
+
+    /// A free port and a store dir, nothing listening yet.
+    fn not_started() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Self { dir, port, child: None }
     }
 
     fn store(&self) -> std::path::PathBuf {
@@ -651,6 +656,43 @@ async fn nats_a_full_stream_pushes_back_to_the_api_and_loses_nothing() {
         assert_applied_once(&t, &accepted, events.len(), &[v]).await;
         t.stop().await;
         drop_streams(&url, &stream).await;
+    })
+    .await;
+}
+
+/// NATS unreachable when the replica starts: it starts and is ready (ingestion needs only
+/// PostgreSQL), accepts writes into the outbox, and applies them once NATS comes up.
+#[tokio::test]
+async fn fault_nats_unreachable_at_start_still_accepts_writes() {
+    if !nats_bin_present() || !pg::reachable().await {
+        return;
+    }
+    on(Backend::Postgres, async {
+        let mut nats = ThrowawayNats::not_started();
+        let (url, stream) = (nats.url(), stream_name());
+        let (u, st) = (url.clone(), stream.clone());
+        let t = tokio::time::timeout(Duration::from_secs(20), spawn_with(move |s| with_nats(s, &u, &st)))
+            .await
+            .expect("a replica starts without NATS");
+        let ready = t.http.get(t.url("/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), StatusCode::OK, "NATS is not needed to be ready");
+        let ops = t.catalog_token().await;
+        t.import(&ops, &[movie("m1", 100)]).await;
+        let v = t.viewer("natslate@example.com").await;
+        let events = watching("m1", 0, 10, 30);
+        let mut accepted = Accepted::default();
+        for batch in events.chunks(7) {
+            let r = post_events(&t, &v, batch).await;
+            assert_eq!(r.status(), StatusCode::ACCEPTED);
+            accepted.record(&r.json().await.unwrap());
+        }
+        let schema = t.settings.database_schema.clone().unwrap();
+        assert_eq!(pg_count(&schema, "SELECT count(*) FROM event_queue").await, events.len() as i64);
+
+        nats.up();
+        until_applied(&schema, Duration::from_secs(60)).await;
+        assert_applied_once(&t, &accepted, events.len(), &[v]).await;
+        t.stop().await;
     })
     .await;
 }
