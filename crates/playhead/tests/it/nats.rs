@@ -538,34 +538,12 @@ async fn nats_poison_messages_go_to_the_dlq_and_replay_applies_the_fixed_event()
         // And one with no outbox row and no hope: garbage from elsewhere.
         js.publish(format!("{stream}.events"), "\u{0}garbage".into()).await.unwrap().await.unwrap();
 
-        let dlq_cmd = |args: &[&str]| {
-            let config = t.settings.data_dir.join("nats.toml");
-            std::fs::write(
-                &config,
-                format!(
-                    "database_url = \"{}\"\ndatabase_schema = \"{schema}\"\nnats_url = \"{url}\"\n[nats]\nstream = \"{stream}\"\nsweep_after_secs = 2\nduplicate_window_secs = 4\nmax_age_secs = 600\n",
-                    pg::url()
-                ),
-            )
-            .unwrap();
-            let out = Command::new(BIN)
-                .arg("--data-dir")
-                .arg(&t.settings.data_dir)
-                .arg("--config")
-                .arg(&config)
-                .args(["admin", "dlq"])
-                .args(args)
-                .env_remove("PLAYHEAD_DATABASE_URL")
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-            serde_json::from_slice::<Value>(&out.stdout).unwrap()
-        };
+        let dlq_cmd = |args: &[&str]| tokio::task::block_in_place(|| admin_dlq(&t, &url, args));
 
         // Both are dead-lettered; the row is parked, not applied.
         let t0 = Instant::now();
         let list = loop {
-            let list = tokio::task::block_in_place(|| dlq_cmd(&["list"]));
+            let list = dlq_cmd(&["list"]);
             if list["count"] == 2 {
                 break list;
             }
@@ -580,20 +558,20 @@ async fn nats_poison_messages_go_to_the_dlq_and_replay_applies_the_fixed_event()
         // Past the sweep horizon the parked row is still parked (not republished for ever).
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert_eq!(pg_count(&schema, "SELECT count(*) FROM event_queue WHERE dead_at IS NOT NULL").await, 1);
-        assert_eq!(tokio::task::block_in_place(|| dlq_cmd(&["list"]))["count"], 2, "dead-lettered once");
+        assert_eq!(dlq_cmd(&["list"])["count"], 2, "dead-lettered once");
 
         // Replay all: the poison's event is re-queued from the outbox and applied; the garbage
         // cannot be replayed, so it is kept and reported.
-        let r = tokio::task::block_in_place(|| dlq_cmd(&["replay", "--all"]));
+        let r = dlq_cmd(&["replay", "--all"]);
         assert_eq!((r["replayed"].as_u64(), r["kept"].as_u64()), (Some(1), Some(1)), "{r}");
         let kept = r["items"].as_array().unwrap().iter().find(|i| i["outcome"] == "kept").unwrap();
         assert_eq!(kept["id"], garbage["id"]);
         until_applied(&schema, Duration::from_secs(30)).await;
         let progress = t.get_json(&v.token, &format!("/v1/profiles/{}/progress/m1", v.profile)).await;
         assert_eq!(progress["position_ms"], 1_800_000, "{progress}");
-        let list = tokio::task::block_in_place(|| dlq_cmd(&["list"]));
+        let list = dlq_cmd(&["list"]);
         assert_eq!(list["count"], 1, "only the undecodable letter remains: {list}");
-        let one = tokio::task::block_in_place(|| dlq_cmd(&["replay", &garbage["id"].to_string()]));
+        let one = dlq_cmd(&["replay", &garbage["id"].to_string()]);
         assert_eq!(one["kept"], 1, "{one}");
 
         t.stop().await;
@@ -693,6 +671,107 @@ async fn fault_nats_unreachable_at_start_still_accepts_writes() {
         until_applied(&schema, Duration::from_secs(60)).await;
         assert_applied_once(&t, &accepted, events.len(), &[v]).await;
         t.stop().await;
+    })
+    .await;
+}
+
+/// `playhead admin dlq ARGS` through the real binary, with a config file naming the test's
+/// database schema, NATS and stream.
+fn admin_dlq(t: &TestApp, url: &str, args: &[&str]) -> Value {
+    let config = t.settings.data_dir.join("nats.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = \"{}\"\ndatabase_schema = \"{}\"\nnats_url = \"{url}\"\n[nats]\nstream = \"{}\"\n\
+             sweep_after_secs = 2\nduplicate_window_secs = 4\nmax_age_secs = 600\n",
+            pg::url(),
+            t.settings.database_schema.as_deref().unwrap(),
+            t.settings.nats.stream,
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&t.settings.data_dir)
+        .arg("--config")
+        .arg(&config)
+        .args(["admin", "dlq"])
+        .args(args)
+        .env_remove("PLAYHEAD_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// An event the store cannot apply (its title's row is corrupt: a deterministic error, not an
+/// outage) is retried, then dead-lettered on its third delivery with the reason; after the data
+/// is fixed, `admin dlq replay ID` applies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_an_event_that_keeps_failing_is_dead_lettered_and_replayed_after_the_fix() {
+    let Some(url) = shared_nats() else { return };
+    if !pg::reachable().await {
+        return;
+    }
+    on(Backend::Postgres, async move {
+        let stream = stream_name();
+        let (u, st) = (url.clone(), stream.clone());
+        let t = spawn_with(move |s| with_nats(s, &u, &st)).await;
+        let ops = t.catalog_token().await;
+        t.import(&ops, &[movie("m1", 100)]).await;
+        let v = t.viewer("failing@example.com").await;
+        let schema = t.settings.database_schema.clone().unwrap();
+
+        // The title's row is damaged after the event was accepted (written here as ingestion
+        // would: event logged, outbox row unpublished).
+        let mut conn = PgConnection::connect(&pg::url()).await.unwrap();
+        sqlx::query(&format!("SET search_path TO {schema}")).execute(&mut conn).await.unwrap();
+        sqlx::query("UPDATE titles SET genres = '{\"not\": \"an array\"}' WHERE id = 'm1'")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let event_id = uuid::Uuid::new_v4();
+        let at = now_ms() - 3_600_000;
+        sqlx::query(
+            "INSERT INTO events (event_id, profile_id, title_id, kind, position_ms, duration_ms, occurred_at, \
+             occurred_at_raw, received_at, device_id, session_id, state) \
+             VALUES ($1, $2, 'm1', 'pause', 1200000, NULL, $3, $3, $3, 'tv', NULL, 'logged')",
+        )
+        .bind(event_id)
+        .bind(v.profile.0)
+        .bind(at)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO event_queue (event_id) VALUES ($1)").bind(event_id).execute(&mut conn).await.unwrap();
+
+        let t0 = Instant::now();
+        let list = loop {
+            let list = tokio::task::block_in_place(|| admin_dlq(&t, &url, &["list"]));
+            if list["count"] == 1 {
+                break list;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(30), "not dead-lettered: {list}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let letter = &list["items"][0];
+        let reason = letter["reason"].as_str().unwrap();
+        assert!(reason.starts_with("apply failed") && reason.contains("genres"), "{letter}");
+        assert_eq!(letter["event_id"], event_id.to_string());
+        assert_eq!(pg_count(&schema, "SELECT count(*) FROM event_queue WHERE dead_at IS NOT NULL").await, 1);
+
+        // The fix, then the replay.
+        sqlx::query("UPDATE titles SET genres = '[\"Drama\"]' WHERE id = 'm1'").execute(&mut conn).await.unwrap();
+        let _ = conn.close().await;
+        let id = letter["id"].to_string();
+        let r = tokio::task::block_in_place(|| admin_dlq(&t, &url, &["replay", &id]));
+        assert_eq!(r["items"][0]["outcome"], "requeued", "{r}");
+        until_applied(&schema, Duration::from_secs(30)).await;
+        let progress = t.get_json(&v.token, &format!("/v1/profiles/{}/progress/m1", v.profile)).await;
+        assert_eq!(progress["position_ms"], 1_200_000, "{progress}");
+        assert_eq!(tokio::task::block_in_place(|| admin_dlq(&t, &url, &["list"]))["count"], 0);
+        t.stop().await;
+        drop_streams(&url, &stream).await;
     })
     .await;
 }
