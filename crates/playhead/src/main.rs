@@ -569,9 +569,15 @@ async fn admin(rt: &playhead::Runtime, cmd: Admin) -> anyhow::Result<()> {
             print(&json!({"signing_kid": keys.signing_kid(), "kids": keys.kids().collect::<Vec<_>>()}));
         }
         Admin::Dlq(cmd) => {
-            let pipeline = rt.pipeline.as_ref().context(
-                "the dead-letter stream exists only with the JetStream pipeline: set nats_url (and database_url)",
-            )?;
+            let (Some(url), Some(outbox)) = (rt.settings.nats_url.as_deref(), rt.store.outbox()) else {
+                anyhow::bail!(
+                    "the dead-letter stream exists only with the JetStream pipeline: set nats_url (and database_url)"
+                );
+            };
+            // Its own connection, waiting for NATS: an operator wants an error, not a hang.
+            let pipeline =
+                playhead_nats::Pipeline::connect(url, rt.settings.nats.clone(), outbox, rt.app.clone(), true)
+                    .await?;
             match cmd {
                 DlqCmd::List => {
                     let letters = pipeline.dlq_list().await?;
