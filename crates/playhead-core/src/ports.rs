@@ -578,6 +578,17 @@ pub trait IdentityStore: Send + Sync {
         keep: usize,
     ) -> Result<(), StoreError>;
 
+    /// The account linked to `subject` at the external `issuer` (identities are keyed by the pair:
+    /// the same `sub` at two issuers is two people). When there is no link yet, create
+    /// `new_account` and the link in one transaction and return its id; two first sign-ins racing
+    /// end with one account, and the loser's `new_account` is not created.
+    async fn link_external_identity(
+        &self,
+        issuer: &str,
+        subject: &str,
+        new_account: &Account,
+    ) -> Result<AccountId, StoreError>;
+
     /// Append audit entries.
     async fn audit(&self, entries: &[crate::identity::AuditEntry]) -> Result<(), StoreError>;
     /// Audit entries at or after `since`, oldest first, at most `limit`.
