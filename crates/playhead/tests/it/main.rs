@@ -15,6 +15,7 @@ mod api_recs;
 mod api_rows;
 mod api_validation;
 mod durability;
+mod external_idp;
 mod oauth;
 #[cfg(feature = "recs")]
 mod recs_cli;
