@@ -27,6 +27,7 @@
 
 pub mod checks;
 mod fixtures;
+pub mod shared_cache;
 
 use std::any::Any;
 use std::future::Future;

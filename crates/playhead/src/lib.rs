@@ -235,11 +235,22 @@ pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
         consumer_batch: settings.limits.consumer_batch,
         cursor_key,
         // Per-profile rows cached in one replica's memory would go stale when another replica
-        // applies events: in scale-out mode rows are read from PostgreSQL (DESIGN.md, read path).
+        // applies events: in scale-out mode rows are cached in Redis (below) or not at all.
         row_cache: !settings.scale_out(),
         quotas: settings.rate_limits.quotas(),
     };
-    let app = App::new(ports, config, Arc::new(SystemClock));
+    let mut app = App::new(ports, config, Arc::new(SystemClock));
+    if let Some(url) = &settings.redis_url {
+        // Rows shared through Redis, invalidated by whichever replica applies a write; reads go
+        // to PostgreSQL whenever Redis does not answer (decision 0022).
+        let shared = playhead_redis::RedisSharedCache::connect(
+            url,
+            &settings.redis_key_prefix,
+            Duration::from_millis(250),
+        )
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        app = app.with_shared_row_cache(Arc::new(shared));
+    }
     #[cfg(feature = "recs")]
     let served = Arc::new(recs::ServedRecs::new());
     #[cfg(feature = "recs")]
