@@ -176,7 +176,7 @@ async fn migrate_data_moves_an_embedded_deployment_and_its_rows_read_the_same() 
     drop(schema);
 }
 
-fn redis_url() -> Option<String> {
+pub(crate) fn redis_url() -> Option<String> {
     let url = std::env::var("PLAYHEAD_TEST_REDIS_URL")
         .ok()
         .filter(|s| !s.is_empty())
