@@ -177,19 +177,18 @@ pub fn route_class(method: &Method, path: &str) -> RouteClass {
     }
 }
 
-/// The quota partition: the principal, or the client address when unauthenticated.
-fn partition(req: &Request) -> (String, bool) {
+/// The quota partition: the principal, or the client address when unauthenticated (taken from
+/// X-Forwarded-For only when the peer is a configured trusted proxy, so clients behind a load
+/// balancer do not share one quota and nobody else can pick their own address).
+fn partition(s: &RestState, req: &Request) -> (String, bool) {
     match req.extensions().get::<AuthOutcome>() {
         Some(AuthOutcome::Ok(p)) => match &p.subject {
             Subject::Account(a) => (format!("acct:{a}"), true),
             Subject::Service { id } => (format!("svc:{id}"), true),
         },
         _ => {
-            let ip = req
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
-            (format!("ip:{ip}"), false)
+            let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+            (format!("ip:{}", crate::routes::oauth::client_addr(s, req.headers(), peer)), false)
         }
     }
 }
@@ -232,7 +231,7 @@ pub async fn limits(State(s): State<RestState>, req: Request, next: Next) -> Res
     if exempt(&path) {
         return next.run(req).await;
     }
-    let (key, authenticated) = partition(&req);
+    let (key, authenticated) = partition(&s, &req);
     let class = if authenticated { route_class(req.method(), &path) } else { RouteClass::Auth };
     let _permit = if authenticated {
         let sem = s.in_flight.slots.get_with_by_ref(&key, || Arc::new(Semaphore::new(s.in_flight.max)));

@@ -7,8 +7,18 @@
 //! asks for again. Concurrent misses on one key run one loader (moka's `try_get_with`). TTLs bound
 //! what time alone changes (staleness cutoffs, episodes becoming available).
 //!
-//! In scale-out mode (several replicas) per-profile rows must not be cached per process unless
-//! invalidated across replicas; `RowCache::disabled()` turns it off.
+//! Two modes:
+//! - **Local** (embedded default): generations and rows live in this process.
+//! - **Shared** (scale-out, [`RowCache::shared`]): one process's memory cannot see another
+//!   replica's writes, so the generations live in the [`SharedCache`] (Redis) and every read
+//!   fetches the profile's generation, the catalog epoch and the stored row in one round trip. A
+//!   stored row carries the stamp (generations) it was loaded under and is served only while the
+//!   stamp is current; writers bump the generation after their commit, on whichever replica they
+//!   run. Rows expire after [`SHARED_ROW_TTL`] with ±20 % jitter (entries filled together do not
+//!   expire together). Decoded rows are also kept in process under the same stamp (a stamp read
+//!   from Redis just now proves nothing changed), and concurrent misses of one row under one
+//!   stamp load it once per replica. Profiles are not cached in this mode (one indexed read).
+//!   When the shared cache fails, reads go to the store: slower, never wrong, never a 5xx.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +26,9 @@ use std::time::Duration;
 
 use moka::future::Cache;
 use playhead_core::ids::ProfileId;
+use playhead_core::ports::SharedCache;
 use playhead_core::profile::Profile;
+use rand::Rng as _;
 
 use crate::AppError;
 use crate::reads::RowItem;
@@ -39,6 +51,53 @@ pub struct RowCache {
     generations: Cache<ProfileId, Arc<AtomicU64>>,
     /// Bumped by catalog writes: every row embeds titles.
     catalog_epoch: Arc<AtomicU64>,
+    shared: Option<Shared>,
+}
+
+/// The shared mode's state.
+#[derive(Clone)]
+struct Shared {
+    cache: Arc<dyn SharedCache>,
+    /// Decoded rows by (profile, row, stamp): valid whenever the stamp is current.
+    rows: Cache<(ProfileId, Row, String), Arc<Vec<RowItem>>>,
+}
+
+/// How long a row stays in the shared cache without a write (before jitter).
+pub const SHARED_ROW_TTL: Duration = Duration::from_secs(30);
+/// How long a generation counter outlives its last bump: far longer than any row stamped with it,
+/// so a counter never expires (and restarts at 0) while a row stamped with it could still match.
+const GENERATION_TTL: Duration = Duration::from_secs(24 * 3600);
+const EPOCH_KEY: &str = "rows:epoch";
+
+fn generation_key(p: ProfileId) -> String {
+    format!("rows:gen:{p}")
+}
+
+fn row_key(p: ProfileId, row: Row) -> String {
+    let which = match row {
+        Row::Continue => "cw",
+        Row::NextUp => "nu",
+    };
+    format!("rows:{p}:{which}")
+}
+
+/// What is stored in the shared cache for a row.
+#[derive(serde::Deserialize)]
+struct Stored {
+    /// The generations the row was loaded under: `<profile generation>:<catalog epoch>`.
+    stamp: String,
+    items: Vec<RowItem>,
+}
+
+/// [`Stored`], as written (borrowing the freshly loaded row).
+#[derive(serde::Serialize)]
+struct StoredRef<'a> {
+    stamp: &'a str,
+    items: &'a [RowItem],
+}
+
+fn jittered(ttl: Duration) -> Duration {
+    ttl.mul_f64(rand::thread_rng().gen_range(0.8..1.2))
 }
 
 impl std::fmt::Debug for RowCache {
@@ -60,7 +119,14 @@ impl RowCache {
             // Generations must outlive every entry keyed by them, hence the longer idle time.
             generations: Cache::builder().time_to_idle(ROW_TTL * 10).build(),
             catalog_epoch: Arc::new(AtomicU64::new(0)),
+            shared: None,
         }
+    }
+
+    /// Rows in a cache every replica shares, holding up to `capacity` decoded rows in process.
+    pub fn shared(cache: Arc<dyn SharedCache>, capacity: u64) -> Self {
+        let rows = Cache::builder().max_capacity(capacity).time_to_live(SHARED_ROW_TTL).build();
+        Self { shared: Some(Shared { cache, rows }), ..Self::new(0) }
     }
 
     /// No caching (every read goes to the store).
@@ -78,6 +144,9 @@ impl RowCache {
     where
         F: Future<Output = Result<Vec<RowItem>, AppError>>,
     {
+        if let Some(shared) = &self.shared {
+            return shared.row(p, row, load).await;
+        }
         if !self.enabled {
             return load.await.map(Arc::new);
         }
@@ -96,7 +165,7 @@ impl RowCache {
     where
         F: Future<Output = Result<Option<Profile>, AppError>>,
     {
-        if !self.enabled {
+        if !self.enabled || self.shared.is_some() {
             return load.await;
         }
         let g = self.generation(p).await;
@@ -112,6 +181,10 @@ impl RowCache {
 
     /// Forget everything cached for a profile (call after the write commits).
     pub async fn invalidate(&self, p: ProfileId) {
+        if let Some(shared) = &self.shared {
+            shared.bump(generation_key(p)).await;
+            return;
+        }
         // No generation yet means nobody has read (or is reading) this profile through the cache.
         if !self.enabled {
             return;
@@ -122,8 +195,75 @@ impl RowCache {
     }
 
     /// Forget every row (a catalog write changed titles that rows embed).
-    pub fn invalidate_all_rows(&self) {
+    pub async fn invalidate_all_rows(&self) {
+        if let Some(shared) = &self.shared {
+            shared.bump(EPOCH_KEY.to_owned()).await;
+            return;
+        }
         self.catalog_epoch.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+impl Shared {
+    async fn row<F>(&self, p: ProfileId, row: Row, load: F) -> Result<Arc<Vec<RowItem>>, AppError>
+    where
+        F: Future<Output = Result<Vec<RowItem>, AppError>>,
+    {
+        let key = row_key(p, row);
+        let found = self.cache.get_many(&[generation_key(p), EPOCH_KEY.to_owned(), key.clone()]).await;
+        let Some([generation, epoch, stored]) =
+            found.ok().and_then(|v| <[Option<Vec<u8>>; 3]>::try_from(v).ok())
+        else {
+            // The shared cache is down (or answered nonsense): the store answers, uncached.
+            metrics::counter!("playhead_cache_requests_total", "cache" => "shared_rows", "result" => "unavailable")
+                .increment(1);
+            return load.await.map(Arc::new);
+        };
+        let counter =
+            |v: Option<Vec<u8>>| v.and_then(|b| String::from_utf8(b).ok()).unwrap_or_else(|| "0".into());
+        let stamp = format!("{}:{}", counter(generation), counter(epoch));
+        let local_key = (p, row, stamp.clone());
+        if let Some(hit) = self.rows.get(&local_key).await {
+            metrics::counter!("playhead_cache_requests_total", "cache" => "shared_rows", "result" => "hit")
+                .increment(1);
+            return Ok(hit);
+        }
+        if let Some(s) = stored.and_then(|b| serde_json::from_slice::<Stored>(&b).ok())
+            && s.stamp == stamp
+        {
+            metrics::counter!("playhead_cache_requests_total", "cache" => "shared_rows", "result" => "hit")
+                .increment(1);
+            let items = Arc::new(s.items);
+            self.rows.insert(local_key, items.clone()).await;
+            return Ok(items);
+        }
+        metrics::counter!("playhead_cache_requests_total", "cache" => "shared_rows", "result" => "miss")
+            .increment(1);
+        // One load per replica for concurrent misses; stored under the stamp read *before*
+        // loading, so a write committed meanwhile (it bumps the generation) makes it unservable.
+        self.rows
+            .try_get_with(local_key, async {
+                let items = load.await?;
+                match serde_json::to_vec(&StoredRef { stamp: &stamp, items: &items }) {
+                    // A failed fill only costs the next reader a load.
+                    Ok(value) => {
+                        let _ = self.cache.put(&key, &value, jittered(SHARED_ROW_TTL)).await;
+                    }
+                    Err(e) => tracing::error!(error = %e, "a row could not be encoded for the shared cache"),
+                }
+                Ok(Arc::new(items))
+            })
+            .await
+            .map_err(|e| clone_err(&e))
+    }
+
+    async fn bump(&self, key: String) {
+        if let Err(e) = self.cache.bump(&[key], GENERATION_TTL).await {
+            // Other replicas may serve this profile's previous rows until they expire
+            // (SHARED_ROW_TTL): the bound on staleness while Redis is unreachable from here.
+            metrics::counter!("playhead_cache_invalidation_failures_total").increment(1);
+            tracing::warn!(error = %e, "shared row cache invalidation failed; rows may be stale until they expire");
+        }
     }
 }
 
@@ -199,7 +339,7 @@ mod tests {
             .unwrap();
         }
         assert_eq!(loads.load(Ordering::SeqCst), 1);
-        c.invalidate_all_rows();
+        c.invalidate_all_rows().await;
         let l = loads.clone();
         c.row(p, Row::NextUp, async move {
             l.fetch_add(1, Ordering::SeqCst);
@@ -208,5 +348,128 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(loads.load(Ordering::SeqCst), 2);
+    }
+
+    /// The shared cache as the port promises it, in memory, with a switch that makes it fail.
+    #[derive(Default)]
+    struct MemShared {
+        map: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl SharedCache for MemShared {
+        async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, playhead_core::StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(playhead_core::StoreError::Unavailable("down".into()));
+            }
+            let m = self.map.lock().unwrap();
+            Ok(keys.iter().map(|k| m.get(k).cloned()).collect())
+        }
+        async fn put(&self, key: &str, value: &[u8], _: Duration) -> Result<(), playhead_core::StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(playhead_core::StoreError::Unavailable("down".into()));
+            }
+            self.map.lock().unwrap().insert(key.to_owned(), value.to_vec());
+            Ok(())
+        }
+        async fn bump(&self, keys: &[String], _: Duration) -> Result<(), playhead_core::StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(playhead_core::StoreError::Unavailable("down".into()));
+            }
+            let mut m = self.map.lock().unwrap();
+            for k in keys {
+                let n: u64 = m.get(k).and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()).unwrap_or(0);
+                m.insert(k.clone(), (n + 1).to_string().into_bytes());
+            }
+            Ok(())
+        }
+    }
+
+    fn counting(loads: &Arc<AtomicU64>) -> impl Future<Output = Result<Vec<RowItem>, AppError>> + use<> {
+        let l = loads.clone();
+        async move {
+            l.fetch_add(1, Ordering::SeqCst);
+            Ok(item())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_applied_on_one_replica_is_seen_by_reads_on_another() {
+        let shared = Arc::new(MemShared::default());
+        let (a, b) = (RowCache::shared(shared.clone(), 100), RowCache::shared(shared.clone(), 100));
+        let p = ProfileId(Uuid::from_u128(7));
+        let loads = Arc::new(AtomicU64::new(0));
+        a.row(p, Row::Continue, counting(&loads)).await.unwrap();
+        b.row(p, Row::Continue, counting(&loads)).await.unwrap();
+        a.row(p, Row::Continue, counting(&loads)).await.unwrap();
+        assert_eq!(loads.load(Ordering::SeqCst), 1, "one replica's load serves the others");
+        a.invalidate(p).await;
+        b.row(p, Row::Continue, counting(&loads)).await.unwrap();
+        assert_eq!(loads.load(Ordering::SeqCst), 2, "B must not serve what A's write changed");
+        b.invalidate_all_rows().await;
+        a.row(p, Row::Continue, counting(&loads)).await.unwrap();
+        assert_eq!(loads.load(Ordering::SeqCst), 3, "a catalog write on B reaches A's rows");
+    }
+
+    #[tokio::test]
+    async fn a_load_racing_a_write_on_another_replica_is_never_served_afterwards() {
+        let shared = Arc::new(MemShared::default());
+        let (a, b) = (RowCache::shared(shared.clone(), 100), RowCache::shared(shared.clone(), 100));
+        let p = ProfileId(Uuid::from_u128(8));
+        let loads = Arc::new(AtomicU64::new(0));
+        let (a2, l) = (a.clone(), loads.clone());
+        let slow = tokio::spawn(async move {
+            a2.row(p, Row::NextUp, async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                l.fetch_add(1, Ordering::SeqCst);
+                Ok(item())
+            })
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        b.invalidate(p).await;
+        slow.await.unwrap().unwrap();
+        a.row(p, Row::NextUp, counting(&loads)).await.unwrap();
+        b.row(p, Row::NextUp, counting(&loads)).await.unwrap();
+        assert_eq!(loads.load(Ordering::SeqCst), 2, "the stale fill is ignored; the fresh one is shared");
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_load_once_per_replica() {
+        let c = RowCache::shared(Arc::new(MemShared::default()), 100);
+        let p = ProfileId(Uuid::from_u128(9));
+        let loads = Arc::new(AtomicU64::new(0));
+        let reads: Vec<_> = (0..16)
+            .map(|_| {
+                let (c, l) = (c.clone(), loads.clone());
+                tokio::spawn(async move {
+                    c.row(p, Row::Continue, async move {
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                        l.fetch_add(1, Ordering::SeqCst);
+                        Ok(item())
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for r in reads {
+            r.await.unwrap().unwrap();
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failing_shared_cache_reads_through_to_the_store() {
+        let shared = Arc::new(MemShared::default());
+        let c = RowCache::shared(shared.clone(), 100);
+        let p = ProfileId(Uuid::from_u128(10));
+        let loads = Arc::new(AtomicU64::new(0));
+        shared.down.store(true, Ordering::SeqCst);
+        for _ in 0..3 {
+            c.row(p, Row::Continue, counting(&loads)).await.expect("no error while the cache is down");
+        }
+        c.invalidate(p).await; // logged and counted, never an error
+        assert_eq!(loads.load(Ordering::SeqCst), 3, "every read went to the store");
     }
 }

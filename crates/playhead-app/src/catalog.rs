@@ -96,7 +96,7 @@ impl Importer<'_> {
         chunk.retain(|t| seen.insert(t.id.clone()));
         chunk.reverse();
         let s = self.app.ports.catalog.upsert_titles(&chunk, self.app.clock.now()).await?;
-        self.app.cache.invalidate_all_rows();
+        self.app.cache.invalidate_all_rows().await;
         self.summary.created += s.created;
         self.summary.updated += s.updated;
         self.summary.unchanged += s.unchanged;
@@ -121,7 +121,7 @@ impl App {
     /// Import titles without a principal (operator CLI, demo).
     pub async fn upsert_titles_unchecked(&self, titles: &[Title]) -> Result<UpsertSummary, AppError> {
         let s = self.ports.catalog.upsert_titles(titles, self.clock.now()).await?;
-        self.cache.invalidate_all_rows();
+        self.cache.invalidate_all_rows().await;
         self.release_held().await?;
         Ok(s)
     }
@@ -154,7 +154,7 @@ impl App {
             return Err(AppError::PreconditionFailed);
         }
         self.ports.catalog.upsert_titles(std::slice::from_ref(&title), self.clock.now()).await?;
-        self.cache.invalidate_all_rows();
+        self.cache.invalidate_all_rows().await;
         self.release_held().await?;
         let stored =
             self.ports.catalog.title(id).await?.ok_or(AppError::Internal("title vanished".into()))?;
@@ -205,7 +205,7 @@ impl App {
                 other => other.into(),
             },
         )?;
-        self.cache.invalidate_all_rows();
+        self.cache.invalidate_all_rows().await;
         Ok(stored)
     }
 

@@ -100,6 +100,14 @@ pub struct App {
 }
 
 impl App {
+    /// Keep rows in a cache every replica shares (scale-out mode), replacing the per-process one:
+    /// a write applied on one replica is seen by reads on all of them.
+    #[must_use]
+    pub fn with_shared_row_cache(mut self, cache: Arc<dyn playhead_core::ports::SharedCache>) -> Self {
+        self.cache = cache::RowCache::shared(cache, 100_000);
+        self
+    }
+
     /// Build the application.
     pub fn new(ports: Ports, config: AppConfig, clock: Arc<dyn Clock>) -> Self {
         let cursors = cursor::CursorCodec::new(config.cursor_key);

@@ -70,8 +70,9 @@ pub struct ProgressWrite {
     pub device_id: Option<String>,
 }
 
-/// A row item: a title with what the row says about it.
-#[derive(Debug, Clone)]
+/// A row item: a title with what the row says about it. Serializable because the shared row
+/// cache (scale-out mode) keeps rows in Redis.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RowItem {
     /// The title to play.
     pub title: Title,

@@ -7,11 +7,13 @@
 //! - [`token`]: the claims of an access token and the [`TokenIssuer`] that signs them.
 //! - [`verify`]: the [`Verifier`] every request goes through and [`TokenError`], the reasons a
 //!   presented token is refused (each safe to send back in `WWW-Authenticate`).
+//! - [`external`]: access tokens from a platform's own identity provider ([`ExternalVerifier`]).
 //! - [`api_key`]: generation, parsing and checking of `phk_...` keys and [`ApiKeyError`].
 //!
 //! The rules a contributor must keep here:
-//! - The algorithm is ours, never the token's: only EdDSA verifies, and key material is only ever
-//!   looked up by `kid` among our own keys (no `jku`, `x5u` or embedded `jwk`).
+//! - The algorithm is ours, never the token's: only EdDSA verifies our own tokens, an external
+//!   issuer's only the algorithms configured for it, and key material is only ever looked up by
+//!   `kid` among keys we hold or fetched from configuration (no `jku`, `x5u` or embedded `jwk`).
 //! - Nothing that holds a secret prints it: every such type has a hand-written `Debug`, and no error
 //!   message contains a token, a key or an API key secret.
 //! - This crate decides whether a credential is genuine and what it says; what the caller may then
@@ -19,6 +21,7 @@
 //! - No clock reads for decisions: "now" comes in as an argument, so every rule is testable.
 
 pub mod api_key;
+pub mod external;
 pub mod keys;
 pub mod token;
 pub mod verify;
@@ -26,6 +29,7 @@ pub mod verify;
 use std::fmt;
 
 pub use api_key::{API_KEY_MARKER, ApiKey, ApiKeyError, ApiKeySecret, verify_api_key};
+pub use external::{ExternalIssuerConfig, ExternalKeys, ExternalToken, ExternalVerifier, claimed_issuer};
 pub use keys::{AuthError, Jwk, Jwks, KeySet};
 pub use token::{AccessClaims, TokenIssuer};
 pub use verify::{TokenError, VerifiedToken, Verifier, token_digest};

@@ -201,6 +201,11 @@ impl Verifier {
         }
     }
 
+    /// The issuer whose tokens this verifier accepts (ours).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
     /// The key ids this verifier accepts.
     pub fn kids(&self) -> impl Iterator<Item = &str> {
         self.keys.iter().map(|(kid, _)| kid.as_str())

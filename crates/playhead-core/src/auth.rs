@@ -157,6 +157,55 @@ impl fmt::Display for Scopes {
     }
 }
 
+/// The three roles of DESIGN.md's Auth section. A role is a ceiling on scopes: what a principal may
+/// hold at most, never a grant by itself (the token's scopes still decide). External issuers map
+/// their own claims to one of these, capped by the highest role configured for that issuer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// A person using their own profiles.
+    Viewer,
+    /// A platform backend: catalog writes and, with `profiles:any`, any profile (audited).
+    Service,
+    /// An operator.
+    Admin,
+}
+
+impl Role {
+    /// Every role, lowest first.
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Service, Role::Admin];
+
+    /// The role's wire name (config files, claim mapping).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Service => "service",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parse a wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The most a principal of this role may hold.
+    pub fn ceiling(self) -> Scopes {
+        match self {
+            Role::Viewer => Scope::VIEWER.into_iter().collect(),
+            Role::Service => {
+                Scope::VIEWER.into_iter().chain([Scope::ProfilesAny, Scope::CatalogWrite]).collect()
+            }
+            Role::Admin => Scope::ALL.into_iter().collect(),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Who the request acts for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {
@@ -206,6 +255,19 @@ mod tests {
         assert!(!s.contains(Scope::CatalogWrite));
         assert_eq!(s.to_string(), "history:read history:write admin");
         assert_eq!(Scopes::parse(&s.to_string()).unwrap(), s);
+    }
+
+    #[test]
+    fn role_ceilings_nest_and_only_admin_reaches_admin() {
+        let (v, s, a) = (Role::Viewer.ceiling(), Role::Service.ceiling(), Role::Admin.ceiling());
+        assert_eq!(v.intersect(s), v);
+        assert_eq!(s.intersect(a), s);
+        assert!(!v.contains(Scope::ProfilesAny) && !v.contains(Scope::CatalogWrite));
+        assert!(s.contains(Scope::ProfilesAny) && !s.contains(Scope::Admin));
+        assert!(a.contains(Scope::Admin));
+        assert!(Role::Viewer < Role::Service && Role::Service < Role::Admin);
+        assert_eq!(Role::parse("service"), Some(Role::Service));
+        assert_eq!(Role::parse("root"), None);
     }
 
     #[test]

@@ -336,6 +336,20 @@ pub trait ViewingTx: Send {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
+/// A cache every replica shares (Redis in scale-out mode). Best effort by contract: an `Err`
+/// means "not now" and the caller reads through to the store; nothing kept here may be needed
+/// after a restart. What keys mean, and how staleness is ruled out, is the caller's design (the
+/// application stamps entries with generation counters that writers [`SharedCache::bump`]).
+#[async_trait]
+pub trait SharedCache: Send + Sync {
+    /// The values at `keys`, in order (`None`: absent or expired), read in one round trip.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
+    /// Store `value` at `key`, replacing any value, for `ttl`.
+    async fn put(&self, key: &str, value: &[u8], ttl: std::time::Duration) -> Result<(), StoreError>;
+    /// Increment each counter at `keys` (absent counts as 0) and keep it for `ttl` from now.
+    async fn bump(&self, keys: &[String], ttl: std::time::Duration) -> Result<(), StoreError>;
+}
+
 /// Rate limits: one GCRA state (a TAT) per key. Embedded: in process; scale-out: Redis.
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
@@ -612,6 +626,17 @@ pub trait IdentityStore: Send + Sync {
         key: &crate::identity::SigningKeyRecord,
         keep: usize,
     ) -> Result<(), StoreError>;
+
+    /// The account linked to `subject` at the external `issuer` (identities are keyed by the pair:
+    /// the same `sub` at two issuers is two people). When there is no link yet, create
+    /// `new_account` and the link in one transaction and return its id; two first sign-ins racing
+    /// end with one account, and the loser's `new_account` is not created.
+    async fn link_external_identity(
+        &self,
+        issuer: &str,
+        subject: &str,
+        new_account: &Account,
+    ) -> Result<AccountId, StoreError>;
 
     /// Append audit entries.
     async fn audit(&self, entries: &[crate::identity::AuditEntry]) -> Result<(), StoreError>;

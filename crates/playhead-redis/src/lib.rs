@@ -1,4 +1,5 @@
-//! Playhead's Redis adapter: the rate limiter every replica shares (scale-out mode).
+//! Playhead's Redis adapter: the rate limiter and the row cache every replica shares (scale-out
+//! mode; the row cache is [`RedisSharedCache`]).
 //!
 //! [`RedisRateLimiter`] runs GCRA as one Lua script per check (one round trip, atomic), with the
 //! arithmetic of `playhead_core::rate::gcra`: the script stores the TAT and answers whether the
@@ -25,6 +26,9 @@ use playhead_core::ports::RateLimiter;
 use playhead_core::rate::{Quota, RateDecision, gcra};
 use playhead_core::{StoreError, Timestamp};
 use redis::aio::ConnectionManager;
+
+mod cache;
+pub use cache::RedisSharedCache;
 
 /// Tuning of a [`RedisRateLimiter`].
 #[derive(Debug, Clone)]
@@ -76,32 +80,7 @@ impl RedisRateLimiter {
     /// the background (retrying), and until it is up checks are decided locally, so a replica
     /// starts and serves while Redis is down.
     pub fn connect(url: &str, config: RedisLimiterConfig) -> Result<Self, StoreError> {
-        // The error names the setting, never the URL (it may hold a password).
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::Internal(format!("redis_url: {}", e.category())))?;
-        let conn = Arc::new(OnceLock::new());
-        let slot = Arc::clone(&conn);
-        let timeout = config.timeout;
-        tokio::spawn(async move {
-            let mut delay = Duration::from_millis(100);
-            loop {
-                let cfg = redis::aio::ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_secs(2)))
-                    .set_response_timeout(Some(timeout));
-                match ConnectionManager::new_with_config(client.clone(), cfg).await {
-                    Ok(m) => {
-                        let _ = slot.set(m);
-                        tracing::info!("redis rate limiter connected");
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, retry_in_ms = delay.as_millis(), "redis unreachable; rate limits are per replica until it is");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(5));
-                    }
-                }
-            }
-        });
+        let conn = connect_in_background(url, config.timeout, "redis rate limiter")?;
         Ok(Self {
             conn,
             script: redis::Script::new(include_str!("gcra.lua")),
@@ -195,6 +174,41 @@ impl RateLimiter for RedisRateLimiter {
         metrics::counter!("playhead_ratelimit_fallback_total").increment(1);
         self.local.check(key, quota, cost, now).await
     }
+}
+
+/// Open a client for `url` and make its reconnecting connection in the background (retrying with
+/// backoff), so a replica starts and serves while Redis is down. Only a malformed URL fails here,
+/// and the error names the setting, never the URL (it may hold a password).
+pub(crate) fn connect_in_background(
+    url: &str,
+    timeout: Duration,
+    what: &'static str,
+) -> Result<Arc<OnceLock<ConnectionManager>>, StoreError> {
+    let client =
+        redis::Client::open(url).map_err(|e| StoreError::Internal(format!("redis_url: {}", e.category())))?;
+    let conn = Arc::new(OnceLock::new());
+    let slot = Arc::clone(&conn);
+    tokio::spawn(async move {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let cfg = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(2)))
+                .set_response_timeout(Some(timeout));
+            match ConnectionManager::new_with_config(client.clone(), cfg).await {
+                Ok(m) => {
+                    let _ = slot.set(m);
+                    tracing::info!(what, "redis connected");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(what, error = %e, retry_in_ms = delay.as_millis(), "redis unreachable; falling back until it answers");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    });
+    Ok(conn)
 }
 
 fn wall_ms() -> i64 {

@@ -185,3 +185,69 @@ async fn fault_redis_down_falls_back_to_per_replica_limits_and_recovers() {
     }
     assert!(!l.check("k", q, 1, now).await.unwrap().allowed, "shared quota used up again");
 }
+
+/// The shared row cache on the shared server, connected; `None` (after a notice) when the server
+/// is down outside CI.
+async fn shared_cache() -> Option<playhead_redis::RedisSharedCache> {
+    let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    let c = playhead_redis::RedisSharedCache::connect(&url(), &prefix, Duration::from_secs(2)).unwrap();
+    let t0 = Instant::now();
+    while !c.connected() && t0.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if c.connected() {
+        return Some(c);
+    }
+    assert!(!under_ci(), "Redis is unreachable at {} and CI=true (scripts/ci-services starts it)", url());
+    let _ = writeln!(std::io::stderr(), "SKIPPED: Redis unreachable at {}", url());
+    None
+}
+
+#[tokio::test]
+async fn the_shared_cache_passes_the_port_contract() {
+    let Some(c) = shared_cache().await else { return };
+    playhead_store_contract::shared_cache::shared_cache_contract(&c).await;
+}
+
+#[tokio::test]
+async fn fault_redis_down_makes_the_shared_cache_fail_fast_and_recover() {
+    use playhead_core::ports::SharedCache;
+    let mut server = Throwaway::start(None);
+    let port = server.port;
+    let c = playhead_redis::RedisSharedCache::connect(
+        &format!("redis://127.0.0.1:{port}"),
+        "t:",
+        Duration::from_millis(300),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    while !c.connected() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "never connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let k = vec!["k".to_owned()];
+    c.put("k", b"v", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(c.get_many(&k).await.unwrap(), vec![Some(b"v".to_vec())]);
+
+    server.kill();
+    // Down: every call errs (the application then reads the store), and quickly: after the first
+    // failure the breaker skips the dead server instead of waiting out its timeout each time.
+    let t0 = Instant::now();
+    for _ in 0..50 {
+        assert!(c.get_many(&k).await.is_err());
+        assert!(c.bump(&k, Duration::from_secs(60)).await.is_err());
+    }
+    assert!(t0.elapsed() < Duration::from_secs(3), "calls stall while Redis is down: {:?}", t0.elapsed());
+
+    // Back, empty (Redis keeps nothing on disk): the cache works again, with nothing stale in it.
+    let _server = Throwaway::start(Some(port));
+    let t0 = Instant::now();
+    loop {
+        if let Ok(v) = c.get_many(&k).await {
+            assert_eq!(v, vec![None], "a restarted Redis holds nothing");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "the cache never went back to Redis");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -27,6 +27,7 @@
 
 pub mod checks;
 mod fixtures;
+pub mod shared_cache;
 
 use std::any::Any;
 use std::future::Future;
@@ -182,6 +183,7 @@ macro_rules! contract_suite {
             device_codes_update_conditionally,
             refresh_tokens_rotate_once,
             signing_keys_rotate_and_audit_appends,
+            external_identities_link_once_per_issuer_and_subject,
         }
     };
 }

@@ -17,6 +17,7 @@ use playhead_core::identity::{
 };
 use playhead_core::ids::{AccountId, ProfileId};
 use playhead_core::ports::IdentityStore;
+use playhead_core::profile::Account;
 use playhead_core::time::Timestamp;
 use sqlx::postgres::PgRow;
 
@@ -532,6 +533,62 @@ impl IdentityStore for PgStore {
         .await
         .map_err(error::db)?;
         tx.commit().await.map_err(error::db)
+    }
+
+    async fn link_external_identity(
+        &self,
+        issuer: &str,
+        subject: &str,
+        new_account: &Account,
+    ) -> Result<AccountId, StoreError> {
+        const FIND: &str = "SELECT account_id::text AS account_id FROM external_identities \
+                            WHERE issuer = $1 AND subject = $2";
+        // Every token after the first finds its link with a read; only a first sight writes.
+        if let Some(row) = sqlx::query(FIND)
+            .bind(issuer)
+            .bind(subject)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(error::db)?
+        {
+            return account(&row, "account_id");
+        }
+        let mut tx = self.pool.begin().await.map_err(error::db)?;
+        sqlx::query("INSERT INTO accounts (id, email, created_at) VALUES ($1, $2, $3)")
+            .bind(new_account.id.0)
+            .bind(new_account.email.as_str())
+            .bind(new_account.created_at.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                error::map(e, &[("accounts_email_key", "email"), ("accounts_pkey", "account id")])
+            })?;
+        // A racing first sight of the same pair blocks here until the other commits, then inserts
+        // nothing: roll our account back and use theirs.
+        let linked = sqlx::query(
+            "INSERT INTO external_identities (issuer, subject, account_id, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (issuer, subject) DO NOTHING",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .bind(new_account.id.0)
+        .bind(new_account.created_at.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(error::db)?
+        .rows_affected();
+        if linked == 0 {
+            tx.rollback().await.map_err(error::db)?;
+            let row = sqlx::query(FIND)
+                .bind(issuer)
+                .bind(subject)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(error::db)?;
+            return account(&row, "account_id");
+        }
+        tx.commit().await.map_err(error::db)?;
+        Ok(new_account.id)
     }
 
     async fn audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {

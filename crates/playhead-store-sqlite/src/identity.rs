@@ -14,6 +14,7 @@ use playhead_core::identity::{
 };
 use playhead_core::ids::{AccountId, ProfileId};
 use playhead_core::ports::IdentityStore;
+use playhead_core::profile::Account;
 use playhead_core::time::Timestamp;
 use sqlx::sqlite::SqliteRow;
 
@@ -521,6 +522,51 @@ impl IdentityStore for SqliteStore {
         .await
         .map_err(error::db)?;
         tx.commit().await.map_err(error::db)
+    }
+
+    async fn link_external_identity(
+        &self,
+        issuer: &str,
+        subject: &str,
+        new_account: &Account,
+    ) -> Result<AccountId, StoreError> {
+        const FIND: &str = "SELECT account_id FROM external_identities WHERE issuer = ?1 AND subject = ?2";
+        // Every token after the first finds its link with a read; only a first sight writes.
+        if let Some(row) = sqlx::query(FIND)
+            .bind(issuer)
+            .bind(subject)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(error::db)?
+        {
+            return account(&row, "account_id");
+        }
+        // BEGIN IMMEDIATE serialises writers: a racing first sight finds the link here.
+        let mut tx = self.begin_write().await?;
+        if let Some(row) =
+            sqlx::query(FIND).bind(issuer).bind(subject).fetch_optional(&mut *tx).await.map_err(error::db)?
+        {
+            return account(&row, "account_id");
+        }
+        sqlx::query("INSERT INTO accounts (id, email, created_at) VALUES (?1, ?2, ?3)")
+            .bind(new_account.id.to_string())
+            .bind(new_account.email.as_str())
+            .bind(new_account.created_at.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| error::map(e, &[("accounts.email", "email"), ("accounts.id", "account id")]))?;
+        sqlx::query(
+            "INSERT INTO external_identities (issuer, subject, account_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .bind(new_account.id.to_string())
+        .bind(new_account.created_at.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(error::db)?;
+        tx.commit().await.map_err(error::db)?;
+        Ok(new_account.id)
     }
 
     async fn audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {

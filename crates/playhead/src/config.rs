@@ -114,6 +114,9 @@ pub struct IdentitySettings {
     /// How long after a refresh the same client may present the old refresh token again and get
     /// a new pair instead of having the family revoked, milliseconds (default 10000).
     pub refresh_reuse_grace_ms: i64,
+    /// Other issuers whose access tokens are accepted: a platform's own identity provider
+    /// (`[[identity.external_issuers]]`, docs/configuration.md).
+    pub external_issuers: Vec<playhead_auth::ExternalIssuerConfig>,
 }
 
 impl Default for IdentitySettings {
@@ -134,6 +137,7 @@ impl Default for IdentitySettings {
             trusted_proxies: Vec::new(),
             revocation_poll_ms: 10_000,
             refresh_reuse_grace_ms: d.refresh_reuse_grace_ms,
+            external_issuers: Vec::new(),
         }
     }
 }
@@ -331,7 +335,25 @@ impl Settings {
             "invalid configuration: issuer must be the server's base URL (RFC 8414)"
         );
         s.validate_backends()?;
+        s.external_verifiers()?;
         Ok(s)
+    }
+
+    /// One verifier per configured external issuer; the error names the entry and field.
+    pub fn external_verifiers(&self) -> anyhow::Result<Vec<playhead_auth::ExternalVerifier>> {
+        let list = &self.identity.external_issuers;
+        let mut verifiers = Vec::with_capacity(list.len());
+        for (i, cfg) in list.iter().enumerate() {
+            anyhow::ensure!(
+                !list[..i].iter().any(|earlier| earlier.issuer == cfg.issuer),
+                "invalid configuration: identity.external_issuers[{i}].issuer: listed twice"
+            );
+            let v =
+                playhead_auth::ExternalVerifier::new(i, cfg.clone(), &self.issuer, crate::TOKEN_LEEWAY_SECS)
+                    .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+            verifiers.push(v);
+        }
+        Ok(verifiers)
     }
 
     /// The scale-out keys are consistent: Redis and NATS only beside PostgreSQL, URLs with the

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod jwks;
 pub mod migrate_data;
 #[cfg(feature = "recs")]
 pub mod recs;
@@ -16,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use playhead_api_rest::auth::Revocations;
+use playhead_api_rest::auth::{ExternalIssuers, Revocations};
 use playhead_api_rest::{Authenticator, ReadyCheck, RestState};
 use playhead_app::clock::SystemClock;
 use playhead_app::identity::AuthServer;
@@ -244,11 +245,22 @@ pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
         consumer_batch: settings.limits.consumer_batch,
         cursor_key,
         // Per-profile rows cached in one replica's memory would go stale when another replica
-        // applies events: in scale-out mode rows are read from PostgreSQL (DESIGN.md, read path).
+        // applies events: in scale-out mode rows are cached in Redis (below) or not at all.
         row_cache: !settings.scale_out(),
         quotas: settings.rate_limits.quotas(),
     };
-    let app = App::new(ports, config, Arc::new(SystemClock));
+    let mut app = App::new(ports, config, Arc::new(SystemClock));
+    if let Some(url) = &settings.redis_url {
+        // Rows shared through Redis, invalidated by whichever replica applies a write; reads go
+        // to PostgreSQL whenever Redis does not answer (decision 0022).
+        let shared = playhead_redis::RedisSharedCache::connect(
+            url,
+            &settings.redis_key_prefix,
+            Duration::from_millis(250),
+        )
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        app = app.with_shared_row_cache(Arc::new(shared));
+    }
     #[cfg(feature = "recs")]
     let served = Arc::new(recs::ServedRecs::new());
     #[cfg(feature = "recs")]
@@ -320,10 +332,22 @@ pub async fn launch(
 ) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let revocations = Arc::new(Revocations::new());
-    let auth = Arc::new(
+    let mut authenticator =
         Authenticator::new(rt.identity.verifier(TOKEN_LEEWAY_SECS), rt.app.ports().api_keys.clone(), clock)
-            .with_revocations(revocations.clone()),
-    );
+            .with_revocations(revocations.clone());
+    let external = rt.settings.external_verifiers()?;
+    if !external.is_empty() {
+        let external = Arc::new(ExternalIssuers::new(
+            external,
+            Arc::new(jwks::HttpJwksFetcher::new().context("building the JWKS client")?),
+            rt.identity.store().clone(),
+        ));
+        // Learn the keys before serving; an issuer whose keys cannot be fetched gets 503s for
+        // its tokens (and a retry at most once a minute) rather than a failed start.
+        external.prefetch().await;
+        authenticator = authenticator.with_external_issuers(external);
+    }
+    let auth = Arc::new(authenticator);
     let poll_every = Duration::from_millis(rt.settings.identity.revocation_poll_ms);
     // Load once before serving, so the first requests are not refused as "stale".
     if let Err(e) = poll_identity(&rt.identity, &auth, &revocations).await {

@@ -236,6 +236,49 @@ pub async fn refresh_tokens_rotate_once(s: &Stores) {
     assert_eq!(s.identity.refresh_token(digest(23)).await.expect("refresh_token"), None);
 }
 
+/// External identities are keyed by (issuer, subject): the first sight creates one account and
+/// links it, later sights find it, the same subject at another issuer is another account, and two
+/// racing first sights end with one account (the loser's is not created).
+pub async fn external_identities_link_once_per_issuer_and_subject(s: &Stores) {
+    let fresh = || {
+        let id = AccountId(Uuid::now_v7());
+        let email = Email::parse(&format!("{}@external.invalid", id.0.simple())).expect("email");
+        Account { id, email, created_at: at(0) }
+    };
+    let iss_a = format!("https://idp-a.example/{}", Uuid::now_v7().simple());
+    let iss_b = format!("https://idp-b.example/{}", Uuid::now_v7().simple());
+    let first = fresh();
+    let linked = s.identity.link_external_identity(&iss_a, "user-1", &first).await.expect("link");
+    assert_eq!(linked, first.id, "a first sight links the new account");
+    assert!(s.accounts.account(first.id).await.expect("account").is_some(), "and creates it");
+    let again = fresh();
+    assert_eq!(
+        s.identity.link_external_identity(&iss_a, "user-1", &again).await.expect("link again"),
+        first.id,
+        "a later sight finds the same account"
+    );
+    assert!(s.accounts.account(again.id).await.expect("account").is_none(), "and creates nothing");
+    let other = fresh();
+    assert_eq!(
+        s.identity.link_external_identity(&iss_b, "user-1", &other).await.expect("other issuer"),
+        other.id,
+        "the same sub at another issuer is another person"
+    );
+
+    let (x, y) = (fresh(), fresh());
+    let (rx, ry) = futures::join!(
+        s.identity.link_external_identity(&iss_a, "user-2", &x),
+        s.identity.link_external_identity(&iss_a, "user-2", &y)
+    );
+    let (rx, ry) = (rx.expect("race x"), ry.expect("race y"));
+    assert_eq!(rx, ry, "racing first sights agree on one account");
+    let loser = if rx == x.id { &y } else { &x };
+    assert!(
+        s.accounts.account(loser.id).await.expect("account").is_none(),
+        "the loser's account is not kept"
+    );
+}
+
 /// Signing keys are listed oldest first; adding one keeps only the newest `keep`. Audit entries
 /// read back in order from a time on.
 pub async fn signing_keys_rotate_and_audit_appends(s: &Stores) {

@@ -307,3 +307,37 @@ async fn a_viewer_token_gets_403_on_every_admin_and_catalog_route() {
     assert!(checked >= 4, "only {checked} admin/catalog routes found in the route table");
     t.stop().await;
 }
+
+/// The unauthenticated quota is per client address: behind a trusted proxy that is the
+/// X-Forwarded-For client (two clients behind one balancer do not share a quota); from any other
+/// peer the header is ignored (a client cannot pick a fresh address per request).
+#[tokio::test]
+async fn the_unauthenticated_quota_follows_x_forwarded_for_only_from_trusted_proxies() {
+    let quota = playhead::config::QuotaSetting { limit: 2, window_secs: 600 };
+    let statuses = |t: &TestApp, forwarded: &'static [&'static str]| {
+        let (http, url) = (t.http.clone(), t.url("/v1/me"));
+        async move {
+            let mut out = Vec::new();
+            for xff in forwarded {
+                let r = http.get(&url).header("x-forwarded-for", *xff).send().await.unwrap();
+                out.push(r.status().as_u16());
+            }
+            out
+        }
+    };
+    // 127.0.0.1 (the test client) is the trusted balancer.
+    let behind = spawn_with(|s| {
+        s.rate_limits.auth = quota;
+        s.identity.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let got =
+        statuses(&behind, &["203.0.113.1", "203.0.113.1", "203.0.113.1", "203.0.113.2", "203.0.113.2"]).await;
+    assert_eq!(got, [401, 401, 429, 401, 401], "one quota per forwarded client");
+    behind.stop().await;
+
+    let direct = spawn_with(|s| s.rate_limits.auth = quota).await;
+    let got = statuses(&direct, &["203.0.113.1", "203.0.113.2", "203.0.113.3"]).await;
+    assert_eq!(got, [401, 401, 429], "an untrusted peer's X-Forwarded-For is ignored");
+    direct.stop().await;
+}

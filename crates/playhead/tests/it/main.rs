@@ -15,6 +15,8 @@ mod api_recs;
 mod api_rows;
 mod api_validation;
 mod durability;
+mod external_idp;
+mod multi_process;
 mod nats;
 mod oauth;
 #[cfg(feature = "recs")]

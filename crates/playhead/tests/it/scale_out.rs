@@ -190,7 +190,7 @@ async fn migrate_data_moves_an_embedded_deployment_and_its_rows_read_the_same() 
     drop(schema);
 }
 
-fn redis_url() -> Option<String> {
+pub(crate) fn redis_url() -> Option<String> {
     let url = std::env::var("PLAYHEAD_TEST_REDIS_URL")
         .ok()
         .filter(|s| !s.is_empty())
@@ -272,6 +272,63 @@ async fn two_replicas_share_rate_limits_and_idempotency_keys() {
             }
         }
         assert_eq!(ok, 6, "one quota shared by both replicas");
+        b.stop().await;
+        a.stop().await;
+    })
+    .await;
+}
+
+/// Two replicas sharing rows through Redis: a row read (and cached) on one replica reflects a
+/// write applied through the other at the next read, and the row really is kept in Redis.
+#[tokio::test]
+async fn two_replicas_share_cached_rows_and_never_serve_a_stale_resume_point() {
+    if !pg::reachable().await {
+        return;
+    }
+    let Some(redis) = redis_url() else { return };
+    on(Backend::Postgres, async move {
+        let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+        let (r, p) = (redis.clone(), prefix.clone());
+        let a = spawn_with(move |s| {
+            s.redis_url = Some(r);
+            s.redis_key_prefix = p;
+        })
+        .await;
+        let (schema, dir, issuer) =
+            (a.settings.database_schema.clone(), a.settings.data_dir.clone(), a.settings.issuer.clone());
+        let (r, p) = (redis.clone(), prefix.clone());
+        let b = spawn_with(move |s| {
+            s.redis_url = Some(r);
+            s.redis_key_prefix = p;
+            s.database_schema = schema;
+            s.data_dir = dir;
+            s.issuer = issuer;
+        })
+        .await;
+        let ops = a.catalog_token().await;
+        a.import(&ops, &[movie("m1", 100)]).await;
+        let v = a.viewer("rows@example.com").await;
+        let cw = format!("/v1/profiles/{}/continue-watching", v.profile);
+        let position = |row: &Value| row["items"][0]["position_ms"].as_i64();
+
+        a.events(&v, watching("m1", 0, 10, 60)).await;
+        a.settle().await;
+        b.settle().await;
+        let on_b = b.get_json(&v.token, &cw).await;
+        assert_eq!(position(&on_b), Some(10 * 60_000), "{on_b}");
+        assert_eq!(position(&a.get_json(&v.token, &cw).await), Some(10 * 60_000));
+        // The row is in Redis, under this deployment's prefix.
+        let key = format!("{prefix}rows:{}:cw", v.profile);
+        let exists = Command::new("redis-cli").args(["-u", &redis, "EXISTS", &key]).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&exists.stdout).trim(), "1", "row not cached in Redis");
+
+        // A write through B (applied by whichever replica's consumer claims it)...
+        b.events(&v, watching("m1", 10, 20, 1)).await;
+        a.settle().await;
+        b.settle().await;
+        // ...is what both replicas serve next: no replica keeps the old resume point.
+        assert_eq!(position(&a.get_json(&v.token, &cw).await), Some(30 * 60_000));
+        assert_eq!(position(&b.get_json(&v.token, &cw).await), Some(30 * 60_000));
         b.stop().await;
         a.stop().await;
     })
