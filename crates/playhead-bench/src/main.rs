@@ -2,6 +2,8 @@
 //!
 //! - `ingest`: events accepted-to-applied through REST batches of 500 from concurrent clients,
 //!   against the same rows inserted raw into SQLite with the same settings in 500-row transactions.
+//! - With `PLAYHEAD_DATABASE_URL` (and `PLAYHEAD_REDIS_URL`, `PLAYHEAD_NATS_URL`) in the
+//!   environment, `ingest` and `read-seed` run Playhead in scale-out mode (`bench/scale-out.sh`).
 //! - `read-seed` / `read-baseline`: set up a profile with a 20-item Continue watching row, and serve
 //!   the same JSON from a bare axum handler; `bench/read.sh` drives both with wrk.
 //!
@@ -171,8 +173,18 @@ async fn raw_sqlite(bodies: &[(usize, Vec<Value>)]) -> anyhow::Result<f64> {
 /// Playhead: accepted-to-applied rate through REST.
 async fn playhead_ingest(bodies: Arc<Vec<(usize, Vec<Value>)>>, clients: usize) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
-    let mut settings =
-        Settings { data_dir: dir.path().to_path_buf(), metrics_listen: None, ..Settings::default() };
+    let mut settings = bench_settings(dir.path().to_path_buf())?;
+    // Scale-out mode: a fresh schema per run (dropped afterwards), like a fresh data dir.
+    let schema = match &settings.database_url {
+        Some(url) => {
+            let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+            let mut c = sqlx::PgConnection::connect(url).await?;
+            sqlx::query(&format!("CREATE SCHEMA {name}")).execute(&mut c).await?;
+            settings.database_schema = Some(name.clone());
+            Some((url.clone(), name))
+        }
+        None => None,
+    };
     // The bench measures the ingest pipeline, not the limiter (which still runs on every request).
     settings.rate_limits.ingest.limit = 1_000_000_000;
     let rt = open(settings.clone()).await?;
@@ -252,6 +264,10 @@ async fn playhead_ingest(bodies: Arc<Vec<(usize, Vec<Value>)>>, clients: usize) 
     );
     let _ = stop.send(true);
     server.await??;
+    if let Some((url, name)) = schema {
+        let mut c = sqlx::PgConnection::connect(&url).await?;
+        sqlx::query(&format!("DROP SCHEMA {name} CASCADE")).execute(&mut c).await?;
+    }
     Ok(n as f64 / applied_at.as_secs_f64())
 }
 
@@ -460,8 +476,14 @@ async fn relay(events: usize, runs: usize, database_url: &str, nats_url: &str) -
     Ok(())
 }
 
+/// Settings as the binary reads them from the environment (so `PLAYHEAD_DATABASE_URL`,
+/// `PLAYHEAD_REDIS_URL`... select scale-out mode for a run), with this run's data dir.
+fn bench_settings(data_dir: std::path::PathBuf) -> anyhow::Result<Settings> {
+    Ok(Settings { data_dir, metrics_listen: None, ..Settings::load(None)? })
+}
+
 async fn read_seed(data_dir: std::path::PathBuf) -> anyhow::Result<()> {
-    let settings = Settings { data_dir, metrics_listen: None, ..Settings::default() };
+    let settings = bench_settings(data_dir)?;
     let rt = open(settings.clone()).await?;
     let app = rt.app.clone();
     app.upsert_titles_unchecked(&titles(400)).await.map_err(|e| anyhow::anyhow!("{e}"))?;

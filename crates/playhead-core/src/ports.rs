@@ -638,6 +638,11 @@ pub trait IdentityStore: Send + Sync {
         new_account: &Account,
     ) -> Result<AccountId, StoreError>;
 
+    /// A named 32-byte secret every replica shares (the pagination cursor key): the stored one,
+    /// or `candidate`, stored now, when there is none. The first process to store one decides;
+    /// every later call returns it.
+    async fn shared_secret(&self, name: &str, candidate: [u8; 32]) -> Result<[u8; 32], StoreError>;
+
     /// Append audit entries.
     async fn audit(&self, entries: &[crate::identity::AuditEntry]) -> Result<(), StoreError>;
     /// Audit entries at or after `since`, oldest first, at most `limit`.

@@ -184,6 +184,7 @@ macro_rules! contract_suite {
             refresh_tokens_rotate_once,
             signing_keys_rotate_and_audit_appends,
             external_identities_link_once_per_issuer_and_subject,
+            shared_secrets_are_decided_once,
         }
     };
 }

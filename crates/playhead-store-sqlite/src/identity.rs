@@ -569,6 +569,22 @@ impl IdentityStore for SqliteStore {
         Ok(new_account.id)
     }
 
+    async fn shared_secret(&self, name: &str, candidate: [u8; 32]) -> Result<[u8; 32], StoreError> {
+        // Insert-if-absent, then read whatever won: two replicas starting at once agree.
+        sqlx::query("INSERT INTO shared_secrets (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(candidate.to_vec())
+            .execute(&self.writer)
+            .await
+            .map_err(error::db)?;
+        let row = sqlx::query("SELECT value FROM shared_secrets WHERE name = ?1")
+            .bind(name)
+            .fetch_one(&self.writer)
+            .await
+            .map_err(error::db)?;
+        hash(&row, "value")
+    }
+
     async fn audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());

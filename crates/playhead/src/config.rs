@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
-    /// Where SQLite, keys and the cursor key live.
+    /// Where the SQLite database lives (embedded mode; it holds the keys too).
     pub data_dir: PathBuf,
     /// The API listener.
     pub listen: SocketAddr,

@@ -11,7 +11,6 @@ pub mod migrate_data;
 #[cfg(feature = "recs")]
 pub mod recs;
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -171,33 +170,18 @@ where
     }
 }
 
-/// Read (or create once, with mode 0600) a 32-byte secret in the data dir.
-fn secret_file(dir: &Path, name: &str) -> anyhow::Result<[u8; 32]> {
+/// A 32-byte secret file in the data dir, if one exists (earlier versions kept the cursor key
+/// there).
+fn legacy_secret_file(dir: &Path, name: &str) -> anyhow::Result<Option<[u8; 32]>> {
     let path = dir.join(name);
-    if let Ok(bytes) = std::fs::read(&path) {
-        return bytes
+    match std::fs::read(&path) {
+        Ok(bytes) => bytes
             .try_into()
-            .map_err(|_| anyhow::anyhow!("{} must hold exactly 32 bytes", path.display()));
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("{} must hold exactly 32 bytes", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow::anyhow!("reading {}: {e}", path.display())),
     }
-    let key: [u8; 32] = rand::random();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(&key)?;
-    f.sync_all()?;
-    // Another process may have won the race: keep whichever file landed first.
-    if std::fs::hard_link(&tmp, &path).is_err() {
-        let _ = std::fs::remove_file(&tmp);
-        let bytes = std::fs::read(&path)?;
-        return bytes
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("{} must hold exactly 32 bytes", path.display()));
-    }
-    let _ = std::fs::remove_file(&tmp);
-    Ok(key)
 }
 
 /// Open the data dir (creating it), the store (running migrations) and the keys.
@@ -211,7 +195,15 @@ pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
         let _ = std::fs::set_permissions(&settings.data_dir, std::fs::Permissions::from_mode(0o700));
     }
     let store = Store::open(&settings).await?;
-    let cursor_key = secret_file(&settings.data_dir, "cursor.key")?;
+    // The cursor key lives in the store so every replica verifies every other's cursors. An
+    // existing `cursor.key` file (deployments from before) is offered first, so cursors already
+    // handed out stay valid across the upgrade.
+    let candidate = legacy_secret_file(&settings.data_dir, "cursor.key")?.unwrap_or_else(rand::random);
+    let cursor_key = store
+        .identity()
+        .shared_secret("cursor", candidate)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the cursor key from the store: {e}"))?;
     // Idle keys are forgotten once the longest window in use has passed (not before: a key
     // forgotten early would get a fresh quota).
     let r = &settings.rate_limits;

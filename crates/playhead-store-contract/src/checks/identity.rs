@@ -279,6 +279,24 @@ pub async fn external_identities_link_once_per_issuer_and_subject(s: &Stores) {
     );
 }
 
+/// A shared secret is stored by the first caller and returned to every later one, whatever
+/// candidate they bring; racing first callers agree.
+pub async fn shared_secrets_are_decided_once(s: &Stores) {
+    let name = format!("cursor-{}", Uuid::now_v7().simple());
+    let (x, y) =
+        futures::join!(s.identity.shared_secret(&name, [1; 32]), s.identity.shared_secret(&name, [2; 32]));
+    let (x, y) = (x.expect("shared_secret"), y.expect("shared_secret"));
+    assert_eq!(x, y, "racing first callers agree");
+    assert!(x == [1; 32] || x == [2; 32]);
+    assert_eq!(
+        s.identity.shared_secret(&name, [3; 32]).await.expect("again"),
+        x,
+        "later candidates are ignored"
+    );
+    let other = s.identity.shared_secret(&format!("{name}-other"), [4; 32]).await.expect("other name");
+    assert_eq!(other, [4; 32], "names are independent");
+}
+
 /// Signing keys are listed oldest first; adding one keeps only the newest `keep`. Audit entries
 /// read back in order from a time on.
 pub async fn signing_keys_rotate_and_audit_appends(s: &Stores) {

@@ -129,9 +129,10 @@ async fn fault_replica_sigkilled_behind_haproxy_loses_no_acknowledged_event() {
             .unwrap()
             .to_owned();
 
-    // Both replicas share the data dir only for cursor.key (docs/operations.md).
-    let mut a = Some(replica(dir.path(), &config, port_a));
-    let _b = replica(dir.path(), &config, port_b);
+    // Each replica has a data dir of its own: everything they share is in PostgreSQL and Redis.
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a = Some(replica(dir_a.path(), &config, port_a));
+    let _b = replica(dir_b.path(), &config, port_b);
     let lb_cfg = dir.path().join("haproxy.cfg");
     std::fs::write(
         &lb_cfg,
@@ -175,6 +176,19 @@ async fn fault_replica_sigkilled_behind_haproxy_loses_no_acknowledged_event() {
             .unwrap();
         assert!(r.status().is_success(), "{}", r.status());
     }
+
+    // One cursor key: a page cursor signed by one replica is honoured by the other.
+    let page = http.get(format!("{base}/v1/titles?limit=1")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let page: Value = page.json().await.unwrap();
+    let cursor = page["next_cursor"].as_str().unwrap_or_else(|| panic!("no cursor: {page}")).to_owned();
+    let next = http
+        .get(format!("{base}/v1/titles?limit=1&cursor={cursor}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.status(), StatusCode::OK, "a cursor from the other replica was refused");
 
     // One read quota across both replicas: round robin alternates them, and 6 of 12 pass. (A
     // principal of its own, so the reads below are not charged to the same quota.)

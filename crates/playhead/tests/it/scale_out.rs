@@ -223,14 +223,13 @@ async fn two_replicas_share_rate_limits_and_idempotency_keys() {
             s.rate_limits.read = quota;
         })
         .await;
-        let (schema, dir) = (a.settings.database_schema.clone(), a.settings.data_dir.clone());
+        let schema = a.settings.database_schema.clone();
         let issuer = a.settings.issuer.clone();
         let b = spawn_with(move |s| {
             s.redis_url = Some(redis);
             s.redis_key_prefix = prefix;
             s.rate_limits.read = quota;
             s.database_schema = schema;
-            s.data_dir = dir; // the same cursor key (signing keys are in the shared store)
             s.issuer = issuer; // replicas behind one balancer share one public issuer URL
         })
         .await;
@@ -294,14 +293,12 @@ async fn two_replicas_share_cached_rows_and_never_serve_a_stale_resume_point() {
             s.redis_key_prefix = p;
         })
         .await;
-        let (schema, dir, issuer) =
-            (a.settings.database_schema.clone(), a.settings.data_dir.clone(), a.settings.issuer.clone());
+        let (schema, issuer) = (a.settings.database_schema.clone(), a.settings.issuer.clone());
         let (r, p) = (redis.clone(), prefix.clone());
         let b = spawn_with(move |s| {
             s.redis_url = Some(r);
             s.redis_key_prefix = p;
             s.database_schema = schema;
-            s.data_dir = dir;
             s.issuer = issuer;
         })
         .await;

@@ -4,7 +4,8 @@
 //! Backends: a test body runs on the embedded SQLite store unless it is listed in
 //! [`on_both_backends!`], which runs it once per backend; on PostgreSQL each run gets a schema of
 //! its own on the server named by `PLAYHEAD_TEST_DATABASE_URL` (default the local test server),
-//! dropped afterwards. An unreachable server fails the PostgreSQL runs under `CI=true` and skips
+//! dropped afterwards, and Redis (`PLAYHEAD_TEST_REDIS_URL`, default the local server) with a key
+//! prefix of its own, as scale-out mode is deployed. An unreachable server fails the PostgreSQL runs under `CI=true` and skips
 //! them (with a notice on stderr) elsewhere.
 
 use std::sync::Arc;
@@ -198,6 +199,12 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
             settings.database_schema = Some(schema.name.clone());
             // Tests run in parallel and share the server's max_connections.
             settings.database_max_connections = 4;
+            // Scale-out mode as deployed: PostgreSQL and Redis (shared rate limits and row
+            // cache), with a key prefix of this test's own.
+            if let Some(redis) = crate::scale_out::redis_url() {
+                settings.redis_url = Some(redis);
+                settings.redis_key_prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+            }
             Some(schema)
         }
     };
