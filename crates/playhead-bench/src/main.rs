@@ -424,7 +424,7 @@ async fn relay_raw(events: usize, nats_url: &str) -> anyhow::Result<f64> {
         ..Default::default()
     })
     .await?;
-    let base = playhead_app::clock::SystemClock.now_ms();
+    let base = Timestamp(playhead_app::clock::SystemClock.now_ms()).to_rfc3339();
     let payloads: Vec<(String, Vec<u8>)> = (0..events)
         .map(|i| {
             let id = uuid::Uuid::new_v4();

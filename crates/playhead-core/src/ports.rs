@@ -181,6 +181,11 @@ pub trait Outbox: Send + Sync {
     /// Queue a parked row's event again under a new seq (so the broker's duplicate window does
     /// not swallow the new message) and return that seq; `None` when the row no longer exists.
     async fn revive(&self, seq: i64) -> Result<Option<i64>, StoreError>;
+    /// The event each of these seqs holds now; seqs without a row (applied) are left out. A
+    /// consumer checks each message's `(seq, event id)` against it before applying, so a message
+    /// from another deployment or an older database (seqs restart per database) never claims a
+    /// row that holds a different event.
+    async fn events_at(&self, seqs: &[i64]) -> Result<Vec<(i64, EventId)>, StoreError>;
     /// Counts for metrics.
     async fn depth(&self) -> Result<OutboxDepth, StoreError>;
 }

@@ -133,6 +133,33 @@ async fn handle(p: &Pipeline, batch: Vec<Message>, backoff: Duration) -> Result<
     if decoded.is_empty() {
         return Ok(());
     }
+    // The claim is by seq, and seqs restart in every database: a message from another deployment
+    // sharing the stream, or one published before the database was restored, could name a row
+    // that now holds a different event, and claiming it would delete that event unapplied. Only
+    // messages whose (seq, event id) is in this outbox are applied; a seq with no row is done.
+    let seqs: Vec<i64> = decoded.iter().map(|(_, q)| q.seq).collect();
+    let owners: std::collections::HashMap<i64, playhead_core::EventId> = match p.outbox.events_at(&seqs).await
+    {
+        Ok(o) => o.into_iter().collect(),
+        Err(e) => {
+            nak_all(decoded.iter().map(|(m, _)| m), backoff).await;
+            return Err(NatsError::Store(e));
+        }
+    };
+    let (mine, others): (Vec<_>, Vec<_>) =
+        decoded.into_iter().partition(|(_, q)| owners.get(&q.seq).is_none_or(|id| *id == q.event.event_id));
+    if !others.is_empty() {
+        tracing::warn!(
+            message.count = others.len(),
+            "messages naming outbox rows of other events ignored (another deployment on this stream, or a restored database?)"
+        );
+        metrics::counter!("playhead_consumer_foreign_total").increment(others.len() as u64);
+        ack_all(others.iter().map(|(m, _)| m)).await;
+    }
+    let decoded = mine;
+    if decoded.is_empty() {
+        return Ok(());
+    }
     // One copy per outbox row: a sweep outside the duplicate window can put two messages for one
     // row into a batch (the claim would hand the event over once, but apply it from both).
     let mut rows = std::collections::HashSet::new();

@@ -10,6 +10,7 @@
 
 use async_trait::async_trait;
 use playhead_core::StoreError;
+use playhead_core::ids::EventId;
 use playhead_core::ports::{Outbox, OutboxDepth, QueuedEvent};
 use playhead_core::time::Timestamp;
 use sqlx::Row;
@@ -93,6 +94,18 @@ impl Outbox for PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(error::db)
+    }
+
+    async fn events_at(&self, seqs: &[i64]) -> Result<Vec<(i64, EventId)>, StoreError> {
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query("SELECT seq, event_id FROM event_queue WHERE seq = ANY($1::int8[])")
+            .bind(seqs)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(error::db)?;
+        rows.iter().map(|r| Ok((codec::get::<i64>(r, "seq")?, codec::event_id(r, "event_id")?))).collect()
     }
 
     async fn depth(&self) -> Result<OutboxDepth, StoreError> {

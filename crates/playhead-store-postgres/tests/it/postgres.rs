@@ -434,9 +434,13 @@ async fn outbox_rows_are_taken_once_swept_when_stale_and_deleted_only_by_claim()
     // Only the claim deletes: afterwards the outbox is empty and nothing is offered again.
     let mut all: Vec<i64> = seqs[..5].to_vec();
     all.push(new_seq);
+    let owners = store.events_at(&all).await.expect("events_at");
+    assert_eq!(owners.len(), 6);
+    assert!(owners.iter().any(|(s, id)| *s == new_seq && *id == entries[5].event.event_id), "{owners:?}");
     let mut tx = store.begin().await.expect("begin");
     assert_eq!(tx.claim(&all).await.expect("claim").len(), 6);
     tx.commit().await.expect("commit");
+    assert!(store.events_at(&all).await.expect("events_at").is_empty(), "applied rows own nothing");
     assert_eq!(store.depth().await.expect("depth"), playhead_core::ports::OutboxDepth::default());
     assert!(!store.mark_dead(new_seq, Timestamp(T0)).await.expect("dead"), "an applied row is gone");
 }

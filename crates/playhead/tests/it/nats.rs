@@ -775,3 +775,94 @@ async fn nats_an_event_that_keeps_failing_is_dead_lettered_and_replayed_after_th
     })
     .await;
 }
+
+/// A message naming an outbox seq that holds a different event (another deployment on the same
+/// stream, a database restored under a running stream: seqs restart per database) is ignored: it
+/// must not claim, and so delete, the other event's row.
+#[tokio::test]
+async fn nats_a_message_naming_another_events_row_claims_nothing() {
+    let Some(url) = shared_nats() else { return };
+    if !pg::reachable().await {
+        return;
+    }
+    on(Backend::Postgres, async move {
+        let stream = stream_name();
+        let (u, st) = (url.clone(), stream.clone());
+        let t = spawn_with(move |s| with_nats(s, &u, &st)).await;
+        let ops = t.catalog_token().await;
+        t.import(&ops, &[movie("m1", 100)]).await;
+        let v = t.viewer("foreign@example.com").await;
+        let schema = t.settings.database_schema.clone().unwrap();
+        let js = js(&url).await;
+        let t0 = Instant::now();
+        while js.get_stream(&stream).await.is_err() {
+            assert!(t0.elapsed() < Duration::from_secs(10), "stream not created");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        // A row of this deployment, parked (so neither the relay nor the sweeper touches it).
+        let mut conn = PgConnection::connect(&pg::url()).await.unwrap();
+        sqlx::query(&format!("SET search_path TO {schema}")).execute(&mut conn).await.unwrap();
+        let ours = uuid::Uuid::new_v4();
+        let at = now_ms() - 3_600_000;
+        sqlx::query(
+            "INSERT INTO events (event_id, profile_id, title_id, kind, position_ms, duration_ms, occurred_at, \
+             occurred_at_raw, received_at, device_id, session_id, state) \
+             VALUES ($1, $2, 'm1', 'pause', 600000, NULL, $3, $3, $3, 'tv', NULL, 'logged')",
+        )
+        .bind(ours)
+        .bind(v.profile.0)
+        .bind(at)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO event_queue (event_id, published_at, dead_at) VALUES ($1, $2, $2) RETURNING seq",
+        )
+        .bind(ours)
+        .bind(now_ms())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        let _ = conn.close().await;
+
+        // Someone else's event under the same seq, in this build's own format.
+        let theirs = uuid::Uuid::new_v4();
+        let at = playhead_core::Timestamp(at).to_rfc3339();
+        let payload = json!({"v": 1, "seq": seq, "event": {
+            "event_id": theirs, "profile_id": v.profile.0, "title_id": "m1", "kind": "pause",
+            "position_ms": 300000, "duration_ms": null, "occurred_at": at, "occurred_at_raw": at,
+            "received_at": at, "device_id": "tv", "session_id": null}});
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Nats-Msg-Id", format!("{theirs}:{seq}").as_str());
+        js.publish_with_headers(format!("{stream}.events"), h, serde_json::to_vec(&payload).unwrap().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+
+        // Wait until the consumer has dealt with it (delivered and acked).
+        let mut s = js.get_stream(&stream).await.unwrap();
+        let last = s.info().await.unwrap().state.last_sequence;
+        let t0 = Instant::now();
+        loop {
+            let c: Result<jetstream::consumer::PullConsumer, _> = s.get_consumer(playhead_nats::CONSUMER).await;
+            if let Ok(mut c) = c {
+                let info = c.info().await.unwrap();
+                if info.ack_floor.stream_sequence >= last {
+                    break;
+                }
+            }
+            assert!(t0.elapsed() < Duration::from_secs(30), "the message was not consumed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut dlq = js.get_stream(format!("{stream}_DLQ")).await.unwrap();
+        assert_eq!(dlq.info().await.unwrap().state.messages, 0, "it decoded: not a poison message");
+        assert_eq!(pg_count(&schema, "SELECT count(*) FROM event_queue").await, 1, "our row is still there");
+        let progress = t.get_json(&v.token, &format!("/v1/profiles/{}/progress/m1", v.profile)).await;
+        assert_eq!(progress["position_ms"], 0, "neither event was applied: {progress}");
+        t.stop().await;
+        drop_streams(&url, &stream).await;
+    })
+    .await;
+}
