@@ -175,9 +175,9 @@ pub trait Outbox: Send + Sync {
     /// Offer again every row handed over before `cutoff` and still unapplied, except dead ones
     /// (the sweeper). Returns how many.
     async fn sweep(&self, cutoff: Timestamp) -> Result<u64, StoreError>;
-    /// Park a row whose message went to the dead-letter stream: the sweeper skips it. `false`
-    /// when the row no longer exists (its event was applied).
-    async fn mark_dead(&self, seq: i64, now: Timestamp) -> Result<bool, StoreError>;
+    /// Park the row `seq` if it holds `event` (its message went to the dead-letter stream): the
+    /// sweeper skips it. `false` when no such row exists (applied, or another event's seq).
+    async fn mark_dead(&self, seq: i64, event: EventId, now: Timestamp) -> Result<bool, StoreError>;
     /// Queue a parked row's event again under a new seq (so the broker's duplicate window does
     /// not swallow the new message) and return that seq; `None` when the row no longer exists.
     async fn revive(&self, seq: i64) -> Result<Option<i64>, StoreError>;

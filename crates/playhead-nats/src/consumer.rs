@@ -126,7 +126,9 @@ async fn handle(p: &Pipeline, batch: Vec<Message>, backoff: Duration) -> Result<
             Ok(q) => decoded.push((m, q)),
             Err(reason) => {
                 let seq = wire::seq_of(m.headers.as_ref());
-                dead_letter(p, &m, &reason, seq).await?;
+                let event = wire::header(m.headers.as_ref(), wire::EVENT_ID)
+                    .and_then(|s| playhead_core::EventId::parse(&s).ok());
+                dead_letter(p, &m, &reason, seq, event).await?;
             }
         }
     }
@@ -194,7 +196,14 @@ async fn handle(p: &Pipeline, batch: Vec<Message>, backoff: Duration) -> Result<
                     Err(e) => {
                         let delivered = m.info().map(|i| i.delivered).unwrap_or(1);
                         if delivered >= p.settings.poison_after_deliveries {
-                            dead_letter(p, m, &format!("apply failed: {e}"), Some(q.seq)).await?;
+                            dead_letter(
+                                p,
+                                m,
+                                &format!("apply failed: {e}"),
+                                Some(q.seq),
+                                Some(q.event.event_id),
+                            )
+                            .await?;
                         } else {
                             tracing::warn!(error = %e, event.id = %q.event.event_id, delivered, "event failed to apply; retrying before dead-lettering it");
                             nak_all(std::iter::once(m), backoff).await;
@@ -226,9 +235,15 @@ async fn nak_all<'a>(msgs: impl Iterator<Item = &'a Message>, delay: Duration) {
 }
 
 /// Park a message on the dead-letter stream, mark its outbox row dead (the sweeper then leaves
-/// it alone), and terminate it. If the dead-letter publish fails the message is NAKed instead:
-/// nothing is terminated without a copy.
-async fn dead_letter(p: &Pipeline, m: &Message, reason: &str, seq: Option<i64>) -> Result<(), NatsError> {
+/// it alone) when the message names both the row and its event, and terminate it. If the
+/// dead-letter publish fails the message is NAKed instead: nothing is terminated without a copy.
+async fn dead_letter(
+    p: &Pipeline,
+    m: &Message,
+    reason: &str,
+    seq: Option<i64>,
+    event: Option<playhead_core::EventId>,
+) -> Result<(), NatsError> {
     let original = m.info().map(|i| i.stream_sequence).unwrap_or_default();
     let mut h = async_nats::HeaderMap::new();
     // One dead letter per original message, even if it is delivered again before the term lands.
@@ -238,8 +253,8 @@ async fn dead_letter(p: &Pipeline, m: &Message, reason: &str, seq: Option<i64>) 
     if let Some(seq) = seq {
         h.insert(wire::SEQ, seq.to_string().as_str());
     }
-    if let Some(id) = wire::header(m.headers.as_ref(), wire::EVENT_ID) {
-        h.insert(wire::EVENT_ID, id.as_str());
+    if let Some(id) = event {
+        h.insert(wire::EVENT_ID, id.to_string().as_str());
     }
     let published = async {
         p.js.publish_with_headers(p.settings.dlq_subject(), h, m.payload.clone())
@@ -253,8 +268,8 @@ async fn dead_letter(p: &Pipeline, m: &Message, reason: &str, seq: Option<i64>) 
         let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
         return Err(e);
     }
-    if let Some(seq) = seq {
-        p.outbox.mark_dead(seq, p.app.clock().now()).await?;
+    if let (Some(seq), Some(event)) = (seq, event) {
+        p.outbox.mark_dead(seq, event, p.app.clock().now()).await?;
     }
     let _ = m.ack_with(AckKind::Term).await;
     tracing::error!(

@@ -73,9 +73,10 @@ impl Outbox for PgStore {
         Ok(r.rows_affected())
     }
 
-    async fn mark_dead(&self, seq: i64, now: Timestamp) -> Result<bool, StoreError> {
-        let r = sqlx::query("UPDATE event_queue SET dead_at = $2 WHERE seq = $1")
+    async fn mark_dead(&self, seq: i64, event: EventId, now: Timestamp) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE event_queue SET dead_at = $3 WHERE seq = $1 AND event_id = $2")
             .bind(seq)
+            .bind(event.0)
             .bind(now.0)
             .execute(&self.pool)
             .await

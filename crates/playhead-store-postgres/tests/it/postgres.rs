@@ -415,7 +415,12 @@ async fn outbox_rows_are_taken_once_swept_when_stale_and_deleted_only_by_claim()
     assert_eq!(again.iter().map(|q| q.seq).collect::<Vec<_>>(), seqs[..2]);
 
     // Dead rows are never swept; the rest handed over before the cutoff are.
-    assert!(store.mark_dead(seqs[5], Timestamp(T0)).await.expect("dead"));
+    let sixth = a.iter().chain(&b).find(|q| q.seq == seqs[5]).map(|q| q.event.event_id).expect("row");
+    assert!(
+        !store.mark_dead(seqs[5], EventId(Uuid::new_v4()), Timestamp(T0)).await.expect("dead"),
+        "another event's seq is not parked"
+    );
+    assert!(store.mark_dead(seqs[5], sixth, Timestamp(T0)).await.expect("dead"));
     assert_eq!(
         store.sweep(Timestamp(T0 + 1)).await.expect("sweep"),
         3,
@@ -436,11 +441,11 @@ async fn outbox_rows_are_taken_once_swept_when_stale_and_deleted_only_by_claim()
     all.push(new_seq);
     let owners = store.events_at(&all).await.expect("events_at");
     assert_eq!(owners.len(), 6);
-    assert!(owners.iter().any(|(s, id)| *s == new_seq && *id == entries[5].event.event_id), "{owners:?}");
+    assert!(owners.iter().any(|(s, id)| *s == new_seq && *id == sixth), "{owners:?}");
     let mut tx = store.begin().await.expect("begin");
     assert_eq!(tx.claim(&all).await.expect("claim").len(), 6);
     tx.commit().await.expect("commit");
     assert!(store.events_at(&all).await.expect("events_at").is_empty(), "applied rows own nothing");
     assert_eq!(store.depth().await.expect("depth"), playhead_core::ports::OutboxDepth::default());
-    assert!(!store.mark_dead(new_seq, Timestamp(T0)).await.expect("dead"), "an applied row is gone");
+    assert!(!store.mark_dead(new_seq, sixth, Timestamp(T0)).await.expect("dead"), "an applied row is gone");
 }
