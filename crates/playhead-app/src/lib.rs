@@ -129,6 +129,12 @@ impl App {
         &self.ports
     }
 
+    /// Notified after every append that queued events (and after held events are released): a
+    /// broker relay waits on it instead of polling the outbox, as the in-process consumer does.
+    pub fn appended(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
     /// The configuration.
     pub fn config(&self) -> &AppConfig {
         &self.config

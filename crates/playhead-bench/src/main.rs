@@ -7,6 +7,10 @@
 //! - `read-seed` / `read-baseline`: set up a profile with a 20-item Continue watching row, and serve
 //!   the same JSON from a bare axum handler; `bench/read.sh` drives both with wrk.
 //!
+//! - `relay`: scale-out with NATS: outbox rows relayed to JetStream (and applied by the consumer
+//!   running beside it), against the same payloads published raw to a JetStream stream of the
+//!   same configuration, 500 in flight at a time.
+//!
 //! Benchmarks are not tests: nothing here asserts a speed.
 
 use std::sync::Arc;
@@ -43,6 +47,22 @@ enum Cmd {
         /// Runs (median and spread are reported).
         #[arg(long, default_value_t = 5)]
         runs: usize,
+    },
+    /// Relay throughput: outbox -> relay -> JetStream (scale-out with NATS) vs raw JetStream
+    /// publishing of the same payloads. Needs PostgreSQL and NATS with JetStream.
+    Relay {
+        /// Events per run.
+        #[arg(long, default_value_t = 20_000)]
+        events: usize,
+        /// Runs (median and spread are reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// PostgreSQL (a throwaway schema is created and dropped).
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+        database_url: String,
+        /// NATS with JetStream (throwaway streams are created and deleted).
+        #[arg(long, default_value = "nats://127.0.0.1:4222")]
+        nats_url: String,
     },
     /// Create a data dir with one profile whose Continue watching row has 20+ items; print JSON
     /// with the profile id and a token.
@@ -296,6 +316,166 @@ impl NowMs for playhead_app::clock::SystemClock {
     }
 }
 
+/// Scale-out with NATS: rows already in the outbox, then the pipeline started; returns (relayed
+/// events/s, applied events/s). The consumer applies beside the relay, as in production.
+async fn relay_playhead(events: usize, database_url: &str, nats_url: &str) -> anyhow::Result<(f64, f64)> {
+    use playhead_core::event::{EventKind, PlaybackEvent};
+    use playhead_core::ports::LogEntry;
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let schema = format!("bench_{tag}");
+    let mut admin = sqlx::PgConnection::connect(database_url).await?;
+    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut admin).await?;
+    let dir = tempfile::tempdir()?;
+    let mut settings =
+        Settings { data_dir: dir.path().to_path_buf(), metrics_listen: None, ..Settings::default() };
+    settings.database_url = Some(database_url.to_owned());
+    settings.database_schema = Some(schema.clone());
+    settings.nats_url = Some(nats_url.to_owned());
+    settings.nats.stream = format!("BENCH_{tag}");
+    let stream = settings.nats.stream.clone();
+    let rt = open(settings).await?;
+    let app = rt.app.clone();
+    app.upsert_titles_unchecked(&titles(400)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut profiles = Vec::new();
+    for i in 0..PROFILES {
+        let account =
+            app.create_account(&format!("relay{i}@example.com")).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let p = app
+            .insert_profile(account.id, NewProfile { name: format!("P{i}"), ..Default::default() })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        profiles.push(p.id);
+    }
+    let base = playhead_app::clock::SystemClock.now_ms() - 10 * 86_400_000;
+    let entries: Vec<LogEntry> = (0..events)
+        .map(|i| {
+            let (p, k) = (i % PROFILES, (i / PROFILES) as i64);
+            let at = Timestamp(base + k * 30_000);
+            LogEntry {
+                event: PlaybackEvent {
+                    event_id: playhead_core::EventId(uuid::Uuid::new_v4()),
+                    profile_id: profiles[p],
+                    title_id: playhead_core::TitleId::parse(&format!("bench-{p}")).expect("id"),
+                    kind: EventKind::Heartbeat,
+                    position_ms: (k * 30_000) % 7_200_000,
+                    duration_ms: None,
+                    occurred_at: at,
+                    occurred_at_raw: at,
+                    received_at: at,
+                    device_id: None,
+                    session_id: None,
+                },
+                hold: false,
+            }
+        })
+        .collect();
+    for chunk in entries.chunks(BATCH) {
+        app.ports().log.append(chunk, u64::MAX).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let outbox = rt.store.outbox().context("the relay bench needs PostgreSQL")?;
+    let pipeline = rt.pipeline.clone().context("the relay bench needs nats_url")?;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let started = Instant::now();
+    let task = pipeline.spawn(rx);
+    let mut relayed_at = None;
+    let applied_at = loop {
+        let d = outbox.depth().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        if d.unpublished == 0 && relayed_at.is_none() {
+            relayed_at = Some(started.elapsed());
+        }
+        if d.unapplied == 0 {
+            break started.elapsed();
+        }
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(600), "not applied within 10 minutes");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let relayed_at = relayed_at.unwrap_or(applied_at);
+    let _ = stop.send(true);
+    task.await?;
+    rt.store.close().await;
+    let js = async_nats::jetstream::new(async_nats::connect(nats_url).await?);
+    let _ = js.delete_stream(&stream).await;
+    let _ = js.delete_stream(format!("{stream}_DLQ")).await;
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&mut admin).await?;
+    eprintln!(
+        "  playhead: {events} events relayed in {:.2} s, applied in {:.2} s",
+        relayed_at.as_secs_f64(),
+        applied_at.as_secs_f64()
+    );
+    Ok((events as f64 / relayed_at.as_secs_f64(), events as f64 / applied_at.as_secs_f64()))
+}
+
+/// Baseline: the same kind of payloads published straight to a stream configured like the
+/// pipeline's (file storage, discard=new, duplicate window, Nats-Msg-Id), 500 in flight at once.
+async fn relay_raw(events: usize, nats_url: &str) -> anyhow::Result<f64> {
+    use async_nats::jetstream::stream;
+    let js = async_nats::jetstream::new(async_nats::connect(nats_url).await?);
+    let name = format!("BENCH_RAW_{}", uuid::Uuid::new_v4().simple());
+    let defaults = Settings::default().nats;
+    js.create_stream(stream::Config {
+        name: name.clone(),
+        subjects: vec![format!("{name}.events")],
+        storage: stream::StorageType::File,
+        discard: stream::DiscardPolicy::New,
+        max_bytes: defaults.max_bytes,
+        max_messages: defaults.max_msgs,
+        max_age: Duration::from_secs(defaults.max_age_secs),
+        duplicate_window: Duration::from_secs(defaults.duplicate_window_secs),
+        ..Default::default()
+    })
+    .await?;
+    let base = Timestamp(playhead_app::clock::SystemClock.now_ms()).to_rfc3339();
+    let payloads: Vec<(String, Vec<u8>)> = (0..events)
+        .map(|i| {
+            let id = uuid::Uuid::new_v4();
+            let body = json!({"v": 1, "seq": i, "event": {
+                "event_id": id, "profile_id": uuid::Uuid::new_v4(), "title_id": format!("bench-{}", i % 400),
+                "kind": "heartbeat", "position_ms": 30_000, "duration_ms": null, "occurred_at": base,
+                "occurred_at_raw": base, "received_at": base, "device_id": null, "session_id": null}});
+            (format!("{id}:{i}"), serde_json::to_vec(&body).unwrap_or_default())
+        })
+        .collect();
+    let subject = format!("{name}.events");
+    let started = Instant::now();
+    for chunk in payloads.chunks(BATCH) {
+        let mut acks = Vec::with_capacity(chunk.len());
+        for (id, body) in chunk {
+            let mut h = async_nats::HeaderMap::new();
+            h.insert("Nats-Msg-Id", id.as_str());
+            acks.push(js.publish_with_headers(subject.clone(), h, body.clone().into()).await?);
+        }
+        for r in futures::future::join_all(acks.into_iter().map(IntoFuture::into_future)).await {
+            r?;
+        }
+    }
+    let elapsed = started.elapsed();
+    let _ = js.delete_stream(&name).await;
+    Ok(events as f64 / elapsed.as_secs_f64())
+}
+
+async fn relay(events: usize, runs: usize, database_url: &str, nats_url: &str) -> anyhow::Result<()> {
+    let (mut raw, mut relayed, mut applied, mut ratio) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for run in 1..=runs {
+        let r = relay_raw(events, nats_url).await?;
+        let (p, a) = relay_playhead(events, database_url, nats_url).await?;
+        eprintln!(
+            "run {run}: raw jetstream {r:.0} msgs/s, relay {p:.0} events/s (applied {a:.0}/s), ratio {:.2}",
+            p / r
+        );
+        raw.push(r);
+        relayed.push(p);
+        applied.push(a);
+        ratio.push(p / r);
+    }
+    println!(
+        "{}",
+        json!({"bench": "relay", "events": events, "in_flight": BATCH,
+               "raw_jetstream_msgs_per_s": summary(&mut raw), "relay_events_per_s": summary(&mut relayed),
+               "applied_events_per_s": summary(&mut applied), "ratio": ratio_summary(&mut ratio)})
+    );
+    Ok(())
+}
+
 /// Settings as the binary reads them from the environment (so `PLAYHEAD_DATABASE_URL`,
 /// `PLAYHEAD_REDIS_URL`... select scale-out mode for a run), with this run's data dir.
 fn bench_settings(data_dir: std::path::PathBuf) -> anyhow::Result<Settings> {
@@ -384,6 +564,9 @@ async fn main() -> anyhow::Result<()> {
     }
     match Cli::parse().cmd {
         Cmd::Ingest { events, clients, runs } => ingest(events, clients, runs).await,
+        Cmd::Relay { events, runs, database_url, nats_url } => {
+            relay(events, runs, &database_url, &nats_url).await
+        }
         Cmd::ReadSeed { data_dir } => read_seed(data_dir).await,
         Cmd::ReadBaseline { listen, body } => read_baseline(listen, body).await,
     }

@@ -150,6 +150,46 @@ pub trait EventLog: Send + Sync {
     async fn requeue_all(&self) -> Result<u64, StoreError>;
 }
 
+/// How far the outbox is behind (scale-out with a broker), for metrics and operators.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxDepth {
+    /// Rows not handed to the broker yet (the relay's backlog).
+    pub unpublished: u64,
+    /// Rows whose event is not applied yet, handed over or not (dead-lettered ones included).
+    pub unapplied: u64,
+    /// Rows parked because their message went to the dead-letter stream.
+    pub dead: u64,
+}
+
+/// The relay's view of the [`EventLog`]'s outbox, when a broker (JetStream) sits between the log
+/// and the appliers. Rows are still deleted only by the apply transaction
+/// ([`ViewingTx::claim`]); these methods only record what was handed to the broker, so that
+/// nothing the broker loses is lost (DESIGN.md, "Delivery, durability, deletion").
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Take up to `max` rows not handed over yet (oldest first), marking them handed over at
+    /// `now`. Concurrent callers (one relay per replica) get disjoint rows.
+    async fn take_unpublished(&self, max: usize, now: Timestamp) -> Result<Vec<QueuedEvent>, StoreError>;
+    /// The broker did not take these rows: offer them again. Rows applied meanwhile are ignored.
+    async fn unpublish(&self, seqs: &[i64]) -> Result<(), StoreError>;
+    /// Offer again every row handed over before `cutoff` and still unapplied, except dead ones
+    /// (the sweeper). Returns how many.
+    async fn sweep(&self, cutoff: Timestamp) -> Result<u64, StoreError>;
+    /// Park the row `seq` if it holds `event` (its message went to the dead-letter stream): the
+    /// sweeper skips it. `false` when no such row exists (applied, or another event's seq).
+    async fn mark_dead(&self, seq: i64, event: EventId, now: Timestamp) -> Result<bool, StoreError>;
+    /// Queue a parked row's event again under a new seq (so the broker's duplicate window does
+    /// not swallow the new message) and return that seq; `None` when the row no longer exists.
+    async fn revive(&self, seq: i64) -> Result<Option<i64>, StoreError>;
+    /// The event each of these seqs holds now; seqs without a row (applied) are left out. A
+    /// consumer checks each message's `(seq, event id)` against it before applying, so a message
+    /// from another deployment or an older database (seqs restart per database) never claims a
+    /// row that holds a different event.
+    async fn events_at(&self, seqs: &[i64]) -> Result<Vec<(i64, EventId)>, StoreError>;
+    /// Counts for metrics.
+    async fn depth(&self) -> Result<OutboxDepth, StoreError>;
+}
+
 /// One viewing as stored: a play when `is_play`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Viewing {

@@ -1,7 +1,7 @@
 //! Playhead's scale-out storage: PostgreSQL behind every port of `playhead_core::ports`:
-//! [`AccountStore`], [`Catalog`], [`EventLog`] (the outbox), [`ViewingStore`] (and its
-//! [`ViewingTx`]) and [`ApiKeyStore`], all on one cheap-to-clone [`PgStore`] that any number of
-//! replicas may share.
+//! [`AccountStore`], [`Catalog`], [`EventLog`] (the outbox, with [`Outbox`] for a broker relay),
+//! [`ViewingStore`] (and its [`ViewingTx`]) and [`ApiKeyStore`], all on one cheap-to-clone
+//! [`PgStore`] that any number of replicas may share.
 //!
 //! Unlike SQLite, PostgreSQL takes concurrent writers, so this adapter serialises only what must
 //! be serialised, and says where:
@@ -42,6 +42,7 @@ mod error;
 mod idempotency;
 mod identity;
 mod log;
+mod outbox;
 mod recs;
 mod viewing;
 
@@ -51,7 +52,7 @@ use std::time::Duration;
 use playhead_core::StoreError;
 use playhead_core::ids::ProfileId;
 #[cfg(doc)]
-use playhead_core::ports::{AccountStore, ApiKeyStore, Catalog, EventLog, ViewingStore, ViewingTx};
+use playhead_core::ports::{AccountStore, ApiKeyStore, Catalog, EventLog, Outbox, ViewingStore, ViewingTx};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Postgres, Transaction};
 

@@ -51,10 +51,12 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// Prepended to every Redis key (several deployments may share one Redis).
     pub redis_key_prefix: String,
-    /// Scale-out: `nats://host:port` for the JetStream event pipeline. Needs `database_url`.
-    /// Reserved: the pipeline is not built yet, so setting it stops the process at start (events
-    /// are applied from the PostgreSQL outbox by every replica's in-process consumer).
+    /// Scale-out: `nats://host:port` for the JetStream event pipeline (outbox relay, sweeper,
+    /// durable pull consumers, dead-letter stream). Needs `database_url`. Without it every
+    /// replica applies events straight from the PostgreSQL outbox.
     pub nats_url: Option<String>,
+    /// The JetStream pipeline's stream, limits and timings (`[nats]`; used with `nats_url`).
+    pub nats: playhead_nats::NatsSettings,
     /// The built-in authorization server.
     pub identity: IdentitySettings,
     /// Recommendation model lifecycle.
@@ -276,6 +278,7 @@ impl Default for Settings {
             redis_url: None,
             redis_key_prefix: "playhead:".into(),
             nats_url: None,
+            nats: playhead_nats::NatsSettings::default(),
             recs: RecsSettings::default(),
             identity: IdentitySettings::default(),
         }
@@ -383,14 +386,13 @@ impl Settings {
                 "invalid configuration: redis_url must start with redis://"
             );
         }
-        // Refused rather than ignored: an operator who sets it must not believe events flow
-        // through JetStream when they do not.
-        anyhow::ensure!(
-            self.nats_url.is_none(),
-            "invalid configuration: nats_url: the JetStream event pipeline is not available in this \
-             version; scale-out mode applies events from the PostgreSQL outbox on every replica \
-             (docs/operations.md)"
-        );
+        if let Some(u) = &self.nats_url {
+            anyhow::ensure!(
+                u.starts_with("nats://") || u.starts_with("tls://"),
+                "invalid configuration: nats_url must start with nats:// or tls://"
+            );
+            self.nats.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        }
         anyhow::ensure!(
             self.database_max_connections > 0,
             "invalid configuration: database_max_connections must be positive"

@@ -50,6 +50,8 @@ pub struct Runtime {
     pub identity: Arc<AuthServer>,
     /// Settings in effect.
     pub settings: Settings,
+    /// The JetStream pipeline (`nats_url`); `None` applies events from the log in process.
+    pub pipeline: Option<playhead_nats::Pipeline>,
     /// The recommender the server keeps fresh (`recs::lifecycle`).
     #[cfg(feature = "recs")]
     pub recs: Arc<recs::ServedRecs>,
@@ -124,6 +126,14 @@ impl Store {
         match self {
             Self::Sqlite(s) => Arc::new(s.clone()),
             Self::Postgres(s) => Arc::new(s.clone()),
+        }
+    }
+
+    /// The outbox as a broker relay sees it (PostgreSQL only: the embedded log has no broker).
+    pub fn outbox(&self) -> Option<Arc<dyn playhead_core::ports::Outbox>> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres(s) => Some(Arc::new(s.clone())),
         }
     }
 
@@ -259,11 +269,22 @@ pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
     .map_err(|e| anyhow::anyhow!("opening the identity store: {e}"))?;
     let identity = Arc::new(identity);
     let keys = identity.keys();
+    let pipeline = match (&settings.nats_url, store.outbox()) {
+        (None, _) => None,
+        (Some(url), Some(outbox)) => Some(
+            // Does not wait for NATS: ingestion needs only PostgreSQL, and the relay catches up.
+            playhead_nats::Pipeline::connect(url, settings.nats.clone(), outbox, app.clone(), false)
+                .await
+                .map_err(|e| anyhow::anyhow!("starting the event pipeline: {e}"))?,
+        ),
+        (Some(_), None) => anyhow::bail!("invalid configuration: nats_url needs database_url"),
+    };
     Ok(Runtime {
         app,
         store,
         keys,
         identity,
+        pipeline,
         settings,
         #[cfg(feature = "recs")]
         recs: served,
@@ -341,7 +362,11 @@ pub async fn launch(
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let ready = Arc::new(Ready { store: rt.store.clone(), consumer: stop_rx.clone() });
-    let consumer = rt.app.spawn_consumer(stop_rx);
+    // Scale-out with NATS: relay, sweeper and a durable consumer instead of the in-process one.
+    let consumer = match &rt.pipeline {
+        Some(p) => p.spawn(stop_rx),
+        None => rt.app.spawn_consumer(stop_rx),
+    };
     // Training runs beside serving (its CPU work on blocking threads); requests read whichever
     // model is installed.
     #[cfg(feature = "recs")]

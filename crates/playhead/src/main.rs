@@ -279,6 +279,25 @@ enum Admin {
     /// Add a new signing key; the previous one keeps verifying, older ones are removed (every
     /// server picks the change up within its revocation poll interval).
     RotateKeys,
+    /// The JetStream dead-letter stream (scale-out with nats_url).
+    #[command(subcommand)]
+    Dlq(DlqCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum DlqCmd {
+    /// List the dead letters, oldest first: id, reason, event and outbox row.
+    List,
+    /// Replay dead letters (after fixing their cause): from the outbox when the event's row is
+    /// still there, else their stored payload; one that cannot be replayed is kept and reported.
+    Replay {
+        /// Replay every dead letter.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+        /// The dead letter to replay (its id from `dlq list`).
+        #[arg(required_unless_present = "all")]
+        id: Option<u64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -548,6 +567,30 @@ async fn admin(rt: &playhead::Runtime, cmd: Admin) -> anyhow::Result<()> {
         Admin::RotateKeys => {
             let keys = rt.identity.rotate_keys().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             print(&json!({"signing_kid": keys.signing_kid(), "kids": keys.kids().collect::<Vec<_>>()}));
+        }
+        Admin::Dlq(cmd) => {
+            let (Some(url), Some(outbox)) = (rt.settings.nats_url.as_deref(), rt.store.outbox()) else {
+                anyhow::bail!(
+                    "the dead-letter stream exists only with the JetStream pipeline: set nats_url (and database_url)"
+                );
+            };
+            // Its own connection, waiting for NATS: an operator wants an error, not a hang.
+            let pipeline =
+                playhead_nats::Pipeline::connect(url, rt.settings.nats.clone(), outbox, rt.app.clone(), true)
+                    .await?;
+            match cmd {
+                DlqCmd::List => {
+                    let letters = pipeline.dlq_list().await?;
+                    print(
+                        &json!({"stream": pipeline.settings().dlq_stream(), "count": letters.len(), "items": letters}),
+                    );
+                }
+                DlqCmd::Replay { all, id } => {
+                    let items = pipeline.dlq_replay(if all { None } else { id }).await?;
+                    let kept = items.iter().filter(|i| i.outcome == "kept").count();
+                    print(&json!({"replayed": items.len() - kept, "kept": kept, "items": items}));
+                }
+            }
         }
         Admin::Replay => {
             let n = rt.app.ports().log.requeue_all().await?;

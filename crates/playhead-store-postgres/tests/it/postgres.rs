@@ -384,3 +384,68 @@ async fn unreachable_servers_and_closed_stores_are_unavailable() {
     }
     assert!(matches!(PgStore::connect("::not a url::").await, Err(StoreError::Internal(_))));
 }
+
+/// The relay's outbox bookkeeping (migration 0006): relays take disjoint rows; a failed publish
+/// puts rows back; the sweeper re-offers rows handed over too long ago but never dead ones; a
+/// revived row gets a new seq for the same event; and only the apply's claim removes a row.
+#[tokio::test]
+async fn outbox_rows_are_taken_once_swept_when_stale_and_deleted_only_by_claim() {
+    use playhead_core::ports::Outbox;
+    let (store, _schema) = fresh!();
+    let p = ProfileId(Uuid::new_v4());
+    let entries: Vec<LogEntry> = (1..=6).map(|n| event(p, n)).collect();
+    store.append(&entries, 100).await.expect("append");
+    let d = store.depth().await.expect("depth");
+    assert_eq!((d.unpublished, d.unapplied, d.dead), (6, 6, 0));
+
+    // Two relays at once get disjoint rows, oldest first.
+    let (a, b) =
+        tokio::join!(store.take_unpublished(4, Timestamp(T0)), store.take_unpublished(4, Timestamp(T0)));
+    let (a, b) = (a.expect("take"), b.expect("take"));
+    let mut seqs: Vec<i64> = a.iter().chain(&b).map(|q| q.seq).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 6, "every row handed to exactly one relay");
+    assert!(store.take_unpublished(10, Timestamp(T0)).await.expect("take").is_empty());
+    assert_eq!(store.depth().await.expect("depth").unpublished, 0);
+
+    // A failed publish puts its rows back.
+    store.unpublish(&seqs[..2]).await.expect("unpublish");
+    let again = store.take_unpublished(10, Timestamp(T0 + 5_000)).await.expect("take");
+    assert_eq!(again.iter().map(|q| q.seq).collect::<Vec<_>>(), seqs[..2]);
+
+    // Dead rows are never swept; the rest handed over before the cutoff are.
+    let sixth = a.iter().chain(&b).find(|q| q.seq == seqs[5]).map(|q| q.event.event_id).expect("row");
+    assert!(
+        !store.mark_dead(seqs[5], EventId(Uuid::new_v4()), Timestamp(T0)).await.expect("dead"),
+        "another event's seq is not parked"
+    );
+    assert!(store.mark_dead(seqs[5], sixth, Timestamp(T0)).await.expect("dead"));
+    assert_eq!(
+        store.sweep(Timestamp(T0 + 1)).await.expect("sweep"),
+        3,
+        "seqs 3..5, not the re-taken or dead"
+    );
+    let d = store.depth().await.expect("depth");
+    assert_eq!((d.unpublished, d.unapplied, d.dead), (3, 6, 1));
+
+    // A revived row comes back under a new seq, for the same event, ready to publish.
+    let new_seq = store.revive(seqs[5]).await.expect("revive").expect("row exists");
+    assert!(new_seq > seqs[5]);
+    assert_eq!(store.revive(seqs[5]).await.expect("revive"), None, "the old row is gone");
+    let d = store.depth().await.expect("depth");
+    assert_eq!((d.unpublished, d.unapplied, d.dead), (4, 6, 0));
+
+    // Only the claim deletes: afterwards the outbox is empty and nothing is offered again.
+    let mut all: Vec<i64> = seqs[..5].to_vec();
+    all.push(new_seq);
+    let owners = store.events_at(&all).await.expect("events_at");
+    assert_eq!(owners.len(), 6);
+    assert!(owners.iter().any(|(s, id)| *s == new_seq && *id == sixth), "{owners:?}");
+    let mut tx = store.begin().await.expect("begin");
+    assert_eq!(tx.claim(&all).await.expect("claim").len(), 6);
+    tx.commit().await.expect("commit");
+    assert!(store.events_at(&all).await.expect("events_at").is_empty(), "applied rows own nothing");
+    assert_eq!(store.depth().await.expect("depth"), playhead_core::ports::OutboxDepth::default());
+    assert!(!store.mark_dead(new_seq, sixth, Timestamp(T0)).await.expect("dead"), "an applied row is gone");
+}

@@ -17,6 +17,7 @@ mod api_validation;
 mod durability;
 mod external_idp;
 mod multi_process;
+mod nats;
 mod oauth;
 #[cfg(feature = "recs")]
 mod recs_cli;

@@ -88,15 +88,29 @@ async fn migrate_and_admin_commands_use_the_configured_postgres_database() {
 fn bad_scale_out_settings_stop_the_process_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("c.toml");
+    // NATS without PostgreSQL: the JetStream pipeline relays the PostgreSQL outbox.
+    std::fs::write(&config, "nats_url = \"nats://u:secret@127.0.0.1:4222\"\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("migrate")
+        .env_remove("PLAYHEAD_DATABASE_URL")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("nats_url need database_url") && !err.contains("secret"), "{err}");
+    // A sweep horizon the duplicate window does not cover would let sweeps duplicate messages.
     std::fs::write(
         &config,
-        "nats_url = \"nats://127.0.0.1:4222\"\ndatabase_url = \"postgres://u:secret@h/db\"\n",
+        "database_url = \"postgres://u:secret@h/db\"\nnats_url = \"nats://127.0.0.1:4222\"\n\
+         [nats]\nsweep_after_secs = 300\n",
     )
     .unwrap();
     let out = Command::new(BIN).arg("--config").arg(&config).arg("migrate").output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("nats_url") && !err.contains("secret"), "{err}");
+    assert!(err.contains("nats.duplicate_window_secs") && !err.contains("secret"), "{err}");
 }
 
 #[tokio::test]
