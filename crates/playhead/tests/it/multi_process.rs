@@ -1,4 +1,5 @@
-//! Two real `playhead serve` processes over one PostgreSQL schema and one Redis, behind haproxy
+//! Two real `playhead serve` processes over one PostgreSQL schema, one Redis and one JetStream
+//! stream (the whole scale-out deployment), behind haproxy
 //! running the shipped `deploy/haproxy.cfg` (only its ports rewritten), all on loopback: one rate
 //! limit and one set of idempotency keys across replicas, one signing key set (a token minted by
 //! the CLI works on both), and a replica SIGKILLed under load costs no acknowledged event.
@@ -89,6 +90,9 @@ async fn fault_replica_sigkilled_behind_haproxy_loses_no_acknowledged_event() {
         return;
     }
     let Some(redis) = redis_url() else { return };
+    let Some(nats) = crate::nats::shared_nats() else { return };
+    let stream = format!("T{}", uuid::Uuid::new_v4().simple());
+    let _streams = Streams::new(&nats, &stream);
     let schema = pg::Schema::create().await;
     let dir = tempfile::tempdir().unwrap();
     let (front, port_a, port_b) = (free_port(), free_port(), free_port());
@@ -99,6 +103,7 @@ async fn fault_replica_sigkilled_behind_haproxy_loses_no_acknowledged_event() {
         format!(
             "database_url = \"{}\"\ndatabase_schema = \"{}\"\ndatabase_max_connections = 4\n\
              redis_url = \"{redis}\"\nredis_key_prefix = \"test:{}:\"\nissuer = \"{base}\"\n\
+             nats_url = \"{nats}\"\n[nats]\nstream = \"{stream}\"\nmax_bytes = 67108864\nmax_age_secs = 600\n\
              [rate_limits]\nread = {{ limit = 6, window_secs = 600 }}\n\
              ingest = {{ limit = 100000, window_secs = 60 }}\n\
              [identity]\ntrusted_proxies = [\"127.0.0.1\"]\n",
@@ -300,8 +305,8 @@ async fn fault_replica_sigkilled_behind_haproxy_loses_no_acknowledged_event() {
         accepted.len()
     );
 
-    // Every acknowledged event is stored and applied (the outbox drains through B's consumer),
-    // once: event ids are the events table's key, and the queue ends empty.
+    // Every acknowledged event is stored and applied (the outbox drains through JetStream and B's
+    // consumer), once: event ids are the events table's key, and the queue ends empty.
     let mut conn = PgConnection::connect(&pg::url()).await.unwrap();
     let t0 = Instant::now();
     loop {

@@ -27,7 +27,7 @@ fn under_ci() -> bool {
 }
 
 /// The shared NATS server, or `None` (a notice) when it is down outside CI.
-fn shared_nats() -> Option<String> {
+pub(crate) fn shared_nats() -> Option<String> {
     let url = std::env::var("PLAYHEAD_TEST_NATS_URL")
         .ok()
         .filter(|s| !s.is_empty())

@@ -225,7 +225,10 @@ async fn two_replicas_share_rate_limits_and_idempotency_keys() {
         .await;
         let schema = a.settings.database_schema.clone();
         let issuer = a.settings.issuer.clone();
+        let (nats_url, nats) = (a.settings.nats_url.clone(), a.settings.nats.clone());
         let b = spawn_with(move |s| {
+            s.nats_url = nats_url; // one stream, one durable consumer for both replicas
+            s.nats = nats;
             s.redis_url = Some(redis);
             s.redis_key_prefix = prefix;
             s.rate_limits.read = quota;
@@ -294,8 +297,11 @@ async fn two_replicas_share_cached_rows_and_never_serve_a_stale_resume_point() {
         })
         .await;
         let (schema, issuer) = (a.settings.database_schema.clone(), a.settings.issuer.clone());
+        let (nats_url, nats) = (a.settings.nats_url.clone(), a.settings.nats.clone());
         let (r, p) = (redis.clone(), prefix.clone());
         let b = spawn_with(move |s| {
+            s.nats_url = nats_url;
+            s.nats = nats;
             s.redis_url = Some(r);
             s.redis_key_prefix = p;
             s.database_schema = schema;

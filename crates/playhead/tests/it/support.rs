@@ -162,8 +162,41 @@ pub struct TestApp {
     pub _dir: tempfile::TempDir,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Dropped after the server's handles.
+    _streams: Option<Streams>,
     /// The last field: dropped after the server's handles.
     _schema: Option<pg::Schema>,
+}
+
+/// A test's JetStream streams (events and dead letters), deleted when the test ends so runs do
+/// not pile streams up on the shared server.
+pub struct Streams {
+    url: String,
+    name: String,
+}
+
+impl Streams {
+    /// Delete stream `name` (and its dead-letter stream) on the server at `url` when dropped.
+    pub fn new(url: &str, name: &str) -> Self {
+        Self { url: url.to_owned(), name: name.to_owned() }
+    }
+}
+
+impl Drop for Streams {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        // Its own thread and runtime: `drop` cannot await inside the test's runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async move {
+                let js = async_nats::jetstream::new(async_nats::connect(&url).await.ok()?);
+                let _ = js.delete_stream(&name).await;
+                let _ = js.delete_stream(format!("{name}_DLQ")).await;
+                Some(())
+            })
+        })
+        .join();
+    }
 }
 
 pub struct Viewer {
@@ -191,6 +224,7 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     settings.identity.argon2_memory_kib = 1024;
     settings.identity.argon2_iterations = 1;
     settings.identity.revocation_poll_ms = 100;
+    let mut streams = None;
     let schema = match backend() {
         Backend::Sqlite => None,
         Backend::Postgres => {
@@ -205,6 +239,17 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
                 settings.redis_url = Some(redis);
                 settings.redis_key_prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
             }
+            // ...and events through NATS JetStream, on a stream of this test's own (deleted
+            // afterwards). A second replica joins with `s.nats = a.settings.nats.clone()`.
+            if let Some(nats) = crate::nats::shared_nats() {
+                let name = format!("T{}", uuid::Uuid::new_v4().simple());
+                settings.nats_url = Some(nats.clone());
+                settings.nats.stream = name.clone();
+                settings.nats.max_bytes = 64 * 1024 * 1024;
+                settings.nats.max_msgs = 100_000;
+                settings.nats.max_age_secs = 600;
+                streams = Some(Streams::new(&nats, &name));
+            }
             Some(schema)
         }
     };
@@ -214,7 +259,18 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let (stop, rx) = watch::channel(false);
     let task = tokio::spawn(playhead::launch(rt, listener, rx));
     let http = Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    TestApp { base, http, app, identity, settings, _dir: dir, stop, task: Some(task), _schema: schema }
+    TestApp {
+        base,
+        http,
+        app,
+        identity,
+        settings,
+        _dir: dir,
+        stop,
+        task: Some(task),
+        _streams: streams,
+        _schema: schema,
+    }
 }
 
 impl TestApp {
