@@ -6,19 +6,20 @@
 #      INSERTs into a table shaped like the event log (8 clients);
 #   2. cached Continue watching reads with Playhead on PostgreSQL + Redis (the shared row cache)
 #      vs a bare axum handler serving the same bytes (bench/read.sh in scale-out mode).
-# Usage: bench/scale-out.sh [runs] [seconds]
+# Usage: bench/scale-out.sh [runs] [seconds]   (PARTS=ingest or PARTS=read runs one part)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-3}; SECS=${2:-10}
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432/test}
 REDIS=${REDIS:-redis://127.0.0.1:6379}
-EVENTS=${EVENTS:-50000}
+EVENTS=${EVENTS:-50000}; PARTS=${PARTS:-ingest,read}
 cargo build -q --release -p playhead -p playhead-bench
 T=${CARGO_TARGET_DIR:-target}/release
 tmp=$(mktemp -d); schema=bench_pgbench_$$
 psql_() { psql "$PGURL" -v ON_ERROR_STOP=1 -qAt "$@"; }
 trap 'psql_ -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
 
+if [[ $PARTS == *ingest* ]]; then
 echo "== ingest ($EVENTS events in batches of 500, 4 clients) vs pgbench single-row commits (8 clients, ${SECS}s)"
 psql_ -c "CREATE SCHEMA $schema" -c "CREATE TABLE $schema.events (event_id uuid PRIMARY KEY,
   profile_id uuid NOT NULL, title_id text NOT NULL, kind text NOT NULL, position_ms bigint NOT NULL,
@@ -38,6 +39,8 @@ for i in $(seq 1 "$RUNS"); do
   echo "$i,$pg,$ph,$(awk -v a="$ph" -v b="$pg" 'BEGIN {printf "%.2f", a / b}')"
 done
 unset PLAYHEAD_NATS_URL
+fi
+[[ $PARTS == *read* ]] || exit 0
 
 echo "== cached Continue watching reads on PostgreSQL + Redis vs a bare axum handler"
 read_schema=bench_read_$$

@@ -185,6 +185,13 @@ async fn playhead_ingest(bodies: Arc<Vec<(usize, Vec<Value>)>>, clients: usize) 
         }
         None => None,
     };
+    // With NATS: a stream of this run's own (deleted afterwards), so runs neither see each
+    // other's messages nor leave a stream reserving `max_bytes` of the server's storage.
+    let stream = settings.nats_url.clone().map(|url| {
+        settings.nats.stream = format!("BENCH{}", uuid::Uuid::new_v4().simple());
+        settings.nats.max_bytes = 1024 * 1024 * 1024;
+        (url, settings.nats.stream.clone())
+    });
     // The bench measures the ingest pipeline, not the limiter (which still runs on every request).
     settings.rate_limits.ingest.limit = 1_000_000_000;
     let rt = open(settings.clone()).await?;
@@ -267,6 +274,11 @@ async fn playhead_ingest(bodies: Arc<Vec<(usize, Vec<Value>)>>, clients: usize) 
     if let Some((url, name)) = schema {
         let mut c = sqlx::PgConnection::connect(&url).await?;
         sqlx::query(&format!("DROP SCHEMA {name} CASCADE")).execute(&mut c).await?;
+    }
+    if let Some((url, name)) = stream {
+        let js = async_nats::jetstream::new(async_nats::connect(&url).await?);
+        let _ = js.delete_stream(&name).await;
+        let _ = js.delete_stream(format!("{name}_DLQ")).await;
     }
     Ok(n as f64 / applied_at.as_secs_f64())
 }
