@@ -18,6 +18,7 @@ T=${CARGO_TARGET_DIR:-target}/release
 tmp=$(mktemp -d); schema=bench_pgbench_$$
 psql_() { psql "$PGURL" -v ON_ERROR_STOP=1 -qAt "$@"; }
 trap 'psql_ -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
+export PLAYHEAD_DATABASE_URL=$PGURL
 
 if [[ $PARTS == *ingest* ]]; then
 echo "== ingest ($EVENTS events in batches of 500, 4 clients) vs pgbench single-row commits (8 clients, ${SECS}s)"
@@ -28,7 +29,6 @@ cat > "$tmp/insert.sql" <<SQL
 INSERT INTO $schema.events VALUES (gen_random_uuid(), '0192f0c4-0000-7000-8000-000000000001',
   'bench-1', 'heartbeat', 30000, 1800000000000, 1800000000000, 'tv', 'logged');
 SQL
-export PLAYHEAD_DATABASE_URL=$PGURL
 [ -n "${NATS_URL:-}" ] && export PLAYHEAD_NATS_URL=$NATS_URL
 echo "run,pgbench_rows_per_s,playhead_events_per_s,ratio"
 for i in $(seq 1 "$RUNS"); do

@@ -17,7 +17,8 @@
 //!   run. Rows expire after [`SHARED_ROW_TTL`] with ±20 % jitter (entries filled together do not
 //!   expire together). Decoded rows are also kept in process under the same stamp (a stamp read
 //!   from Redis just now proves nothing changed), and concurrent misses of one row under one
-//!   stamp load it once per replica. Profiles are not cached in this mode (one indexed read).
+//!   stamp load it once per replica. Profiles are cached the same way under their generation
+//!   (`profiles:<id>`), so a read needs no PostgreSQL query on a hit.
 //!   When the shared cache fails, reads go to the store: slower, never wrong, never a 5xx.
 
 use std::sync::Arc;
@@ -87,6 +88,17 @@ struct Stored {
     /// The generations the row was loaded under: `<profile generation>:<catalog epoch>`.
     stamp: String,
     items: Vec<RowItem>,
+}
+
+/// A profile as stored in the shared cache, stamped with its generation.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredProfile {
+    stamp: String,
+    profile: Profile,
+}
+
+fn profile_key(p: ProfileId) -> String {
+    format!("profiles:{p}")
 }
 
 /// [`Stored`], as written (borrowing the freshly loaded row).
@@ -165,7 +177,10 @@ impl RowCache {
     where
         F: Future<Output = Result<Option<Profile>, AppError>>,
     {
-        if !self.enabled || self.shared.is_some() {
+        if let Some(shared) = &self.shared {
+            return shared.profile(p, load).await;
+        }
+        if !self.enabled {
             return load.await;
         }
         let g = self.generation(p).await;
@@ -255,6 +270,41 @@ impl Shared {
             })
             .await
             .map_err(|e| clone_err(&e))
+    }
+
+    /// A profile, valid while its generation is the one it was loaded under (every profile
+    /// write bumps it after its commit, like any write to the profile's rows).
+    async fn profile<F>(&self, p: ProfileId, load: F) -> Result<Option<Profile>, AppError>
+    where
+        F: Future<Output = Result<Option<Profile>, AppError>>,
+    {
+        let key = profile_key(p);
+        let found = self.cache.get_many(&[generation_key(p), key.clone()]).await;
+        let Some([generation, stored]) = found.ok().and_then(|v| <[Option<Vec<u8>>; 2]>::try_from(v).ok())
+        else {
+            metrics::counter!("playhead_cache_requests_total", "cache" => "shared_profiles", "result" => "unavailable")
+                .increment(1);
+            return load.await;
+        };
+        let stamp = generation.and_then(|b| String::from_utf8(b).ok()).unwrap_or_else(|| "0".into());
+        if let Some(s) = stored.and_then(|b| serde_json::from_slice::<StoredProfile>(&b).ok())
+            && s.stamp == stamp
+        {
+            metrics::counter!("playhead_cache_requests_total", "cache" => "shared_profiles", "result" => "hit")
+                .increment(1);
+            return Ok(Some(s.profile));
+        }
+        metrics::counter!("playhead_cache_requests_total", "cache" => "shared_profiles", "result" => "miss")
+            .increment(1);
+        let loaded = load.await?;
+        if let Some(profile) = &loaded
+            && let Ok(value) = serde_json::to_vec(&StoredProfile { stamp, profile: profile.clone() })
+        {
+            // Stamped with the generation read before loading: a write racing this load makes
+            // the entry unservable. A failed fill only costs the next reader a load.
+            let _ = self.cache.put(&key, &value, jittered(SHARED_ROW_TTL)).await;
+        }
+        Ok(loaded)
     }
 
     async fn bump(&self, key: String) {
@@ -471,5 +521,36 @@ mod tests {
         }
         c.invalidate(p).await; // logged and counted, never an error
         assert_eq!(loads.load(Ordering::SeqCst), 3, "every read went to the store");
+    }
+
+    #[tokio::test]
+    async fn a_profile_change_on_one_replica_is_seen_by_the_next_read_on_another() {
+        let shared = Arc::new(MemShared::default());
+        let (a, b) = (RowCache::shared(shared.clone(), 100), RowCache::shared(shared.clone(), 100));
+        let p = ProfileId(Uuid::from_u128(11));
+        let profile = |name: &str| Profile {
+            id: p,
+            account_id: playhead_core::ids::AccountId(Uuid::from_u128(12)),
+            name: playhead_core::profile::ProfileName::parse(name).unwrap(),
+            kids: false,
+            maturity_limit: None,
+            private: false,
+            version: 1,
+            created_at: playhead_core::Timestamp(0),
+        };
+        let loads = Arc::new(AtomicU64::new(0));
+        let load = |name: &'static str| {
+            let l = loads.clone();
+            async move {
+                l.fetch_add(1, Ordering::SeqCst);
+                Ok(Some(profile(name)))
+            }
+        };
+        assert_eq!(a.profile(p, load("Main")).await.unwrap().unwrap().name.as_str(), "Main");
+        assert_eq!(b.profile(p, load("Main")).await.unwrap().unwrap().name.as_str(), "Main");
+        assert_eq!(loads.load(Ordering::SeqCst), 1, "B is served what A loaded");
+        a.invalidate(p).await; // A renamed it and committed
+        assert_eq!(b.profile(p, load("Kids")).await.unwrap().unwrap().name.as_str(), "Kids");
+        assert_eq!(loads.load(Ordering::SeqCst), 2);
     }
 }
