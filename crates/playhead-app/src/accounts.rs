@@ -120,6 +120,25 @@ impl App {
         if policy::may_reach_profile(p, &profile) { Ok(profile) } else { Err(AppError::NotFound("profile")) }
     }
 
+    /// [`App::reachable_profile`] for a read of one of its rows: in scale-out mode the row is
+    /// fetched from the shared cache in the same round trip as the profile.
+    pub(crate) async fn reachable_profile_for_row(
+        &self,
+        p: &Principal,
+        id: ProfileId,
+        row: crate::cache::Row,
+    ) -> Result<(Profile, crate::cache::Prefetched), AppError> {
+        policy::require(p, Scope::HistoryRead)?;
+        let load = async { Ok(self.ports.accounts.profile(id).await?) };
+        let (profile, prefetched) = self.cache.profile_for_row(id, row, load).await?;
+        let profile = profile.ok_or(AppError::NotFound("profile"))?;
+        if policy::may_reach_profile(p, &profile) {
+            Ok((profile, prefetched))
+        } else {
+            Err(AppError::NotFound("profile"))
+        }
+    }
+
     /// Read a profile.
     pub async fn get_profile(&self, p: &Principal, id: ProfileId) -> Result<Profile, AppError> {
         self.reachable_profile(p, id, Scope::HistoryRead).await

@@ -63,6 +63,12 @@ struct Shared {
     rows: Cache<(ProfileId, Row, String), Arc<Vec<RowItem>>>,
 }
 
+/// What [`RowCache::profile_for_row`] fetched of a row beside the profile (shared mode): its
+/// generation, the catalog epoch and the stored row, read in the same round trip as the profile,
+/// so the stamp was read before any load, as the protocol requires.
+#[derive(Debug)]
+pub struct Prefetched(Option<(Row, [Option<Vec<u8>>; 3])>);
+
 /// How long a row stays in the shared cache without a write (before jitter).
 pub const SHARED_ROW_TTL: Duration = Duration::from_secs(30);
 /// How long a generation counter outlives its last bump: far longer than any row stamped with it,
@@ -194,6 +200,50 @@ impl RowCache {
         Ok(loaded)
     }
 
+    /// A profile, and (shared mode) the row `row` fetched in the same round trip, for a read that
+    /// needs both: hand the [`Prefetched`] to [`RowCache::row_prefetched`] right after.
+    pub async fn profile_for_row<F>(
+        &self,
+        p: ProfileId,
+        row: Row,
+        load: F,
+    ) -> Result<(Option<Profile>, Prefetched), AppError>
+    where
+        F: Future<Output = Result<Option<Profile>, AppError>>,
+    {
+        let Some(shared) = &self.shared else {
+            return Ok((self.profile(p, load).await?, Prefetched(None)));
+        };
+        let keys = [generation_key(p), profile_key(p), EPOCH_KEY.to_owned(), row_key(p, row)];
+        let found = shared.cache.get_many(&keys).await;
+        let Some([generation, profile, epoch, stored]) =
+            found.ok().and_then(|v| <[Option<Vec<u8>>; 4]>::try_from(v).ok())
+        else {
+            return Ok((shared.serve_profile(p, None, load).await?, Prefetched(None)));
+        };
+        let profile = shared.serve_profile(p, Some([generation.clone(), profile]), load).await?;
+        Ok((profile, Prefetched(Some((row, [generation, epoch, stored])))))
+    }
+
+    /// A row, served from what [`RowCache::profile_for_row`] fetched when it fetched this row.
+    pub async fn row_prefetched<F>(
+        &self,
+        p: ProfileId,
+        row: Row,
+        prefetched: Prefetched,
+        load: F,
+    ) -> Result<Arc<Vec<RowItem>>, AppError>
+    where
+        F: Future<Output = Result<Vec<RowItem>, AppError>>,
+    {
+        match (&self.shared, prefetched.0) {
+            (Some(shared), Some((r, fetched))) if r == row => {
+                shared.serve_row(p, row, Some(fetched), load).await
+            }
+            _ => self.row(p, row, load).await,
+        }
+    }
+
     /// Forget everything cached for a profile (call after the write commits).
     pub async fn invalidate(&self, p: ProfileId) {
         if let Some(shared) = &self.shared {
@@ -224,11 +274,25 @@ impl Shared {
     where
         F: Future<Output = Result<Vec<RowItem>, AppError>>,
     {
+        let found = self.cache.get_many(&[generation_key(p), EPOCH_KEY.to_owned(), row_key(p, row)]).await;
+        let fetched = found.ok().and_then(|v| <[Option<Vec<u8>>; 3]>::try_from(v).ok());
+        self.serve_row(p, row, fetched, load).await
+    }
+
+    /// Serve a row from what one `MGET` of (generation, epoch, row) returned (`None`: Redis did
+    /// not answer), loading it when the stored stamp is not the current one.
+    async fn serve_row<F>(
+        &self,
+        p: ProfileId,
+        row: Row,
+        fetched: Option<[Option<Vec<u8>>; 3]>,
+        load: F,
+    ) -> Result<Arc<Vec<RowItem>>, AppError>
+    where
+        F: Future<Output = Result<Vec<RowItem>, AppError>>,
+    {
         let key = row_key(p, row);
-        let found = self.cache.get_many(&[generation_key(p), EPOCH_KEY.to_owned(), key.clone()]).await;
-        let Some([generation, epoch, stored]) =
-            found.ok().and_then(|v| <[Option<Vec<u8>>; 3]>::try_from(v).ok())
-        else {
+        let Some([generation, epoch, stored]) = fetched else {
             // The shared cache is down (or answered nonsense): the store answers, uncached.
             metrics::counter!("playhead_cache_requests_total", "cache" => "shared_rows", "result" => "unavailable")
                 .increment(1);
@@ -278,10 +342,23 @@ impl Shared {
     where
         F: Future<Output = Result<Option<Profile>, AppError>>,
     {
+        let found = self.cache.get_many(&[generation_key(p), profile_key(p)]).await;
+        let fetched = found.ok().and_then(|v| <[Option<Vec<u8>>; 2]>::try_from(v).ok());
+        self.serve_profile(p, fetched, load).await
+    }
+
+    /// Serve a profile from what one `MGET` of (generation, profile) returned.
+    async fn serve_profile<F>(
+        &self,
+        p: ProfileId,
+        fetched: Option<[Option<Vec<u8>>; 2]>,
+        load: F,
+    ) -> Result<Option<Profile>, AppError>
+    where
+        F: Future<Output = Result<Option<Profile>, AppError>>,
+    {
         let key = profile_key(p);
-        let found = self.cache.get_many(&[generation_key(p), key.clone()]).await;
-        let Some([generation, stored]) = found.ok().and_then(|v| <[Option<Vec<u8>>; 2]>::try_from(v).ok())
-        else {
+        let Some([generation, stored]) = fetched else {
             metrics::counter!("playhead_cache_requests_total", "cache" => "shared_profiles", "result" => "unavailable")
                 .increment(1);
             return load.await;
@@ -552,5 +629,46 @@ mod tests {
         a.invalidate(p).await; // A renamed it and committed
         assert_eq!(b.profile(p, load("Kids")).await.unwrap().unwrap().name.as_str(), "Kids");
         assert_eq!(loads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_row_fetched_with_its_profile_follows_the_same_stamp_rules() {
+        let shared = Arc::new(MemShared::default());
+        let (a, b) = (RowCache::shared(shared.clone(), 100), RowCache::shared(shared.clone(), 100));
+        let p = ProfileId(Uuid::from_u128(13));
+        let profile = Profile {
+            id: p,
+            account_id: playhead_core::ids::AccountId(Uuid::from_u128(14)),
+            name: playhead_core::profile::ProfileName::parse("Main").unwrap(),
+            kids: false,
+            maturity_limit: None,
+            private: false,
+            version: 1,
+            created_at: playhead_core::Timestamp(0),
+        };
+        let (profile_loads, row_loads) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let read = |c: RowCache| {
+            let (pl, rl, profile) = (profile_loads.clone(), row_loads.clone(), profile.clone());
+            async move {
+                let (got, pre) = c
+                    .profile_for_row(p, Row::Continue, async move {
+                        pl.fetch_add(1, Ordering::SeqCst);
+                        Ok(Some(profile))
+                    })
+                    .await
+                    .unwrap();
+                assert!(got.is_some());
+                c.row_prefetched(p, Row::Continue, pre, counting(&rl)).await.unwrap();
+            }
+        };
+        read(a.clone()).await;
+        read(b.clone()).await;
+        assert_eq!((profile_loads.load(Ordering::SeqCst), row_loads.load(Ordering::SeqCst)), (1, 1));
+        a.invalidate(p).await;
+        read(b.clone()).await;
+        assert_eq!((profile_loads.load(Ordering::SeqCst), row_loads.load(Ordering::SeqCst)), (2, 2));
+        shared.down.store(true, Ordering::SeqCst);
+        read(a.clone()).await;
+        assert_eq!((profile_loads.load(Ordering::SeqCst), row_loads.load(Ordering::SeqCst)), (3, 3));
     }
 }

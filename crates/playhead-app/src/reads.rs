@@ -464,8 +464,11 @@ impl App {
         profile_id: ProfileId,
         limit: u32,
     ) -> Result<RowPage, AppError> {
-        let profile = self.reachable_profile(p, profile_id, Scope::HistoryRead).await?;
-        let row = self.cache.row(profile_id, Row::Continue, self.load_continue_watching(profile)).await?;
+        let (profile, pre) = self.reachable_profile_for_row(p, profile_id, Row::Continue).await?;
+        let row = self
+            .cache
+            .row_prefetched(profile_id, Row::Continue, pre, self.load_continue_watching(profile))
+            .await?;
         Ok(RowPage::new(row, limit))
     }
 
@@ -505,8 +508,8 @@ impl App {
         profile_id: ProfileId,
         limit: u32,
     ) -> Result<RowPage, AppError> {
-        let profile = self.reachable_profile(p, profile_id, Scope::HistoryRead).await?;
-        let row = self.cache.row(profile_id, Row::NextUp, self.load_next_up(profile)).await?;
+        let (profile, pre) = self.reachable_profile_for_row(p, profile_id, Row::NextUp).await?;
+        let row = self.cache.row_prefetched(profile_id, Row::NextUp, pre, self.load_next_up(profile)).await?;
         Ok(RowPage::new(row, limit))
     }
 
