@@ -8,7 +8,6 @@ Playhead is configured for it through its TOML config file, as an operator would
 
 import json
 import os
-import subprocess
 import tempfile
 import threading
 import time
@@ -21,7 +20,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from test_oauth import binary, free_port
+from test_oauth import binary, free_port, serve
 
 ISSUER = "https://sso.example.test/realms/media"
 
@@ -86,17 +85,7 @@ service_values = ["playhead-service"]
 """)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYHEAD_")}
     env.update(PLAYHEAD_DATA_DIR=data, PLAYHEAD_ISSUER=base, RUST_LOG="error")
-    proc = subprocess.Popen([binary(), "--config", config, "serve", "--listen", f"127.0.0.1:{port}",
-                             "--metrics-listen", "off"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    for _ in range(100):
-        try:
-            if requests.get(base + "/livez", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("playhead serve did not start: " + proc.stderr.read().decode()[-2000:])
+    proc = serve(binary(), ["--config", config], port, env)
     yield {"base": base, "idp": idp}
     proc.terminate()
     proc.wait(timeout=30)

@@ -46,6 +46,20 @@ def free_port():
     return port
 
 
+def serve(bin_, global_args, port, env):
+    """`playhead [global_args] serve` on `port`, once /livez answers (the test fails otherwise)."""
+    proc = subprocess.Popen([bin_, *global_args, "serve", "--listen", f"127.0.0.1:{port}", "--metrics-listen", "off"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for _ in range(100):
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/livez", timeout=1).ok:
+                return proc
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    proc.kill()
+    pytest.fail("playhead serve did not start: " + proc.stderr.read().decode()[-2000:])
+
+
 @pytest.fixture(scope="module")
 def server():
     bin_ = binary()
@@ -69,17 +83,7 @@ def server():
     redirect = f"http://127.0.0.1:{port}/callback"
     web = admin("client", "create", "--name", "Authlib Web", "--type", "public",
                 "--grant", "authorization_code", "--grant", "refresh_token", "--redirect-uri", redirect)["client_id"]
-    proc = subprocess.Popen([bin_, "serve", "--listen", f"127.0.0.1:{port}", "--metrics-listen", "off"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    for _ in range(100):
-        try:
-            if requests.get(base + "/livez", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("playhead serve did not start: " + proc.stderr.read().decode()[-2000:])
+    proc = serve(bin_, [], port, env)
     meta = requests.get(base + "/.well-known/oauth-authorization-server", timeout=5).json()
     yield {"base": base, "meta": meta, "tv": tv, "web": web, "redirect": redirect, "profile": profile}
     proc.terminate()

@@ -224,9 +224,9 @@ impl Authenticator {
                 let external = self
                     .external
                     .as_ref()
-                    .filter(|_| claimed_issuer(jwt).is_some_and(|iss| iss != self.issuer));
-                if let Some(external) = external {
-                    let (p, exp) = external.authenticate(jwt, now_secs, now).await?;
+                    .and_then(|e| claimed_issuer(jwt).filter(|iss| *iss != self.issuer).map(|iss| (e, iss)));
+                if let Some((external, iss)) = external {
+                    let (p, exp) = external.authenticate(jwt, &iss, now_secs, now).await?;
                     (p, exp.min(cap))
                 } else {
                     let t = self
@@ -370,17 +370,18 @@ impl ExternalIssuers {
         }
     }
 
-    /// Verify an external token and resolve its principal; returns it with the token's `exp`.
+    /// Verify an external token that claims issuer `claimed` (unverified: it only picks which
+    /// keys to try) and resolve its principal; returns it with the token's `exp`.
     async fn authenticate(
         &self,
         token: &str,
+        claimed: &str,
         now_secs: i64,
         now: playhead_core::Timestamp,
     ) -> Result<(Principal, i64), ApiError> {
         let refuse = |e: TokenError| unauthorized(Some(e.error_code()), e.to_string());
-        let claimed = claimed_issuer(token);
         let Some((index, issuer)) =
-            self.issuers.iter().enumerate().find(|(_, i)| Some(i.verifier.issuer()) == claimed.as_deref())
+            self.issuers.iter().enumerate().find(|(_, i)| i.verifier.issuer() == claimed)
         else {
             return Err(refuse(TokenError::WrongIssuer));
         };

@@ -114,6 +114,11 @@ struct StoredRef<'a> {
     items: &'a [RowItem],
 }
 
+/// A generation counter as read from the shared cache: absent (never bumped, or expired) is 0.
+fn counter(v: Option<Vec<u8>>) -> String {
+    v.and_then(|b| String::from_utf8(b).ok()).unwrap_or_else(|| "0".into())
+}
+
 fn jittered(ttl: Duration) -> Duration {
     ttl.mul_f64(rand::thread_rng().gen_range(0.8..1.2))
 }
@@ -298,8 +303,6 @@ impl Shared {
                 .increment(1);
             return load.await.map(Arc::new);
         };
-        let counter =
-            |v: Option<Vec<u8>>| v.and_then(|b| String::from_utf8(b).ok()).unwrap_or_else(|| "0".into());
         let stamp = format!("{}:{}", counter(generation), counter(epoch));
         let local_key = (p, row, stamp.clone());
         if let Some(hit) = self.rows.get(&local_key).await {
@@ -363,7 +366,7 @@ impl Shared {
                 .increment(1);
             return load.await;
         };
-        let stamp = generation.and_then(|b| String::from_utf8(b).ok()).unwrap_or_else(|| "0".into());
+        let stamp = counter(generation);
         if let Some(s) = stored.and_then(|b| serde_json::from_slice::<StoredProfile>(&b).ok())
             && s.stamp == stamp
         {
@@ -484,26 +487,29 @@ mod tests {
         down: std::sync::atomic::AtomicBool,
     }
 
-    #[async_trait::async_trait]
-    impl SharedCache for MemShared {
-        async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, playhead_core::StoreError> {
+    impl MemShared {
+        fn up(&self) -> Result<(), playhead_core::StoreError> {
             if self.down.load(Ordering::SeqCst) {
                 return Err(playhead_core::StoreError::Unavailable("down".into()));
             }
+            Ok(())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl SharedCache for MemShared {
+        async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, playhead_core::StoreError> {
+            self.up()?;
             let m = self.map.lock().unwrap();
             Ok(keys.iter().map(|k| m.get(k).cloned()).collect())
         }
         async fn put(&self, key: &str, value: &[u8], _: Duration) -> Result<(), playhead_core::StoreError> {
-            if self.down.load(Ordering::SeqCst) {
-                return Err(playhead_core::StoreError::Unavailable("down".into()));
-            }
+            self.up()?;
             self.map.lock().unwrap().insert(key.to_owned(), value.to_vec());
             Ok(())
         }
         async fn bump(&self, keys: &[String], _: Duration) -> Result<(), playhead_core::StoreError> {
-            if self.down.load(Ordering::SeqCst) {
-                return Err(playhead_core::StoreError::Unavailable("down".into()));
-            }
+            self.up()?;
             let mut m = self.map.lock().unwrap();
             for k in keys {
                 let n: u64 = m.get(k).and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()).unwrap_or(0);

@@ -30,7 +30,7 @@ use playhead_core::auth::{Role, Scope, Scopes};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::verify::{MAX_TOKEN_LEN, TokenError};
+use crate::verify::{MAX_TOKEN_LEN, RawHeader, TokenError};
 
 /// Longest subject kept (it becomes part of a database key and of audit lines).
 pub const MAX_SUBJECT_LEN: usize = 255;
@@ -233,14 +233,6 @@ pub struct ExternalVerifier {
     leeway_secs: i64,
 }
 
-#[derive(Deserialize)]
-struct RawHeader {
-    alg: Option<String>,
-    typ: Option<String>,
-    kid: Option<String>,
-    crit: Option<Value>,
-}
-
 impl ExternalVerifier {
     /// Validate the `index`-th configured issuer. `own_issuer` is ours: an external issuer may not
     /// claim it (our tokens are EdDSA from our own keys only).
@@ -326,17 +318,7 @@ impl ExternalVerifier {
         keys: &ExternalKeys,
         now_unix_secs: i64,
     ) -> Result<ExternalToken, TokenError> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(TokenError::Malformed("token too long"));
-        }
-        let Some(header_b64) = token.split('.').next() else {
-            return Err(TokenError::Malformed("not a compact JWS"));
-        };
-        let header: RawHeader = URL_SAFE_NO_PAD
-            .decode(header_b64)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .ok_or(TokenError::Malformed("header is not base64url JSON"))?;
+        let header = RawHeader::of(token)?;
         // Exact names (RFC 7515 section 4.1.1), and only those configured for this issuer.
         let alg = header
             .alg

@@ -138,11 +138,31 @@ impl std::fmt::Debug for Verifier {
 
 /// The protected header as we read it before any key is chosen.
 #[derive(Deserialize)]
-struct RawHeader {
-    alg: Option<String>,
-    typ: Option<String>,
-    kid: Option<String>,
-    crit: Option<serde_json::Value>,
+pub(crate) struct RawHeader {
+    pub(crate) alg: Option<String>,
+    pub(crate) typ: Option<String>,
+    pub(crate) kid: Option<String>,
+    pub(crate) crit: Option<serde_json::Value>,
+}
+
+impl RawHeader {
+    /// The header of a compact JWS of at most [`MAX_TOKEN_LEN`] bytes, before any verification.
+    pub(crate) fn of(token: &str) -> Result<Self, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Malformed("token too long"));
+        }
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(_), Some(_), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed("not a compact JWS"));
+        };
+        URL_SAFE_NO_PAD
+            .decode(header_b64)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or(TokenError::Malformed("header is not base64url JSON"))
+    }
 }
 
 /// One string or an array of strings (`aud`, RFC 7519 section 4.1.3).
@@ -213,21 +233,7 @@ impl Verifier {
 
     /// Verify a presented token at `now_unix_secs`.
     pub fn verify(&self, token: &str, now_unix_secs: i64) -> Result<VerifiedToken, TokenError> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(TokenError::Malformed("token too long"));
-        }
-        let mut parts = token.split('.');
-        let (Some(header_b64), Some(_), Some(_), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Malformed("not a compact JWS"));
-        };
-
-        let header: RawHeader = URL_SAFE_NO_PAD
-            .decode(header_b64)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .ok_or(TokenError::Malformed("header is not base64url JSON"))?;
+        let header = RawHeader::of(token)?;
         // Exact, case-sensitive match (RFC 7515 section 4.1.1): "none", "HS256", "eddsa" all fail.
         if header.alg.as_deref() != Some("EdDSA") {
             return Err(TokenError::UnsupportedAlgorithm);

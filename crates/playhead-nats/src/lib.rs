@@ -234,29 +234,25 @@ impl Pipeline {
                     // copy: fields left at the client's defaults (max_consumers 0 where the
                     // server stored -1, ...) would otherwise read as changes it refuses.
                     let mut config = existing.info().await.map_err(broker)?.config.clone();
-                    let before = (
-                        config.subjects.clone(),
-                        config.discard,
-                        config.max_bytes,
-                        config.max_messages,
-                        config.max_age,
-                        config.duplicate_window,
-                    );
+                    // The fields the configuration owns; everything else keeps the server's value.
+                    let limits = |c: &stream::Config| {
+                        (
+                            c.subjects.clone(),
+                            c.discard,
+                            c.max_bytes,
+                            c.max_messages,
+                            c.max_age,
+                            c.duplicate_window,
+                        )
+                    };
+                    let before = limits(&config);
                     config.subjects = wanted.subjects;
                     config.discard = wanted.discard;
                     config.max_bytes = wanted.max_bytes;
                     config.max_messages = wanted.max_messages;
                     config.max_age = wanted.max_age;
                     config.duplicate_window = wanted.duplicate_window;
-                    let after = (
-                        config.subjects.clone(),
-                        config.discard,
-                        config.max_bytes,
-                        config.max_messages,
-                        config.max_age,
-                        config.duplicate_window,
-                    );
-                    if before != after {
+                    if before != limits(&config) {
                         tracing::info!(stream = %name, "updating the stream's limits to the configuration");
                         self.js.update_stream(config).await.map_err(broker)?;
                     }

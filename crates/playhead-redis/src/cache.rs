@@ -9,7 +9,6 @@
 //! the call returns `Unavailable` and Redis is skipped for a second (a breaker, so a stopped server
 //! does not add its timeout to every read); the application then reads through to the store.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -18,15 +17,14 @@ use playhead_core::StoreError;
 use playhead_core::ports::SharedCache;
 use redis::aio::ConnectionManager;
 
-use crate::{connect_in_background, wall_ms};
+use crate::{Breaker, connect_in_background};
 
 /// The shared cache over one Redis.
 pub struct RedisSharedCache {
     conn: Arc<OnceLock<ConnectionManager>>,
     prefix: String,
     timeout: Duration,
-    retry_after: Duration,
-    skip_until_ms: AtomicI64,
+    breaker: Breaker,
 }
 
 impl std::fmt::Debug for RedisSharedCache {
@@ -46,8 +44,7 @@ impl RedisSharedCache {
             conn: connect_in_background(url, timeout, "redis row cache")?,
             prefix: prefix.to_owned(),
             timeout,
-            retry_after: Duration::from_secs(1),
-            skip_until_ms: AtomicI64::new(0),
+            breaker: Breaker::new(Duration::from_secs(1)),
         })
     }
 
@@ -66,8 +63,7 @@ impl RedisSharedCache {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let wall = wall_ms();
-        if wall < self.skip_until_ms.load(Ordering::Relaxed) {
+        if !self.breaker.closed() {
             return Err(StoreError::Unavailable("redis skipped after a recent failure".into()));
         }
         let why = match self.conn.get().cloned() {
@@ -78,11 +74,7 @@ impl RedisSharedCache {
                 Err(_) => format!("no answer within {} ms", self.timeout.as_millis()),
             },
         };
-        let retry_ms = i64::try_from(self.retry_after.as_millis()).unwrap_or(1_000);
-        let previous = self.skip_until_ms.swap(wall + retry_ms, Ordering::Relaxed);
-        if previous <= wall - retry_ms {
-            tracing::warn!(error = %why, "redis row cache unavailable: reading through to the store");
-        }
+        self.breaker.trip(&why, "redis row cache unavailable: reading through to the store");
         Err(StoreError::Unavailable(format!("redis: {why}")))
     }
 }

@@ -60,10 +60,7 @@ pub struct RedisRateLimiter {
     script: redis::Script,
     local: LocalRateLimiter,
     config: RedisLimiterConfig,
-    /// Milliseconds since the epoch before which Redis is not tried (the breaker).
-    skip_until_ms: AtomicI64,
-    /// Last time a fallback was logged (one warning per breaker period, not per request).
-    last_warning_ms: AtomicI64,
+    breaker: Breaker,
 }
 
 impl std::fmt::Debug for RedisRateLimiter {
@@ -85,9 +82,8 @@ impl RedisRateLimiter {
             conn,
             script: redis::Script::new(include_str!("gcra.lua")),
             local: LocalRateLimiter::new(config.max_window),
+            breaker: Breaker::new(config.retry_after),
             config,
-            skip_until_ms: AtomicI64::new(0),
-            last_warning_ms: AtomicI64::new(0),
         })
     }
 
@@ -152,23 +148,10 @@ impl RateLimiter for RedisRateLimiter {
         cost: u32,
         now: Timestamp,
     ) -> Result<RateDecision, StoreError> {
-        let wall = wall_ms();
-        if wall >= self.skip_until_ms.load(Ordering::Relaxed) {
+        if self.breaker.closed() {
             match self.shared(key, quota, cost, now).await {
                 Ok(d) => return Ok(d),
-                Err(why) => {
-                    let retry_ms = i64::try_from(self.config.retry_after.as_millis()).unwrap_or(1_000);
-                    self.skip_until_ms.store(wall + retry_ms, Ordering::Relaxed);
-                    let last = self.last_warning_ms.load(Ordering::Relaxed);
-                    if wall - last >= retry_ms
-                        && self
-                            .last_warning_ms
-                            .compare_exchange(last, wall, Ordering::Relaxed, Ordering::Relaxed)
-                            .is_ok()
-                    {
-                        tracing::warn!(error = %why, "redis rate limiter unavailable: limits are per replica");
-                    }
-                }
+                Err(why) => self.breaker.trip(&why, "redis rate limiter unavailable: limits are per replica"),
             }
         }
         metrics::counter!("playhead_ratelimit_fallback_total").increment(1);
@@ -209,6 +192,43 @@ pub(crate) fn connect_in_background(
         }
     });
     Ok(conn)
+}
+
+/// Skips Redis for `retry_after` after a failure, so a stopped server does not add its timeout to
+/// every call, and logs one warning per such period rather than one per request.
+pub(crate) struct Breaker {
+    retry_after_ms: i64,
+    /// Milliseconds since the epoch before which Redis is not tried.
+    skip_until_ms: AtomicI64,
+    /// Last time a failure was logged.
+    last_warning_ms: AtomicI64,
+}
+
+impl Breaker {
+    pub(crate) fn new(retry_after: Duration) -> Self {
+        Self {
+            retry_after_ms: i64::try_from(retry_after.as_millis()).unwrap_or(1_000),
+            skip_until_ms: AtomicI64::new(0),
+            last_warning_ms: AtomicI64::new(0),
+        }
+    }
+
+    /// Whether Redis may be tried now.
+    pub(crate) fn closed(&self) -> bool {
+        wall_ms() >= self.skip_until_ms.load(Ordering::Relaxed)
+    }
+
+    /// Redis failed (`why`): skip it for a while, and say so (`what`) once per period.
+    pub(crate) fn trip(&self, why: &str, what: &'static str) {
+        let wall = wall_ms();
+        self.skip_until_ms.store(wall + self.retry_after_ms, Ordering::Relaxed);
+        let last = self.last_warning_ms.load(Ordering::Relaxed);
+        if wall - last >= self.retry_after_ms
+            && self.last_warning_ms.compare_exchange(last, wall, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            tracing::warn!(error = %why, "{what}");
+        }
+    }
 }
 
 fn wall_ms() -> i64 {

@@ -16,7 +16,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 
-use crate::scale_out::redis_url;
+use crate::scale_out::{redis_url, run};
 use crate::support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_playhead");
@@ -35,20 +35,6 @@ impl Drop for Proc {
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn cli(dir: &Path, config: &Path, args: &[&str]) -> Value {
-    let out = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("RUST_LOG", "error")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "playhead {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// `playhead serve` on `port`; returns once it prints its listening line.
@@ -114,13 +100,13 @@ async fn fault_replica_sigkilled_behind_haproxy_loses_no_acknowledged_event() {
         ),
     )
     .unwrap();
-    cli(dir.path(), &config, &["migrate"]);
+    run(dir.path(), &config, &["migrate"]);
     let account =
-        cli(dir.path(), &config, &["admin", "create-account", "--email", "lb@example.com"])["account_id"]
+        run(dir.path(), &config, &["admin", "create-account", "--email", "lb@example.com"])["account_id"]
             .as_str()
             .unwrap()
             .to_owned();
-    let profile = cli(
+    let profile = run(
         dir.path(),
         &config,
         &["admin", "create-profile", "--account", &account, "--name", "P"],
@@ -130,7 +116,7 @@ async fn fault_replica_sigkilled_behind_haproxy_loses_no_acknowledged_event() {
         .to_owned();
     // Minted by the CLI from the key set in PostgreSQL: both replicas must accept it.
     let token =
-        cli(dir.path(), &config, &["admin", "token", "--account", &account, "--admin"])["access_token"]
+        run(dir.path(), &config, &["admin", "token", "--account", &account, "--admin"])["access_token"]
             .as_str()
             .unwrap()
             .to_owned();
@@ -199,12 +185,12 @@ async fn fault_replica_sigkilled_behind_haproxy_loses_no_acknowledged_event() {
     // One read quota across both replicas: round robin alternates them, and 6 of 12 pass. (A
     // principal of its own, so the reads below are not charged to the same quota.)
     let reader =
-        cli(dir.path(), &config, &["admin", "create-account", "--email", "quota@example.com"])["account_id"]
+        run(dir.path(), &config, &["admin", "create-account", "--email", "quota@example.com"])["account_id"]
             .as_str()
             .unwrap()
             .to_owned();
     let reader =
-        cli(dir.path(), &config, &["admin", "token", "--account", &reader, "--admin"])["access_token"]
+        run(dir.path(), &config, &["admin", "token", "--account", &reader, "--admin"])["access_token"]
             .as_str()
             .unwrap()
             .to_owned();

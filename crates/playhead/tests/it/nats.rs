@@ -152,6 +152,40 @@ async fn drop_streams(url: &str, stream: &str) {
     let _ = js.delete_stream(format!("{stream}_DLQ")).await;
 }
 
+/// Wait until a replica's relay has created stream `name`.
+async fn wait_for_stream(url: &str, name: &str) {
+    let js = js(url).await;
+    let t0 = Instant::now();
+    while js.get_stream(name).await.is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "stream {name} not created");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An event written straight into the log as ingestion would (a pause of `m1` at `position_ms`,
+/// an hour ago), without its outbox row: each test queues it in the state it needs.
+async fn log_raw_event(
+    conn: &mut PgConnection,
+    profile: playhead_core::ids::ProfileId,
+    position_ms: i64,
+) -> uuid::Uuid {
+    let event_id = uuid::Uuid::new_v4();
+    let at = now_ms() - 3_600_000;
+    sqlx::query(
+        "INSERT INTO events (event_id, profile_id, title_id, kind, position_ms, duration_ms, occurred_at, \
+         occurred_at_raw, received_at, device_id, session_id, state) \
+         VALUES ($1, $2, 'm1', 'pause', $4, NULL, $3, $3, $3, 'tv', NULL, 'logged')",
+    )
+    .bind(event_id)
+    .bind(profile.0)
+    .bind(at)
+    .bind(position_ms)
+    .execute(conn)
+    .await
+    .unwrap();
+    event_id
+}
+
 /// Events answered `accepted`, by id.
 #[derive(Default)]
 struct Accepted(BTreeSet<String>);
@@ -493,30 +527,14 @@ async fn nats_poison_messages_go_to_the_dlq_and_replay_applies_the_fixed_event()
         let v = t.viewer("poison@example.com").await;
         let schema = t.settings.database_schema.clone().unwrap();
         // Wait for the streams (the relay creates them).
+        wait_for_stream(&url, &format!("{stream}_DLQ")).await;
         let js = js(&url).await;
-        let t0 = Instant::now();
-        while js.get_stream(format!("{stream}_DLQ")).await.is_err() {
-            assert!(t0.elapsed() < Duration::from_secs(10), "streams not created");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
 
         // An event in the log whose outbox row a relay has "published" as a corrupted message
         // (a buggy publisher, bytes damaged in transit): written directly, as the relay would.
         let mut conn = PgConnection::connect(&pg::url()).await.unwrap();
         sqlx::query(&format!("SET search_path TO {schema}")).execute(&mut conn).await.unwrap();
-        let event_id = uuid::Uuid::new_v4();
-        let at = now_ms() - 3_600_000;
-        sqlx::query(
-            "INSERT INTO events (event_id, profile_id, title_id, kind, position_ms, duration_ms, occurred_at, \
-             occurred_at_raw, received_at, device_id, session_id, state) \
-             VALUES ($1, $2, 'm1', 'pause', 1800000, NULL, $3, $3, $3, 'tv', NULL, 'logged')",
-        )
-        .bind(event_id)
-        .bind(v.profile.0)
-        .bind(at)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+        let event_id = log_raw_event(&mut conn, v.profile, 1800000).await;
         let seq: i64 = sqlx::query_scalar(
             "INSERT INTO event_queue (event_id, published_at) VALUES ($1, $2) RETURNING seq",
         )
@@ -730,20 +748,12 @@ async fn nats_an_event_that_keeps_failing_is_dead_lettered_and_replayed_after_th
             .execute(&mut conn)
             .await
             .unwrap();
-        let event_id = uuid::Uuid::new_v4();
-        let at = now_ms() - 3_600_000;
-        sqlx::query(
-            "INSERT INTO events (event_id, profile_id, title_id, kind, position_ms, duration_ms, occurred_at, \
-             occurred_at_raw, received_at, device_id, session_id, state) \
-             VALUES ($1, $2, 'm1', 'pause', 1200000, NULL, $3, $3, $3, 'tv', NULL, 'logged')",
-        )
-        .bind(event_id)
-        .bind(v.profile.0)
-        .bind(at)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-        sqlx::query("INSERT INTO event_queue (event_id) VALUES ($1)").bind(event_id).execute(&mut conn).await.unwrap();
+        let event_id = log_raw_event(&mut conn, v.profile, 1200000).await;
+        sqlx::query("INSERT INTO event_queue (event_id) VALUES ($1)")
+            .bind(event_id)
+            .execute(&mut conn)
+            .await
+            .unwrap();
 
         let t0 = Instant::now();
         let list = loop {
@@ -761,7 +771,10 @@ async fn nats_an_event_that_keeps_failing_is_dead_lettered_and_replayed_after_th
         assert_eq!(pg_count(&schema, "SELECT count(*) FROM event_queue WHERE dead_at IS NOT NULL").await, 1);
 
         // The fix, then the replay.
-        sqlx::query("UPDATE titles SET genres = '[\"Drama\"]' WHERE id = 'm1'").execute(&mut conn).await.unwrap();
+        sqlx::query("UPDATE titles SET genres = '[\"Drama\"]' WHERE id = 'm1'")
+            .execute(&mut conn)
+            .await
+            .unwrap();
         let _ = conn.close().await;
         let id = letter["id"].to_string();
         let r = tokio::task::block_in_place(|| admin_dlq(&t, &url, &["replay", &id]));
@@ -793,29 +806,13 @@ async fn nats_a_message_naming_another_events_row_claims_nothing() {
         t.import(&ops, &[movie("m1", 100)]).await;
         let v = t.viewer("foreign@example.com").await;
         let schema = t.settings.database_schema.clone().unwrap();
+        wait_for_stream(&url, &stream).await;
         let js = js(&url).await;
-        let t0 = Instant::now();
-        while js.get_stream(&stream).await.is_err() {
-            assert!(t0.elapsed() < Duration::from_secs(10), "stream not created");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
 
         // A row of this deployment, parked (so neither the relay nor the sweeper touches it).
         let mut conn = PgConnection::connect(&pg::url()).await.unwrap();
         sqlx::query(&format!("SET search_path TO {schema}")).execute(&mut conn).await.unwrap();
-        let ours = uuid::Uuid::new_v4();
-        let at = now_ms() - 3_600_000;
-        sqlx::query(
-            "INSERT INTO events (event_id, profile_id, title_id, kind, position_ms, duration_ms, occurred_at, \
-             occurred_at_raw, received_at, device_id, session_id, state) \
-             VALUES ($1, $2, 'm1', 'pause', 600000, NULL, $3, $3, $3, 'tv', NULL, 'logged')",
-        )
-        .bind(ours)
-        .bind(v.profile.0)
-        .bind(at)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+        let ours = log_raw_event(&mut conn, v.profile, 600000).await;
         let seq: i64 = sqlx::query_scalar(
             "INSERT INTO event_queue (event_id, published_at, dead_at) VALUES ($1, $2, $2) RETURNING seq",
         )
@@ -828,7 +825,7 @@ async fn nats_a_message_naming_another_events_row_claims_nothing() {
 
         // Someone else's event under the same seq, in this build's own format.
         let theirs = uuid::Uuid::new_v4();
-        let at = playhead_core::Timestamp(at).to_rfc3339();
+        let at = playhead_core::Timestamp(now_ms() - 3_600_000).to_rfc3339();
         let payload = json!({"v": 1, "seq": seq, "event": {
             "event_id": theirs, "profile_id": v.profile.0, "title_id": "m1", "kind": "pause",
             "position_ms": 300000, "duration_ms": null, "occurred_at": at, "occurred_at_raw": at,
@@ -846,7 +843,8 @@ async fn nats_a_message_naming_another_events_row_claims_nothing() {
         let last = s.info().await.unwrap().state.last_sequence;
         let t0 = Instant::now();
         loop {
-            let c: Result<jetstream::consumer::PullConsumer, _> = s.get_consumer(playhead_nats::CONSUMER).await;
+            let c: Result<jetstream::consumer::PullConsumer, _> =
+                s.get_consumer(playhead_nats::CONSUMER).await;
             if let Ok(mut c) = c {
                 let info = c.info().await.unwrap();
                 if info.ack_floor.stream_sequence >= last {

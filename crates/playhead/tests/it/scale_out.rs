@@ -11,7 +11,9 @@ use crate::support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_playhead");
 
-fn run(dir: &std::path::Path, config: &std::path::Path, args: &[&str]) -> Value {
+/// `playhead --data-dir DIR --config FILE ARGS...`: its JSON output (the environment's database
+/// URL removed, so only the file selects the backend).
+pub(crate) fn run(dir: &std::path::Path, config: &std::path::Path, args: &[&str]) -> Value {
     let out = Command::new(BIN)
         .arg("--data-dir")
         .arg(dir)
