@@ -24,6 +24,8 @@ mod columns;
 pub mod decode;
 mod error;
 pub mod identity;
+#[cfg(test)]
+mod tests;
 
 pub use columns::{Cols, Columns, FromColumns, RowTypes, column, decode_row};
 pub use error::{ErrorCodes, Unique, corrupt, is_foreign_key_violation, map_error, migrate_error};
