@@ -4,6 +4,7 @@
 //! then loads state through the core's ports, calls the core's rules, and stores the result. No
 //! SQL, no HTTP types. Transports stay thin: parse, call one function here, map [`AppError`].
 
+pub mod access;
 pub mod accounts;
 pub mod apply;
 pub mod cache;
