@@ -16,6 +16,7 @@ pub mod error;
 pub mod identity;
 pub mod ingest;
 pub mod limits;
+pub mod operator;
 pub mod policy;
 pub mod ratelimit;
 pub mod reads;
