@@ -11,8 +11,9 @@ use playhead_core::ids::{AccountId, ProfileId};
 use playhead_core::ports::AccountStore;
 use playhead_core::profile::{Account, Email, Profile};
 
+use crate::PgStore;
 use crate::codec::{self, profile_columns};
-use crate::{PgStore, error};
+use crate::error::{self, Unique};
 
 #[async_trait]
 impl AccountStore for PgStore {
@@ -23,9 +24,7 @@ impl AccountStore for PgStore {
             .bind(account.created_at.0)
             .execute(&self.pool)
             .await
-            .map_err(|e| {
-                error::map(e, &[("accounts_email_key", "email"), ("accounts_pkey", "account id")])
-            })?;
+            .map_err(|e| error::map(e, &[Unique::AccountEmail, Unique::AccountId]))?;
         Ok(())
     }
 
@@ -35,7 +34,7 @@ impl AccountStore for PgStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(error::db)?;
-        row.as_ref().map(codec::account).transpose()
+        row.as_ref().map(codec::decode).transpose()
     }
 
     async fn account_by_email(&self, email: &Email) -> Result<Option<Account>, StoreError> {
@@ -44,7 +43,7 @@ impl AccountStore for PgStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(error::db)?;
-        row.as_ref().map(codec::account).transpose()
+        row.as_ref().map(codec::decode).transpose()
     }
 
     async fn create_profile(&self, profile: &Profile, max_per_account: usize) -> Result<(), StoreError> {
@@ -86,7 +85,7 @@ impl AccountStore for PgStore {
             if error::is_foreign_key_violation(&e) {
                 StoreError::NotFound
             } else {
-                error::map(e, &[("profiles_pkey", "profile id")])
+                error::map(e, &[Unique::ProfileId])
             }
         })?;
         tx.commit().await.map_err(error::db)
@@ -98,7 +97,7 @@ impl AccountStore for PgStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(error::db)?;
-        row.as_ref().map(codec::profile).transpose()
+        row.as_ref().map(codec::decode).transpose()
     }
 
     async fn profiles_of(&self, account: AccountId) -> Result<Vec<Profile>, StoreError> {
@@ -111,7 +110,7 @@ impl AccountStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(error::db)?;
-        rows.iter().map(codec::profile).collect()
+        rows.iter().map(codec::decode).collect()
     }
 
     async fn update_profile(&self, profile: &Profile, expected_version: i64) -> Result<(), StoreError> {

@@ -8,7 +8,8 @@ use playhead_core::StoreError;
 use playhead_core::ports::{ApiKeyRecord, ApiKeyStore};
 use playhead_core::time::Timestamp;
 
-use crate::{PgStore, codec, error};
+use crate::error::{self, Unique};
+use crate::{PgStore, codec};
 
 #[async_trait]
 impl ApiKeyStore for PgStore {
@@ -25,7 +26,7 @@ impl ApiKeyStore for PgStore {
         .bind(key.revoked_at.map(|t| t.0))
         .execute(&self.pool)
         .await
-        .map_err(|e| error::map(e, &[("api_keys_pkey", "api key prefix")]))?;
+        .map_err(|e| error::map(e, &[Unique::ApiKeyPrefix]))?;
         Ok(())
     }
 
@@ -37,7 +38,7 @@ impl ApiKeyStore for PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(error::db)?;
-        row.as_ref().map(codec::api_key).transpose()
+        row.as_ref().map(codec::decode).transpose()
     }
 
     async fn revoke_api_key(&self, prefix: &str, at: Timestamp) -> Result<(), StoreError> {

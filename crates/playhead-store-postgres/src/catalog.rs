@@ -187,7 +187,7 @@ impl Catalog for PgStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(error::db)?;
-        row.as_ref().map(codec::stored_title).transpose()
+        row.as_ref().map(codec::decode).transpose()
     }
 
     async fn titles(&self, ids: &[TitleId]) -> Result<Vec<Title>, StoreError> {
@@ -204,7 +204,7 @@ impl Catalog for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(error::db)?;
-        rows.iter().map(codec::title).collect()
+        rows.iter().map(codec::decode).collect()
     }
 
     async fn list_titles(&self, after: Option<&TitleId>, limit: u32) -> Result<Vec<Title>, StoreError> {
@@ -224,7 +224,7 @@ impl Catalog for PgStore {
             }
         };
         let rows = q.fetch_all(&self.pool).await.map_err(error::db)?;
-        rows.iter().map(codec::title).collect()
+        rows.iter().map(codec::decode).collect()
     }
 
     async fn episodes_of(&self, series: &[TitleId]) -> Result<Vec<Title>, StoreError> {
@@ -242,7 +242,7 @@ impl Catalog for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(error::db)?;
-        rows.iter().map(codec::title).collect()
+        rows.iter().map(codec::decode).collect()
     }
 }
 

@@ -1,14 +1,19 @@
-//! From `sqlx` errors to [`StoreError`], in one place.
+//! From `sqlx` errors to [`StoreError`]: PostgreSQL's SQLSTATEs and constraint names, for the
+//! shared mapping in `playhead-store-rows`.
 //!
 //! The rule: infrastructure trouble (pool timeouts, refused or dropped connections, a server
 //! shutting down or out of resources, lock timeouts, deadlocks and serialization failures, which
 //! a retry resolves) is `Unavailable`, so callers answer 503 with Retry-After; a uniqueness
-//! violation is `Conflict` named in domain words chosen by the call site from the constraint
-//! name (never the SQL name itself); anything else is `Internal`. "Not found" is decided by the
-//! queries themselves, not here.
+//! violation is `Conflict` named in domain words by the [`Unique`] rules the call site expects,
+//! recognised by the constraint name PostgreSQL reports (never shown); anything else is
+//! `Internal`. "Not found" is decided by the queries themselves, not here.
 
 use playhead_core::StoreError;
-use sqlx::error::ErrorKind;
+use playhead_store_rows::{ErrorCodes, map_error, migrate_error};
+pub(crate) use playhead_store_rows::{Unique, is_foreign_key_violation};
+use sqlx::error::DatabaseError;
+
+use crate::codec::Pg;
 
 /// SQLSTATE classes that mean "try again later" rather than "bug" (PostgreSQL Appendix A).
 const TRANSIENT_CLASSES: [&str; 3] = [
@@ -29,74 +34,48 @@ const TRANSIENT_CODES: [&str; 8] = [
     "57P05", // idle_session_timeout
 ];
 
+impl ErrorCodes for Pg {
+    /// The constraint names the migrations create (`accounts_email_key` -> "email").
+    fn violates(db: &dyn DatabaseError, rule: Unique) -> bool {
+        let Some(reported) = db.constraint() else { return false };
+        let constraint = match rule {
+            Unique::AccountEmail => "accounts_email_key",
+            Unique::AccountId => "accounts_pkey",
+            Unique::ProfileId => "profiles_pkey",
+            // Hash-partitioned: a violation names the partition's index (`viewings_p03_pkey`).
+            Unique::PlayId => return reported.starts_with("viewings_") && reported.ends_with("_pkey"),
+            Unique::ApiKeyPrefix => "api_keys_pkey",
+            Unique::ClientId => "oauth_clients_pkey",
+            Unique::SessionId => "sessions_pkey",
+            Unique::UserCode => "device_codes_pending_user_code",
+            Unique::SigningKeyId => "signing_keys_pkey",
+        };
+        reported == constraint
+    }
+
+    fn is_transient(db: &dyn DatabaseError) -> bool {
+        let code = db.code().unwrap_or_default();
+        TRANSIENT_CODES.contains(&code.as_ref())
+            || TRANSIENT_CLASSES.iter().any(|class| code.starts_with(class))
+    }
+
+    fn describe(db: &dyn DatabaseError) -> String {
+        format!("postgres {}: {}", db.code().unwrap_or_default(), db.message())
+    }
+}
+
 /// Map an error where no uniqueness conflict is expected.
 pub(crate) fn db(e: sqlx::Error) -> StoreError {
-    map(e, &[])
+    map_error::<Pg>(e, &[])
 }
 
-/// Map an error, naming a unique violation by the `(constraint, words)` pair whose constraint
-/// name PostgreSQL reports (`accounts_email_key` -> "email").
-pub(crate) fn map(e: sqlx::Error, conflicts: &[(&str, &str)]) -> StoreError {
-    match e {
-        sqlx::Error::Database(db) => {
-            if db.kind() == ErrorKind::UniqueViolation {
-                let words = db
-                    .constraint()
-                    .and_then(|c| conflicts.iter().find(|(name, _)| *name == c))
-                    .map_or("duplicate", |c| c.1);
-                return StoreError::Conflict(words.to_owned());
-            }
-            let code = db.code().unwrap_or_default();
-            let transient = TRANSIENT_CODES.contains(&code.as_ref())
-                || TRANSIENT_CLASSES.iter().any(|class| code.starts_with(class));
-            if transient {
-                StoreError::Unavailable(format!("postgres {code}: {}", db.message()))
-            } else {
-                StoreError::Internal(format!("postgres {code}: {}", db.message()))
-            }
-        }
-        e @ (sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed) => StoreError::Unavailable(e.to_string()),
-        e => StoreError::Internal(e.to_string()),
-    }
+/// Map an error, naming a unique violation by the first of `conflicts` it breaks.
+pub(crate) fn map(e: sqlx::Error, conflicts: &[Unique]) -> StoreError {
+    map_error::<Pg>(e, conflicts)
 }
 
-/// Whether the error is a foreign-key violation (a row referring to a missing parent).
-pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation)
-}
-
-/// Map a migration failure: an unreachable or failing server is `Unavailable`; a schema that does
-/// not match this binary's migrations (edited, missing or newer) is `Internal` with the reason.
+/// Map a migration failure (an unreachable server is `Unavailable`, a mismatched schema
+/// `Internal`).
 pub(crate) fn migrate(e: sqlx::migrate::MigrateError) -> StoreError {
-    match e {
-        sqlx::migrate::MigrateError::Execute(e) => db(e),
-        sqlx::migrate::MigrateError::ExecuteMigration(e, version) => match db(e) {
-            StoreError::Unavailable(m) => StoreError::Unavailable(format!("migration {version}: {m}")),
-            other => StoreError::Internal(format!("migration {version}: {other}")),
-        },
-        other => StoreError::Internal(format!("migrations: {other}")),
-    }
-}
-
-/// Data read back that this code could not have written: corrupt or hand-edited rows.
-pub(crate) fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Internal(format!("corrupt {what}: {detail}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn infrastructure_failures_are_unavailable() {
-        let refused = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
-        assert!(matches!(db(refused), StoreError::Unavailable(_)));
-        assert!(matches!(db(sqlx::Error::PoolTimedOut), StoreError::Unavailable(_)));
-        assert!(matches!(db(sqlx::Error::PoolClosed), StoreError::Unavailable(_)));
-        assert!(matches!(db(sqlx::Error::RowNotFound), StoreError::Internal(_)));
-    }
+    migrate_error::<Pg>(e)
 }

@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use playhead_core::StoreError;
 use playhead_core::ports::{IdempotencyBegin, IdempotencyStore, StoredResponse};
 use playhead_core::time::Timestamp;
-use sqlx::Row;
+use playhead_store_rows::decode;
 
-use crate::{PgStore, error};
+use crate::{PgStore, codec, error};
 
 #[async_trait]
 impl IdempotencyStore for PgStore {
@@ -45,40 +45,22 @@ impl IdempotencyStore for PgStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(error::db)?;
-        let fp: Vec<u8> = r.try_get("fingerprint").map_err(error::db)?;
-        let state: String = r.try_get("state").map_err(error::db)?;
-        let started_at: i64 = r.try_get("started_at").map_err(error::db)?;
-        let expires_at: Option<i64> = r.try_get("expires_at").map_err(error::db)?;
-        let same = fp.as_slice() == fingerprint.as_slice();
-        let expired = state == "done" && expires_at.is_some_and(|e| e <= now.0);
-        let dead = state == "running" && started_at + lease_ms <= now.0;
-        let outcome = if expired || dead {
-            sqlx::query(
-                "UPDATE idempotency_keys SET fingerprint = $2, state = 'running', started_at = $3, status = NULL, \
-                 headers = NULL, body = NULL, expires_at = NULL WHERE key = $1",
-            )
-            .bind(key)
-            .bind(&fingerprint[..])
-            .bind(now.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(error::db)?;
-            IdempotencyBegin::Started
-        } else if !same {
-            IdempotencyBegin::Mismatch
-        } else if state == "running" {
-            IdempotencyBegin::InFlight
-        } else {
-            let status: i32 = r.try_get("status").map_err(error::db)?;
-            let headers: String = r.try_get("headers").map_err(error::db)?;
-            let body: Vec<u8> = r.try_get("body").map_err(error::db)?;
-            let headers: Vec<(String, String)> = serde_json::from_str(&headers)
-                .map_err(|e| StoreError::Internal(format!("stored headers: {e}")))?;
-            IdempotencyBegin::Completed(StoredResponse {
-                status: u16::try_from(status).map_err(|_| StoreError::Internal("stored status".into()))?,
-                headers,
-                body,
-            })
+        let outcome = match decode::idempotency_outcome(&codec::cols(&r), fingerprint, now, lease_ms)? {
+            Some(outcome) => outcome,
+            // The stored claim no longer counts (expired answer, dead lease): take the key over.
+            None => {
+                sqlx::query(
+                    "UPDATE idempotency_keys SET fingerprint = $2, state = 'running', started_at = $3, status = NULL, \
+                     headers = NULL, body = NULL, expires_at = NULL WHERE key = $1",
+                )
+                .bind(key)
+                .bind(&fingerprint[..])
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(error::db)?;
+                IdempotencyBegin::Started
+            }
         };
         tx.commit().await.map_err(error::db)?;
         Ok(outcome)
@@ -91,8 +73,7 @@ impl IdempotencyStore for PgStore {
         response: &StoredResponse,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
-        let headers =
-            serde_json::to_string(&response.headers).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let headers = codec::json_list(&response.headers)?;
         sqlx::query(
             "UPDATE idempotency_keys SET state = 'done', status = $3, headers = $4::jsonb, body = $5, expires_at = $6 \
              WHERE key = $1 AND fingerprint = $2 AND state = 'running'",

@@ -1,8 +1,9 @@
 //! The authorization server's state ([`IdentityStore`]): passwords, clients, sessions, codes,
 //! refresh tokens, signing keys and the audit log.
 //!
-//! Account and profile ids are `uuid` columns; they travel as text (`$n::uuid`, `::text`) so
-//! the row decoding is the same as SQLite's.
+//! Account and profile ids are `uuid` columns bound as text (`$n::uuid`), so the parameters are
+//! the same as SQLite's; rows are decoded by `playhead-store-rows`, which reads them natively.
+//! `jsonb` columns are selected as `::text`.
 //!
 //! The rule: everything that consumes (an authorization code, a refresh token, a device code)
 //! is one conditional `UPDATE ... WHERE <still unused>`; the number of rows it changed decides
@@ -10,164 +11,22 @@
 
 use async_trait::async_trait;
 use playhead_core::StoreError;
-use playhead_core::auth::Scopes;
 use playhead_core::identity::{
-    AuditEntry, AuthCode, ClientType, CodeUse, DeviceCode, DeviceStatus, GrantType, OAuthClient,
-    RefreshToken, RefreshUse, Session, SigningKeyRecord, WebSession,
+    AuditEntry, AuthCode, CodeUse, DeviceCode, OAuthClient, RefreshToken, RefreshUse, Session,
+    SigningKeyRecord, WebSession,
 };
-use playhead_core::ids::{AccountId, ProfileId};
+use playhead_core::ids::AccountId;
 use playhead_core::ports::IdentityStore;
 use playhead_core::profile::Account;
 use playhead_core::time::Timestamp;
-use sqlx::postgres::PgRow;
+use playhead_store_rows::Columns;
+use playhead_store_rows::identity::{
+    CODE_COLS, DEVICE_COLS, REFRESH_COLS, SESSION_COLS, WEB_SESSION_COLS, account, device_status,
+};
 
 use crate::PgStore;
-use crate::codec::get;
-use crate::error::{self, corrupt};
-
-fn ts(row: &PgRow, col: &str) -> Result<Timestamp, StoreError> {
-    get::<i64>(row, col).map(Timestamp)
-}
-
-fn opt_ts(row: &PgRow, col: &str) -> Result<Option<Timestamp>, StoreError> {
-    get::<Option<i64>>(row, col).map(|v| v.map(Timestamp))
-}
-
-fn hash(row: &PgRow, col: &str) -> Result<[u8; 32], StoreError> {
-    let b: Vec<u8> = get(row, col)?;
-    b.try_into().map_err(|_| corrupt(col, "not 32 bytes"))
-}
-
-fn scopes(row: &PgRow, col: &str) -> Result<Scopes, StoreError> {
-    let s: String = get(row, col)?;
-    Scopes::parse(&s).map_err(|e| corrupt(col, e))
-}
-
-fn account(row: &PgRow, col: &str) -> Result<AccountId, StoreError> {
-    let s: String = get(row, col)?;
-    AccountId::parse(&s).map_err(|e| corrupt(col, e))
-}
-
-fn opt_profile(row: &PgRow, col: &str) -> Result<Option<ProfileId>, StoreError> {
-    let s: Option<String> = get(row, col)?;
-    s.map(|s| ProfileId::parse(&s).map_err(|e| corrupt(col, e))).transpose()
-}
-
-fn client_row(row: &PgRow) -> Result<OAuthClient, StoreError> {
-    let kind: String = get(row, "client_type")?;
-    let secret: Option<Vec<u8>> = get(row, "secret_hash")?;
-    let uris: String = get(row, "redirect_uris")?;
-    let grants: String = get(row, "grants")?;
-    let grants: Vec<String> = serde_json::from_str(&grants).map_err(|e| corrupt("grants", e))?;
-    Ok(OAuthClient {
-        client_id: get(row, "client_id")?,
-        name: get(row, "name")?,
-        client_type: ClientType::parse(&kind).ok_or_else(|| corrupt("client_type", kind.clone()))?,
-        secret_hash: secret
-            .map(|b| b.try_into().map_err(|_| corrupt("secret_hash", "not 32 bytes")))
-            .transpose()?,
-        redirect_uris: serde_json::from_str(&uris).map_err(|e| corrupt("redirect_uris", e))?,
-        grants: grants
-            .iter()
-            .map(|g| GrantType::parse(g).ok_or_else(|| corrupt("grants", g)))
-            .collect::<Result<_, _>>()?,
-        scopes: scopes(row, "scopes")?,
-        created_at: ts(row, "created_at")?,
-    })
-}
-
-fn session_row(row: &PgRow) -> Result<Session, StoreError> {
-    Ok(Session {
-        id: get(row, "id")?,
-        account: account(row, "account_id")?,
-        client_id: get(row, "client_id")?,
-        scopes: scopes(row, "scopes")?,
-        profile: opt_profile(row, "profile_id")?,
-        auth_time: ts(row, "auth_time")?,
-        created_at: ts(row, "created_at")?,
-        revoked_at: opt_ts(row, "revoked_at")?,
-    })
-}
-
-fn code_row(row: &PgRow) -> Result<AuthCode, StoreError> {
-    Ok(AuthCode {
-        hash: hash(row, "hash")?,
-        client_id: get(row, "client_id")?,
-        account: account(row, "account_id")?,
-        redirect_uri: get(row, "redirect_uri")?,
-        code_challenge: get(row, "code_challenge")?,
-        scopes: scopes(row, "scopes")?,
-        profile: opt_profile(row, "profile_id")?,
-        auth_time: ts(row, "auth_time")?,
-        session_id: get(row, "session_id")?,
-        expires_at: ts(row, "expires_at")?,
-        used_at: opt_ts(row, "used_at")?,
-    })
-}
-
-fn device_row(row: &PgRow) -> Result<DeviceCode, StoreError> {
-    let status: String = get(row, "status")?;
-    let status = match status.as_str() {
-        "pending" => DeviceStatus::Pending,
-        "denied" => DeviceStatus::Denied,
-        "consumed" => DeviceStatus::Consumed,
-        "approved" => DeviceStatus::Approved {
-            account: account(row, "account_id")?,
-            profile: opt_profile(row, "profile_id")?,
-            auth_time: ts(row, "auth_time")?,
-        },
-        other => return Err(corrupt("status", other)),
-    };
-    Ok(DeviceCode {
-        hash: hash(row, "hash")?,
-        user_code: get(row, "user_code")?,
-        client_id: get(row, "client_id")?,
-        scopes: scopes(row, "scopes")?,
-        expires_at: ts(row, "expires_at")?,
-        interval_secs: get(row, "interval_secs")?,
-        last_poll_at: opt_ts(row, "last_poll_at")?,
-        status,
-        version: get(row, "version")?,
-    })
-}
-
-fn refresh_row(row: &PgRow) -> Result<RefreshToken, StoreError> {
-    Ok(RefreshToken {
-        hash: hash(row, "hash")?,
-        session_id: get(row, "session_id")?,
-        client_id: get(row, "client_id")?,
-        created_at: ts(row, "created_at")?,
-        expires_at: ts(row, "expires_at")?,
-        used_at: opt_ts(row, "used_at")?,
-    })
-}
-
-/// The status column and the approval's fields (NULL unless approved).
-fn device_status(d: &DeviceCode) -> (&'static str, Option<String>, Option<String>, Option<i64>) {
-    match &d.status {
-        DeviceStatus::Pending => ("pending", None, None, None),
-        DeviceStatus::Denied => ("denied", None, None, None),
-        DeviceStatus::Consumed => ("consumed", None, None, None),
-        DeviceStatus::Approved { account, profile, auth_time } => {
-            ("approved", Some(account.to_string()), profile.map(|p| p.to_string()), Some(auth_time.0))
-        }
-    }
-}
-
-fn json<S: AsRef<str>>(v: &[S]) -> Result<String, StoreError> {
-    let list: Vec<&str> = v.iter().map(AsRef::as_ref).collect();
-    serde_json::to_string(&list).map_err(|e| StoreError::Internal(format!("encoding json: {e}")))
-}
-
-const CODE_COLS: &str = "hash, client_id, account_id, redirect_uri, code_challenge, scopes, profile_id, \
-                         auth_time, session_id, expires_at, used_at";
-const CODE_SEL: &str = "hash, client_id, account_id::text AS account_id, redirect_uri, code_challenge, scopes, \
-                        profile_id::text AS profile_id, auth_time, session_id, expires_at, used_at";
-const DEVICE_COLS: &str = "hash, user_code, client_id, scopes, expires_at, interval_secs, last_poll_at, \
-                           status, account_id, profile_id, auth_time, version";
-const DEVICE_SEL: &str = "hash, user_code, client_id, scopes, expires_at, interval_secs, last_poll_at, status, \
-                          account_id::text AS account_id, profile_id::text AS profile_id, auth_time, version";
-const REFRESH_COLS: &str = "hash, session_id, client_id, created_at, expires_at, used_at";
+use crate::codec::{self, cols, decode, json_list};
+use crate::error::{self, Unique};
 
 #[async_trait]
 impl IdentityStore for PgStore {
@@ -202,13 +61,13 @@ impl IdentityStore for PgStore {
         .bind(&c.name)
         .bind(c.client_type.as_str())
         .bind(c.secret_hash.map(|h| h.to_vec()))
-        .bind(json(&c.redirect_uris)?)
-        .bind(json(&grants)?)
+        .bind(json_list(&c.redirect_uris)?)
+        .bind(json_list(&grants)?)
         .bind(c.scopes.to_string())
         .bind(c.created_at.0)
         .execute(&self.pool)
         .await
-        .map_err(|e| error::map(e, &[("oauth_clients_pkey", "client_id")]))?;
+        .map_err(|e| error::map(e, &[Unique::ClientId]))?;
         Ok(())
     }
 
@@ -222,14 +81,13 @@ impl IdentityStore for PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(error::db)?;
-        row.as_ref().map(client_row).transpose()
+        row.as_ref().map(decode).transpose()
     }
 
     async fn create_session(&self, s: &Session) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO sessions (id, account_id, client_id, scopes, profile_id, auth_time, created_at, \
-             revoked_at) VALUES ($1, $2::uuid, $3, $4, $5::uuid, $6, $7, $8)",
-        )
+        sqlx::query(&format!(
+            "INSERT INTO sessions ({SESSION_COLS}) VALUES ($1, $2::uuid, $3, $4, $5::uuid, $6, $7, $8)"
+        ))
         .bind(&s.id)
         .bind(s.account.to_string())
         .bind(&s.client_id)
@@ -240,21 +98,17 @@ impl IdentityStore for PgStore {
         .bind(s.revoked_at.map(|t| t.0))
         .execute(&self.pool)
         .await
-        .map_err(|e| error::map(e, &[("sessions_pkey", "session id")]))?;
+        .map_err(|e| error::map(e, &[Unique::SessionId]))?;
         Ok(())
     }
 
     async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, account_id::text AS account_id, client_id, scopes, profile_id::text AS profile_id, \
-             auth_time, created_at, revoked_at \
-             FROM sessions WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(error::db)?;
-        row.as_ref().map(session_row).transpose()
+        let row = sqlx::query(&format!("SELECT {SESSION_COLS} FROM sessions WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(error::db)?;
+        row.as_ref().map(decode).transpose()
     }
 
     async fn revoke_session(&self, id: &str, at: Timestamp) -> Result<bool, StoreError> {
@@ -276,10 +130,9 @@ impl IdentityStore for PgStore {
     }
 
     async fn create_web_session(&self, s: &WebSession) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO web_sessions (hash, account_id, auth_time, expires_at, revoked_at) \
-             VALUES ($1, $2::uuid, $3, $4, $5)",
-        )
+        sqlx::query(&format!(
+            "INSERT INTO web_sessions ({WEB_SESSION_COLS}) VALUES ($1, $2::uuid, $3, $4, $5)"
+        ))
         .bind(&s.hash[..])
         .bind(s.account.to_string())
         .bind(s.auth_time.0)
@@ -292,25 +145,12 @@ impl IdentityStore for PgStore {
     }
 
     async fn web_session(&self, h: [u8; 32]) -> Result<Option<WebSession>, StoreError> {
-        let row = sqlx::query(
-            "SELECT hash, account_id::text AS account_id, auth_time, expires_at, revoked_at FROM web_sessions \
-             WHERE hash = $1",
-        )
-        .bind(&h[..])
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(error::db)?;
-        row.as_ref()
-            .map(|r| {
-                Ok(WebSession {
-                    hash: hash(r, "hash")?,
-                    account: account(r, "account_id")?,
-                    auth_time: ts(r, "auth_time")?,
-                    expires_at: ts(r, "expires_at")?,
-                    revoked_at: opt_ts(r, "revoked_at")?,
-                })
-            })
-            .transpose()
+        let row = sqlx::query(&format!("SELECT {WEB_SESSION_COLS} FROM web_sessions WHERE hash = $1"))
+            .bind(&h[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(error::db)?;
+        row.as_ref().map(decode).transpose()
     }
 
     async fn revoke_web_session(&self, h: [u8; 32], at: Timestamp) -> Result<(), StoreError> {
@@ -347,7 +187,7 @@ impl IdentityStore for PgStore {
     async fn consume_auth_code(&self, h: [u8; 32], now: Timestamp) -> Result<CodeUse, StoreError> {
         // The conditional update decides; RETURNING hands back the winner's row.
         let fresh = sqlx::query(&format!(
-            "UPDATE auth_codes SET used_at = $2 WHERE hash = $1 AND used_at IS NULL RETURNING {CODE_SEL}"
+            "UPDATE auth_codes SET used_at = $2 WHERE hash = $1 AND used_at IS NULL RETURNING {CODE_COLS}"
         ))
         .bind(&h[..])
         .bind(now.0)
@@ -355,15 +195,15 @@ impl IdentityStore for PgStore {
         .await
         .map_err(error::db)?;
         if let Some(row) = fresh {
-            return Ok(CodeUse::Fresh(code_row(&row)?));
+            return Ok(CodeUse::Fresh(decode(&row)?));
         }
-        let row = sqlx::query(&format!("SELECT {CODE_SEL} FROM auth_codes WHERE hash = $1"))
+        let row = sqlx::query(&format!("SELECT {CODE_COLS} FROM auth_codes WHERE hash = $1"))
             .bind(&h[..])
             .fetch_optional(&self.pool)
             .await
             .map_err(error::db)?;
         Ok(match row {
-            Some(r) => CodeUse::Reused(code_row(&r)?),
+            Some(r) => CodeUse::Reused(decode(&r)?),
             None => CodeUse::Unknown,
         })
     }
@@ -387,28 +227,28 @@ impl IdentityStore for PgStore {
         .bind(d.version)
         .execute(&self.pool)
         .await
-        .map_err(|e| error::map(e, &[("device_codes_pending_user_code", "user code")]))?;
+        .map_err(|e| error::map(e, &[Unique::UserCode]))?;
         Ok(())
     }
 
     async fn device_code(&self, h: [u8; 32]) -> Result<Option<DeviceCode>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {DEVICE_SEL} FROM device_codes WHERE hash = $1"))
+        let row = sqlx::query(&format!("SELECT {DEVICE_COLS} FROM device_codes WHERE hash = $1"))
             .bind(&h[..])
             .fetch_optional(&self.pool)
             .await
             .map_err(error::db)?;
-        row.as_ref().map(device_row).transpose()
+        row.as_ref().map(decode).transpose()
     }
 
     async fn pending_device_code(&self, user_code: &str) -> Result<Option<DeviceCode>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {DEVICE_SEL} FROM device_codes WHERE user_code = $1 AND status = 'pending'"
+            "SELECT {DEVICE_COLS} FROM device_codes WHERE user_code = $1 AND status = 'pending'"
         ))
         .bind(user_code)
         .fetch_optional(&self.pool)
         .await
         .map_err(error::db)?;
-        row.as_ref().map(device_row).transpose()
+        row.as_ref().map(decode).transpose()
     }
 
     async fn update_device_code(&self, d: &DeviceCode, expected_version: i64) -> Result<(), StoreError> {
@@ -462,7 +302,7 @@ impl IdentityStore for PgStore {
         .await
         .map_err(error::db)?;
         if let Some(row) = fresh {
-            let old = refresh_row(&row)?;
+            let old = decode(&row)?;
             sqlx::query(&format!(
                 "INSERT INTO refresh_tokens ({REFRESH_COLS}) VALUES ($1, $2, $3, $4, $5, $6)"
             ))
@@ -485,7 +325,7 @@ impl IdentityStore for PgStore {
             .map_err(error::db)?;
         tx.commit().await.map_err(error::db)?;
         Ok(match row {
-            Some(r) => RefreshUse::Reused(refresh_row(&r)?),
+            Some(r) => RefreshUse::Reused(decode(&r)?),
             None => RefreshUse::Unknown,
         })
     }
@@ -496,7 +336,7 @@ impl IdentityStore for PgStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(error::db)?;
-        row.as_ref().map(refresh_row).transpose()
+        row.as_ref().map(decode).transpose()
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
@@ -504,15 +344,7 @@ impl IdentityStore for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(error::db)?;
-        rows.iter()
-            .map(|r| {
-                Ok(SigningKeyRecord {
-                    kid: get(r, "kid")?,
-                    pem: get(r, "pem")?,
-                    created_at: ts(r, "created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode).collect()
     }
 
     async fn add_signing_key(&self, key: &SigningKeyRecord, keep: usize) -> Result<(), StoreError> {
@@ -523,12 +355,12 @@ impl IdentityStore for PgStore {
             .bind(key.created_at.0)
             .execute(&mut *tx)
             .await
-            .map_err(|e| error::map(e, &[("signing_keys_pkey", "signing key id")]))?;
+            .map_err(|e| error::map(e, &[Unique::SigningKeyId]))?;
         sqlx::query(
             "DELETE FROM signing_keys WHERE kid NOT IN \
              (SELECT kid FROM signing_keys ORDER BY created_at DESC, kid DESC LIMIT $1)",
         )
-        .bind(crate::codec::to_i64(keep.max(1)))
+        .bind(codec::to_i64(keep.max(1)))
         .execute(&mut *tx)
         .await
         .map_err(error::db)?;
@@ -541,8 +373,7 @@ impl IdentityStore for PgStore {
         subject: &str,
         new_account: &Account,
     ) -> Result<AccountId, StoreError> {
-        const FIND: &str = "SELECT account_id::text AS account_id FROM external_identities \
-                            WHERE issuer = $1 AND subject = $2";
+        const FIND: &str = "SELECT account_id FROM external_identities WHERE issuer = $1 AND subject = $2";
         // Every token after the first finds its link with a read; only a first sight writes.
         if let Some(row) = sqlx::query(FIND)
             .bind(issuer)
@@ -551,7 +382,7 @@ impl IdentityStore for PgStore {
             .await
             .map_err(error::db)?
         {
-            return account(&row, "account_id");
+            return account(&cols(&row));
         }
         let mut tx = self.pool.begin().await.map_err(error::db)?;
         sqlx::query("INSERT INTO accounts (id, email, created_at) VALUES ($1, $2, $3)")
@@ -560,9 +391,7 @@ impl IdentityStore for PgStore {
             .bind(new_account.created_at.0)
             .execute(&mut *tx)
             .await
-            .map_err(|e| {
-                error::map(e, &[("accounts_email_key", "email"), ("accounts_pkey", "account id")])
-            })?;
+            .map_err(|e| error::map(e, &[Unique::AccountEmail, Unique::AccountId]))?;
         // A racing first sight of the same pair blocks here until the other commits, then inserts
         // nothing: roll our account back and use theirs.
         let linked = sqlx::query(
@@ -585,7 +414,7 @@ impl IdentityStore for PgStore {
                 .fetch_one(&self.pool)
                 .await
                 .map_err(error::db)?;
-            return account(&row, "account_id");
+            return account(&cols(&row));
         }
         tx.commit().await.map_err(error::db)?;
         Ok(new_account.id)
@@ -604,7 +433,7 @@ impl IdentityStore for PgStore {
             .fetch_one(&self.pool)
             .await
             .map_err(error::db)?;
-        hash(&row, "value")
+        cols(&row).hash("value")
     }
 
     async fn audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
@@ -637,16 +466,6 @@ impl IdentityStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(error::db)?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    at: ts(r, "at")?,
-                    actor: get(r, "actor")?,
-                    action: get(r, "action")?,
-                    detail: get(r, "detail")?,
-                    client_addr: get(r, "client_addr")?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode).collect()
     }
 }

@@ -31,6 +31,8 @@
 //!   `unnest($1::uuid[], ...)`): one statement text and one round trip per batch, never a
 //!   statement per row on the ingest, claim or upsert paths.
 //! - Never edit a shipped migration in `migrations/`; add a new one.
+//! - Rows are decoded by `playhead-store-rows` (`codec::decode`, `codec::cols`), never field by
+//!   field here: what this database stores differently goes in `codec.rs`'s `RowTypes` (decision 0023).
 //! - Map errors with the `error` module's helpers: no `sqlx` type leaves this crate's port
 //!   methods, and nothing here panics.
 

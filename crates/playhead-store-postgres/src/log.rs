@@ -28,7 +28,6 @@ use playhead_core::StoreError;
 use playhead_core::ids::ProfileId;
 use playhead_core::ports::{AppendOutcome, EventLog, LogEntry, QueuedEvent};
 use playhead_core::time::Timestamp;
-use sqlx::Row;
 use uuid::Uuid;
 
 use crate::codec::{self, event_columns};
@@ -169,9 +168,7 @@ impl EventLog for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(error::db)?;
-        rows.iter()
-            .map(|r| Ok(QueuedEvent { seq: r.try_get("seq").map_err(error::db)?, event: codec::event(r)? }))
-            .collect()
+        rows.iter().map(codec::decode).collect()
     }
 
     async fn backlog(&self) -> Result<u64, StoreError> {

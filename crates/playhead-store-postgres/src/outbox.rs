@@ -13,7 +13,7 @@ use playhead_core::StoreError;
 use playhead_core::ids::EventId;
 use playhead_core::ports::{Outbox, OutboxDepth, QueuedEvent};
 use playhead_core::time::Timestamp;
-use sqlx::Row;
+use playhead_store_rows::{Columns, decode};
 
 use crate::codec::{self, event_columns};
 use crate::{PgStore, error};
@@ -40,9 +40,7 @@ impl Outbox for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(error::db)?;
-        rows.iter()
-            .map(|r| Ok(QueuedEvent { seq: r.try_get("seq").map_err(error::db)?, event: codec::event(r)? }))
-            .collect()
+        rows.iter().map(codec::decode).collect()
     }
 
     async fn unpublish(&self, seqs: &[i64]) -> Result<(), StoreError> {
@@ -106,7 +104,7 @@ impl Outbox for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(error::db)?;
-        rows.iter().map(|r| Ok((codec::get::<i64>(r, "seq")?, codec::event_id(r, "event_id")?))).collect()
+        rows.iter().map(|r| decode::claimed(&codec::cols(r))).collect()
     }
 
     async fn depth(&self) -> Result<OutboxDepth, StoreError> {
@@ -119,7 +117,8 @@ impl Outbox for PgStore {
         .fetch_one(&self.pool)
         .await
         .map_err(error::db)?;
-        let get = |c: &str| r.try_get::<i64, _>(c).map(codec::to_u64).map_err(error::db);
+        let c = codec::cols(&r);
+        let get = |col: &str| c.i64(col).map(codec::to_u64);
         Ok(OutboxDepth { unpublished: get("unpublished")?, unapplied: get("unapplied")?, dead: get("dead")? })
     }
 }

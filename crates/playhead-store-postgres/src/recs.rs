@@ -9,9 +9,10 @@
 use async_trait::async_trait;
 use playhead_core::StoreError;
 use playhead_core::ids::{PlayId, ProfileId, TitleId};
-use playhead_core::ports::{CoWatchCounts, Feedback, FeedbackKind, Impressions, RecsStore, Viewing};
+use playhead_core::ports::{CoWatchCounts, Feedback, Impressions, RecsStore, Viewing};
 use playhead_core::rules::recs::PlayCount;
 use playhead_core::time::Timestamp;
+use playhead_store_rows::{Columns, decode, to_u32};
 use sqlx::PgConnection;
 
 use crate::codec::{self, viewing_columns};
@@ -32,7 +33,7 @@ pub(crate) async fn recs_window(
     .fetch_all(conn)
     .await
     .map_err(error::db)?;
-    let mut items = rows.iter().map(|r| codec::title_id(r, "item")).collect::<Result<Vec<_>, _>>()?;
+    let mut items = rows.iter().map(|r| codec::cols(r).title_id("item")).collect::<Result<Vec<_>, _>>()?;
     items.reverse();
     Ok(items)
 }
@@ -120,7 +121,7 @@ impl RecsStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(error::db)?;
-        rows.iter().map(codec::viewing).collect()
+        rows.iter().map(codec::decode).collect()
     }
 
     async fn set_feedback(&self, profile: ProfileId, f: &Feedback) -> Result<(), StoreError> {
@@ -147,16 +148,7 @@ impl RecsStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(error::db)?;
-        rows.iter()
-            .map(|r| {
-                let kind: &str = codec::get(r, "kind")?;
-                Ok(Feedback {
-                    title_id: codec::title_id(r, "title_id")?,
-                    kind: FeedbackKind::parse(kind).ok_or_else(|| error::corrupt("kind", kind))?,
-                    at: codec::timestamp(r, "at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(codec::decode).collect()
     }
 
     async fn record_impressions(
@@ -194,16 +186,7 @@ impl RecsStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(error::db)?;
-        rows.iter()
-            .map(|r| {
-                let shown: i64 = codec::get(r, "shown")?;
-                Ok(Impressions {
-                    title_id: codec::title_id(r, "title_id")?,
-                    shown: u32::try_from(shown).unwrap_or(u32::MAX),
-                    last_at: codec::timestamp(r, "last_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(codec::decode).collect()
     }
 
     async fn cowatch(&self, item: &TitleId, limit: u32) -> Result<CoWatchCounts, StoreError> {
@@ -222,12 +205,9 @@ impl RecsStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(error::db)?;
-        let n = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
-        let neighbours = rows
-            .iter()
-            .map(|r| Ok((codec::title_id(r, "b")?, n(codec::get(r, "together")?), n(codec::get(r, "own")?))))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(CoWatchCounts { count: own.map_or(0, n), neighbours })
+        let neighbours =
+            rows.iter().map(|r| decode::cowatch_neighbour(&codec::cols(r))).collect::<Result<_, _>>()?;
+        Ok(CoWatchCounts { count: own.map_or(0, to_u32), neighbours })
     }
 
     async fn trending(&self, limit: u32) -> Result<Vec<(TitleId, f64)>, StoreError> {
@@ -238,6 +218,6 @@ impl RecsStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(error::db)?;
-        rows.iter().map(|r| Ok((codec::title_id(r, "item")?, codec::get(r, "w")?))).collect()
+        rows.iter().map(|r| decode::trending_item(&codec::cols(r))).collect()
     }
 }

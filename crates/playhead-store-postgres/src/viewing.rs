@@ -22,12 +22,14 @@ use playhead_core::rules::progress::ProgressRecord;
 use playhead_core::rules::recs::PlayCount;
 use playhead_core::rules::viewing::SessionKey;
 use playhead_core::time::Timestamp;
+use playhead_store_rows::{Columns, decode};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::codec::{self, event_columns, progress_columns, viewing_columns};
-use crate::{PgStore, error, lock_profile};
+use crate::error::{self, Unique};
+use crate::{PgStore, lock_profile};
 
 const RESUME_ROW_SELECT: &str = concat!(
     "SELECT ",
@@ -126,12 +128,7 @@ impl ViewingColumns {
         .bind(self.is_play)
         .execute(conn)
         .await
-        // Unique violations name the partition's index (`viewings_p03_pkey`): the primary key is
-        // the table's only unique constraint, so any of them is a reused play id.
-        .map_err(|e| match error::db(e) {
-            StoreError::Conflict(_) => StoreError::Conflict("play id".to_owned()),
-            other => other,
-        })?;
+        .map_err(|e| error::map(e, &[Unique::PlayId]))?;
         Ok(())
     }
 }
@@ -167,7 +164,7 @@ impl PgViewingTx {
 }
 
 fn viewings(rows: &[PgRow]) -> Result<Vec<Viewing>, StoreError> {
-    rows.iter().map(codec::viewing).collect()
+    rows.iter().map(codec::decode).collect()
 }
 
 #[async_trait]
@@ -190,10 +187,8 @@ impl ViewingTx for PgViewingTx {
         .fetch_all(self.conn())
         .await
         .map_err(error::db)?;
-        let mut claimed = rows
-            .iter()
-            .map(|r| Ok((codec::get::<i64>(r, "seq")?, codec::event_id(r, "event_id")?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut claimed =
+            rows.iter().map(|r| decode::claimed(&codec::cols(r))).collect::<Result<Vec<_>, StoreError>>()?;
         claimed.sort_unstable_by_key(|(seq, _)| *seq);
         Ok(claimed.into_iter().map(|(_, id)| id).collect())
     }
@@ -240,7 +235,7 @@ impl ViewingTx for PgViewingTx {
         .fetch_optional(self.conn())
         .await
         .map_err(error::db)?;
-        row.as_ref().map(codec::progress).transpose()
+        row.as_ref().map(codec::decode).transpose()
     }
 
     async fn save_progress(&mut self, rec: &ProgressRecord) -> Result<(), StoreError> {
@@ -355,12 +350,7 @@ impl ViewingTx for PgViewingTx {
             .bind(to.0),
         };
         let rows = q.fetch_all(self.conn()).await.map_err(error::db)?;
-        rows.iter()
-            .map(|r| {
-                let deleted: bool = codec::get(r, "deleted")?;
-                Ok(GroupEvent { event: codec::event(r)?, deleted })
-            })
-            .collect()
+        rows.iter().map(codec::decode).collect()
     }
 
     async fn drop_events(&mut self, ids: &[EventId]) -> Result<(), StoreError> {
@@ -454,7 +444,7 @@ impl ViewingStore for PgStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(error::db)?;
-        row.as_ref().map(codec::resume_row).transpose()
+        row.as_ref().map(codec::decode).transpose()
     }
 
     async fn recent_progress(
@@ -474,7 +464,7 @@ impl ViewingStore for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(error::db)?;
-        rows.iter().map(codec::resume_row).collect()
+        rows.iter().map(codec::decode).collect()
     }
 
     async fn plays(&self, profile: ProfileId, query: &PlayQuery) -> Result<Vec<Viewing>, StoreError> {
@@ -528,7 +518,7 @@ impl ViewingStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(error::db)?;
-        rows.iter().map(|r| Ok((codec::title_id(r, "series_id")?, codec::viewing(r)?))).collect()
+        rows.iter().map(|r| decode::series_play(&codec::cols(r))).collect()
     }
 
     async fn hide(&self, profile: ProfileId, title: &TitleId, at: Timestamp) -> Result<(), StoreError> {
@@ -624,8 +614,9 @@ impl ViewingStore for PgStore {
         let mut created: HashMap<(ProfileId, &str, i64), PlayId> = HashMap::new();
         let mut cols = ViewingColumns::default();
         for (p, row) in plays.iter().zip(&rows) {
-            let deleted: bool = codec::get(row, "deleted")?;
-            let existing: Option<Uuid> = codec::get(row, "existing")?;
+            let found = codec::cols(row);
+            let deleted = found.bool("deleted")?;
+            let existing = found.opt_uuid("existing")?;
             let key = (p.profile_id, p.title_id.as_str(), p.started_at.0);
             out.push(if deleted {
                 BackfillOutcome::Deleted

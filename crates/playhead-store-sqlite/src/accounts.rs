@@ -9,8 +9,9 @@ use playhead_core::ids::{AccountId, ProfileId};
 use playhead_core::ports::AccountStore;
 use playhead_core::profile::{Account, Email, Profile};
 
+use crate::SqliteStore;
 use crate::codec::{self, profile_columns};
-use crate::{SqliteStore, error};
+use crate::error::{self, Unique};
 
 #[async_trait]
 impl AccountStore for SqliteStore {
@@ -21,7 +22,7 @@ impl AccountStore for SqliteStore {
             .bind(account.created_at.0)
             .execute(&self.writer)
             .await
-            .map_err(|e| error::map(e, &[("accounts.email", "email"), ("accounts.id", "account id")]))?;
+            .map_err(|e| error::map(e, &[Unique::AccountEmail, Unique::AccountId]))?;
         Ok(())
     }
 
@@ -31,7 +32,7 @@ impl AccountStore for SqliteStore {
             .fetch_optional(&self.reader)
             .await
             .map_err(error::db)?;
-        row.as_ref().map(codec::account).transpose()
+        row.as_ref().map(codec::decode).transpose()
     }
 
     async fn account_by_email(&self, email: &Email) -> Result<Option<Account>, StoreError> {
@@ -40,7 +41,7 @@ impl AccountStore for SqliteStore {
             .fetch_optional(&self.reader)
             .await
             .map_err(error::db)?;
-        row.as_ref().map(codec::account).transpose()
+        row.as_ref().map(codec::decode).transpose()
     }
 
     async fn create_profile(&self, profile: &Profile, max_per_account: usize) -> Result<(), StoreError> {
@@ -72,7 +73,7 @@ impl AccountStore for SqliteStore {
             if error::is_foreign_key_violation(&e) {
                 StoreError::NotFound
             } else {
-                error::map(e, &[("profiles.id", "profile id")])
+                error::map(e, &[Unique::ProfileId])
             }
         })?;
         tx.commit().await.map_err(error::db)
@@ -84,7 +85,7 @@ impl AccountStore for SqliteStore {
             .fetch_optional(&self.reader)
             .await
             .map_err(error::db)?;
-        row.as_ref().map(codec::profile).transpose()
+        row.as_ref().map(codec::decode).transpose()
     }
 
     async fn profiles_of(&self, account: AccountId) -> Result<Vec<Profile>, StoreError> {
@@ -97,7 +98,7 @@ impl AccountStore for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(error::db)?;
-        rows.iter().map(codec::profile).collect()
+        rows.iter().map(codec::decode).collect()
     }
 
     async fn update_profile(&self, profile: &Profile, expected_version: i64) -> Result<(), StoreError> {

@@ -8,7 +8,8 @@ use playhead_core::StoreError;
 use playhead_core::ports::{ApiKeyRecord, ApiKeyStore};
 use playhead_core::time::Timestamp;
 
-use crate::{SqliteStore, codec, error};
+use crate::error::{self, Unique};
+use crate::{SqliteStore, codec};
 
 #[async_trait]
 impl ApiKeyStore for SqliteStore {
@@ -25,7 +26,7 @@ impl ApiKeyStore for SqliteStore {
         .bind(key.revoked_at.map(|t| t.0))
         .execute(&self.writer)
         .await
-        .map_err(|e| error::map(e, &[("api_keys.prefix", "api key prefix")]))?;
+        .map_err(|e| error::map(e, &[Unique::ApiKeyPrefix]))?;
         Ok(())
     }
 
@@ -37,7 +38,7 @@ impl ApiKeyStore for SqliteStore {
         .fetch_optional(&self.reader)
         .await
         .map_err(error::db)?;
-        row.as_ref().map(codec::api_key).transpose()
+        row.as_ref().map(codec::decode).transpose()
     }
 
     async fn revoke_api_key(&self, prefix: &str, at: Timestamp) -> Result<(), StoreError> {

@@ -124,7 +124,7 @@ impl Catalog for SqliteStore {
                 .fetch_optional(&self.reader)
                 .await
                 .map_err(error::db)?;
-        row.as_ref().map(codec::stored_title).transpose()
+        row.as_ref().map(codec::decode).transpose()
     }
 
     async fn titles(&self, ids: &[TitleId]) -> Result<Vec<Title>, StoreError> {
@@ -140,7 +140,7 @@ impl Catalog for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(error::db)?;
-        rows.iter().map(codec::title).collect()
+        rows.iter().map(codec::decode).collect()
     }
 
     async fn list_titles(&self, after: Option<&TitleId>, limit: u32) -> Result<Vec<Title>, StoreError> {
@@ -160,7 +160,7 @@ impl Catalog for SqliteStore {
             }
         };
         let rows = q.fetch_all(&self.reader).await.map_err(error::db)?;
-        rows.iter().map(codec::title).collect()
+        rows.iter().map(codec::decode).collect()
     }
 
     async fn episodes_of(&self, series: &[TitleId]) -> Result<Vec<Title>, StoreError> {
@@ -177,6 +177,6 @@ impl Catalog for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(error::db)?;
-        rows.iter().map(codec::title).collect()
+        rows.iter().map(codec::decode).collect()
     }
 }

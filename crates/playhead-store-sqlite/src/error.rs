@@ -1,12 +1,17 @@
-//! From `sqlx` errors to [`StoreError`], in one place.
+//! From `sqlx` errors to [`StoreError`]: SQLite's codes, for the shared mapping in
+//! `playhead-store-rows`.
 //!
 //! The rule: infrastructure trouble (pool timeouts, I/O, a busy or locked database, a full disk)
 //! is `Unavailable`, so callers answer 503 and retry; a uniqueness violation is `Conflict` named in
-//! domain words chosen by the call site (never the SQL constraint name); anything else is
-//! `Internal`. "Not found" is decided by the queries themselves, not here.
+//! domain words by the [`Unique`] rules the call site expects (never the SQL constraint name);
+//! anything else is `Internal`. "Not found" is decided by the queries themselves, not here.
 
 use playhead_core::StoreError;
-use sqlx::error::ErrorKind;
+use playhead_store_rows::{ErrorCodes, map_error, migrate_error};
+pub(crate) use playhead_store_rows::{Unique, corrupt, is_foreign_key_violation};
+use sqlx::error::DatabaseError;
+
+use crate::codec::Sqlite;
 
 /// SQLite primary result codes that mean "try again later" rather than "bug".
 const TRANSIENT_CODES: [i64; 7] = [
@@ -19,55 +24,45 @@ const TRANSIENT_CODES: [i64; 7] = [
     15, // SQLITE_PROTOCOL
 ];
 
+impl ErrorCodes for Sqlite {
+    /// SQLite names the broken index by its columns: `UNIQUE constraint failed: accounts.email`.
+    fn violates(db: &dyn DatabaseError, rule: Unique) -> bool {
+        let column = match rule {
+            Unique::AccountEmail => "accounts.email",
+            Unique::AccountId => "accounts.id",
+            Unique::ProfileId => "profiles.id",
+            Unique::PlayId => "viewings.id",
+            Unique::ApiKeyPrefix => "api_keys.prefix",
+            Unique::ClientId => "oauth_clients.client_id",
+            Unique::SessionId => "sessions.id",
+            Unique::UserCode => "device_codes.user_code",
+            Unique::SigningKeyId => "signing_keys.kid",
+        };
+        db.message().contains(column)
+    }
+
+    fn is_transient(db: &dyn DatabaseError) -> bool {
+        // Extended result codes carry the primary code in their low byte.
+        let primary = db.code().and_then(|c| c.parse::<i64>().ok()).map(|c| c & 0xff);
+        primary.is_some_and(|c| TRANSIENT_CODES.contains(&c))
+    }
+
+    fn describe(db: &dyn DatabaseError) -> String {
+        format!("sqlite: {}", db.message())
+    }
+}
+
 /// Map an error where no uniqueness conflict is expected.
 pub(crate) fn db(e: sqlx::Error) -> StoreError {
-    map(e, &[])
+    map_error::<Sqlite>(e, &[])
 }
 
-/// Map an error, naming a unique violation by the first `(column, words)` pair whose
-/// `table.column` appears in SQLite's message (`UNIQUE constraint failed: accounts.email`).
-pub(crate) fn map(e: sqlx::Error, conflicts: &[(&str, &str)]) -> StoreError {
-    match e {
-        sqlx::Error::Database(db) => {
-            if db.kind() == ErrorKind::UniqueViolation {
-                let msg = db.message();
-                let words = conflicts.iter().find(|(col, _)| msg.contains(col)).map_or("duplicate", |c| c.1);
-                return StoreError::Conflict(words.to_owned());
-            }
-            let primary = db.code().and_then(|c| c.parse::<i64>().ok()).map(|c| c & 0xff);
-            if primary.is_some_and(|c| TRANSIENT_CODES.contains(&c)) {
-                StoreError::Unavailable(format!("sqlite: {}", db.message()))
-            } else {
-                StoreError::Internal(format!("sqlite: {}", db.message()))
-            }
-        }
-        e @ (sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::WorkerCrashed) => StoreError::Unavailable(e.to_string()),
-        e => StoreError::Internal(e.to_string()),
-    }
+/// Map an error, naming a unique violation by the first of `conflicts` it breaks.
+pub(crate) fn map(e: sqlx::Error, conflicts: &[Unique]) -> StoreError {
+    map_error::<Sqlite>(e, conflicts)
 }
 
-/// Whether the error is a foreign-key violation (a row referring to a missing parent).
-pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation)
-}
-
-/// Map a migration failure: a broken database file is `Unavailable`; a schema that does not match
-/// this binary's migrations (edited, missing or newer) is `Internal` with the reason.
+/// Map a migration failure (a broken file is `Unavailable`, a mismatched schema `Internal`).
 pub(crate) fn migrate(e: sqlx::migrate::MigrateError) -> StoreError {
-    match e {
-        sqlx::migrate::MigrateError::Execute(e) => db(e),
-        sqlx::migrate::MigrateError::ExecuteMigration(e, version) => match db(e) {
-            StoreError::Unavailable(m) => StoreError::Unavailable(format!("migration {version}: {m}")),
-            other => StoreError::Internal(format!("migration {version}: {other}")),
-        },
-        other => StoreError::Internal(format!("migrations: {other}")),
-    }
-}
-
-/// Data read back that this code could not have written: corrupt or hand-edited rows.
-pub(crate) fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Internal(format!("corrupt {what}: {detail}"))
+    migrate_error::<Sqlite>(e)
 }

@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use playhead_core::StoreError;
 use playhead_core::ports::{IdempotencyBegin, IdempotencyStore, StoredResponse};
 use playhead_core::time::Timestamp;
-use sqlx::Row;
+use playhead_store_rows::decode;
 
-use crate::{SqliteStore, error};
+use crate::{SqliteStore, codec, error};
 
 #[async_trait]
 impl IdempotencyStore for SqliteStore {
@@ -30,35 +30,8 @@ impl IdempotencyStore for SqliteStore {
         .await
         .map_err(error::db)?;
         let outcome = match row {
-            Some(r) => {
-                let fp: Vec<u8> = r.try_get("fingerprint").map_err(error::db)?;
-                let state: String = r.try_get("state").map_err(error::db)?;
-                let started_at: i64 = r.try_get("started_at").map_err(error::db)?;
-                let expires_at: Option<i64> = r.try_get("expires_at").map_err(error::db)?;
-                let same = fp.as_slice() == fingerprint.as_slice();
-                let expired = state == "done" && expires_at.is_some_and(|e| e <= now.0);
-                let dead = state == "running" && started_at + lease_ms <= now.0;
-                if expired || dead {
-                    None // absent in effect: take it over below
-                } else if !same {
-                    Some(IdempotencyBegin::Mismatch)
-                } else if state == "running" {
-                    Some(IdempotencyBegin::InFlight)
-                } else {
-                    let status: i64 = r.try_get("status").map_err(error::db)?;
-                    let headers: String = r.try_get("headers").map_err(error::db)?;
-                    let body: Vec<u8> = r.try_get("body").map_err(error::db)?;
-                    let headers: Vec<(String, String)> = serde_json::from_str(&headers)
-                        .map_err(|e| StoreError::Internal(format!("stored headers: {e}")))?;
-                    Some(IdempotencyBegin::Completed(StoredResponse {
-                        status: u16::try_from(status)
-                            .map_err(|_| StoreError::Internal("stored status".into()))?,
-                        headers,
-                        body,
-                    }))
-                }
-            }
-            None => None,
+            Some(r) => decode::idempotency_outcome(&codec::cols(&r), fingerprint, now, lease_ms)?,
+            None => None, // absent: take it below
         };
         let outcome = match outcome {
             Some(o) => o,
@@ -88,8 +61,7 @@ impl IdempotencyStore for SqliteStore {
         response: &StoredResponse,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
-        let headers =
-            serde_json::to_string(&response.headers).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let headers = codec::json_list(&response.headers)?;
         sqlx::query(
             "UPDATE idempotency_keys SET state = 'done', status = ?3, headers = ?4, body = ?5, expires_at = ?6 \
              WHERE key = ?1 AND fingerprint = ?2 AND state = 'running'",

@@ -7,159 +7,22 @@
 
 use async_trait::async_trait;
 use playhead_core::StoreError;
-use playhead_core::auth::Scopes;
 use playhead_core::identity::{
-    AuditEntry, AuthCode, ClientType, CodeUse, DeviceCode, DeviceStatus, GrantType, OAuthClient,
-    RefreshToken, RefreshUse, Session, SigningKeyRecord, WebSession,
+    AuditEntry, AuthCode, CodeUse, DeviceCode, OAuthClient, RefreshToken, RefreshUse, Session,
+    SigningKeyRecord, WebSession,
 };
-use playhead_core::ids::{AccountId, ProfileId};
+use playhead_core::ids::AccountId;
 use playhead_core::ports::IdentityStore;
 use playhead_core::profile::Account;
 use playhead_core::time::Timestamp;
-use sqlx::sqlite::SqliteRow;
+use playhead_store_rows::Columns;
+use playhead_store_rows::identity::{
+    CLIENT_COLS, CODE_COLS, DEVICE_COLS, REFRESH_COLS, SESSION_COLS, WEB_SESSION_COLS, account, device_status,
+};
 
 use crate::SqliteStore;
-use crate::codec::get;
-use crate::error::{self, corrupt};
-
-fn ts(row: &SqliteRow, col: &str) -> Result<Timestamp, StoreError> {
-    get::<i64>(row, col).map(Timestamp)
-}
-
-fn opt_ts(row: &SqliteRow, col: &str) -> Result<Option<Timestamp>, StoreError> {
-    get::<Option<i64>>(row, col).map(|v| v.map(Timestamp))
-}
-
-fn hash(row: &SqliteRow, col: &str) -> Result<[u8; 32], StoreError> {
-    let b: Vec<u8> = get(row, col)?;
-    b.try_into().map_err(|_| corrupt(col, "not 32 bytes"))
-}
-
-fn scopes(row: &SqliteRow, col: &str) -> Result<Scopes, StoreError> {
-    let s: String = get(row, col)?;
-    Scopes::parse(&s).map_err(|e| corrupt(col, e))
-}
-
-fn account(row: &SqliteRow, col: &str) -> Result<AccountId, StoreError> {
-    let s: String = get(row, col)?;
-    AccountId::parse(&s).map_err(|e| corrupt(col, e))
-}
-
-fn opt_profile(row: &SqliteRow, col: &str) -> Result<Option<ProfileId>, StoreError> {
-    let s: Option<String> = get(row, col)?;
-    s.map(|s| ProfileId::parse(&s).map_err(|e| corrupt(col, e))).transpose()
-}
-
-fn client_row(row: &SqliteRow) -> Result<OAuthClient, StoreError> {
-    let kind: String = get(row, "client_type")?;
-    let secret: Option<Vec<u8>> = get(row, "secret_hash")?;
-    let uris: String = get(row, "redirect_uris")?;
-    let grants: String = get(row, "grants")?;
-    let grants: Vec<String> = serde_json::from_str(&grants).map_err(|e| corrupt("grants", e))?;
-    Ok(OAuthClient {
-        client_id: get(row, "client_id")?,
-        name: get(row, "name")?,
-        client_type: ClientType::parse(&kind).ok_or_else(|| corrupt("client_type", kind.clone()))?,
-        secret_hash: secret
-            .map(|b| b.try_into().map_err(|_| corrupt("secret_hash", "not 32 bytes")))
-            .transpose()?,
-        redirect_uris: serde_json::from_str(&uris).map_err(|e| corrupt("redirect_uris", e))?,
-        grants: grants
-            .iter()
-            .map(|g| GrantType::parse(g).ok_or_else(|| corrupt("grants", g)))
-            .collect::<Result<_, _>>()?,
-        scopes: scopes(row, "scopes")?,
-        created_at: ts(row, "created_at")?,
-    })
-}
-
-fn session_row(row: &SqliteRow) -> Result<Session, StoreError> {
-    Ok(Session {
-        id: get(row, "id")?,
-        account: account(row, "account_id")?,
-        client_id: get(row, "client_id")?,
-        scopes: scopes(row, "scopes")?,
-        profile: opt_profile(row, "profile_id")?,
-        auth_time: ts(row, "auth_time")?,
-        created_at: ts(row, "created_at")?,
-        revoked_at: opt_ts(row, "revoked_at")?,
-    })
-}
-
-fn code_row(row: &SqliteRow) -> Result<AuthCode, StoreError> {
-    Ok(AuthCode {
-        hash: hash(row, "hash")?,
-        client_id: get(row, "client_id")?,
-        account: account(row, "account_id")?,
-        redirect_uri: get(row, "redirect_uri")?,
-        code_challenge: get(row, "code_challenge")?,
-        scopes: scopes(row, "scopes")?,
-        profile: opt_profile(row, "profile_id")?,
-        auth_time: ts(row, "auth_time")?,
-        session_id: get(row, "session_id")?,
-        expires_at: ts(row, "expires_at")?,
-        used_at: opt_ts(row, "used_at")?,
-    })
-}
-
-fn device_row(row: &SqliteRow) -> Result<DeviceCode, StoreError> {
-    let status: String = get(row, "status")?;
-    let status = match status.as_str() {
-        "pending" => DeviceStatus::Pending,
-        "denied" => DeviceStatus::Denied,
-        "consumed" => DeviceStatus::Consumed,
-        "approved" => DeviceStatus::Approved {
-            account: account(row, "account_id")?,
-            profile: opt_profile(row, "profile_id")?,
-            auth_time: ts(row, "auth_time")?,
-        },
-        other => return Err(corrupt("status", other)),
-    };
-    Ok(DeviceCode {
-        hash: hash(row, "hash")?,
-        user_code: get(row, "user_code")?,
-        client_id: get(row, "client_id")?,
-        scopes: scopes(row, "scopes")?,
-        expires_at: ts(row, "expires_at")?,
-        interval_secs: get(row, "interval_secs")?,
-        last_poll_at: opt_ts(row, "last_poll_at")?,
-        status,
-        version: get(row, "version")?,
-    })
-}
-
-fn refresh_row(row: &SqliteRow) -> Result<RefreshToken, StoreError> {
-    Ok(RefreshToken {
-        hash: hash(row, "hash")?,
-        session_id: get(row, "session_id")?,
-        client_id: get(row, "client_id")?,
-        created_at: ts(row, "created_at")?,
-        expires_at: ts(row, "expires_at")?,
-        used_at: opt_ts(row, "used_at")?,
-    })
-}
-
-/// The status column and the approval's fields (NULL unless approved).
-fn device_status(d: &DeviceCode) -> (&'static str, Option<String>, Option<String>, Option<i64>) {
-    match &d.status {
-        DeviceStatus::Pending => ("pending", None, None, None),
-        DeviceStatus::Denied => ("denied", None, None, None),
-        DeviceStatus::Consumed => ("consumed", None, None, None),
-        DeviceStatus::Approved { account, profile, auth_time } => {
-            ("approved", Some(account.to_string()), profile.map(|p| p.to_string()), Some(auth_time.0))
-        }
-    }
-}
-
-fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| StoreError::Internal(format!("encoding json: {e}")))
-}
-
-const CODE_COLS: &str = "hash, client_id, account_id, redirect_uri, code_challenge, scopes, profile_id, \
-                         auth_time, session_id, expires_at, used_at";
-const DEVICE_COLS: &str = "hash, user_code, client_id, scopes, expires_at, interval_secs, last_poll_at, \
-                           status, account_id, profile_id, auth_time, version";
-const REFRESH_COLS: &str = "hash, session_id, client_id, created_at, expires_at, used_at";
+use crate::codec::{self, cols, decode, json_list};
+use crate::error::{self, Unique};
 
 #[async_trait]
 impl IdentityStore for SqliteStore {
@@ -186,41 +49,36 @@ impl IdentityStore for SqliteStore {
 
     async fn create_client(&self, c: &OAuthClient) -> Result<(), StoreError> {
         let grants: Vec<&str> = c.grants.iter().map(|g| g.as_str()).collect();
-        sqlx::query(
-            "INSERT INTO oauth_clients (client_id, name, client_type, secret_hash, redirect_uris, grants, \
-             scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )
+        sqlx::query(&format!(
+            "INSERT INTO oauth_clients ({CLIENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        ))
         .bind(&c.client_id)
         .bind(&c.name)
         .bind(c.client_type.as_str())
         .bind(c.secret_hash.map(|h| h.to_vec()))
-        .bind(json(&c.redirect_uris)?)
-        .bind(json(&grants)?)
+        .bind(json_list(&c.redirect_uris)?)
+        .bind(json_list(&grants)?)
         .bind(c.scopes.to_string())
         .bind(c.created_at.0)
         .execute(&self.writer)
         .await
-        .map_err(|e| error::map(e, &[("oauth_clients.client_id", "client_id")]))?;
+        .map_err(|e| error::map(e, &[Unique::ClientId]))?;
         Ok(())
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<OAuthClient>, StoreError> {
-        let row = sqlx::query(
-            "SELECT client_id, name, client_type, secret_hash, redirect_uris, grants, scopes, created_at \
-             FROM oauth_clients WHERE client_id = ?1",
-        )
-        .bind(client_id)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(error::db)?;
-        row.as_ref().map(client_row).transpose()
+        let row = sqlx::query(&format!("SELECT {CLIENT_COLS} FROM oauth_clients WHERE client_id = ?1"))
+            .bind(client_id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(error::db)?;
+        row.as_ref().map(decode).transpose()
     }
 
     async fn create_session(&self, s: &Session) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO sessions (id, account_id, client_id, scopes, profile_id, auth_time, created_at, \
-             revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )
+        sqlx::query(&format!(
+            "INSERT INTO sessions ({SESSION_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        ))
         .bind(&s.id)
         .bind(s.account.to_string())
         .bind(&s.client_id)
@@ -231,20 +89,17 @@ impl IdentityStore for SqliteStore {
         .bind(s.revoked_at.map(|t| t.0))
         .execute(&self.writer)
         .await
-        .map_err(|e| error::map(e, &[("sessions.id", "session id")]))?;
+        .map_err(|e| error::map(e, &[Unique::SessionId]))?;
         Ok(())
     }
 
     async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, account_id, client_id, scopes, profile_id, auth_time, created_at, revoked_at \
-             FROM sessions WHERE id = ?1",
-        )
-        .bind(id)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(error::db)?;
-        row.as_ref().map(session_row).transpose()
+        let row = sqlx::query(&format!("SELECT {SESSION_COLS} FROM sessions WHERE id = ?1"))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(error::db)?;
+        row.as_ref().map(decode).transpose()
     }
 
     async fn revoke_session(&self, id: &str, at: Timestamp) -> Result<bool, StoreError> {
@@ -266,40 +121,25 @@ impl IdentityStore for SqliteStore {
     }
 
     async fn create_web_session(&self, s: &WebSession) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO web_sessions (hash, account_id, auth_time, expires_at, revoked_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .bind(&s.hash[..])
-        .bind(s.account.to_string())
-        .bind(s.auth_time.0)
-        .bind(s.expires_at.0)
-        .bind(s.revoked_at.map(|t| t.0))
-        .execute(&self.writer)
-        .await
-        .map_err(error::db)?;
+        sqlx::query(&format!("INSERT INTO web_sessions ({WEB_SESSION_COLS}) VALUES (?1, ?2, ?3, ?4, ?5)"))
+            .bind(&s.hash[..])
+            .bind(s.account.to_string())
+            .bind(s.auth_time.0)
+            .bind(s.expires_at.0)
+            .bind(s.revoked_at.map(|t| t.0))
+            .execute(&self.writer)
+            .await
+            .map_err(error::db)?;
         Ok(())
     }
 
     async fn web_session(&self, h: [u8; 32]) -> Result<Option<WebSession>, StoreError> {
-        let row = sqlx::query(
-            "SELECT hash, account_id, auth_time, expires_at, revoked_at FROM web_sessions WHERE hash = ?1",
-        )
-        .bind(&h[..])
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(error::db)?;
-        row.as_ref()
-            .map(|r| {
-                Ok(WebSession {
-                    hash: hash(r, "hash")?,
-                    account: account(r, "account_id")?,
-                    auth_time: ts(r, "auth_time")?,
-                    expires_at: ts(r, "expires_at")?,
-                    revoked_at: opt_ts(r, "revoked_at")?,
-                })
-            })
-            .transpose()
+        let row = sqlx::query(&format!("SELECT {WEB_SESSION_COLS} FROM web_sessions WHERE hash = ?1"))
+            .bind(&h[..])
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(error::db)?;
+        row.as_ref().map(decode).transpose()
     }
 
     async fn revoke_web_session(&self, h: [u8; 32], at: Timestamp) -> Result<(), StoreError> {
@@ -344,7 +184,7 @@ impl IdentityStore for SqliteStore {
         .await
         .map_err(error::db)?;
         if let Some(row) = fresh {
-            return Ok(CodeUse::Fresh(code_row(&row)?));
+            return Ok(CodeUse::Fresh(decode(&row)?));
         }
         let row = sqlx::query(&format!("SELECT {CODE_COLS} FROM auth_codes WHERE hash = ?1"))
             .bind(&h[..])
@@ -352,7 +192,7 @@ impl IdentityStore for SqliteStore {
             .await
             .map_err(error::db)?;
         Ok(match row {
-            Some(r) => CodeUse::Reused(code_row(&r)?),
+            Some(r) => CodeUse::Reused(decode(&r)?),
             None => CodeUse::Unknown,
         })
     }
@@ -376,7 +216,7 @@ impl IdentityStore for SqliteStore {
         .bind(d.version)
         .execute(&self.writer)
         .await
-        .map_err(|e| error::map(e, &[("device_codes.user_code", "user code")]))?;
+        .map_err(|e| error::map(e, &[Unique::UserCode]))?;
         Ok(())
     }
 
@@ -386,7 +226,7 @@ impl IdentityStore for SqliteStore {
             .fetch_optional(&self.reader)
             .await
             .map_err(error::db)?;
-        row.as_ref().map(device_row).transpose()
+        row.as_ref().map(decode).transpose()
     }
 
     async fn pending_device_code(&self, user_code: &str) -> Result<Option<DeviceCode>, StoreError> {
@@ -397,7 +237,7 @@ impl IdentityStore for SqliteStore {
         .fetch_optional(&self.reader)
         .await
         .map_err(error::db)?;
-        row.as_ref().map(device_row).transpose()
+        row.as_ref().map(decode).transpose()
     }
 
     async fn update_device_code(&self, d: &DeviceCode, expected_version: i64) -> Result<(), StoreError> {
@@ -451,7 +291,7 @@ impl IdentityStore for SqliteStore {
         .await
         .map_err(error::db)?;
         if let Some(row) = fresh {
-            let old = refresh_row(&row)?;
+            let old = decode(&row)?;
             sqlx::query(&format!(
                 "INSERT INTO refresh_tokens ({REFRESH_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
             ))
@@ -474,7 +314,7 @@ impl IdentityStore for SqliteStore {
             .map_err(error::db)?;
         tx.commit().await.map_err(error::db)?;
         Ok(match row {
-            Some(r) => RefreshUse::Reused(refresh_row(&r)?),
+            Some(r) => RefreshUse::Reused(decode(&r)?),
             None => RefreshUse::Unknown,
         })
     }
@@ -485,7 +325,7 @@ impl IdentityStore for SqliteStore {
             .fetch_optional(&self.reader)
             .await
             .map_err(error::db)?;
-        row.as_ref().map(refresh_row).transpose()
+        row.as_ref().map(decode).transpose()
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
@@ -493,15 +333,7 @@ impl IdentityStore for SqliteStore {
             .fetch_all(&self.reader)
             .await
             .map_err(error::db)?;
-        rows.iter()
-            .map(|r| {
-                Ok(SigningKeyRecord {
-                    kid: get(r, "kid")?,
-                    pem: get(r, "pem")?,
-                    created_at: ts(r, "created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode).collect()
     }
 
     async fn add_signing_key(&self, key: &SigningKeyRecord, keep: usize) -> Result<(), StoreError> {
@@ -512,12 +344,12 @@ impl IdentityStore for SqliteStore {
             .bind(key.created_at.0)
             .execute(&mut *tx)
             .await
-            .map_err(|e| error::map(e, &[("signing_keys.kid", "signing key id")]))?;
+            .map_err(|e| error::map(e, &[Unique::SigningKeyId]))?;
         sqlx::query(
             "DELETE FROM signing_keys WHERE kid NOT IN \
              (SELECT kid FROM signing_keys ORDER BY created_at DESC, kid DESC LIMIT ?1)",
         )
-        .bind(crate::codec::to_i64(keep.max(1)))
+        .bind(codec::to_i64(keep.max(1)))
         .execute(&mut *tx)
         .await
         .map_err(error::db)?;
@@ -539,14 +371,14 @@ impl IdentityStore for SqliteStore {
             .await
             .map_err(error::db)?
         {
-            return account(&row, "account_id");
+            return account(&cols(&row));
         }
         // BEGIN IMMEDIATE serialises writers: a racing first sight finds the link here.
         let mut tx = self.begin_write().await?;
         if let Some(row) =
             sqlx::query(FIND).bind(issuer).bind(subject).fetch_optional(&mut *tx).await.map_err(error::db)?
         {
-            return account(&row, "account_id");
+            return account(&cols(&row));
         }
         sqlx::query("INSERT INTO accounts (id, email, created_at) VALUES (?1, ?2, ?3)")
             .bind(new_account.id.to_string())
@@ -554,7 +386,7 @@ impl IdentityStore for SqliteStore {
             .bind(new_account.created_at.0)
             .execute(&mut *tx)
             .await
-            .map_err(|e| error::map(e, &[("accounts.email", "email"), ("accounts.id", "account id")]))?;
+            .map_err(|e| error::map(e, &[Unique::AccountEmail, Unique::AccountId]))?;
         sqlx::query(
             "INSERT INTO external_identities (issuer, subject, account_id, created_at) VALUES (?1, ?2, ?3, ?4)",
         )
@@ -582,7 +414,7 @@ impl IdentityStore for SqliteStore {
             .fetch_one(&self.writer)
             .await
             .map_err(error::db)?;
-        hash(&row, "value")
+        cols(&row).hash("value")
     }
 
     async fn audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
@@ -615,16 +447,6 @@ impl IdentityStore for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(error::db)?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    at: ts(r, "at")?,
-                    actor: get(r, "actor")?,
-                    action: get(r, "action")?,
-                    detail: get(r, "detail")?,
-                    client_addr: get(r, "client_addr")?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode).collect()
     }
 }

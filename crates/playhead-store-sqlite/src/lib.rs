@@ -19,6 +19,8 @@
 //! - A variable-length list goes into SQL as one JSON array parameter read with `json_each`,
 //!   never as a generated `IN (?, ?, ...)`: one statement text (cached, prepared once per
 //!   connection) and no limit on bound variables.
+//! - Rows are decoded by `playhead-store-rows` (`codec::decode`, `codec::cols`), never field by
+//!   field here: what this database stores differently goes in `codec.rs`'s `RowTypes` (decision 0023).
 //! - Map errors with the `error` module's helpers: no `sqlx` type leaves this crate, and nothing here
 //!   panics.
 //! - While a [`ViewingTx`] is open it owns the writer connection: code holding one must not call

@@ -16,7 +16,6 @@ use playhead_core::StoreError;
 use playhead_core::ids::{EventId, ProfileId};
 use playhead_core::ports::{AppendOutcome, EventLog, LogEntry, QueuedEvent};
 use playhead_core::time::Timestamp;
-use sqlx::Row;
 
 use crate::codec::{self, event_columns};
 use crate::{SqliteStore, error};
@@ -238,9 +237,7 @@ impl EventLog for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(error::db)?;
-        rows.iter()
-            .map(|r| Ok(QueuedEvent { seq: r.try_get("seq").map_err(error::db)?, event: codec::event(r)? }))
-            .collect()
+        rows.iter().map(codec::decode).collect()
     }
 
     async fn backlog(&self) -> Result<u64, StoreError> {

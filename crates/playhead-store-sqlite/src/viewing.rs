@@ -17,11 +17,13 @@ use playhead_core::rules::progress::ProgressRecord;
 use playhead_core::rules::recs::PlayCount;
 use playhead_core::rules::viewing::SessionKey;
 use playhead_core::time::Timestamp;
+use playhead_store_rows::{Columns, decode};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
+use sqlx::{Sqlite, SqliteConnection, Transaction};
 
+use crate::SqliteStore;
 use crate::codec::{self, event_columns, progress_columns, viewing_columns};
-use crate::{SqliteStore, error};
+use crate::error::{self, Unique};
 
 const RESUME_ROW_SELECT: &str = concat!(
     "SELECT ",
@@ -68,7 +70,7 @@ async fn upsert_viewing(conn: &mut SqliteConnection, v: &Viewing) -> Result<(), 
 }
 
 fn viewings(rows: &[SqliteRow]) -> Result<Vec<Viewing>, StoreError> {
-    rows.iter().map(codec::viewing).collect()
+    rows.iter().map(codec::decode).collect()
 }
 
 #[async_trait]
@@ -85,10 +87,8 @@ impl ViewingTx for SqliteViewingTx {
         .fetch_all(self.conn())
         .await
         .map_err(error::db)?;
-        let mut claimed = rows
-            .iter()
-            .map(|r| Ok((codec::get::<i64>(r, "seq")?, codec::event_id(r, "event_id")?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut claimed =
+            rows.iter().map(|r| decode::claimed(&codec::cols(r))).collect::<Result<Vec<_>, StoreError>>()?;
         claimed.sort_unstable_by_key(|(seq, _)| *seq);
         Ok(claimed.into_iter().map(|(_, id)| id).collect())
     }
@@ -132,7 +132,7 @@ impl ViewingTx for SqliteViewingTx {
         .fetch_optional(self.conn())
         .await
         .map_err(error::db)?;
-        row.as_ref().map(codec::progress).transpose()
+        row.as_ref().map(codec::decode).transpose()
     }
 
     async fn save_progress(&mut self, rec: &ProgressRecord) -> Result<(), StoreError> {
@@ -238,12 +238,7 @@ impl ViewingTx for SqliteViewingTx {
             .bind(to.0),
         };
         let rows = q.fetch_all(self.conn()).await.map_err(error::db)?;
-        rows.iter()
-            .map(|r| {
-                let deleted: bool = r.try_get("deleted").map_err(error::db)?;
-                Ok(GroupEvent { event: codec::event(r)?, deleted })
-            })
-            .collect()
+        rows.iter().map(codec::decode).collect()
     }
 
     async fn drop_events(&mut self, ids: &[EventId]) -> Result<(), StoreError> {
@@ -301,7 +296,7 @@ impl ViewingStore for SqliteStore {
             .fetch_optional(&self.reader)
             .await
             .map_err(error::db)?;
-        row.as_ref().map(codec::resume_row).transpose()
+        row.as_ref().map(codec::decode).transpose()
     }
 
     async fn recent_progress(
@@ -321,7 +316,7 @@ impl ViewingStore for SqliteStore {
             .fetch_all(&self.reader)
             .await
             .map_err(error::db)?;
-        rows.iter().map(codec::resume_row).collect()
+        rows.iter().map(codec::decode).collect()
     }
 
     async fn plays(&self, profile: ProfileId, query: &PlayQuery) -> Result<Vec<Viewing>, StoreError> {
@@ -368,13 +363,7 @@ impl ViewingStore for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(error::db)?;
-        rows.iter()
-            .map(|r| {
-                let series: &str = codec::get(r, "series_id")?;
-                let series = TitleId::parse(series).map_err(|e| error::corrupt("series_id", e))?;
-                Ok((series, codec::viewing(r)?))
-            })
-            .collect()
+        rows.iter().map(|r| decode::series_play(&codec::cols(r))).collect()
     }
 
     async fn hide(&self, profile: ProfileId, title: &TitleId, at: Timestamp) -> Result<(), StoreError> {
@@ -403,12 +392,13 @@ impl ViewingStore for SqliteStore {
         .await
         .map_err(error::db)?
         .ok_or(StoreError::NotFound)?;
-        let title: String = codec::get(&row, "title_id")?;
-        let key: Option<String> = codec::get(&row, "session_key")?;
-        let started_at: i64 = codec::get(&row, "started_at")?;
+        let c = codec::cols(&row);
+        let title = c.string("title_id")?;
+        let key = c.opt_string("session_key")?;
+        let started_at = c.i64("started_at")?;
         // A backfilled play has no events: its tombstone marks just its start, which is what a
         // later backfill of the same play is checked against.
-        let to = if key.is_some() { codec::get::<i64>(&row, "ended_at")? } else { started_at };
+        let to = if key.is_some() { c.i64("ended_at")? } else { started_at };
         sqlx::query(
             "INSERT INTO tombstones (profile_id, title_id, session_key, from_ts, to_ts, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -482,7 +472,7 @@ impl ViewingStore for SqliteStore {
             .bind(p.is_play)
             .execute(&mut *tx)
             .await
-            .map_err(|e| error::map(e, &[("viewings.id", "play id")]))?;
+            .map_err(|e| error::map(e, &[Unique::PlayId]))?;
             out.push(BackfillOutcome::Created(p.id));
         }
         tx.commit().await.map_err(error::db)?;

@@ -186,62 +186,11 @@ fn legacy_secret_file(dir: &Path, name: &str) -> anyhow::Result<Option<[u8; 32]>
 
 /// Open the data dir (creating it), the store (running migrations) and the keys.
 pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // The data dir holds signing keys and everyone's history: owner only.
-        let _ = std::fs::set_permissions(&settings.data_dir, std::fs::Permissions::from_mode(0o700));
-    }
+    create_data_dir(&settings.data_dir)?;
     let store = Store::open(&settings).await?;
-    // The cursor key lives in the store so every replica verifies every other's cursors. An
-    // existing `cursor.key` file (deployments from before) is offered first, so cursors already
-    // handed out stay valid across the upgrade.
-    let candidate = legacy_secret_file(&settings.data_dir, "cursor.key")?.unwrap_or_else(rand::random);
-    let cursor_key = store
-        .identity()
-        .shared_secret("cursor", candidate)
-        .await
-        .map_err(|e| anyhow::anyhow!("reading the cursor key from the store: {e}"))?;
-    // Idle keys are forgotten once the longest window in use has passed (not before: a key
-    // forgotten early would get a fresh quota).
-    let r = &settings.rate_limits;
-    let longest = [r.read, r.write, r.ingest, r.import, r.auth].iter().map(|q| q.window_secs).max();
-    let max_window = Duration::from_secs(u64::from(longest.unwrap_or(60)).max(3_600));
-    let limiter: Arc<dyn RateLimiter> = match &settings.redis_url {
-        None => Arc::new(playhead_app::ratelimit::LocalRateLimiter::new(max_window)),
-        Some(url) => {
-            let limiter = playhead_redis::RedisRateLimiter::connect(
-                url,
-                playhead_redis::RedisLimiterConfig {
-                    key_prefix: settings.redis_key_prefix.clone(),
-                    max_window,
-                    ..playhead_redis::RedisLimiterConfig::default()
-                },
-            )
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
-            // Start degraded rather than not at all: after 2 s without Redis, limits are per
-            // replica until it answers (the limiter keeps connecting in the background).
-            if !limiter.wait_connected(Duration::from_secs(2)).await {
-                tracing::warn!("redis unreachable at start: rate limits are per replica until it answers");
-            }
-            Arc::new(limiter)
-        }
-    };
-    let ports = store.ports(limiter);
-    let config = AppConfig {
-        rules: settings.rules.clone(),
-        max_backlog: settings.limits.max_backlog,
-        max_held_per_profile: settings.limits.max_held_per_profile,
-        consumer_batch: settings.limits.consumer_batch,
-        cursor_key,
-        // Per-profile rows cached in one replica's memory would go stale when another replica
-        // applies events: in scale-out mode rows are cached in Redis (below) or not at all.
-        row_cache: !settings.scale_out(),
-        quotas: settings.rate_limits.quotas(),
-    };
-    let mut app = App::new(ports, config, Arc::new(SystemClock));
+    let cursor_key = cursor_key(&store, &settings.data_dir).await?;
+    let ports = store.ports(rate_limiter(&settings).await?);
+    let mut app = App::new(ports, app_config(&settings, cursor_key), Arc::new(SystemClock));
     if let Some(url) = &settings.redis_url {
         // Rows shared through Redis, invalidated by whichever replica applies a write; reads go
         // to PostgreSQL whenever Redis does not answer (decision 0022).
@@ -269,16 +218,7 @@ pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
     .map_err(|e| anyhow::anyhow!("opening the identity store: {e}"))?;
     let identity = Arc::new(identity);
     let keys = identity.keys();
-    let pipeline = match (&settings.nats_url, store.outbox()) {
-        (None, _) => None,
-        (Some(url), Some(outbox)) => Some(
-            // Does not wait for NATS: ingestion needs only PostgreSQL, and the relay catches up.
-            playhead_nats::Pipeline::connect(url, settings.nats.clone(), outbox, app.clone(), false)
-                .await
-                .map_err(|e| anyhow::anyhow!("starting the event pipeline: {e}"))?,
-        ),
-        (Some(_), None) => anyhow::bail!("invalid configuration: nats_url needs database_url"),
-    };
+    let pipeline = event_pipeline(&settings, &store, &app).await?;
     Ok(Runtime {
         app,
         store,
@@ -289,6 +229,91 @@ pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
         #[cfg(feature = "recs")]
         recs: served,
     })
+}
+
+/// Create the data dir if needed; it holds signing keys and everyone's history: owner only.
+fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    Ok(())
+}
+
+/// The key that signs history cursors. It lives in the store so every replica verifies every
+/// other's cursors. An existing `cursor.key` file (deployments from before) is offered first, so
+/// cursors already handed out stay valid across the upgrade.
+async fn cursor_key(store: &Store, data_dir: &Path) -> anyhow::Result<[u8; 32]> {
+    let candidate = legacy_secret_file(data_dir, "cursor.key")?.unwrap_or_else(rand::random);
+    store
+        .identity()
+        .shared_secret("cursor", candidate)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the cursor key from the store: {e}"))
+}
+
+/// The rate limiter: per process, or shared through Redis when `redis_url` is set.
+async fn rate_limiter(settings: &Settings) -> anyhow::Result<Arc<dyn RateLimiter>> {
+    // Idle keys are forgotten once the longest window in use has passed (not before: a key
+    // forgotten early would get a fresh quota).
+    let r = &settings.rate_limits;
+    let longest = [r.read, r.write, r.ingest, r.import, r.auth].iter().map(|q| q.window_secs).max();
+    let max_window = Duration::from_secs(u64::from(longest.unwrap_or(60)).max(3_600));
+    let Some(url) = &settings.redis_url else {
+        return Ok(Arc::new(playhead_app::ratelimit::LocalRateLimiter::new(max_window)));
+    };
+    let limiter = playhead_redis::RedisRateLimiter::connect(
+        url,
+        playhead_redis::RedisLimiterConfig {
+            key_prefix: settings.redis_key_prefix.clone(),
+            max_window,
+            ..playhead_redis::RedisLimiterConfig::default()
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    // Start degraded rather than not at all: after 2 s without Redis, limits are per replica
+    // until it answers (the limiter keeps connecting in the background).
+    if !limiter.wait_connected(Duration::from_secs(2)).await {
+        tracing::warn!("redis unreachable at start: rate limits are per replica until it answers");
+    }
+    Ok(Arc::new(limiter))
+}
+
+/// The application's rules and limits from the settings.
+fn app_config(settings: &Settings, cursor_key: [u8; 32]) -> AppConfig {
+    AppConfig {
+        rules: settings.rules.clone(),
+        max_backlog: settings.limits.max_backlog,
+        max_held_per_profile: settings.limits.max_held_per_profile,
+        consumer_batch: settings.limits.consumer_batch,
+        cursor_key,
+        // Per-profile rows cached in one replica's memory would go stale when another replica
+        // applies events: in scale-out mode rows are cached in Redis or not at all.
+        row_cache: !settings.scale_out(),
+        quotas: settings.rate_limits.quotas(),
+    }
+}
+
+/// The NATS pipeline (relay, sweeper, consumers) when `nats_url` is set; it needs the PostgreSQL
+/// outbox.
+async fn event_pipeline(
+    settings: &Settings,
+    store: &Store,
+    app: &App,
+) -> anyhow::Result<Option<playhead_nats::Pipeline>> {
+    match (&settings.nats_url, store.outbox()) {
+        (None, _) => Ok(None),
+        // Does not wait for NATS: ingestion needs only PostgreSQL, and the relay catches up.
+        (Some(url), Some(outbox)) => {
+            playhead_nats::Pipeline::connect(url, settings.nats.clone(), outbox, app.clone(), false)
+                .await
+                .map(Some)
+                .map_err(|e| anyhow::anyhow!("starting the event pipeline: {e}"))
+        }
+        (Some(_), None) => anyhow::bail!("invalid configuration: nats_url needs database_url"),
+    }
 }
 
 struct Ready {

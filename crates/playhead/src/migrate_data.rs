@@ -24,9 +24,9 @@ use std::str::FromStr;
 use anyhow::{Context, bail, ensure};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{Arguments, Row};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::{Arguments, Postgres, Row, Transaction};
 
 /// Per table: rows copied and the checksum both sides agree on.
 #[derive(Debug, Serialize)]
@@ -179,11 +179,35 @@ fn ident_ok(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Each copied table's PostgreSQL column kinds, by table and column.
+type Kinds = BTreeMap<String, BTreeMap<String, Kind>>;
+
 /// Copy everything in the SQLite database at `from` into the (empty) PostgreSQL database at `to`
 /// (optionally in `schema`), then verify counts and checksums table by table.
 pub async fn migrate_data(from: &Path, to: &str, schema: Option<&str>) -> anyhow::Result<Vec<TableReport>> {
     ensure!(from.exists(), "--from: {} does not exist", from.display());
-    // Both adapters migrate their schema to the current version on open.
+    migrate_both_schemas(from, to, schema).await?;
+    let (src, dst) = connect(from, to, schema).await?;
+    let tables = source_tables(&src).await?;
+    let kinds = target_kinds(&dst, &tables).await?;
+    ensure_target_empty(&dst, &tables).await?;
+    let order = parents_first(&dst, &tables, &kinds).await?;
+
+    let mut reports = Vec::new();
+    let mut tx = dst.begin().await?;
+    for t in order {
+        reports.push(copy_table(&src, &mut tx, t, &kinds[&t.name]).await?);
+    }
+    tx.commit().await?;
+
+    verify(&dst, &tables, &kinds, &reports).await?;
+    src.close().await;
+    dst.close().await;
+    Ok(reports)
+}
+
+/// Bring both schemas to the current version: each adapter runs its migrations on open.
+async fn migrate_both_schemas(from: &Path, to: &str, schema: Option<&str>) -> anyhow::Result<()> {
     let sqlite_store = playhead_store_sqlite::SqliteStore::open(from)
         .await
         .map_err(|e| anyhow::anyhow!("opening {}: {e}", from.display()))?;
@@ -196,7 +220,11 @@ pub async fn migrate_data(from: &Path, to: &str, schema: Option<&str>) -> anyhow
         .await
         .map_err(|e| anyhow::anyhow!("opening the target PostgreSQL database (--to): {e}"))?;
     pg_store.close().await;
+    Ok(())
+}
 
+/// The source read-only, and the target in `schema` when one is given.
+async fn connect(from: &Path, to: &str, schema: Option<&str>) -> anyhow::Result<(SqlitePool, PgPool)> {
     let src = SqlitePoolOptions::new()
         .max_connections(1)
         .connect_with(SqliteConnectOptions::new().filename(from).read_only(true))
@@ -209,35 +237,41 @@ pub async fn migrate_data(from: &Path, to: &str, schema: Option<&str>) -> anyhow
     }
     let dst =
         PgPoolOptions::new().max_connections(2).connect_with(opts).await.context("connecting to --to")?;
+    Ok((src, dst))
+}
 
-    // The source's tables and columns.
+/// The source's tables and columns (but sqlx's bookkeeping).
+async fn source_tables(src: &SqlitePool) -> anyhow::Result<Vec<SqliteTable>> {
     let names: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
          AND name <> '_sqlx_migrations' ORDER BY name",
     )
-    .fetch_all(&src)
+    .fetch_all(src)
     .await?;
     let mut tables = Vec::new();
     for name in names {
         ensure!(ident_ok(&name), "unexpected table name {name:?} in the SQLite file");
         let cols = sqlx::query(&format!("SELECT name, type FROM pragma_table_info('{name}') ORDER BY cid"))
-            .fetch_all(&src)
+            .fetch_all(src)
             .await?
             .into_iter()
             .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?.to_ascii_uppercase())))
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
         tables.push(SqliteTable { name, columns: cols });
     }
+    Ok(tables)
+}
 
-    // The target's column types, and a check that every source table and column has a place.
-    let mut kinds: BTreeMap<String, BTreeMap<String, Kind>> = BTreeMap::new();
-    for t in &tables {
+/// The target's column kinds, after checking that every source table and column has a place.
+async fn target_kinds(dst: &PgPool, tables: &[SqliteTable]) -> anyhow::Result<Kinds> {
+    let mut kinds = Kinds::new();
+    for t in tables {
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT column_name::text, data_type::text FROM information_schema.columns \
              WHERE table_schema = current_schema() AND table_name = $1",
         )
         .bind(&t.name)
-        .fetch_all(&dst)
+        .fetch_all(dst)
         .await?;
         ensure!(!rows.is_empty(), "table {} has no counterpart in PostgreSQL: nothing copied", t.name);
         let pg: BTreeMap<String, String> = rows.into_iter().collect();
@@ -250,30 +284,40 @@ pub async fn migrate_data(from: &Path, to: &str, schema: Option<&str>) -> anyhow
         }
         kinds.insert(t.name.clone(), k);
     }
+    Ok(kinds)
+}
 
-    // The target must be empty.
-    for t in &tables {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {}", t.name)).fetch_one(&dst).await?;
+/// Merging two deployments is not a migration: every target table must be empty.
+async fn ensure_target_empty(dst: &PgPool, tables: &[SqliteTable]) -> anyhow::Result<()> {
+    for t in tables {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {}", t.name)).fetch_one(dst).await?;
         ensure!(
             n == 0,
             "the target is not empty ({} has {n} rows): migrate-data only fills an empty database",
             t.name
         );
     }
+    Ok(())
+}
 
-    // Foreign keys decide the order: parents first.
+/// The copy order: the target's foreign keys decide it, parents first.
+async fn parents_first<'t>(
+    dst: &PgPool,
+    tables: &'t [SqliteTable],
+    kinds: &Kinds,
+) -> anyhow::Result<Vec<&'t SqliteTable>> {
     let fks: Vec<(String, String)> = sqlx::query_as(
         "SELECT c.relname::text, p.relname::text FROM pg_constraint k \
          JOIN pg_class c ON c.oid = k.conrelid JOIN pg_class p ON p.oid = k.confrelid \
          WHERE k.contype = 'f' AND k.connamespace = current_schema()::regnamespace",
     )
-    .fetch_all(&dst)
+    .fetch_all(dst)
     .await?;
     let mut order: Vec<&SqliteTable> = Vec::new();
     let mut done: BTreeSet<&str> = BTreeSet::new();
     while order.len() < tables.len() {
         let before = order.len();
-        for t in &tables {
+        for t in tables {
             if done.contains(t.name.as_str()) {
                 continue;
             }
@@ -288,106 +332,117 @@ pub async fn migrate_data(from: &Path, to: &str, schema: Option<&str>) -> anyhow
         }
         ensure!(order.len() > before, "foreign keys between the tables form a cycle");
     }
+    Ok(order)
+}
 
-    let mut reports = Vec::new();
-    let mut tx = dst.begin().await?;
-    for t in &order {
-        let k = &kinds[&t.name];
-        let cols: Vec<&str> = t.columns.iter().map(|(c, _)| c.as_str()).collect();
-        let rows =
-            sqlx::query(&format!("SELECT {} FROM {}", cols.join(", "), t.name)).fetch_all(&src).await?;
-        let mut hashes = Vec::with_capacity(rows.len());
-        // Multi-row INSERTs, below PostgreSQL's 65,535 bind parameters per statement.
-        let per_stmt = (30_000 / cols.len().max(1)).max(1);
-        for chunk in rows.chunks(per_stmt) {
-            let mut args = PgArguments::default();
-            let mut values = Vec::with_capacity(chunk.len());
-            let mut n = 0;
-            for row in chunk {
-                let mut ph = Vec::with_capacity(cols.len());
-                let mut canon = Vec::with_capacity(cols.len());
-                for (i, (c, decl)) in t.columns.iter().enumerate() {
-                    let kind = k[c];
-                    n += 1;
-                    ph.push(kind.placeholder(n));
-                    let v = match decl.as_str() {
-                        "INTEGER" | "INT" => row.try_get::<Option<i64>, _>(i)?.map_or(Val::Null, Val::Int),
-                        "BLOB" => row.try_get::<Option<Vec<u8>>, _>(i)?.map_or(Val::Null, Val::Bytes),
-                        "REAL" | "DOUBLE" | "FLOAT" => {
-                            row.try_get::<Option<f64>, _>(i)?.map_or(Val::Null, Val::Float)
-                        }
-                        _ => row.try_get::<Option<String>, _>(i)?.map_or(Val::Null, Val::Text),
-                    };
-                    let bound = match &v {
-                        Val::Null => match kind {
-                            Kind::Bytes => args.add(None::<Vec<u8>>),
-                            Kind::Bool | Kind::Int(_) => args.add(None::<i64>),
-                            Kind::Float => args.add(None::<f64>),
-                            _ => args.add(None::<String>),
-                        },
-                        Val::Int(x) => args.add(*x),
-                        Val::Float(x) => args.add(*x),
-                        Val::Text(s) => args.add(s.clone()),
-                        Val::Bytes(b) => args.add(b.clone()),
-                    };
-                    bound.map_err(|e| anyhow::anyhow!("binding {}.{c}: {e}", t.name))?;
-                    canon.push(kind.canonical(v).with_context(|| format!("reading {}.{c}", t.name))?);
-                }
-                values.push(format!("({})", ph.join(", ")));
-                hashes.push(row_hash(&canon));
+/// Copy one table inside the copy's transaction; report its row count and the source checksum.
+async fn copy_table(
+    src: &SqlitePool,
+    tx: &mut Transaction<'_, Postgres>,
+    t: &SqliteTable,
+    k: &BTreeMap<String, Kind>,
+) -> anyhow::Result<TableReport> {
+    let cols: Vec<&str> = t.columns.iter().map(|(c, _)| c.as_str()).collect();
+    let rows = sqlx::query(&format!("SELECT {} FROM {}", cols.join(", "), t.name)).fetch_all(src).await?;
+    let mut hashes = Vec::with_capacity(rows.len());
+    // Multi-row INSERTs, below PostgreSQL's 65,535 bind parameters per statement.
+    let per_stmt = (30_000 / cols.len().max(1)).max(1);
+    for chunk in rows.chunks(per_stmt) {
+        let mut args = PgArguments::default();
+        let mut values = Vec::with_capacity(chunk.len());
+        let mut n = 0;
+        for row in chunk {
+            let mut ph = Vec::with_capacity(cols.len());
+            let mut canon = Vec::with_capacity(cols.len());
+            for (i, (c, decl)) in t.columns.iter().enumerate() {
+                let kind = k[c];
+                n += 1;
+                ph.push(kind.placeholder(n));
+                let v = source_value(row, i, decl)?;
+                bind(&mut args, &v, kind).map_err(|e| anyhow::anyhow!("binding {}.{c}: {e}", t.name))?;
+                canon.push(kind.canonical(v).with_context(|| format!("reading {}.{c}", t.name))?);
             }
-            let sql = format!("INSERT INTO {} ({}) VALUES {}", t.name, cols.join(", "), values.join(", "));
-            sqlx::query_with(&sql, args)
-                .execute(&mut *tx)
-                .await
-                .with_context(|| format!("copying {}", t.name))?;
+            values.push(format!("({})", ph.join(", ")));
+            hashes.push(row_hash(&canon));
         }
-        // Serial columns continue after the copied values (event_queue.seq: never reused).
-        for c in &cols {
-            let seq: Option<String> = sqlx::query_scalar("SELECT pg_get_serial_sequence($1, $2)")
-                .bind(&t.name)
-                .bind(*c)
-                .fetch_one(&mut *tx)
-                .await?;
-            if let Some(seq) = seq {
-                sqlx::query(&format!(
-                    "SELECT setval($1::regclass, GREATEST((SELECT max({c}) FROM {}), 1))",
-                    t.name
-                ))
-                .bind(seq)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        reports.push(TableReport {
-            table: t.name.clone(),
-            rows: rows.len() as u64,
-            checksum: table_checksum(hashes),
-        });
+        let sql = format!("INSERT INTO {} ({}) VALUES {}", t.name, cols.join(", "), values.join(", "));
+        sqlx::query_with(&sql, args)
+            .execute(&mut **tx)
+            .await
+            .with_context(|| format!("copying {}", t.name))?;
     }
-    tx.commit().await?;
+    continue_serials(tx, &t.name, &cols).await?;
+    Ok(TableReport { table: t.name.clone(), rows: rows.len() as u64, checksum: table_checksum(hashes) })
+}
 
-    // Verify: read everything back from PostgreSQL after the commit.
-    for r in &mut reports {
+/// Column `i` of a SQLite row, read by the column's declared type.
+fn source_value(row: &SqliteRow, i: usize, decl: &str) -> Result<Val, sqlx::Error> {
+    Ok(match decl {
+        "INTEGER" | "INT" => row.try_get::<Option<i64>, _>(i)?.map_or(Val::Null, Val::Int),
+        "BLOB" => row.try_get::<Option<Vec<u8>>, _>(i)?.map_or(Val::Null, Val::Bytes),
+        "REAL" | "DOUBLE" | "FLOAT" => row.try_get::<Option<f64>, _>(i)?.map_or(Val::Null, Val::Float),
+        _ => row.try_get::<Option<String>, _>(i)?.map_or(Val::Null, Val::Text),
+    })
+}
+
+/// Bind a value for a column of `kind` (a NULL gets the type its placeholder casts from).
+fn bind(args: &mut PgArguments, v: &Val, kind: Kind) -> Result<(), sqlx::error::BoxDynError> {
+    match v {
+        Val::Null => match kind {
+            Kind::Bytes => args.add(None::<Vec<u8>>),
+            Kind::Bool | Kind::Int(_) => args.add(None::<i64>),
+            Kind::Float => args.add(None::<f64>),
+            _ => args.add(None::<String>),
+        },
+        Val::Int(x) => args.add(*x),
+        Val::Float(x) => args.add(*x),
+        Val::Text(s) => args.add(s.clone()),
+        Val::Bytes(b) => args.add(b.clone()),
+    }
+}
+
+/// Serial columns continue after the copied values (event_queue.seq: never reused).
+async fn continue_serials(
+    tx: &mut Transaction<'_, Postgres>,
+    table: &str,
+    cols: &[&str],
+) -> anyhow::Result<()> {
+    for c in cols {
+        let seq: Option<String> = sqlx::query_scalar("SELECT pg_get_serial_sequence($1, $2)")
+            .bind(table)
+            .bind(*c)
+            .fetch_one(&mut **tx)
+            .await?;
+        if let Some(seq) = seq {
+            sqlx::query(&format!("SELECT setval($1::regclass, GREATEST((SELECT max({c}) FROM {table}), 1))"))
+                .bind(seq)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Read everything back from PostgreSQL after the commit: counts and checksums must match the
+/// source's, table by table.
+async fn verify(
+    dst: &PgPool,
+    tables: &[SqliteTable],
+    kinds: &Kinds,
+    reports: &[TableReport],
+) -> anyhow::Result<()> {
+    for r in reports {
         let t = tables.iter().find(|t| t.name == r.table).context("table vanished")?;
         let k = &kinds[&t.name];
         let exprs: Vec<String> = t.columns.iter().map(|(c, _)| k[c].read_back(c)).collect();
         let rows =
-            sqlx::query(&format!("SELECT {} FROM {}", exprs.join(", "), t.name)).fetch_all(&dst).await?;
+            sqlx::query(&format!("SELECT {} FROM {}", exprs.join(", "), t.name)).fetch_all(dst).await?;
         let mut hashes = Vec::with_capacity(rows.len());
         for row in &rows {
             let mut canon = Vec::with_capacity(t.columns.len());
             for (i, (c, _)) in t.columns.iter().enumerate() {
                 let kind = k[c];
-                let v = match kind {
-                    Kind::Bool | Kind::Int(_) => {
-                        row.try_get::<Option<i64>, _>(i)?.map_or(Val::Null, Val::Int)
-                    }
-                    Kind::Bytes => row.try_get::<Option<Vec<u8>>, _>(i)?.map_or(Val::Null, Val::Bytes),
-                    Kind::Float => row.try_get::<Option<f64>, _>(i)?.map_or(Val::Null, Val::Float),
-                    _ => row.try_get::<Option<String>, _>(i)?.map_or(Val::Null, Val::Text),
-                };
-                canon.push(kind.canonical(v)?);
+                canon.push(kind.canonical(target_value(row, i, kind)?)?);
             }
             hashes.push(row_hash(&canon));
         }
@@ -401,9 +456,17 @@ pub async fn migrate_data(from: &Path, to: &str, schema: Option<&str>) -> anyhow
         let got = table_checksum(hashes);
         ensure!(got == r.checksum, "{}: checksum differs (SQLite {}, PostgreSQL {got})", r.table, r.checksum);
     }
-    src.close().await;
-    dst.close().await;
-    Ok(reports)
+    Ok(())
+}
+
+/// Column `i` of a row read back by [`Kind::read_back`].
+fn target_value(row: &PgRow, i: usize, kind: Kind) -> Result<Val, sqlx::Error> {
+    Ok(match kind {
+        Kind::Bool | Kind::Int(_) => row.try_get::<Option<i64>, _>(i)?.map_or(Val::Null, Val::Int),
+        Kind::Bytes => row.try_get::<Option<Vec<u8>>, _>(i)?.map_or(Val::Null, Val::Bytes),
+        Kind::Float => row.try_get::<Option<f64>, _>(i)?.map_or(Val::Null, Val::Float),
+        _ => row.try_get::<Option<String>, _>(i)?.map_or(Val::Null, Val::Text),
+    })
 }
 
 #[cfg(test)]
