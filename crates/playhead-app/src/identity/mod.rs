@@ -3,8 +3,8 @@
 //! and signing-key rotation. Transports (the REST `/oauth` routes and hosted pages) only parse
 //! and render; every decision is made here or in `playhead_core::identity`.
 //!
-//! One file per part of the protocol: [`clients`](self) (registration and client
-//! authentication), `signin` (passwords, browser sessions, attempt limits), `device` (RFC 8628),
+//! One file per part of the protocol: `clients` (registration and client authentication),
+//! `signin` (passwords, browser sessions, attempt limits), `device` (RFC 8628),
 //! `code` (RFC 6749 section 4.1 with PKCE), `session` (the token endpoint, sessions and refresh
 //! rotation), `introspect` (RFC 7009 and RFC 7662) and `keys` (signing keys).
 //!
