@@ -86,14 +86,6 @@ pub enum ApiError {
     /// A use case failed.
     #[error(transparent)]
     App(#[from] AppError),
-    /// No, malformed, invalid or expired credentials (RFC 6750).
-    #[error("unauthorized: {description}")]
-    Unauthorized {
-        /// RFC 6750 error code: `invalid_request` or `invalid_token` (None when no credentials).
-        error: Option<&'static str>,
-        /// Safe, short description.
-        description: String,
-    },
     /// The body is not JSON, or not the expected shape (a field named where possible).
     #[error("malformed request: {0}")]
     Malformed(String),
@@ -112,6 +104,18 @@ pub enum ApiError {
     /// Not modified (conditional GET).
     #[error("not modified")]
     NotModified(String),
+    /// The requested media-type version is not served by this route.
+    #[error("not acceptable: {0}")]
+    NotAcceptable(String),
+    /// The route exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A request with this Idempotency-Key is still running.
+    #[error("idempotency key in use")]
+    IdempotencyKeyInUse,
+    /// This Idempotency-Key was used for another request.
+    #[error("idempotency key reused")]
+    IdempotencyKeyReused,
 }
 
 impl From<FieldError> for ApiError {
@@ -123,7 +127,14 @@ impl From<FieldError> for ApiError {
 /// A problem+json response with extra headers.
 pub fn problem_response(problem: &Problem, extra: &[(header::HeaderName, HeaderValue)]) -> Response {
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = serde_json::to_vec(problem).unwrap_or_default();
+    let body = match serde_json::to_vec(problem) {
+        Ok(b) => b,
+        Err(e) => {
+            // A problem is plain strings and numbers; this cannot fail, but never answer empty.
+            tracing::error!(error = %e, "serialising a problem document failed");
+            br#"{"type":"/problems/internal","title":"Internal error","status":500}"#.to_vec()
+        }
+    };
     let mut res = (status, body).into_response();
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     for (k, v) in extra {
@@ -161,6 +172,32 @@ impl IntoResponse for ApiError {
                     .unwrap_or(HeaderValue::from_static("Bearer realm=\"playhead\"")),
                 )],
             ),
+            ApiError::App(AppError::RateLimited { class, quota, retry_after_ms }) => {
+                let retry = crate::middleware::secs_up(retry_after_ms).max(1);
+                let window = quota.window_ms / 1000;
+                let mut p = Problem::new(
+                    "quota-exceeded",
+                    "Quota exceeded",
+                    S::TOO_MANY_REQUESTS,
+                    format!(
+                        "the {} quota of {} requests per {window} s is used up; retry after {retry} s (follow the RateLimit header to avoid this)",
+                        class.as_str(),
+                        quota.limit,
+                    ),
+                );
+                p.limit = Some(format!("{} requests per {window} s ({})", quota.limit, class.as_str()));
+                (p, vec![(header::RETRY_AFTER, HeaderValue::from(retry))])
+            }
+            ApiError::App(AppError::TooManyInFlight { max }) => {
+                let mut p = Problem::new(
+                    "too-many-concurrent-requests",
+                    "Too many concurrent requests",
+                    S::TOO_MANY_REQUESTS,
+                    format!("at most {max} requests may run at once per principal; wait for one to finish"),
+                );
+                p.limit = Some(format!("{max} concurrent requests per principal"));
+                (p, vec![retry_after(1)])
+            }
             ApiError::App(AppError::Forbidden(why)) => {
                 (Problem::new("forbidden", "Forbidden", S::FORBIDDEN, why), vec![])
             }
@@ -221,8 +258,8 @@ impl IntoResponse for ApiError {
                     vec![],
                 )
             }
-            ApiError::Unauthorized { error, description } => {
-                let challenge = match error {
+            ApiError::App(AppError::Unauthenticated { code, description }) => {
+                let challenge = match code {
                     Some(code) => format!(
                         "Bearer realm=\"playhead\", error=\"{code}\", error_description=\"{}\"",
                         description.replace(['"', '\\'], "'")
@@ -262,6 +299,36 @@ impl IntoResponse for ApiError {
                     "Unsupported media type",
                     S::UNSUPPORTED_MEDIA_TYPE,
                     format!("send Content-Type: {expected}"),
+                ),
+                vec![],
+            ),
+            ApiError::NotAcceptable(detail) => {
+                (Problem::new("not-acceptable", "Not acceptable", S::NOT_ACCEPTABLE, detail), vec![])
+            }
+            ApiError::MethodNotAllowed => (
+                Problem::new(
+                    "method-not-allowed",
+                    "Method not allowed",
+                    S::METHOD_NOT_ALLOWED,
+                    "this route does not support that method; the Allow header lists those it does",
+                ),
+                vec![],
+            ),
+            ApiError::IdempotencyKeyInUse => (
+                Problem::new(
+                    "idempotency-key-in-use",
+                    "Request in progress",
+                    S::CONFLICT,
+                    "a request with this Idempotency-Key is still being processed; retry later",
+                ),
+                vec![],
+            ),
+            ApiError::IdempotencyKeyReused => (
+                Problem::new(
+                    "idempotency-key-reused",
+                    "Idempotency-Key reused",
+                    S::UNPROCESSABLE_ENTITY,
+                    "this Idempotency-Key was used for a different request; use a new key for a new request",
                 ),
                 vec![],
             ),

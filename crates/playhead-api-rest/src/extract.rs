@@ -35,11 +35,6 @@ pub async fn read_body(req: Request, limit: usize, what: &str) -> Result<Bytes, 
         .map_err(|_| ApiError::TooLarge { limit: what.to_owned() })
 }
 
-/// Reject documents nested deeper than [`JSON_DEPTH_LIMIT`] (cheap byte scan).
-pub fn check_depth(bytes: &[u8]) -> Result<(), ApiError> {
-    check_depth_limit(bytes, JSON_DEPTH_LIMIT)
-}
-
 /// Reject documents nested deeper than `limit` before deserializing them (cheap byte scan).
 pub fn check_depth_limit(bytes: &[u8], limit: usize) -> Result<(), ApiError> {
     let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
@@ -67,11 +62,6 @@ pub fn check_depth_limit(bytes: &[u8], limit: usize) -> Result<(), ApiError> {
         }
     }
     Ok(())
-}
-
-/// Parse JSON reporting the path of the failing field (default depth limit).
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    parse_json_with_depth(bytes, JSON_DEPTH_LIMIT)
 }
 
 /// Parse JSON nested at most `depth` deep, reporting the path of the failing field.
@@ -109,11 +99,11 @@ mod tests {
     #[test]
     fn depth_is_limited_but_strings_do_not_count() {
         let deep = "[".repeat(33) + &"]".repeat(33);
-        assert!(check_depth(deep.as_bytes()).is_err());
+        assert!(check_depth_limit(deep.as_bytes(), JSON_DEPTH_LIMIT).is_err());
         let fine = "[".repeat(32) + &"]".repeat(32);
-        assert!(check_depth(fine.as_bytes()).is_ok());
+        assert!(check_depth_limit(fine.as_bytes(), JSON_DEPTH_LIMIT).is_ok());
         let s = format!("{{\"a\":\"{}\"}}", "[".repeat(100));
-        assert!(check_depth(s.as_bytes()).is_ok());
+        assert!(check_depth_limit(s.as_bytes(), JSON_DEPTH_LIMIT).is_ok());
     }
 
     #[test]
@@ -125,9 +115,9 @@ mod tests {
             name: String,
             limit: Option<u8>,
         }
-        let e = parse_json::<B>(br#"{"name":"x","limit":"many"}"#).unwrap_err();
+        let e = parse_json_with_depth::<B>(br#"{"name":"x","limit":"many"}"#, JSON_DEPTH_LIMIT).unwrap_err();
         assert!(e.to_string().contains("limit"), "{e}");
-        let e = parse_json::<B>(br#"{"name":"x","admin":true}"#).unwrap_err();
+        let e = parse_json_with_depth::<B>(br#"{"name":"x","admin":true}"#, JSON_DEPTH_LIMIT).unwrap_err();
         assert!(e.to_string().contains("unknown field `admin`"), "{e}");
     }
 }

@@ -1,38 +1,39 @@
 //! Playhead's REST transport: `/v1` JSON over axum, problem+json errors, OpenAPI 3.1 generated
 //! from the handlers and served with an offline Swagger UI.
 //!
-//! The rule here: handlers are thin (parse, authenticate, call one use case in `playhead-app`,
-//! shape the answer). Authorization decisions live in the application's policy module; errors
-//! map to HTTP in exactly one place (`error.rs`). Every route is listed once in [`router`] and
-//! once in [`ApiDoc`]; a test checks the two lists agree.
+//! The rule here: handlers are thin (parse, call one use case in `playhead-app`, shape the
+//! answer). Who may call what is the application's policy table, keyed by operation; errors map
+//! to HTTP in exactly one place (`error.rs`). A route is declared once, in [`table`]: its
+//! operation, its handler and (through the handler's `#[utoipa::path]`) its OpenAPI entry; the
+//! router, the OpenAPI document and the per-route gate are all built from that one list.
 
-pub mod auth;
-pub mod dto;
-pub mod error;
-pub mod extract;
+mod auth;
+mod dto;
+mod error;
+mod extract;
 pub mod middleware;
-pub mod openapi;
-pub mod routes;
+mod openapi;
+mod routes;
+mod table;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait_shim::ReadyFuture;
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use playhead_app::App;
+use playhead_app::access::Gate;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_swagger_ui::SwaggerUi;
 
-pub use auth::Authenticator;
-pub use error::ApiError;
-use openapi::Common as CommonResponses;
+pub use error::{ApiError, Problem};
+pub use table::{RouteEntry, table};
 
 mod async_trait_shim {
     //! A boxed future type for the readiness check (keeps the trait object-safe without a macro).
@@ -107,20 +108,16 @@ impl std::ops::Deref for RestState {
 pub struct RestInner {
     /// The use cases.
     pub app: App,
-    /// Bearer authentication.
-    pub auth: Arc<Authenticator>,
+    /// The gate: authentication, policy, quotas, audit (shared with the other transports).
+    pub gate: Arc<Gate>,
     /// Readiness.
     pub ready: Arc<dyn ReadyCheck>,
     /// Hard limits.
     pub limits: Arc<RestLimits>,
-    /// Requests in flight per principal.
-    pub in_flight: middleware::InFlight,
     /// Configured deprecations (Deprecation / Sunset / Link headers).
     pub deprecations: Arc<Vec<middleware::Deprecation>>,
-    /// Serialized rows (see [`routes::rows::RowBodies`]).
-    pub row_bodies: routes::rows::RowBodies,
-    /// The audit log writer for `profiles:any` accesses.
-    pub audit: middleware::AuditSink,
+    /// Serialized rows (see `routes::rows::RowBodies`).
+    row_bodies: routes::rows::RowBodies,
     /// The built-in authorization server.
     pub identity: Arc<playhead_app::identity::AuthServer>,
     /// Peers whose X-Forwarded-For is believed.
@@ -131,31 +128,28 @@ impl RestState {
     /// State with the given limits and deprecations.
     pub fn new(
         app: App,
-        auth: Arc<Authenticator>,
+        gate: Arc<Gate>,
         ready: Arc<dyn ReadyCheck>,
         limits: RestLimits,
         deprecations: Vec<middleware::Deprecation>,
         identity: Arc<playhead_app::identity::AuthServer>,
         trusted_proxies: Vec<std::net::IpAddr>,
     ) -> Self {
-        let in_flight = middleware::InFlight::new(limits.max_in_flight_per_principal);
-        let identity_for_audit = identity.clone();
         Self(Arc::new(RestInner {
             app,
-            auth,
+            gate,
             ready,
             limits: Arc::new(limits),
-            in_flight,
             deprecations: Arc::new(deprecations),
             identity,
             trusted_proxies: Arc::new(trusted_proxies),
             row_bodies: routes::rows::RowBodies::default(),
-            audit: middleware::AuditSink::spawn(identity_for_audit),
         }))
     }
 }
 
-/// The OpenAPI document of the REST API.
+/// The OpenAPI document's frame (info, tags, security schemes); the paths come from the route
+/// table. The whole document: [`openapi()`].
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -163,18 +157,7 @@ impl RestState {
         description = "Watch history as a service: playback events, resume points, per-play history, Continue watching and Next up.\n\nErrors are RFC 9457 problem+json. Lists are cursor-paginated (limit 1-100, default 20). Send `Authorization: Bearer <access token or API key>`.",
         license(name = "Apache-2.0")
     ),
-    paths(
-        routes::health::livez, routes::health::readyz,
-        routes::accounts::me, routes::accounts::create_profile, routes::accounts::get_profile, routes::accounts::patch_profile,
-        routes::titles::put_title, routes::titles::patch_title, routes::titles::get_title, routes::titles::list_titles, routes::titles::import_titles,
-        routes::events::post_events,
-        routes::progress::get_progress, routes::progress::put_progress,
-        routes::history::get_history, routes::history::post_history, routes::history::delete_play,
-        routes::rows::continue_watching, routes::rows::hide, routes::rows::next_up,
-        routes::recs::recommendations, routes::recs::similar, routes::recs::feedback, routes::recs::impressions,
-        routes::admin::create_client,
-    ),
-    modifiers(&BearerAuth, &CommonResponses),
+    modifiers(&BearerAuth),
     tags(
         (name = "playback", description = "Events and resume points"),
         (name = "history", description = "Per-play history"),
@@ -204,34 +187,21 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// RED metrics and a span per request, labelled with the route template (never the raw path,
-/// which would explode label cardinality and leak ids).
-async fn observe(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
-    let method = req.method().as_str().to_owned();
-    let started = Instant::now();
-    let span = tracing::info_span!("http", http.method = %method, http.route = %route, http.status = tracing::field::Empty);
-    let res = tracing::Instrument::instrument(next.run(req), span.clone()).await;
-    let status = res.status().as_u16();
-    span.record("http.status", status);
-    let secs = started.elapsed().as_secs_f64();
-    metrics::histogram!("http_request_duration_seconds", "method" => method.clone(), "route" => route.clone(), "status" => status.to_string())
-        .record(secs);
-    metrics::counter!("http_requests_total", "method" => method, "route" => route, "status" => status.to_string()).increment(1);
+/// Unmatched paths: 404, counted under the `unmatched` route label (never the raw path, which
+/// would explode label cardinality and leak ids).
+async fn not_found(req: Request) -> Response {
+    let started = std::time::Instant::now();
+    let res = ApiError::App(playhead_app::AppError::NotFound("route")).into_response();
+    middleware::record_red(req.method().as_str(), "unmatched", res.status().as_u16(), started);
     res
 }
 
-async fn not_found() -> Response {
-    ApiError::App(playhead_app::AppError::NotFound("route")).into_response()
-}
-
-async fn method_not_allowed() -> Response {
-    let p = serde_json::json!({
-        "type": "/problems/method-not-allowed", "title": "Method not allowed", "status": 405,
-        "detail": "this route does not support that method"
-    });
-    let mut res = (StatusCode::METHOD_NOT_ALLOWED, p.to_string()).into_response();
-    res.headers_mut().insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static(error::PROBLEM_JSON));
+/// A known path with a method it does not serve (TRACE, say): 405 with `Allow` (axum adds it
+/// from the route's methods), never 500.
+async fn method_not_allowed(req: Request) -> Response {
+    let started = std::time::Instant::now();
+    let res = ApiError::MethodNotAllowed.into_response();
+    middleware::record_red(req.method().as_str(), "unmatched", res.status().as_u16(), started);
     res
 }
 
@@ -294,105 +264,33 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     )
 }
 
-/// The routes served outside the OpenAPI document (method, template): the authorization server.
-pub const OAUTH_ROUTES: &[(&str, &str)] = &[
-    ("GET", "/.well-known/oauth-authorization-server"),
-    ("GET", "/.well-known/openid-configuration"),
-    ("GET", "/.well-known/jwks.json"),
-    ("POST", "/oauth/token"),
-    ("POST", "/oauth/device_authorization"),
-    ("POST", "/oauth/revoke"),
-    ("POST", "/oauth/introspect"),
-    ("GET", "/oauth/authorize"),
-    ("POST", "/oauth/authorize"),
-    ("GET", "/signin"),
-    ("POST", "/signin"),
-    ("GET", "/device"),
-    ("POST", "/device"),
-    ("POST", "/signout"),
-];
-
-/// The authorization server's endpoints and hosted pages (outside `/v1`: OAuth error format,
-/// no idempotency keys, no API versioning). Listed in [`OAUTH_ROUTES`] too.
-fn oauth_routes() -> Router<RestState> {
-    use routes::oauth;
-    Router::new()
-        .route("/.well-known/oauth-authorization-server", get(oauth::metadata))
-        .route("/.well-known/openid-configuration", get(oauth::metadata))
-        .route("/.well-known/jwks.json", get(oauth::jwks))
-        .route("/oauth/token", post(oauth::token))
-        .route("/oauth/device_authorization", post(oauth::device_authorization))
-        .route("/oauth/revoke", post(oauth::revoke))
-        .route("/oauth/introspect", post(oauth::introspect))
-        .route("/oauth/authorize", get(oauth::authorize_page).post(oauth::authorize_submit))
-        .route("/signin", get(oauth::signin_page).post(oauth::signin_submit))
-        .route("/device", get(oauth::device_page).post(oauth::device_submit))
-        .route("/signout", post(oauth::signout))
+/// The whole OpenAPI document: the frame from [`ApiDoc`] and every documented route of [`table`],
+/// completed with what the gate adds to every operation (`openapi.rs`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut router = utoipa_axum::router::OpenApiRouter::<RestState>::with_openapi(ApiDoc::openapi());
+    for entry in table() {
+        router = entry.register(router, None);
+    }
+    let (_, mut doc) = router.split_for_parts();
+    utoipa::Modify::modify(&openapi::Common, &mut doc);
+    doc
 }
 
 /// The whole HTTP surface.
 pub fn router(state: RestState) -> Router {
-    let v1 = Router::new()
-        .route("/v1/me", get(routes::accounts::me))
-        .route("/v1/accounts/{account_id}/profiles", post(routes::accounts::create_profile))
-        .route(
-            "/v1/profiles/{profile_id}",
-            get(routes::accounts::get_profile).patch(routes::accounts::patch_profile),
-        )
-        .route("/v1/titles", get(routes::titles::list_titles))
-        .route(
-            "/v1/titles/{title_id}",
-            put(routes::titles::put_title).get(routes::titles::get_title).patch(routes::titles::patch_title),
-        )
-        .route("/v1/profiles/{profile_id}/events", post(routes::events::post_events))
-        .route(
-            "/v1/profiles/{profile_id}/progress/{title_id}",
-            get(routes::progress::get_progress).put(routes::progress::put_progress),
-        )
-        .route(
-            "/v1/profiles/{profile_id}/history",
-            get(routes::history::get_history).post(routes::history::post_history),
-        )
-        .route(
-            "/v1/profiles/{profile_id}/history/{play_id}",
-            axum::routing::delete(routes::history::delete_play),
-        )
-        .route("/v1/profiles/{profile_id}/continue-watching", get(routes::rows::continue_watching))
-        .route(
-            "/v1/profiles/{profile_id}/continue-watching/{title_id}",
-            axum::routing::delete(routes::rows::hide),
-        )
-        .route("/v1/profiles/{profile_id}/next-up", get(routes::rows::next_up))
-        .route("/v1/profiles/{profile_id}/recommendations", get(routes::recs::recommendations))
-        .route("/v1/profiles/{profile_id}/feedback", post(routes::recs::feedback))
-        .route("/v1/profiles/{profile_id}/impressions", post(routes::recs::impressions))
-        .route("/v1/titles/{title_id}/similar", get(routes::recs::similar))
-        .route("/v1/admin/clients", post(routes::admin::create_client))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            state.limits.request_timeout,
-        ));
-    // The import streams up to 256 MiB: it gets no request timeout, only its own size limit.
-    let import = Router::new().route("/v1/titles/import", post(routes::titles::import_titles));
+    let mut routes = utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi());
+    for entry in table() {
+        routes = entry.register(routes, Some(&state));
+    }
+    let (routes, mut doc) = routes.split_for_parts();
+    utoipa::Modify::modify(&openapi::Common, &mut doc);
     let request_id = HeaderName::from_static("x-request-id");
     let cors = cors(&state.limits.cors_allowed_origins);
-    let router = Router::new()
-        .route("/livez", get(routes::health::livez))
-        .route("/readyz", get(routes::health::readyz))
-        .merge(v1)
-        .merge(import)
-        .merge(oauth_routes())
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+    let router = routes
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state.clone())
-        // Innermost first: idempotency sees only requests that passed quotas and negotiation.
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::idempotency))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::versioning))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::route_policy))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::limits))
-        .layer(axum::middleware::from_fn_with_state(state, middleware::authenticate))
-        .layer(axum::middleware::from_fn(observe))
+        .with_state(state)
         .layer(axum::middleware::from_fn(security_headers))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

@@ -1,216 +1,144 @@
-//! Cross-cutting HTTP behaviour, one middleware each, in the order they run:
+//! The gate in front of every route: one middleware per route, built from the route table with
+//! the route's operation known statically (no string matching per request). In order:
 //!
-//! 1. [`authenticate`]: verify the bearer once and keep the outcome for the handler's `Auth`
-//!    extractor (so quotas can be per principal without verifying twice).
-//! 2. [`limits`]: per-principal (or per-address) GCRA quotas by route class, with the IETF
-//!    `RateLimit-Policy` / `RateLimit` headers on every `/v1` answer and 429 + Retry-After when
-//!    exhausted; and a cap on concurrent requests per principal.
-//! 3. [`versioning`]: media-type versions (`application/vnd.playhead.v2+json`), 406 for unknown
-//!    ones, and the configured Deprecation / Sunset / Link headers.
-//! 4. [`idempotency`]: Idempotency-Key on POST: replay a completed result, 409 while the first
-//!    is running, 422 for the same key with another payload.
+//! 1. observe: a span and RED metrics labelled with the route template;
+//! 2. admit ([`playhead_app::access::Gate::admit`]): authenticate the bearer, charge the quota,
+//!    take an in-flight slot and check the operation's requirement; refusals are answered here
+//!    with the quota's `RateLimit-Policy` / `RateLimit` headers (IETF draft) like any answer;
+//! 3. versioning: media-type versions (`application/vnd.playhead.v2+json`), 406 for unknown
+//!    ones, and the configured Deprecation / Sunset / Link headers;
+//! 4. idempotency: Idempotency-Key on POST: replay a completed result, 409 while the first is
+//!    running, 422 for the same key with another payload;
+//! 5. audit: a service's `profiles:any` use of a profile is recorded with its outcome.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use moka::sync::Cache;
-use playhead_app::limits::RouteClass;
-use playhead_core::auth::{Principal, Subject};
+use playhead_app::AppError;
+use playhead_app::access::{Charged, Operation, partition_of};
+use playhead_core::auth::Principal;
 use playhead_core::ports::{IdempotencyBegin, StoredResponse};
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
 
 use crate::RestState;
-use crate::error::{ApiError, Problem, problem_response};
+use crate::error::ApiError;
 
-/// The outcome of authenticating a request, kept in its extensions.
-#[derive(Debug, Clone)]
-pub enum AuthOutcome {
-    /// A verified caller.
-    Ok(Principal),
-    /// Refused: the RFC 6750 error code (if any) and a description.
-    Refused(Option<&'static str>, String),
+/// What the gate of one route knows about it (built once, from the route table).
+pub struct RouteInfo {
+    /// The operation it serves.
+    pub op: Operation,
+    /// Its method.
+    pub method: Method,
+    /// Its template (`/v1/profiles/{profile_id}/history`): the label of its metrics and spans.
+    pub path: String,
+    /// Representation versions it can produce (`/v1` routes).
+    pub versions: &'static [u8],
 }
 
-/// Routes that are never rate limited (health checks, the API description, docs).
-///
-/// `/oauth/token` is exempt from the per-address auth quota: a TV polling the device grant and
-/// every refresh would otherwise starve sign-ins behind one NAT. Guessing is limited where it
-/// can happen instead: sign-in and device-code entry are limited per address and per account
-/// inside the identity use cases, and secrets are 256-bit.
-fn exempt(path: &str) -> bool {
-    matches!(path, "/livez" | "/readyz" | "/openapi.json" | "/oauth/token")
-        || path.starts_with("/docs")
-        || path.starts_with("/.well-known/")
-}
-
-/// Verify the bearer (if any) once, for everything downstream.
-pub async fn authenticate(State(s): State<RestState>, mut req: Request, next: Next) -> Response {
-    if req.headers().contains_key(header::AUTHORIZATION) {
-        let (parts, body) = req.into_parts();
-        let outcome = match s.auth.authenticate(&parts).await {
-            Ok(p) => AuthOutcome::Ok(p),
-            Err(ApiError::Unauthorized { error, description }) => AuthOutcome::Refused(error, description),
-            Err(other) => return other.into_response(),
-        };
-        req = Request::from_parts(parts, body);
-        req.extensions_mut().insert(outcome);
+impl RouteInfo {
+    fn versioned(&self) -> bool {
+        self.path.starts_with("/v1/")
     }
-    next.run(req).await
-}
 
-/// Enforce the route table (`playhead_app::policy::ROUTES`) before any handler: a matched route
-/// that is not declared is refused (deny by default), a missing credential is 401 and a missing
-/// scope 403. Object rules (whose profile) stay in the use cases.
-pub async fn route_policy(State(s): State<RestState>, req: Request, next: Next) -> Response {
-    use playhead_app::policy::{Requirement, route_requirement};
-    let Some(path) = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()) else {
-        return next.run(req).await; // unmatched: 404/405 fallbacks
-    };
-    if path.starts_with("/docs") || path == "/openapi.json" {
-        return next.run(req).await;
-    }
-    let Some(requirement) = route_requirement(req.method().as_str(), &path) else {
-        // A 405 for an undeclared method is the router's job; only declared routes reach here.
-        tracing::error!(http.route = %path, http.method = %req.method(), "route has no declared requirement");
-        return ApiError::App(playhead_app::AppError::Internal(
-            "route without a declared requirement".into(),
-        ))
-        .into_response();
-    };
-    let outcome = req.extensions().get::<AuthOutcome>().cloned();
-    match requirement {
-        Requirement::Public | Requirement::OAuthClient | Requirement::Browser => next.run(req).await,
-        Requirement::Authenticated | Requirement::Scope(_) => match outcome {
-            Some(AuthOutcome::Ok(p)) => match requirement {
-                Requirement::Scope(scope) if !p.scopes.contains(scope) => {
-                    ApiError::App(playhead_app::AppError::MissingScope(scope)).into_response()
-                }
-                _ if path.contains("{profile_id}")
-                    && matches!(p.subject, Subject::Service { .. })
-                    && p.scopes.contains(playhead_core::auth::Scope::ProfilesAny) =>
-                {
-                    audited_any_access(&s, &p, &path, req, next).await
-                }
-                _ => next.run(req).await,
-            },
-            Some(AuthOutcome::Refused(error, description)) => {
-                ApiError::Unauthorized { error, description }.into_response()
-            }
-            None => ApiError::Unauthorized {
-                error: None,
-                description: "send Authorization: Bearer <access token or API key>".into(),
-            }
-            .into_response(),
-        },
+    /// Idempotency-Key is a `/v1` contract on POST; OAuth endpoints have their own replay rules
+    /// and answers with credentials are never kept.
+    fn idempotent(&self) -> bool {
+        self.method == Method::POST && self.versioned() && !self.op.requirement().carries_secrets
     }
 }
 
-/// Run a service's `profiles:any` request and put who, what, when and from where in the audit log
-/// (DESIGN.md: every such access is audited). The entry goes to [`AuditSink`], which writes in
-/// batches off the request path.
-async fn audited_any_access(s: &RestState, p: &Principal, path: &str, req: Request, next: Next) -> Response {
-    let method = req.method().as_str().to_owned();
-    // /v1/profiles/{profile_id}/...: the id is the fourth segment of the concrete path.
-    let profile = req.uri().path().split('/').nth(3).unwrap_or_default().to_owned();
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-    let client_addr = crate::routes::oauth::client_addr(s, req.headers(), peer);
-    let actor = match &p.subject {
-        Subject::Service { id } => format!("service:{id}"),
-        Subject::Account(a) => a.to_string(),
-    };
-    let res = next.run(req).await;
-    let detail = serde_json::json!({
-        "method": method, "route": path, "profile_id": profile, "status": res.status().as_u16(),
-    });
-    s.audit
-        .record(playhead_core::identity::AuditEntry {
-            at: s.app.clock().now(),
-            actor,
-            action: "profiles_any.access".into(),
-            detail: detail.to_string(),
-            client_addr: Some(client_addr),
-        })
-        .await;
+/// The state of one route's gate.
+#[derive(Clone)]
+pub struct RouteGate {
+    /// The handlers' state.
+    pub state: RestState,
+    /// The route.
+    pub route: Arc<RouteInfo>,
+}
+
+/// The gate (see the module docs).
+pub async fn gate(State(g): State<RouteGate>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = &g.route;
+    let span = tracing::info_span!(
+        "http",
+        http.method = %route.method,
+        http.route = %route.path,
+        operation = route.op.name(),
+        http.status = tracing::field::Empty
+    );
+    let res = tracing::Instrument::instrument(admitted(&g, req, next), span.clone()).await;
+    let status = res.status().as_u16();
+    span.record("http.status", status);
+    record_red(route.method.as_str(), &route.path, status, started);
     res
 }
 
-/// Audit entries written in batches by a background task, so an audited request pays a channel
-/// send, not a database write. A full queue (the store is slow or down) makes requests wait
-/// rather than lose entries: an audit log with holes is worse than a slower service.
-#[derive(Clone, Debug)]
-pub struct AuditSink(tokio::sync::mpsc::Sender<playhead_core::identity::AuditEntry>);
+/// RED metrics of one answer.
+pub(crate) fn record_red(method: &str, route: &str, status: u16, started: Instant) {
+    let status = status.to_string();
+    metrics::histogram!("http_request_duration_seconds", "method" => method.to_owned(), "route" => route.to_owned(), "status" => status.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("http_requests_total", "method" => method.to_owned(), "route" => route.to_owned(), "status" => status).increment(1);
+}
 
-impl AuditSink {
-    /// Start the writer (needs a Tokio runtime).
-    pub fn spawn(identity: Arc<playhead_app::identity::AuthServer>) -> Self {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(10_000);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(500);
-            while rx.recv_many(&mut batch, 500).await > 0 {
-                identity.audit_batch(std::mem::take(&mut batch)).await;
+async fn admitted(g: &RouteGate, mut req: Request, next: Next) -> Response {
+    let (s, route) = (&g.state, &g.route);
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    // Only the headers (Sync) are borrowed across the await: a request body is not Sync.
+    let headers = req.headers();
+    let mut admission = s
+        .gate
+        .admit(route.op, headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes), || {
+            crate::routes::oauth::client_addr(s, headers, peer)
+        })
+        .await;
+    let mut res = match admission.refusal.take() {
+        Some(e) => ApiError::App(e).into_response(),
+        None => {
+            let principal = admission.principal.clone();
+            if let Some(p) = &principal {
+                req.extensions_mut().insert(p.clone());
             }
-        });
-        Self(tx)
-    }
-
-    async fn record(&self, entry: playhead_core::identity::AuditEntry) {
-        if self.0.send(entry).await.is_err() {
-            tracing::error!("audit writer stopped: a profiles:any access was not recorded");
+            let audited = admission.audit.then(|| {
+                // /v1/profiles/{profile_id}/...: the id is the fourth segment of the concrete path.
+                let profile = req.uri().path().split('/').nth(3).map(str::to_owned);
+                (profile, crate::routes::oauth::client_addr(s, req.headers(), peer))
+            });
+            let res = versioned(s, route, principal.as_ref(), req, next).await;
+            if let (Some((profile, addr)), Some(p)) = (audited, &principal) {
+                s.gate
+                    .audit_profile_access(
+                        p,
+                        route.op,
+                        &route.path,
+                        profile.as_deref().unwrap_or_default(),
+                        res.status().as_u16(),
+                        addr,
+                    )
+                    .await;
+            }
+            res
         }
+    };
+    if let Some(charged) = admission.charged {
+        rate_limit_headers(res.headers_mut(), &charged);
     }
+    res
 }
 
-/// The class a request is charged to.
-pub fn route_class(method: &Method, path: &str) -> RouteClass {
-    match (method, path) {
-        (&Method::GET | &Method::HEAD, _) => RouteClass::Read,
-        (&Method::POST, p) if p.ends_with("/events") => RouteClass::Ingest,
-        (&Method::POST, "/v1/titles/import" | "/v1/profiles/{profile_id}/history") => RouteClass::Import,
-        _ => RouteClass::Write,
-    }
-}
-
-/// The quota partition: the principal, or the client address when unauthenticated (taken from
-/// X-Forwarded-For only when the peer is a configured trusted proxy, so clients behind a load
-/// balancer do not share one quota and nobody else can pick their own address).
-fn partition(s: &RestState, req: &Request) -> (String, bool) {
-    match req.extensions().get::<AuthOutcome>() {
-        Some(AuthOutcome::Ok(p)) => match &p.subject {
-            Subject::Account(a) => (format!("acct:{a}"), true),
-            Subject::Service { id } => (format!("svc:{id}"), true),
-        },
-        _ => {
-            let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-            (format!("ip:{}", crate::routes::oauth::client_addr(s, req.headers(), peer)), false)
-        }
-    }
-}
-
-/// Concurrent requests in flight per principal.
-#[derive(Clone)]
-pub struct InFlight {
-    max: usize,
-    slots: Cache<String, Arc<Semaphore>>,
-}
-
-impl std::fmt::Debug for InFlight {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InFlight").field("max", &self.max).finish_non_exhaustive()
-    }
-}
-
-impl InFlight {
-    /// At most `max` concurrent requests per principal.
-    pub fn new(max: usize) -> Self {
-        Self { max, slots: Cache::builder().time_to_idle(std::time::Duration::from_secs(600)).build() }
-    }
+/// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
+fn rate_limit_headers(h: &mut HeaderMap, c: &Charged) {
+    let name = c.class.as_str();
+    set(h, "ratelimit-policy", format!("\"{name}\";q={};w={}", c.quota.limit, c.quota.window_ms / 1000));
+    set(h, "ratelimit", format!("\"{name}\";r={};t={}", c.decision.remaining, secs_up(c.decision.reset_ms)));
 }
 
 fn set(headers: &mut HeaderMap, name: &'static str, value: String) {
@@ -219,86 +147,69 @@ fn set(headers: &mut HeaderMap, name: &'static str, value: String) {
     }
 }
 
-fn secs_up(ms: i64) -> i64 {
+/// Milliseconds to whole seconds, rounded up (a client waiting 0 s would retry too early).
+pub(crate) fn secs_up(ms: i64) -> i64 {
     (ms.max(0) + 999) / 1000
 }
 
-/// Quotas and concurrency.
-pub async fn limits(State(s): State<RestState>, req: Request, next: Next) -> Response {
-    let Some(path) = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()) else {
-        return next.run(req).await; // unmatched: the 404 fallback is cheap
-    };
-    if exempt(&path) {
+/// Negotiate the representation version, run the handler (through idempotency where it
+/// applies), and add the version's headers.
+async fn versioned(
+    s: &RestState,
+    route: &RouteInfo,
+    principal: Option<&Principal>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    if !route.versioned() {
         return next.run(req).await;
     }
-    let (key, authenticated) = partition(&s, &req);
-    let class = if authenticated { route_class(req.method(), &path) } else { RouteClass::Auth };
-    let _permit = if authenticated {
-        let sem = s.in_flight.slots.get_with_by_ref(&key, || Arc::new(Semaphore::new(s.in_flight.max)));
-        match sem.try_acquire_owned() {
-            Ok(p) => Some(p),
-            Err(_) => {
-                let mut p = Problem::new(
-                    "too-many-concurrent-requests",
-                    "Too many concurrent requests",
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!(
-                        "at most {} requests may run at once per principal; wait for one to finish",
-                        s.in_flight.max
-                    ),
-                );
-                p.limit = Some(format!("{} concurrent requests per principal", s.in_flight.max));
-                return problem_response(&p, &[(header::RETRY_AFTER, HeaderValue::from_static("1"))]);
-            }
+    let supported = route.versions;
+    let version = match requested_version(req.headers()) {
+        None => 1,
+        Some(Ok(v)) if supported.contains(&v) => v,
+        Some(asked) => {
+            let list = supported
+                .iter()
+                .map(|v| format!("application/vnd.playhead.v{v}+json"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let asked = match asked {
+                Ok(v) => format!("v{v}"),
+                Err(m) => m,
+            };
+            return ApiError::NotAcceptable(format!(
+                "{asked} is not available for this route; supported: application/json, {list}"
+            ))
+            .into_response();
         }
-    } else {
-        None
     };
-    let (decision, quota) = match s.app.charge(&key, class, 1).await {
-        Ok(d) => d,
-        Err(e) => return ApiError::App(e).into_response(),
-    };
-    let policy = format!("\"{}\";q={};w={}", class.as_str(), quota.limit, quota.window_ms / 1000);
-    let mut res = if decision.allowed {
-        next.run(req).await
-    } else {
-        let retry = secs_up(decision.retry_after_ms).max(1);
-        let mut p = Problem::new(
-            "quota-exceeded",
-            "Quota exceeded",
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "the {} quota of {} requests per {} s is used up; retry after {retry} s (follow the RateLimit header to avoid this)",
-                class.as_str(),
-                quota.limit,
-                quota.window_ms / 1000
-            ),
-        );
-        p.limit =
-            Some(format!("{} requests per {} s ({})", quota.limit, quota.window_ms / 1000, class.as_str()));
-        problem_response(&p, &[(header::RETRY_AFTER, HeaderValue::from(retry))])
+    req.extensions_mut().insert(ApiVersion(version));
+    let mut res = match principal {
+        Some(p) if route.idempotent() => idempotent(s, p, req, next).await,
+        _ => next.run(req).await,
     };
     let h = res.headers_mut();
-    set(h, "ratelimit-policy", policy);
-    set(
-        h,
-        "ratelimit",
-        format!("\"{}\";r={};t={}", class.as_str(), decision.remaining, secs_up(decision.reset_ms)),
-    );
+    if supported.len() > 1 {
+        h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    }
+    if let Some(d) = s.deprecations.iter().find(|d| {
+        d.route.as_deref().is_none_or(|r| r == route.path) && d.version.is_none_or(|v| v == version)
+    }) {
+        set(h, "deprecation", format!("@{}", d.deprecated_at));
+        if let Some(sunset) = d.sunset_at {
+            set(h, "sunset", http_date(sunset));
+        }
+        if let Some(link) = &d.link {
+            set(h, "link", format!("<{link}>; rel=\"deprecation\"; type=\"text/html\""));
+        }
+    }
     res
 }
 
 /// The representation version a request asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApiVersion(pub u8);
-
-/// Versions each route can produce (v1 everywhere).
-fn versions_of(path: &str) -> &'static [u8] {
-    match path {
-        "/v1/profiles/{profile_id}/history" => &[1, 2],
-        _ => &[1],
-    }
-}
 
 /// Parse `application/vnd.playhead.vN+json` out of an Accept header (the first one wins).
 fn requested_version(headers: &HeaderMap) -> Option<Result<u8, String>> {
@@ -336,92 +247,20 @@ fn http_date(secs: i64) -> String {
         .map_or_else(|| secs.to_string(), |s| s.replace("+0000", "GMT"))
 }
 
-/// Negotiate the representation version and add deprecation headers.
-pub async fn versioning(State(s): State<RestState>, mut req: Request, next: Next) -> Response {
-    let Some(path) = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()) else {
-        return next.run(req).await;
-    };
-    if !path.starts_with("/v1/") {
-        return next.run(req).await;
-    }
-    let supported = versions_of(&path);
-    let version = match requested_version(req.headers()) {
-        None => 1,
-        Some(Ok(v)) if supported.contains(&v) => v,
-        Some(asked) => {
-            let list = supported
-                .iter()
-                .map(|v| format!("application/vnd.playhead.v{v}+json"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let asked = match asked {
-                Ok(v) => format!("v{v}"),
-                Err(m) => m,
-            };
-            let p = Problem::new(
-                "not-acceptable",
-                "Not acceptable",
-                StatusCode::NOT_ACCEPTABLE,
-                format!("{asked} is not available for this route; supported: application/json, {list}"),
-            );
-            return problem_response(&p, &[]);
-        }
-    };
-    req.extensions_mut().insert(ApiVersion(version));
-    let mut res = next.run(req).await;
-    let h = res.headers_mut();
-    if supported.len() > 1 {
-        h.insert(header::VARY, HeaderValue::from_static("Accept"));
-    }
-    if let Some(d) = s
-        .deprecations
-        .iter()
-        .find(|d| d.route.as_deref().is_none_or(|r| r == path) && d.version.is_none_or(|v| v == version))
-    {
-        set(h, "deprecation", format!("@{}", d.deprecated_at));
-        if let Some(sunset) = d.sunset_at {
-            set(h, "sunset", http_date(sunset));
-        }
-        if let Some(link) = &d.link {
-            set(h, "link", format!("<{link}>; rel=\"deprecation\"; type=\"text/html\""));
-        }
-    }
-    res
-}
-
 /// Statuses whose responses are replayed for a retry: success and deterministic client errors.
 /// Not stored (the key stays free for a real retry): 401, 403, 406, 409, 412, 428, 429, 5xx.
 fn storable(status: StatusCode) -> bool {
     status.is_success() || matches!(status.as_u16(), 400 | 404 | 405 | 410 | 413 | 415 | 422)
 }
 
-/// Answers that hold credentials (tokens, client secrets, API keys) are never stored for replay:
-/// the idempotency table would become a second credential store.
-fn carries_secrets(path: &str) -> bool {
-    path.starts_with("/oauth/") || path.contains("/api-keys") || path.contains("/clients")
-}
-
-fn idempotency_problem(status: StatusCode, slug: &str, title: &str, detail: &str) -> Response {
-    problem_response(&Problem::new(slug, title, status, detail), &[])
-}
-
 /// Largest body an idempotent request may carry (imports are larger; they are spooled to disk).
 const IDEMPOTENT_BODY_LIMIT: usize = 256 * 1024 * 1024;
 
-/// Honour Idempotency-Key on POST.
-pub async fn idempotency(State(s): State<RestState>, req: Request, next: Next) -> Response {
-    if req.method() != Method::POST {
+/// Honour Idempotency-Key on a POST by `principal` (the gate calls this only for operations
+/// whose answers carry no secrets: the idempotency table must not become a credential store).
+async fn idempotent(s: &RestState, principal: &Principal, req: Request, next: Next) -> Response {
+    let Some(raw_key) = req.headers().get("idempotency-key") else {
         return next.run(req).await;
-    }
-    let Some(raw_key) = req.headers().get("idempotency-key").cloned() else {
-        return next.run(req).await;
-    };
-    // Idempotency-Key is a `/v1` contract; OAuth endpoints have their own replay rules.
-    if !req.uri().path().starts_with("/v1/") || carries_secrets(req.uri().path()) {
-        return next.run(req).await;
-    }
-    let Some(AuthOutcome::Ok(principal)) = req.extensions().get::<AuthOutcome>().cloned() else {
-        return next.run(req).await; // the handler answers 401; nothing to remember
     };
     let key = match raw_key.to_str() {
         Ok(k) if !k.is_empty() && k.len() <= 255 => k.to_owned(),
@@ -434,11 +273,7 @@ pub async fn idempotency(State(s): State<RestState>, req: Request, next: Next) -
             .into_response();
         }
     };
-    let who = match &principal.subject {
-        Subject::Account(a) => format!("acct:{a}"),
-        Subject::Service { id } => format!("svc:{id}"),
-    };
-    let scoped = format!("{who}:{key}");
+    let scoped = format!("{}:{key}", partition_of(principal));
     let (parts, body) = req.into_parts();
     let mut h = Sha256::new();
     h.update(parts.method.as_str());
@@ -452,36 +287,35 @@ pub async fn idempotency(State(s): State<RestState>, req: Request, next: Next) -
     let fingerprint: [u8; 32] = h.finalize().into();
     match s.app.idempotency_begin(&scoped, fingerprint).await {
         Err(e) => ApiError::App(e).into_response(),
-        Ok(IdempotencyBegin::InFlight) => idempotency_problem(
-            StatusCode::CONFLICT,
-            "idempotency-key-in-use",
-            "Request in progress",
-            "a request with this Idempotency-Key is still being processed; retry later",
-        ),
-        Ok(IdempotencyBegin::Mismatch) => idempotency_problem(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency-key-reused",
-            "Idempotency-Key reused",
-            "this Idempotency-Key was used for a different request; use a new key for a new request",
-        ),
+        Ok(IdempotencyBegin::InFlight) => ApiError::IdempotencyKeyInUse.into_response(),
+        Ok(IdempotencyBegin::Mismatch) => ApiError::IdempotencyKeyReused.into_response(),
         Ok(IdempotencyBegin::Completed(stored)) => replay(stored),
         Ok(IdempotencyBegin::Started) => {
             let body = match spooled.into_body().await {
                 Ok(b) => b,
-                Err(e) => return e.into_response(),
+                Err(e) => {
+                    release(s, &scoped, fingerprint).await;
+                    return e.into_response();
+                }
             };
             let res = next.run(Request::from_parts(parts, body)).await;
             let status = res.status();
             if !storable(status) {
-                if let Err(e) = s.app.idempotency_release(&scoped, fingerprint).await {
-                    tracing::error!(error = %e, "releasing an idempotency key failed");
-                }
+                release(s, &scoped, fingerprint).await;
                 return res;
             }
             let (rparts, rbody) = res.into_parts();
             let body = match axum::body::to_bytes(rbody, usize::MAX).await {
                 Ok(b) => b,
-                Err(_) => Bytes::new(),
+                Err(e) => {
+                    // Never store (and later replay) a body we could not read: free the key so
+                    // the client's retry runs again.
+                    release(s, &scoped, fingerprint).await;
+                    return ApiError::App(AppError::Internal(format!(
+                        "reading the response body of an idempotent request failed: {e}"
+                    )))
+                    .into_response();
+                }
             };
             let headers: Vec<(String, String)> = rparts
                 .headers
@@ -493,10 +327,17 @@ pub async fn idempotency(State(s): State<RestState>, req: Request, next: Next) -
                 .collect();
             let stored = StoredResponse { status: status.as_u16(), headers, body: body.to_vec() };
             if let Err(e) = s.app.idempotency_complete(&scoped, fingerprint, &stored).await {
-                tracing::error!(error = %e, "storing an idempotent response failed");
+                tracing::error!(error = %e, "storing an idempotent response failed; a retry will run again");
             }
             Response::from_parts(rparts, Body::from(body))
         }
+    }
+}
+
+/// Free an idempotency key after an outcome that must not be replayed.
+async fn release(s: &RestState, scoped: &str, fingerprint: [u8; 32]) {
+    if let Err(e) = s.app.idempotency_release(scoped, fingerprint).await {
+        tracing::error!(error = %e, "releasing an idempotency key failed; it frees itself when its lease ends");
     }
 }
 
@@ -527,14 +368,13 @@ async fn spool(body: Body, hasher: &mut Sha256) -> Result<Spooled, ApiError> {
         match &mut file {
             Some(f) => f
                 .write_all(&chunk)
-                .map_err(|e| ApiError::App(playhead_app::AppError::Unavailable(format!("spooling: {e}"))))?,
+                .map_err(|e| ApiError::App(AppError::Unavailable(format!("spooling: {e}"))))?,
             None if mem.len() + chunk.len() > IN_MEMORY_BODY => {
-                let mut f = tempfile::NamedTempFile::new().map_err(|e| {
-                    ApiError::App(playhead_app::AppError::Unavailable(format!("spooling: {e}")))
-                })?;
-                f.write_all(&mem).and_then(|()| f.write_all(&chunk)).map_err(|e| {
-                    ApiError::App(playhead_app::AppError::Unavailable(format!("spooling: {e}")))
-                })?;
+                let mut f = tempfile::NamedTempFile::new()
+                    .map_err(|e| ApiError::App(AppError::Unavailable(format!("spooling: {e}"))))?;
+                f.write_all(&mem)
+                    .and_then(|()| f.write_all(&chunk))
+                    .map_err(|e| ApiError::App(AppError::Unavailable(format!("spooling: {e}"))))?;
                 mem.clear();
                 file = Some(f);
             }
@@ -554,9 +394,9 @@ impl Spooled {
             Spooled::Memory(b) => Ok(Body::from(b)),
             Spooled::File(f) => {
                 // The open handle keeps the data readable after the temp file's name is removed.
-                let file = tokio::fs::File::open(f.path()).await.map_err(|e| {
-                    ApiError::App(playhead_app::AppError::Unavailable(format!("spooling: {e}")))
-                })?;
+                let file = tokio::fs::File::open(f.path())
+                    .await
+                    .map_err(|e| ApiError::App(AppError::Unavailable(format!("spooling: {e}"))))?;
                 drop(f);
                 Ok(Body::from_stream(tokio_util::io::ReaderStream::new(file)))
             }
@@ -587,15 +427,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn route_classes() {
-        assert_eq!(route_class(&Method::GET, "/v1/titles"), RouteClass::Read);
-        assert_eq!(route_class(&Method::POST, "/v1/profiles/{profile_id}/events"), RouteClass::Ingest);
-        assert_eq!(route_class(&Method::POST, "/v1/titles/import"), RouteClass::Import);
-        assert_eq!(route_class(&Method::POST, "/v1/profiles/{profile_id}/history"), RouteClass::Import);
-        assert_eq!(route_class(&Method::PUT, "/v1/titles/{title_id}"), RouteClass::Write);
-    }
-
-    #[test]
     fn versions_are_read_from_accept() {
         let mut h = HeaderMap::new();
         assert_eq!(requested_version(&h), None);
@@ -606,13 +437,6 @@ mod tests {
         assert_eq!(requested_version(&h), Some(Ok(2)));
         h.insert(header::ACCEPT, HeaderValue::from_static("application/vnd.playhead.vX+json"));
         assert!(matches!(requested_version(&h), Some(Err(_))));
-    }
-
-    #[test]
-    fn answers_with_secrets_are_never_kept() {
-        assert!(carries_secrets("/oauth/token"));
-        assert!(carries_secrets("/v1/admin/api-keys"));
-        assert!(!carries_secrets("/v1/profiles/x/events"));
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! Accounts and profiles: create, read, change settings.
 
-use playhead_core::auth::{Principal, Scope};
+use playhead_core::auth::Principal;
 use playhead_core::ids::{AccountId, ProfileId};
+use playhead_core::ports::IdentityStore;
 use playhead_core::profile::{Account, Email, PROFILES_PER_ACCOUNT_MAX, Profile, ProfileName};
-use playhead_core::{FieldError, StoreError};
+use playhead_core::{FieldError, StoreError, Timestamp};
 use uuid::Uuid;
 
+use crate::access::Operation;
 use crate::policy;
 use crate::{App, AppError};
 
@@ -44,6 +46,29 @@ pub struct Me {
     pub profiles: Vec<Profile>,
 }
 
+/// The account of an external identity (issuer, subject), created with its link on first sight.
+///
+/// Never linked by e-mail: an IdP asserting someone's address must not take over their account.
+/// The address is a placeholder under the reserved `.invalid` TLD (RFC 2606): unique, never
+/// deliverable, never equal to a real person's sign-in e-mail. Two replicas racing on a first
+/// sight end with one account (the store links once per pair).
+pub(crate) async fn provision_external_identity(
+    store: &dyn IdentityStore,
+    issuer: &str,
+    subject: &str,
+    now: Timestamp,
+) -> Result<AccountId, AppError> {
+    let id = AccountId(Uuid::now_v7());
+    let email = Email::parse(&format!("{}@external.invalid", id.0.simple()))
+        .map_err(|e| AppError::Internal(format!("placeholder address for an external identity: {e}")))?;
+    let account = Account { id, email, created_at: now };
+    let linked = store.link_external_identity(issuer, subject, &account).await?;
+    if linked == id {
+        tracing::info!(issuer, account = %linked, "external identity linked to a new account");
+    }
+    Ok(linked)
+}
+
 impl App {
     /// Create an account (operators and, later, sign-up).
     pub async fn create_account(&self, email: &str) -> Result<Account, AppError> {
@@ -74,7 +99,7 @@ impl App {
         account_id: AccountId,
         new: NewProfile,
     ) -> Result<Profile, AppError> {
-        policy::require(p, Scope::ProfilesWrite)?;
+        policy::require(p, Operation::CreateProfile)?;
         if !policy::may_manage_account(p, account_id) {
             return Err(AppError::NotFound("account"));
         }
@@ -107,14 +132,14 @@ impl App {
         Ok(profile)
     }
 
-    /// A profile the caller may reach with `scope` (404 otherwise; 403 without the scope).
+    /// A profile the caller may reach for `op` (404 otherwise; 403 without the op's scope).
     pub async fn reachable_profile(
         &self,
         p: &Principal,
         id: ProfileId,
-        scope: Scope,
+        op: Operation,
     ) -> Result<Profile, AppError> {
-        policy::require(p, scope)?;
+        policy::require(p, op)?;
         let load = async { Ok(self.ports.accounts.profile(id).await?) };
         let profile = self.cache.profile(id, load).await?.ok_or(AppError::NotFound("profile"))?;
         if policy::may_reach_profile(p, &profile) { Ok(profile) } else { Err(AppError::NotFound("profile")) }
@@ -128,7 +153,7 @@ impl App {
         id: ProfileId,
         row: crate::cache::Row,
     ) -> Result<(Profile, crate::cache::Prefetched), AppError> {
-        policy::require(p, Scope::HistoryRead)?;
+        policy::require(p, row.operation())?;
         let load = async { Ok(self.ports.accounts.profile(id).await?) };
         let (profile, prefetched) = self.cache.profile_for_row(id, row, load).await?;
         let profile = profile.ok_or(AppError::NotFound("profile"))?;
@@ -141,7 +166,7 @@ impl App {
 
     /// Read a profile.
     pub async fn get_profile(&self, p: &Principal, id: ProfileId) -> Result<Profile, AppError> {
-        self.reachable_profile(p, id, Scope::HistoryRead).await
+        self.reachable_profile(p, id, Operation::GetProfile).await
     }
 
     /// Change a profile's settings. `if_version` is the client's If-Match (the profile version);
@@ -153,7 +178,7 @@ impl App {
         patch: ProfilePatch,
         if_version: Option<i64>,
     ) -> Result<Profile, AppError> {
-        let current = self.reachable_profile(p, id, Scope::ProfilesWrite).await?;
+        let current = self.reachable_profile(p, id, Operation::UpdateProfile).await?;
         policy::may_change_settings(p, id)?;
         match if_version {
             None => return Err(AppError::PreconditionRequired),

@@ -43,6 +43,16 @@ pub enum Row {
     NextUp,
 }
 
+impl Row {
+    /// The operation that reads this row (its scope comes from the policy table).
+    pub const fn operation(self) -> crate::access::Operation {
+        match self {
+            Row::Continue => crate::access::Operation::GetContinueWatching,
+            Row::NextUp => crate::access::Operation::GetNextUp,
+        }
+    }
+}
+
 /// Row and profile caches.
 #[derive(Clone)]
 pub struct RowCache {
@@ -180,7 +190,7 @@ impl RowCache {
         self.rows
             .try_get_with((p, row, g), async { load.await.map(Arc::new) })
             .await
-            .map_err(|e| clone_err(&e))
+            .map_err(|e| AppError::clone(&e))
     }
 
     /// A profile from cache or from `load` (`None`: not found, not cached).
@@ -336,7 +346,7 @@ impl Shared {
                 Ok(Arc::new(items))
             })
             .await
-            .map_err(|e| clone_err(&e))
+            .map_err(|e| AppError::clone(&e))
     }
 
     /// A profile, valid while its generation is the one it was loaded under (every profile
@@ -394,23 +404,6 @@ impl Shared {
             metrics::counter!("playhead_cache_invalidation_failures_total").increment(1);
             tracing::warn!(error = %e, "shared row cache invalidation failed; rows may be stale until they expire");
         }
-    }
-}
-
-fn clone_err(e: &AppError) -> AppError {
-    match e {
-        AppError::Invalid(v) => AppError::Invalid(v.clone()),
-        AppError::MissingScope(s) => AppError::MissingScope(*s),
-        AppError::Forbidden(s) => AppError::Forbidden(s),
-        AppError::NotFound(s) => AppError::NotFound(s),
-        AppError::Conflict(s) => AppError::Conflict(s.clone()),
-        AppError::PreconditionFailed => AppError::PreconditionFailed,
-        AppError::PreconditionRequired => AppError::PreconditionRequired,
-        AppError::Overloaded { retry_after_secs } => {
-            AppError::Overloaded { retry_after_secs: *retry_after_secs }
-        }
-        AppError::Unavailable(s) => AppError::Unavailable(s.clone()),
-        AppError::Internal(s) => AppError::Internal(s.clone()),
     }
 }
 

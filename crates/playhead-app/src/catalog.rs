@@ -3,12 +3,13 @@
 //! After every write, held events whose title now exists are queued: premieres often reach
 //! players before the catalog feed, and those plays must not be lost.
 
-use playhead_core::auth::{Principal, Scope};
+use playhead_core::auth::Principal;
 use playhead_core::ids::TitleId;
 use playhead_core::ports::{StoredTitle, UpsertSummary};
 use playhead_core::title::{Title, TitleInput};
 use playhead_core::{FieldError, StoreError};
 
+use crate::access::Operation;
 use crate::policy;
 use crate::{App, AppError};
 
@@ -114,7 +115,7 @@ impl Importer<'_> {
 impl App {
     /// Start an import (requires `catalog:write`).
     pub fn importer(&self, p: &Principal) -> Result<Importer<'_>, AppError> {
-        policy::require(p, Scope::CatalogWrite)?;
+        policy::require(p, Operation::ImportTitles)?;
         Ok(Importer { app: self, pending: Vec::new(), summary: ImportSummary::default() })
     }
 
@@ -134,7 +135,7 @@ impl App {
         mut input: TitleInput,
         if_version: Option<i64>,
     ) -> Result<(StoredTitle, bool), AppError> {
-        policy::require(p, Scope::CatalogWrite)?;
+        policy::require(p, Operation::PutTitle)?;
         match input.id.as_deref() {
             None => input.id = Some(id.to_string()),
             Some(body_id) if body_id == id.as_str() => {}
@@ -170,7 +171,7 @@ impl App {
         patch: serde_json::Value,
         if_version: Option<i64>,
     ) -> Result<StoredTitle, AppError> {
-        policy::require(p, Scope::CatalogWrite)?;
+        policy::require(p, Operation::PatchTitle)?;
         let current = self.ports.catalog.title(id).await?.ok_or(AppError::NotFound("title"))?;
         let Some(expected) = if_version else { return Err(AppError::PreconditionRequired) };
         if expected != current.version {

@@ -1,20 +1,45 @@
 //! The application's error: what went wrong in the words of the use case.
 //!
 //! Which error belongs where: validation of client input is `Invalid` (with every field named);
-//! authorization is `Forbidden` (a scope is missing) or `NotFound` (the object is not the
-//! caller's: another account's profile is indistinguishable from a missing one); infrastructure
-//! is `Unavailable`/`Overloaded` (5xx with Retry-After), never a 4xx. Transports map each variant
+//! authentication is `Unauthenticated`; authorization is `MissingScope`/`Forbidden` or `NotFound`
+//! (the object is not the caller's: another account's profile is indistinguishable from a
+//! missing one); quotas are `RateLimited`/`TooManyInFlight`; infrastructure is
+//! `Unavailable`/`Overloaded` (5xx with Retry-After), never a 4xx. Transports map each variant
 //! in exactly one place.
 
 use playhead_core::auth::Scope;
 use playhead_core::{FieldError, StoreError};
 
 /// A use case failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AppError {
     /// The input is invalid; each entry names a field.
     #[error("invalid input")]
     Invalid(Vec<FieldError>),
+    /// No credential, or one that is malformed, invalid, expired or revoked (RFC 6750).
+    #[error("unauthenticated: {description}")]
+    Unauthenticated {
+        /// RFC 6750 error code: `invalid_request` or `invalid_token` (None when no credential).
+        code: Option<&'static str>,
+        /// Safe, short description.
+        description: String,
+    },
+    /// The caller's quota for this class of request is used up.
+    #[error("quota exceeded ({})", class.as_str())]
+    RateLimited {
+        /// The class charged.
+        class: crate::limits::RouteClass,
+        /// Its quota.
+        quota: playhead_core::rate::Quota,
+        /// Milliseconds until a request would be allowed.
+        retry_after_ms: i64,
+    },
+    /// The caller already has this many requests running.
+    #[error("too many concurrent requests (at most {max})")]
+    TooManyInFlight {
+        /// The cap per principal.
+        max: usize,
+    },
     /// The token lacks a scope.
     #[error("missing scope {0}")]
     MissingScope(Scope),

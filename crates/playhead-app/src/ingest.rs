@@ -7,12 +7,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use playhead_core::auth::{Principal, Scope};
+use playhead_core::auth::Principal;
 use playhead_core::event::{BatchContext, RawEvent, admit, batch_clock_shift};
 use playhead_core::ids::{ProfileId, TitleId};
 use playhead_core::ports::{AppendOutcome, LogEntry};
 use playhead_core::{FieldError, Timestamp};
 
+use crate::access::Operation;
 use crate::{App, AppError};
 
 /// A batch as the transport parsed it. Events that failed to parse carry their error.
@@ -71,7 +72,7 @@ impl App {
         profile_id: ProfileId,
         batch: IngestBatch,
     ) -> Result<Vec<EventResult>, AppError> {
-        self.reachable_profile(p, profile_id, Scope::HistoryWrite).await?;
+        self.reachable_profile(p, profile_id, Operation::RecordEvents).await?;
         let rules = &self.config.rules;
         let now = self.clock.now();
         let ctx = BatchContext {

@@ -4,6 +4,7 @@
 //! then loads state through the core's ports, calls the core's rules, and stores the result. No
 //! SQL, no HTTP types. Transports stay thin: parse, call one function here, map [`AppError`].
 
+pub mod access;
 pub mod accounts;
 pub mod apply;
 pub mod cache;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod identity;
 pub mod ingest;
 pub mod limits;
+pub mod operator;
 pub mod policy;
 pub mod ratelimit;
 pub mod reads;

@@ -1,6 +1,7 @@
 //! Authorization: one place that decides who may do what to which object.
 //!
-//! Decision table (DESIGN.md, "Auth"):
+//! Which scope each operation needs is declared once, in the policy table
+//! ([`crate::access::operation`]); this module holds the object rules. In words (DESIGN.md, "Auth"):
 //!
 //! | action                         | scope needed      | object rule                                   |
 //! |--------------------------------|-------------------|-----------------------------------------------|
@@ -22,81 +23,17 @@ use playhead_core::auth::{Principal, Scope};
 use playhead_core::ids::{AccountId, ProfileId};
 use playhead_core::profile::Profile;
 
+use crate::access::Operation;
 use crate::error::AppError;
 
-/// What a route needs before its handler runs (the route table below).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Requirement {
-    /// Anyone (health, metadata, keys, the API description).
-    Public,
-    /// An OAuth client authenticates in the request body or Basic header (the endpoint checks).
-    OAuthClient,
-    /// A hosted HTML page: the browser session cookie and a CSRF token (the page checks).
-    Browser,
-    /// Any valid bearer credential.
-    Authenticated,
-    /// A bearer credential holding this scope (object rules are then checked by the use case).
-    Scope(Scope),
-}
-
-/// Every route and its requirement: the one place a route's access rule is declared. The REST
-/// layer refuses a matched route missing here (deny by default), and a test walks the router's
-/// routes against this table.
-pub const ROUTES: &[(&str, &str, Requirement)] = &[
-    ("GET", "/livez", Requirement::Public),
-    ("GET", "/readyz", Requirement::Public),
-    ("GET", "/.well-known/oauth-authorization-server", Requirement::Public),
-    ("GET", "/.well-known/openid-configuration", Requirement::Public),
-    ("GET", "/.well-known/jwks.json", Requirement::Public),
-    ("POST", "/oauth/token", Requirement::OAuthClient),
-    ("POST", "/oauth/device_authorization", Requirement::OAuthClient),
-    ("POST", "/oauth/revoke", Requirement::OAuthClient),
-    ("POST", "/oauth/introspect", Requirement::OAuthClient),
-    ("GET", "/oauth/authorize", Requirement::Browser),
-    ("POST", "/oauth/authorize", Requirement::Browser),
-    ("GET", "/signin", Requirement::Browser),
-    ("POST", "/signin", Requirement::Browser),
-    ("GET", "/device", Requirement::Browser),
-    ("POST", "/device", Requirement::Browser),
-    ("POST", "/signout", Requirement::Browser),
-    ("GET", "/v1/me", Requirement::Authenticated),
-    ("POST", "/v1/accounts/{account_id}/profiles", Requirement::Scope(Scope::ProfilesWrite)),
-    ("GET", "/v1/profiles/{profile_id}", Requirement::Scope(Scope::HistoryRead)),
-    ("PATCH", "/v1/profiles/{profile_id}", Requirement::Scope(Scope::ProfilesWrite)),
-    ("GET", "/v1/titles", Requirement::Authenticated),
-    ("GET", "/v1/titles/{title_id}", Requirement::Authenticated),
-    ("PUT", "/v1/titles/{title_id}", Requirement::Scope(Scope::CatalogWrite)),
-    ("PATCH", "/v1/titles/{title_id}", Requirement::Scope(Scope::CatalogWrite)),
-    ("POST", "/v1/titles/import", Requirement::Scope(Scope::CatalogWrite)),
-    ("POST", "/v1/profiles/{profile_id}/events", Requirement::Scope(Scope::HistoryWrite)),
-    ("GET", "/v1/profiles/{profile_id}/progress/{title_id}", Requirement::Scope(Scope::HistoryRead)),
-    ("PUT", "/v1/profiles/{profile_id}/progress/{title_id}", Requirement::Scope(Scope::HistoryWrite)),
-    ("GET", "/v1/profiles/{profile_id}/history", Requirement::Scope(Scope::HistoryRead)),
-    ("POST", "/v1/profiles/{profile_id}/history", Requirement::Scope(Scope::HistoryWrite)),
-    ("DELETE", "/v1/profiles/{profile_id}/history/{play_id}", Requirement::Scope(Scope::HistoryWrite)),
-    ("GET", "/v1/profiles/{profile_id}/continue-watching", Requirement::Scope(Scope::HistoryRead)),
-    (
-        "DELETE",
-        "/v1/profiles/{profile_id}/continue-watching/{title_id}",
-        Requirement::Scope(Scope::HistoryWrite),
-    ),
-    ("GET", "/v1/profiles/{profile_id}/next-up", Requirement::Scope(Scope::HistoryRead)),
-    ("GET", "/v1/profiles/{profile_id}/recommendations", Requirement::Scope(Scope::RecsRead)),
-    ("GET", "/v1/titles/{title_id}/similar", Requirement::Scope(Scope::RecsRead)),
-    ("POST", "/v1/profiles/{profile_id}/feedback", Requirement::Scope(Scope::FeedbackWrite)),
-    ("POST", "/v1/profiles/{profile_id}/impressions", Requirement::Scope(Scope::FeedbackWrite)),
-    ("POST", "/v1/admin/clients", Requirement::Scope(Scope::Admin)),
-];
-
-/// The requirement of a route template, if declared. HEAD is a GET.
-pub fn route_requirement(method: &str, path: &str) -> Option<Requirement> {
-    let method = if method == "HEAD" { "GET" } else { method };
-    ROUTES.iter().find(|(m, p, _)| *m == method && *p == path).map(|(_, _, r)| *r)
-}
-
-/// Require a scope.
-pub fn require(p: &Principal, scope: Scope) -> Result<(), AppError> {
-    if p.scopes.contains(scope) { Ok(()) } else { Err(AppError::MissingScope(scope)) }
+/// Require the scope `op` needs (from the policy table, [`Operation::requirement`]). Use cases
+/// call this first, so a rule holds whichever transport called them; the transports' gate
+/// ([`crate::access::Gate::admit`]) has checked the same entry before parsing the request.
+pub fn require(p: &Principal, op: Operation) -> Result<(), AppError> {
+    match op.scope() {
+        Some(scope) if !p.scopes.contains(scope) => Err(AppError::MissingScope(scope)),
+        _ => Ok(()),
+    }
 }
 
 /// Whether the principal may act on any profile (services with `profiles:any`, operators).
@@ -221,9 +158,10 @@ mod tests {
     #[test]
     fn missing_scopes_are_forbidden() {
         let me = principal(Subject::Account(AccountId(Uuid::from_u128(1))), "history:read", None);
-        assert!(require(&me, Scope::HistoryRead).is_ok());
+        assert!(require(&me, Operation::GetContinueWatching).is_ok());
+        assert!(require(&me, Operation::GetMe).is_ok(), "any valid token");
         assert!(matches!(
-            require(&me, Scope::CatalogWrite),
+            require(&me, Operation::PutTitle),
             Err(AppError::MissingScope(Scope::CatalogWrite))
         ));
     }

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use playhead_core::auth::{Principal, Scope};
-use playhead_core::event::{EventKind, PlaybackEvent, clamp_position};
+use playhead_core::auth::Principal;
+use playhead_core::event::{Admitted, BatchContext, EventKind, PlaybackEvent, Reported, check_admission};
 use playhead_core::ids::{DeviceId, PlayId, ProfileId, TitleId};
 use playhead_core::ports::{BackfillOutcome, PlayQuery, ResumeRow, Viewing};
 use playhead_core::profile::Profile;
@@ -17,6 +17,7 @@ use playhead_core::{EventId, FieldError, StoreError, Timestamp};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::access::Operation;
 use crate::apply::new_play_id;
 use crate::cache::Row;
 use crate::{App, AppError};
@@ -49,12 +50,14 @@ pub struct ProgressView {
     pub version: Option<(Timestamp, EventId)>,
 }
 
-/// The strong ETag of a resume point: its register version.
-pub fn progress_etag(version: Option<(Timestamp, EventId)>) -> String {
-    match version {
-        Some((t, id)) => format!("\"p{}-{}\"", t.0, id.0.simple()),
-        None => "\"p0\"".to_owned(),
-    }
+/// What a client believes a resume point's version is (If-Match in REST): the write proceeds only
+/// while it is still the current one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// This version (`None`: never played).
+    Exactly(Option<(Timestamp, EventId)>),
+    /// A tag the transport could not read: it matches no version.
+    Unrecognized,
 }
 
 /// A resume-point write from a client.
@@ -217,53 +220,37 @@ impl App {
         profile: ProfileId,
         title: &TitleId,
     ) -> Result<ProgressView, AppError> {
-        self.reachable_profile(p, profile, Scope::HistoryRead).await?;
+        self.reachable_profile(p, profile, Operation::GetProgress).await?;
         let t = self.title_or_404(title).await?;
         let row = self.ports.viewing.progress(profile, title).await?;
         Ok(view(row.as_ref(), &t, self))
     }
 
     /// Set a resume point synchronously: recorded as a pause event and merged by the same
-    /// last-writer-wins rule, so the phone sees at once where the TV paused. `if_match` is an
-    /// optional ETag; a stale one answers 412.
+    /// last-writer-wins rule, so the phone sees at once where the TV paused. `expect` is
+    /// optional; a stale one answers 412.
     pub async fn put_progress(
         &self,
         p: &Principal,
         profile: ProfileId,
         title_id: &TitleId,
         write: ProgressWrite,
-        if_match: Option<&str>,
+        expect: Option<ExpectedVersion>,
     ) -> Result<ProgressView, AppError> {
-        self.reachable_profile(p, profile, Scope::HistoryWrite).await?;
+        self.reachable_profile(p, profile, Operation::SetProgress).await?;
         let title = self.title_or_404(title_id).await?;
-        let rules = &self.config.rules;
         let now = self.clock.now();
-        let occurred_at = write.occurred_at.unwrap_or(now);
-        if occurred_at.0 > now.0 + rules.skew_allowance_ms {
-            return Err(AppError::invalid(FieldError::new(
-                "occurred_at",
-                "in_future",
-                format!("is ahead of the server clock by more than {} s", rules.skew_allowance_ms / 1000),
-            )));
-        }
-        if occurred_at.0 < now.0 - rules.max_event_age_ms {
-            return Err(AppError::invalid(FieldError::new(
-                "occurred_at",
-                "too_old",
-                "is older than max_event_age",
-            )));
-        }
-        if let Some(d) = write.duration_ms
-            && d <= 0
-        {
-            return Err(AppError::invalid(FieldError::new(
-                "duration_ms",
-                "out_of_range",
-                "must be greater than 0",
-            )));
-        }
-        let position_ms =
-            clamp_position(write.position_ms, Some(title.duration_ms), rules).map_err(AppError::invalid)?;
+        // The same admission rules as an event in a batch (no batch clock shift: the server
+        // stamps the time when the client sends none).
+        let ctx = BatchContext { now, shift_ms: 0, backfill: false };
+        let reported = Reported {
+            occurred_at_raw: write.occurred_at.unwrap_or(now),
+            position_ms: write.position_ms,
+            duration_ms: write.duration_ms,
+        };
+        let Admitted { occurred_at, position_ms } =
+            check_admission(reported, &ctx, Some(title.duration_ms), &self.config.rules)
+                .map_err(AppError::invalid)?;
         let device_id = write
             .device_id
             .map(|d| {
@@ -285,9 +272,9 @@ impl App {
             session_id: None,
         };
         let mut tx = self.ports.viewing.begin().await?;
-        if let Some(tag) = if_match {
-            let current = tx.progress(profile, title_id).await?;
-            if tag.trim() != progress_etag(current.as_ref().map(ProgressRecord::version)) {
+        if let Some(expect) = expect {
+            let current = tx.progress(profile, title_id).await?.as_ref().map(ProgressRecord::version);
+            if expect != ExpectedVersion::Exactly(current) {
                 return Err(AppError::PreconditionFailed);
             }
         }
@@ -306,7 +293,7 @@ impl App {
         profile: ProfileId,
         q: HistoryQuery,
     ) -> Result<(Vec<(Viewing, Option<Title>)>, Option<String>), AppError> {
-        self.reachable_profile(p, profile, Scope::HistoryRead).await?;
+        self.reachable_profile(p, profile, Operation::ListHistory).await?;
         let scope = format!(
             "history:{profile}:{}:{:?}",
             q.title_id.as_ref().map_or("", TitleId::as_str),
@@ -355,7 +342,7 @@ impl App {
         profile: ProfileId,
         plays: Vec<BackfillPlay>,
     ) -> Result<Vec<BackfillResult>, AppError> {
-        self.reachable_profile(p, profile, Scope::HistoryWrite).await?;
+        self.reachable_profile(p, profile, Operation::ImportHistory).await?;
         if plays.len() > BACKFILL_MAX {
             return Err(AppError::invalid(FieldError::new(
                 "plays",
@@ -381,6 +368,15 @@ impl App {
         }
         let outcomes = self.ports.viewing.backfill(&valid).await?;
         self.cache.invalidate(profile).await;
+        if outcomes.len() != slots.len() {
+            // The port answers one outcome per viewing: anything else is an adapter defect, and
+            // guessing an outcome for the rest would tell the client something untrue.
+            return Err(AppError::Internal(format!(
+                "backfill stored {} viewings but reported {} outcomes",
+                slots.len(),
+                outcomes.len()
+            )));
+        }
         for (slot, o) in slots.into_iter().zip(outcomes) {
             results[slot] = Some(match o {
                 BackfillOutcome::Created(id) => BackfillResult::Created(id),
@@ -388,7 +384,10 @@ impl App {
                 BackfillOutcome::Deleted => BackfillResult::Deleted,
             });
         }
-        Ok(results.into_iter().map(|r| r.unwrap_or(BackfillResult::Deleted)).collect())
+        results
+            .into_iter()
+            .map(|r| r.ok_or_else(|| AppError::Internal("a backfilled play has no outcome".into())))
+            .collect()
     }
 
     fn backfill_viewing(
@@ -439,7 +438,7 @@ impl App {
 
     /// Delete a play; it stays deleted whatever is redelivered.
     pub async fn delete_play(&self, p: &Principal, profile: ProfileId, play: PlayId) -> Result<(), AppError> {
-        self.reachable_profile(p, profile, Scope::HistoryWrite).await?;
+        self.reachable_profile(p, profile, Operation::DeletePlay).await?;
         self.ports.viewing.delete_play(profile, play, self.clock.now()).await.map_err(|e| match e {
             StoreError::NotFound => AppError::NotFound("play"),
             other => other.into(),
@@ -450,7 +449,7 @@ impl App {
 
     /// Hide a title from Continue watching until the next event for it; progress is kept.
     pub async fn hide(&self, p: &Principal, profile: ProfileId, title: &TitleId) -> Result<(), AppError> {
-        self.reachable_profile(p, profile, Scope::HistoryWrite).await?;
+        self.reachable_profile(p, profile, Operation::HideFromContinueWatching).await?;
         self.title_or_404(title).await?;
         self.ports.viewing.hide(profile, title, self.clock.now()).await?;
         self.cache.invalidate(profile).await;

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use playhead_core::FieldError;
-use playhead_core::auth::{Principal, Scope};
+use playhead_core::auth::Principal;
 use playhead_core::ids::{ProfileId, TitleId};
 use playhead_core::ports::{Feedback, FeedbackKind, PlayQuery};
 use playhead_core::recs::{RecsEngine, RecsItem, RecsPlay, RecsProfile, RecsReason, RecsRow};
@@ -17,6 +17,7 @@ use playhead_core::rules::recs::{TRENDING_HALF_LIFE_MS, decayed};
 use playhead_core::time::Timestamp;
 use playhead_core::title::Title;
 
+use crate::access::Operation;
 use crate::reads::ROW_CANDIDATES;
 use crate::{App, AppError, policy};
 
@@ -82,7 +83,7 @@ impl App {
         row: RecsRow,
         limit: u32,
     ) -> Result<Vec<Recommended>, AppError> {
-        let profile = self.reachable_profile(p, profile_id, Scope::RecsRead).await?;
+        let profile = self.reachable_profile(p, profile_id, Operation::GetRecommendations).await?;
         let now = self.clock.now();
         let history = PlayQuery { limit: HISTORY_PLAYS, ..Default::default() };
         let (plays, feedback, impressions, resume, trending) = tokio::try_join!(
@@ -152,14 +153,17 @@ impl App {
         title: &TitleId,
         limit: u32,
     ) -> Result<Vec<Recommended>, AppError> {
-        policy::require(p, Scope::RecsRead)?;
+        policy::require(p, Operation::GetSimilar)?;
         let maturity_limit = match p.bound_profile {
-            Some(id) => self.reachable_profile(p, id, Scope::RecsRead).await?.effective_maturity_limit(),
+            Some(id) => {
+                self.reachable_profile(p, id, Operation::GetSimilar).await?.effective_maturity_limit()
+            }
             None => None,
         };
         if self.ports.catalog.title(title).await?.is_none() {
             return Err(AppError::NotFound("title"));
         }
+        // None: the model has not seen this title (new, or no model trained yet): nothing similar.
         let items =
             self.recs.similar(title, limit as usize, maturity_limit, self.clock.now()).unwrap_or_default();
         self.resolve(items).await
@@ -173,7 +177,7 @@ impl App {
         title: TitleId,
         kind: FeedbackKind,
     ) -> Result<(), AppError> {
-        self.reachable_profile(p, profile_id, Scope::FeedbackWrite).await?;
+        self.reachable_profile(p, profile_id, Operation::SendFeedback).await?;
         if self.ports.catalog.title(&title).await?.is_none() {
             return Err(AppError::invalid(FieldError::new(
                 "title_id",
@@ -193,7 +197,7 @@ impl App {
         profile_id: ProfileId,
         titles: &[TitleId],
     ) -> Result<(), AppError> {
-        self.reachable_profile(p, profile_id, Scope::FeedbackWrite).await?;
+        self.reachable_profile(p, profile_id, Operation::RecordImpressions).await?;
         if titles.is_empty() || titles.len() > IMPRESSIONS_MAX {
             return Err(AppError::invalid(FieldError::new(
                 "title_ids",

@@ -148,6 +148,71 @@ pub fn clamp_position(position_ms: i64, duration_ms: Option<i64>, rules: &Rules)
     }
 }
 
+/// What a client reported about a position, before the admission rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reported {
+    /// Client time as sent.
+    pub occurred_at_raw: Timestamp,
+    /// Position as sent.
+    pub position_ms: i64,
+    /// Duration the player saw, if it sent one.
+    pub duration_ms: Option<i64>,
+}
+
+/// A reported position after the admission rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admitted {
+    /// Client time corrected for the batch's clock skew.
+    pub occurred_at: Timestamp,
+    /// Position, clamped to the duration when slightly past it.
+    pub position_ms: i64,
+}
+
+/// The admission rules every reported position passes, whether it came in an event batch or as
+/// a resume point set directly (PUT progress): the duration is positive, the clock is corrected,
+/// the time is neither ahead of the server beyond the skew allowance nor (outside a backfill)
+/// older than `max_event_age`, and the position is clamped or rejected.
+///
+/// `catalog_duration` is the title's duration when the catalog has it (it wins over the
+/// player's, which may include ads).
+pub fn check_admission(
+    reported: Reported,
+    ctx: &BatchContext,
+    catalog_duration: Option<i64>,
+    rules: &Rules,
+) -> Result<Admitted, FieldError> {
+    if let Some(d) = reported.duration_ms
+        && d <= 0
+    {
+        return Err(FieldError::new("duration_ms", "out_of_range", "must be greater than 0"));
+    }
+    let occurred_at = reported.occurred_at_raw.plus_ms(ctx.shift_ms);
+    if occurred_at.0 > ctx.now.0 + rules.skew_allowance_ms {
+        return Err(FieldError::new(
+            "occurred_at",
+            "in_future",
+            format!(
+                "is {} s ahead of the server clock; at most {} s is allowed (send sent_at so the server can correct a wrong device clock)",
+                (occurred_at.0 - ctx.now.0) / 1000,
+                rules.skew_allowance_ms / 1000
+            ),
+        ));
+    }
+    if !ctx.backfill && occurred_at.0 < ctx.now.0 - rules.max_event_age_ms {
+        return Err(FieldError::new(
+            "occurred_at",
+            "too_old",
+            format!(
+                "is older than max_event_age ({} days); send old events with \"backfill\": true",
+                rules.max_event_age_ms / crate::time::DAY_MS
+            ),
+        ));
+    }
+    let duration_for_clamp = catalog_duration.filter(|d| *d > 0).or(reported.duration_ms);
+    let position_ms = clamp_position(reported.position_ms, duration_for_clamp, rules)?;
+    Ok(Admitted { occurred_at, position_ms })
+}
+
 /// Admit one event: parse every field, correct the clock, check age and position.
 ///
 /// `catalog_duration` is the title's duration when the catalog has it (it wins over the player's
@@ -172,39 +237,16 @@ pub fn admit(
         })
     })?;
     let position_ms = raw.position_ms.ok_or_else(|| FieldError::required("position_ms"))?;
-    if let Some(d) = raw.duration_ms
-        && d <= 0
-    {
-        return Err(FieldError::new("duration_ms", "out_of_range", "must be greater than 0"));
-    }
     let occurred_at_raw =
         raw.occurred_at.ok_or_else(|| FieldError::required("occurred_at")).and_then(|s| {
             Timestamp::parse_rfc3339(&s).map_err(|e| FieldError::new("occurred_at", "invalid", e.to_string()))
         })?;
-    let occurred_at = occurred_at_raw.plus_ms(ctx.shift_ms);
-    if occurred_at.0 > ctx.now.0 + rules.skew_allowance_ms {
-        return Err(FieldError::new(
-            "occurred_at",
-            "in_future",
-            format!(
-                "is {} s ahead of the server clock; at most {} s is allowed (send sent_at so the server can correct a wrong device clock)",
-                (occurred_at.0 - ctx.now.0) / 1000,
-                rules.skew_allowance_ms / 1000
-            ),
-        ));
-    }
-    if !ctx.backfill && occurred_at.0 < ctx.now.0 - rules.max_event_age_ms {
-        return Err(FieldError::new(
-            "occurred_at",
-            "too_old",
-            format!(
-                "is older than max_event_age ({} days); send old events with \"backfill\": true",
-                rules.max_event_age_ms / crate::time::DAY_MS
-            ),
-        ));
-    }
-    let duration_for_clamp = catalog_duration.filter(|d| *d > 0).or(raw.duration_ms);
-    let position_ms = clamp_position(position_ms, duration_for_clamp, rules)?;
+    let Admitted { occurred_at, position_ms } = check_admission(
+        Reported { occurred_at_raw, position_ms, duration_ms: raw.duration_ms },
+        ctx,
+        catalog_duration,
+        rules,
+    )?;
     let device_id = raw
         .device_id
         .map(|s| DeviceId::parse(&s).map_err(|e| FieldError::new("device_id", "invalid", e.to_string())))

@@ -87,6 +87,16 @@ pub struct Title {
 }
 
 impl Title {
+    /// What this title counts as in rows and recommendations: an episode's series, otherwise the
+    /// title itself (one Continue watching card per series; plays of episodes are taste for the
+    /// show). The one definition of that rule.
+    pub fn series_or_self(&self) -> &TitleId {
+        match (&self.kind, &self.series_id) {
+            (TitleKind::Episode, Some(s)) => s,
+            _ => &self.id,
+        }
+    }
+
     /// Whether the title can be played at `now`.
     pub fn is_available(&self, now: Timestamp) -> bool {
         self.available_from.is_none_or(|t| t <= now)

@@ -1,6 +1,6 @@
 //! Fetching external issuers' key sets (`identity.external_issuers[].jwks_uri`) over HTTP(S).
 //!
-//! Only configured URIs are ever fetched (the REST layer never passes a URL taken from a token).
+//! Only configured URIs are ever fetched (never a URL taken from a token).
 //! TLS uses the system's trust roots, so a platform's internal CA works when the machine trusts
 //! it. Redirects are not followed (a JWKS endpoint that moves is a configuration change), the
 //! whole exchange is bounded by a timeout, and the body by [`MAX_JWKS_BYTES`].
@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use playhead_api_rest::auth::JwksFetcher;
+use playhead_app::access::JwksFetcher;
 
 /// Largest JWKS document read (real ones are a few KiB).
 pub const MAX_JWKS_BYTES: usize = 1024 * 1024;

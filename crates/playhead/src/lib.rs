@@ -16,8 +16,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use playhead_api_rest::auth::{ExternalIssuers, Revocations};
-use playhead_api_rest::{Authenticator, ReadyCheck, RestState};
+use playhead_api_rest::{ReadyCheck, RestState};
+use playhead_app::access::{Authenticator, ExternalIssuers, Gate, Revocations};
 use playhead_app::clock::SystemClock;
 use playhead_app::identity::AuthServer;
 use playhead_app::{App, AppConfig, Ports};
@@ -383,9 +383,15 @@ pub async fn launch(
         max_in_flight_per_principal: http.max_in_flight_per_principal,
         cors_allowed_origins: http.cors_allowed_origins.clone(),
     };
-    let state = RestState::new(
+    let gate = Arc::new(Gate::new(
         rt.app.clone(),
         auth,
+        http.max_in_flight_per_principal,
+        rt.identity.store().clone(),
+    ));
+    let state = RestState::new(
+        rt.app.clone(),
+        gate,
         ready,
         limits,
         rt.settings.deprecations.clone(),

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use playhead::{Settings, open};
 use playhead_app::identity::{RedirectUri, RegisteredClient};
-use playhead_auth::{ApiKey, TokenIssuer};
+use playhead_auth::TokenIssuer;
 use playhead_core::auth::{Scope, Scopes};
 use playhead_core::identity::{ClientType, GrantType};
 use playhead_core::ids::{AccountId, ProfileId};
@@ -519,19 +519,24 @@ async fn admin(rt: &playhead::Runtime, cmd: Admin) -> anyhow::Result<()> {
             );
         }
         Admin::Token(args) => {
-            let exists = rt.app.ports().accounts.account(args.account).await?.is_some();
-            anyhow::ensure!(exists, "account {} does not exist", args.account);
+            match rt.app.account(args.account).await {
+                Err(playhead_app::AppError::NotFound(_)) => {
+                    anyhow::bail!("account {} does not exist", args.account)
+                }
+                other => other?,
+            };
             let token = mint(rt, &args)?;
             print(&json!({"access_token": token, "token_type": "Bearer", "expires_in": args.ttl_secs}));
         }
         Admin::ApiKey(ApiKeyCmd::Create { name, scope }) => {
             let scopes = Scopes::parse(&scope)?;
-            let (secret, record) = ApiKey::generate(name, scopes, rt.app.clock().now());
-            rt.app.ports().api_keys.create_api_key(&record).await?;
-            print(&json!({"api_key": secret.expose(), "prefix": record.prefix, "scope": scopes.to_string()}));
+            let key = rt.app.create_api_key(name, scopes).await?;
+            print(
+                &json!({"api_key": key.secret.expose(), "prefix": key.prefix, "scope": scopes.to_string()}),
+            );
         }
         Admin::ApiKey(ApiKeyCmd::Revoke { prefix }) => {
-            rt.app.ports().api_keys.revoke_api_key(&prefix, rt.app.clock().now()).await?;
+            rt.app.revoke_api_key(&prefix).await?;
             print(&json!({"revoked": prefix}));
         }
         Admin::SetPassword { account } => {
@@ -602,9 +607,8 @@ async fn admin(rt: &playhead::Runtime, cmd: Admin) -> anyhow::Result<()> {
             }
         }
         Admin::Replay => {
-            let n = rt.app.ports().log.requeue_all().await?;
-            let applied = rt.app.drain().await?;
-            print(&json!({"requeued": n, "applied": applied}));
+            let done = rt.app.replay_log().await?;
+            print(&json!({"requeued": done.requeued, "applied": done.applied}));
         }
     }
     Ok(())

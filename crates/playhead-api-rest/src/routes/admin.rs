@@ -61,7 +61,7 @@ pub async fn create_client(
     Auth(p): Auth,
     ApiJson(body): ApiJson<NewClientDto>,
 ) -> Result<Response, ApiError> {
-    playhead_app::policy::require(&p, Scope::Admin)?;
+    playhead_app::policy::require(&p, playhead_app::access::Operation::CreateClient)?;
     let client_type = ClientType::parse(&body.client_type)
         .ok_or_else(|| FieldError::new("type", "invalid", "must be public or confidential"))?;
     let grants = body

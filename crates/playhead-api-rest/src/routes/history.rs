@@ -110,34 +110,41 @@ pub async fn post_history(
     let mut done = s.app.backfill(&p, profile, good).await?.into_iter();
     let results = parsed
         .iter()
-        .map(|r| match r {
-            Err(e) => BackfillResultDto {
-                status: "rejected".into(),
-                play_id: None,
-                problem: Some(Problem::for_field(e)),
-            },
-            Ok(_) => match done.next() {
-                Some(BackfillResult::Created(id)) => BackfillResultDto {
-                    status: "created".into(),
-                    play_id: Some(id.to_string()),
-                    problem: None,
-                },
-                Some(BackfillResult::Duplicate(id)) => BackfillResultDto {
-                    status: "duplicate".into(),
-                    play_id: Some(id.to_string()),
-                    problem: None,
-                },
-                Some(BackfillResult::Deleted) | None => {
-                    BackfillResultDto { status: "deleted".into(), play_id: None, problem: None }
-                }
-                Some(BackfillResult::Rejected(e)) => BackfillResultDto {
+        .map(|r| {
+            Ok(match r {
+                Err(e) => BackfillResultDto {
                     status: "rejected".into(),
                     play_id: None,
-                    problem: Some(Problem::for_field(&e)),
+                    problem: Some(Problem::for_field(e)),
                 },
-            },
+                Ok(_) => match done.next() {
+                    Some(BackfillResult::Created(id)) => BackfillResultDto {
+                        status: "created".into(),
+                        play_id: Some(id.to_string()),
+                        problem: None,
+                    },
+                    Some(BackfillResult::Duplicate(id)) => BackfillResultDto {
+                        status: "duplicate".into(),
+                        play_id: Some(id.to_string()),
+                        problem: None,
+                    },
+                    Some(BackfillResult::Deleted) => {
+                        BackfillResultDto { status: "deleted".into(), play_id: None, problem: None }
+                    }
+                    Some(BackfillResult::Rejected(e)) => BackfillResultDto {
+                        status: "rejected".into(),
+                        play_id: None,
+                        problem: Some(Problem::for_field(&e)),
+                    },
+                    None => {
+                        return Err(ApiError::App(playhead_app::AppError::Internal(
+                            "the backfill answered fewer results than plays".into(),
+                        )));
+                    }
+                },
+            })
         })
-        .collect();
+        .collect::<Result<_, ApiError>>()?;
     Ok((StatusCode::ACCEPTED, Json(BackfillResultsDto { results })))
 }
 

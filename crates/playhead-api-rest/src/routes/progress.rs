@@ -4,8 +4,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use playhead_app::reads::{ProgressView, ProgressWrite, progress_etag};
-use playhead_core::{FieldError, Timestamp};
+use playhead_app::reads::{ExpectedVersion, ProgressView, ProgressWrite};
+use playhead_core::{EventId, FieldError, Timestamp};
 
 use super::{if_match, none_match, profile_id, title_id};
 use crate::RestState;
@@ -13,6 +13,28 @@ use crate::auth::Auth;
 use crate::dto::{ProgressDto, ProgressPutDto};
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiJson;
+
+/// The strong ETag of a resume point: its register version (`"p0"`: never played).
+fn progress_etag(version: Option<(Timestamp, EventId)>) -> String {
+    match version {
+        Some((t, id)) => format!("\"p{}-{}\"", t.0, id.0.simple()),
+        None => "\"p0\"".to_owned(),
+    }
+}
+
+/// An If-Match value back to the version it names (the inverse of [`progress_etag`]).
+fn expected_version(tag: &str) -> ExpectedVersion {
+    let parsed = match tag.trim().strip_prefix("\"p").and_then(|t| t.strip_suffix('"')) {
+        Some("0") => Some(None),
+        Some(rest) => rest.split_once('-').and_then(|(ms, id)| {
+            let ms = ms.parse::<i64>().ok()?;
+            let id = uuid::Uuid::try_parse(id).ok().filter(|u| u.simple().to_string() == id)?;
+            Some(Some((Timestamp(ms), EventId(id))))
+        }),
+        None => None,
+    };
+    parsed.map_or(ExpectedVersion::Unrecognized, ExpectedVersion::Exactly)
+}
 
 fn respond(v: &ProgressView) -> Response {
     let mut res = Json(ProgressDto::from(v)).into_response();
@@ -69,10 +91,23 @@ pub async fn put_progress(
         occurred_at,
         device_id: body.device_id,
     };
-    let tag = if_match(&headers);
-    let v = s
-        .app
-        .put_progress(&p, profile_id(&profile)?, &title_id("title_id", &title)?, write, tag.as_deref())
-        .await?;
+    let expect = if_match(&headers).map(|t| expected_version(&t));
+    let v =
+        s.app.put_progress(&p, profile_id(&profile)?, &title_id("title_id", &title)?, write, expect).await?;
     Ok(respond(&v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_read_back_as_the_version_they_name() {
+        let v = Some((Timestamp(1_700_000_000_123), EventId(uuid::Uuid::now_v7())));
+        assert_eq!(expected_version(&progress_etag(v)), ExpectedVersion::Exactly(v));
+        assert_eq!(expected_version(&progress_etag(None)), ExpectedVersion::Exactly(None));
+        for other in ["*", "\"v3\"", "W/\"p0\"", "\"p12\"", "\"px-y\"", ""] {
+            assert_eq!(expected_version(other), ExpectedVersion::Unrecognized, "{other}");
+        }
+    }
 }

@@ -35,10 +35,7 @@ pub fn is_positive(completed: bool, watched_ms: i64, duration_ms: i64) -> bool {
 
 /// The item a title's plays count toward: an episode's series, otherwise the title itself.
 pub fn item_of(title: &crate::title::Title) -> TitleId {
-    match (&title.kind, &title.series_id) {
-        (crate::title::TitleKind::Episode, Some(s)) => s.clone(),
-        _ => title.id.clone(),
-    }
+    title.series_or_self().clone()
 }
 
 /// Start of the forward-decay clock (2026-01-01T00:00:00Z): weights stay far from f64 overflow

@@ -11,7 +11,7 @@ use crate::ids::TitleId;
 use crate::profile::Profile;
 use crate::rules::progress::ProgressRecord;
 use crate::time::Timestamp;
-use crate::title::{Title, TitleKind};
+use crate::title::Title;
 
 /// One resume point with what the row needs to judge it.
 #[derive(Debug, Clone, Copy)]
@@ -30,13 +30,6 @@ pub fn is_hidden(progress: &ProgressRecord, hidden_at: Option<Timestamp>) -> boo
 }
 
 /// The row key: the series for an episode, the title itself otherwise.
-fn card_key(t: &Title) -> &TitleId {
-    match (&t.kind, &t.series_id) {
-        (TitleKind::Episode, Some(s)) => s,
-        _ => &t.id,
-    }
-}
-
 /// Select the Continue watching row: resume points in the window, newest activity first, one card
 /// per series (its most recent episode; if that one is finished, hidden or not yet started, the
 /// series has no card), minus hidden, stale and too-mature titles.
@@ -49,7 +42,7 @@ pub fn continue_watching<'a>(
 ) -> Vec<ResumeCandidate<'a>> {
     let mut newest: HashMap<&TitleId, ResumeCandidate<'a>> = HashMap::new();
     for c in candidates {
-        let key = card_key(c.title);
+        let key = c.title.series_or_self();
         match newest.get(key) {
             Some(cur) if cur.progress.version() >= c.progress.version() => {}
             _ => {
@@ -167,6 +160,7 @@ mod tests {
     use crate::ids::{AccountId, EventId, ProfileId};
     use crate::profile::ProfileName;
     use crate::time::DAY_MS;
+    use crate::title::TitleKind;
     use std::collections::BTreeMap;
     use uuid::Uuid;
 

@@ -262,19 +262,20 @@ async fn owners_manage_their_profiles() {
     t.stop().await;
 }
 
-/// Generated from the route table (which a test keeps equal to the router): every /v1 route that
-/// needs a scope a viewer does not hold (catalog, admin) answers a viewer's token with 403 naming
-/// the scope, before any body is read; and no viewer route is accidentally among them.
+/// Generated from the route table (the router is built from it) and the policy table keyed by
+/// operation: every /v1 route whose operation needs a scope a viewer does not hold (catalog,
+/// admin) answers a viewer's token with 403 naming the scope, before any body is read; and no
+/// viewer route is accidentally among them.
 #[tokio::test]
 async fn a_viewer_token_gets_403_on_every_admin_and_catalog_route() {
-    use playhead_app::policy::{ROUTES, Requirement};
     use playhead_core::auth::Scope;
     let t = spawn_app().await;
     let v = t.viewer("viewer@example.com").await;
     let mut checked = 0;
-    for (method, path, requirement) in ROUTES.iter().filter(|(_, p, _)| p.starts_with("/v1/")) {
-        let Requirement::Scope(scope) = requirement else { continue };
-        if Scope::VIEWER.contains(scope) {
+    for entry in playhead_api_rest::table().iter().filter(|e| e.path().starts_with("/v1/")) {
+        let (method, path) = (entry.method().as_str(), entry.path());
+        let Some(scope) = entry.op().scope() else { continue };
+        if Scope::VIEWER.contains(&scope) {
             continue;
         }
         let url = t.url(

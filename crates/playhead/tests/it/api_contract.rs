@@ -378,6 +378,41 @@ async fn cors_allows_only_configured_origins() {
     t.stop().await;
 }
 
+/// A method a route does not serve is 405 with the methods it does serve in `Allow`, whatever the
+/// route and whoever asks; it never reaches the route's requirement check (it answered 500).
+#[tokio::test]
+async fn unknown_methods_answer_405_with_allow() {
+    let t = spawn_app().await;
+    let v = t.viewer("ann@example.com").await;
+    let profile = format!("/v1/profiles/{}", v.profile);
+    let cases: [(&str, &str, &[&str]); 5] = [
+        ("TRACE", "/v1/me", &["GET"]),
+        ("DELETE", "/v1/titles", &["GET"]),
+        ("PUT", &profile, &["GET", "PATCH"]),
+        ("TRACE", "/oauth/token", &["POST"]),
+        ("POST", "/livez", &["GET"]),
+    ];
+    for (method, path, allowed) in cases {
+        for token in [Some(v.token.as_str()), None] {
+            let mut req = t.http.request(method.parse().unwrap(), t.url(path));
+            if let Some(token) = token {
+                req = req.bearer_auth(token);
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            let allow = r.headers().get("allow").map(|a| a.to_str().unwrap().to_owned()).unwrap_or_default();
+            for m in allowed {
+                assert!(
+                    allow.split(',').any(|a| a.trim() == *m),
+                    "{method} {path}: Allow {allow:?} lacks {m}"
+                );
+            }
+            assert_eq!(r.headers()["content-type"], "application/problem+json", "{method} {path}");
+        }
+    }
+    t.stop().await;
+}
+
 #[tokio::test]
 async fn importing_100k_plays_by_following_the_headers_never_sees_a_429() {
     let t = spawn_app().await; // default limits

@@ -8,8 +8,7 @@ use std::time::Duration;
 use axum::http::StatusCode as AxumStatus;
 use axum::response::IntoResponse;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use playhead_api_rest::Authenticator;
-use playhead_api_rest::auth::ExternalIssuers;
+use playhead_app::access::{Authenticator, ExternalIssuers};
 use playhead_auth::external::{ClaimMapping, ExternalIssuerConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -224,18 +223,14 @@ async fn hostile_external_tokens_are_refused_with_a_challenge() {
     t.stop().await;
 }
 
-/// Calls the authenticator the way the middleware does, with a bearer token.
+/// Calls the authenticator the way the gate does, with a bearer token, and answers with the
+/// status REST would give.
 async fn authenticate(
     auth: &Authenticator,
     token: &str,
 ) -> Result<playhead_core::auth::Principal, StatusCode> {
-    let (parts, ()) = axum::http::Request::builder()
-        .header("authorization", format!("Bearer {token}"))
-        .body(())
-        .unwrap()
-        .into_parts();
-    auth.authenticate(&parts).await.map_err(|e| {
-        let r = e.into_response();
+    auth.authenticate(format!("Bearer {token}").as_bytes()).await.map_err(|e| {
+        let r = playhead_api_rest::ApiError::App(e).into_response();
         if r.status() == StatusCode::SERVICE_UNAVAILABLE {
             assert!(r.headers().contains_key("retry-after"), "a 503 says when to retry");
         }

@@ -482,9 +482,14 @@ async fn fault_nats_restart_loses_data_and_the_sweeper_republishes() {
         // come back through the sweeper.
         nats.kill();
         for _ in 0..15 {
+            // Only waiters for this profile's key (a bigint key is classid = high 32 bits, objid =
+            // low 32 bits, objsubid = 1): the server is shared with other tests, whose migrations
+            // wait on advisory locks of their own and must not be cancelled.
             sqlx::query(
-                "SELECT pg_cancel_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                "SELECT pg_cancel_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                 AND objsubid = 1 AND classid::bigint = ($1 >> 32) & 4294967295 AND objid::bigint = $1 & 4294967295",
             )
+            .bind(key)
             .execute(&mut lock)
             .await
             .unwrap();

@@ -1,0 +1,274 @@
+//! Every operation Playhead serves, and what each needs before it runs: the one policy table.
+//!
+//! The table is keyed by operation, not by URL or RPC name: a transport maps its routes, methods
+//! or fields to an [`Operation`], and the gate ([`super::Gate::admit`]) and the use cases read
+//! the requirement from here. [`Operation::requirement`] is an exhaustive `match`, so an
+//! operation cannot exist without a declared requirement (deny by default is a compile error,
+//! not a runtime surprise); a transport entry that names no operation is not served at all.
+//!
+//! Rule for contributors: a new use case gets a variant here first, with the narrowest scope
+//! that makes sense; then every transport names it.
+
+use playhead_core::auth::Scope;
+
+use crate::limits::RouteClass;
+
+/// Who may call an operation at all (object rules, such as whose profile, stay in the use case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (health, metadata, keys).
+    Public,
+    /// An OAuth client authenticates in the request itself (the endpoint checks).
+    OAuthClient,
+    /// A hosted HTML page: the browser session cookie and a CSRF token (the page checks).
+    Browser,
+    /// Any valid bearer credential.
+    Authenticated,
+    /// A bearer credential holding this scope.
+    Scope(Scope),
+}
+
+/// How an operation is charged against the caller's quotas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Charge {
+    /// Never rate limited (health checks, key sets, the token endpoint: see [`Operation::Token`]).
+    Exempt,
+    /// An authenticated caller pays from this class; an unauthenticated one from `Auth`, keyed by
+    /// client address.
+    Class(RouteClass),
+}
+
+/// What an operation needs before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Requirement {
+    /// Who may call it.
+    pub access: Access,
+    /// Which quota it is charged to.
+    pub charge: Charge,
+    /// It acts on one profile named by the caller: a service's `profiles:any` use of it is audited.
+    pub names_profile: bool,
+    /// Its answers carry credentials (tokens, client secrets): never kept for idempotent replay.
+    pub carries_secrets: bool,
+}
+
+macro_rules! operations {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal,)*) => {
+        /// An operation: one use case as every transport names it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Operation {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Operation {
+            /// Every operation, in declaration order.
+            pub const ALL: &'static [Operation] = &[$(Operation::$variant,)*];
+
+            /// Stable dotted name (`playback.record_events`): logs, metrics and audit entries.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Operation::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+operations! {
+    /// Liveness probe.
+    Livez = "health.livez",
+    /// Readiness probe.
+    Readyz = "health.readyz",
+    /// OAuth / OpenID provider metadata (RFC 8414).
+    OAuthMetadata = "oauth.metadata",
+    /// The token signing keys (JWKS).
+    Jwks = "oauth.jwks",
+    /// The token endpoint (every grant).
+    Token = "oauth.token",
+    /// Start a device authorization (RFC 8628).
+    DeviceAuthorization = "oauth.device_authorization",
+    /// Revoke a token (RFC 7009).
+    Revoke = "oauth.revoke",
+    /// Introspect a token (RFC 7662).
+    Introspect = "oauth.introspect",
+    /// The consent page (authorization code flow).
+    AuthorizePage = "oauth.authorize_page",
+    /// Consent given or refused.
+    AuthorizeSubmit = "oauth.authorize_submit",
+    /// The sign-in page.
+    SigninPage = "oauth.signin_page",
+    /// Sign-in form submitted.
+    SigninSubmit = "oauth.signin_submit",
+    /// The device activation page.
+    DevicePage = "oauth.device_page",
+    /// A user code entered.
+    DeviceSubmit = "oauth.device_submit",
+    /// Sign out of the hosted pages.
+    Signout = "oauth.signout",
+    /// The caller's account and profiles.
+    GetMe = "accounts.get_me",
+    /// Create a profile in an account.
+    CreateProfile = "accounts.create_profile",
+    /// Read a profile.
+    GetProfile = "accounts.get_profile",
+    /// Change a profile's settings.
+    UpdateProfile = "accounts.update_profile",
+    /// List titles.
+    ListTitles = "catalog.list_titles",
+    /// Read a title.
+    GetTitle = "catalog.get_title",
+    /// Create or replace a title.
+    PutTitle = "catalog.put_title",
+    /// Change a title.
+    PatchTitle = "catalog.patch_title",
+    /// Import titles in bulk.
+    ImportTitles = "catalog.import_titles",
+    /// Record playback events.
+    RecordEvents = "playback.record_events",
+    /// Read a resume point.
+    GetProgress = "playback.get_progress",
+    /// Set a resume point.
+    SetProgress = "playback.set_progress",
+    /// Read a profile's plays.
+    ListHistory = "history.list",
+    /// Backfill plays in bulk.
+    ImportHistory = "history.import",
+    /// Delete a play.
+    DeletePlay = "history.delete_play",
+    /// The Continue watching row.
+    GetContinueWatching = "rows.continue_watching",
+    /// Hide a title from Continue watching.
+    HideFromContinueWatching = "rows.hide",
+    /// The Next up row.
+    GetNextUp = "rows.next_up",
+    /// Recommendation rows.
+    GetRecommendations = "recs.recommendations",
+    /// Titles similar to one title.
+    GetSimilar = "recs.similar",
+    /// Send feedback on a title.
+    SendFeedback = "recs.feedback",
+    /// Record which titles were shown.
+    RecordImpressions = "recs.impressions",
+    /// Register an OAuth client (operators).
+    CreateClient = "admin.create_client",
+}
+
+impl Operation {
+    /// The requirement of this operation: the policy table (see the module docs).
+    pub const fn requirement(self) -> Requirement {
+        use Access::{Authenticated, Browser, OAuthClient, Public};
+        use Operation as O;
+        use RouteClass::{Import, Ingest, Read, Write};
+        let (access, charge) = match self {
+            O::Livez | O::Readyz | O::OAuthMetadata | O::Jwks => (Public, Charge::Exempt),
+            // Exempt from the per-address quota: a TV polling the device grant and every refresh
+            // would otherwise starve sign-ins behind one NAT. Guessing is limited where it can
+            // happen instead (sign-in and device-code entry, per address and per account, inside
+            // the identity use cases), and secrets are 256-bit.
+            O::Token => (OAuthClient, Charge::Exempt),
+            O::DeviceAuthorization | O::Revoke | O::Introspect => (OAuthClient, Charge::Class(Write)),
+            O::AuthorizePage | O::SigninPage | O::DevicePage => (Browser, Charge::Class(Read)),
+            O::AuthorizeSubmit | O::SigninSubmit | O::DeviceSubmit | O::Signout => {
+                (Browser, Charge::Class(Write))
+            }
+            O::GetMe | O::ListTitles | O::GetTitle => (Authenticated, Charge::Class(Read)),
+            O::CreateProfile => (Access::Scope(Scope::ProfilesWrite), Charge::Class(Write)),
+            O::GetProfile => (Access::Scope(Scope::HistoryRead), Charge::Class(Read)),
+            O::UpdateProfile => (Access::Scope(Scope::ProfilesWrite), Charge::Class(Write)),
+            O::PutTitle | O::PatchTitle => (Access::Scope(Scope::CatalogWrite), Charge::Class(Write)),
+            O::ImportTitles => (Access::Scope(Scope::CatalogWrite), Charge::Class(Import)),
+            O::RecordEvents => (Access::Scope(Scope::HistoryWrite), Charge::Class(Ingest)),
+            O::GetProgress | O::ListHistory | O::GetContinueWatching | O::GetNextUp => {
+                (Access::Scope(Scope::HistoryRead), Charge::Class(Read))
+            }
+            O::SetProgress | O::DeletePlay | O::HideFromContinueWatching => {
+                (Access::Scope(Scope::HistoryWrite), Charge::Class(Write))
+            }
+            O::ImportHistory => (Access::Scope(Scope::HistoryWrite), Charge::Class(Import)),
+            O::GetRecommendations | O::GetSimilar => (Access::Scope(Scope::RecsRead), Charge::Class(Read)),
+            O::SendFeedback | O::RecordImpressions => {
+                (Access::Scope(Scope::FeedbackWrite), Charge::Class(Write))
+            }
+            O::CreateClient => (Access::Scope(Scope::Admin), Charge::Class(Write)),
+        };
+        let names_profile = matches!(
+            self,
+            O::GetProfile
+                | O::UpdateProfile
+                | O::RecordEvents
+                | O::GetProgress
+                | O::SetProgress
+                | O::ListHistory
+                | O::ImportHistory
+                | O::DeletePlay
+                | O::GetContinueWatching
+                | O::HideFromContinueWatching
+                | O::GetNextUp
+                | O::GetRecommendations
+                | O::SendFeedback
+                | O::RecordImpressions
+        );
+        let carries_secrets =
+            matches!(self, O::Token | O::DeviceAuthorization | O::Revoke | O::Introspect | O::CreateClient);
+        Requirement { access, charge, names_profile, carries_secrets }
+    }
+
+    /// The scope this operation needs, if it needs one.
+    pub const fn scope(self) -> Option<Scope> {
+        match self.requirement().access {
+            Access::Scope(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Whether a bearer credential is needed at all.
+    pub const fn needs_bearer(self) -> bool {
+        matches!(self.requirement().access, Access::Authenticated | Access::Scope(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_dotted() {
+        let mut seen = std::collections::HashSet::new();
+        for op in Operation::ALL {
+            assert!(seen.insert(op.name()), "{} twice", op.name());
+            assert!(op.name().contains('.'), "{}", op.name());
+        }
+    }
+
+    #[test]
+    fn viewers_never_reach_catalog_writes_or_admin() {
+        for op in Operation::ALL {
+            if let Some(scope) = op.scope()
+                && matches!(scope, Scope::CatalogWrite | Scope::Admin)
+            {
+                assert!(!Scope::VIEWER.contains(&scope), "{}", op.name());
+            }
+        }
+        assert_eq!(Operation::CreateClient.scope(), Some(Scope::Admin));
+    }
+
+    #[test]
+    fn only_credential_answers_are_secret() {
+        for op in Operation::ALL {
+            let r = op.requirement();
+            if r.carries_secrets {
+                assert!(
+                    matches!(r.access, Access::OAuthClient | Access::Scope(Scope::Admin)),
+                    "{} carries secrets to an unexpected audience",
+                    op.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_operation_that_names_a_profile_needs_a_scope() {
+        for op in Operation::ALL.iter().filter(|o| o.requirement().names_profile) {
+            assert!(op.scope().is_some(), "{}", op.name());
+        }
+    }
+}
