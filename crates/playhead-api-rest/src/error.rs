@@ -1,12 +1,15 @@
-//! The REST transport's one error type and its mapping to RFC 9457 problem+json.
+//! The REST transport's one error type and its mapping to RFC 9457 problem+json, and the
+//! authorization server's RFC 6749 JSON errors.
 //!
-//! Every error a route can return goes through [`ApiError::into_response`]: the status, the
-//! problem `type`, and the headers (WWW-Authenticate on 401, Retry-After on 503) are decided here
-//! and nowhere else. Causes of 5xx are logged once, here, and never sent to the client.
+//! Every error a route can return goes through [`ApiError::into_response`] (`/v1`) or
+//! [`OAuthErrorResponse::into_response`] (`/oauth`): the status, the problem `type` or OAuth
+//! `error`, and the headers (WWW-Authenticate on 401, Retry-After on 429 and 503) are decided
+//! here and nowhere else. Causes of 5xx are logged once, here, and never sent to the client.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use playhead_app::AppError;
+use playhead_app::identity::OAuthError;
 use playhead_core::FieldError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -338,5 +341,78 @@ impl IntoResponse for ApiError {
             }
         };
         problem_response(&problem, &headers)
+    }
+}
+
+/// An `/oauth` endpoint's failure, answered in RFC 6749 section 5.2's JSON format (`error`,
+/// `error_description`), never problem+json, with `Cache-Control: no-store`.
+#[derive(Debug)]
+pub struct OAuthErrorResponse(pub OAuthError);
+
+impl IntoResponse for OAuthErrorResponse {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        log_oauth_failure(&e);
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body =
+            serde_json::json!({"error": e.code().as_str(), "error_description": e.public_description()});
+        let mut res = (status, axum::Json(body)).into_response();
+        let h = res.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if status == StatusCode::UNAUTHORIZED {
+            // RFC 6749 section 5.2: a failed client authentication names the scheme to use.
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"playhead\""));
+        }
+        if let Some(secs) = e.retry_after_secs() {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
+    }
+}
+
+/// Log the cause of an authorization server failure that is ours (5xx), once, where it is
+/// answered (the `/oauth` JSON errors and the hosted pages); the client sees a generic text.
+pub fn log_oauth_failure(e: &OAuthError) {
+    match e {
+        OAuthError::Unavailable(m) => tracing::warn!(error = %m, "identity store unavailable"),
+        OAuthError::Internal(m) => tracing::error!(error = %m, "identity internal error"),
+        OAuthError::Protocol { .. } | OAuthError::RateLimited { .. } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use playhead_app::identity::OAuthErrorCode;
+
+    use super::*;
+
+    async fn json(res: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap_or_default();
+        serde_json::from_slice(&bytes).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn oauth_errors_take_the_status_of_their_code() {
+        let res = OAuthErrorResponse(OAuthError::new(
+            OAuthErrorCode::InvalidClient,
+            "client authentication failed",
+        ))
+        .into_response();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(res.headers()[header::WWW_AUTHENTICATE], "Basic realm=\"playhead\"");
+        assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+        assert_eq!(json(res).await["error"], "invalid_client");
+
+        let res =
+            OAuthErrorResponse(OAuthError::new(OAuthErrorCode::SlowDown, "poll more slowly")).into_response();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert!(res.headers().get(header::WWW_AUTHENTICATE).is_none());
+
+        let res = OAuthErrorResponse(OAuthError::Unavailable("db.internal refused".into())).into_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "2");
+        let body = json(res).await;
+        assert_eq!(body["error"], "temporarily_unavailable");
+        assert!(!body.to_string().contains("db.internal"), "{body}");
     }
 }

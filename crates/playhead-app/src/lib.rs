@@ -56,7 +56,7 @@ pub struct Ports {
 }
 
 /// Tunables of the application layer (the binary fills them from config).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppConfig {
     /// The domain rules' thresholds.
     pub rules: Rules,
@@ -86,6 +86,31 @@ impl Default for AppConfig {
             row_cache: true,
             quotas: limits::Quotas::default(),
         }
+    }
+}
+
+impl std::fmt::Debug for AppConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field but the cursor key: it signs cursors, so printing it would let anyone who
+        // reads the log forge them.
+        let Self {
+            rules,
+            max_backlog,
+            max_held_per_profile,
+            consumer_batch,
+            cursor_key: _,
+            row_cache,
+            quotas,
+        } = self;
+        f.debug_struct("AppConfig")
+            .field("rules", rules)
+            .field("max_backlog", max_backlog)
+            .field("max_held_per_profile", max_held_per_profile)
+            .field("consumer_batch", consumer_batch)
+            .field("cursor_key", &"[redacted]")
+            .field("row_cache", row_cache)
+            .field("quotas", quotas)
+            .finish()
     }
 }
 
@@ -145,5 +170,17 @@ impl App {
     /// The clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cursor_key_does_not_print() {
+        let config = AppConfig { cursor_key: [0xAB; 32], ..AppConfig::default() };
+        let shown = format!("{config:?}");
+        assert!(shown.contains("max_backlog") && !shown.contains("171, 171"), "{shown}");
     }
 }

@@ -175,19 +175,19 @@ async fn playhead_ingest(bodies: Arc<Vec<(usize, Vec<Value>)>>, clients: usize) 
     let dir = tempfile::tempdir()?;
     let mut settings = bench_settings(dir.path().to_path_buf())?;
     // Scale-out mode: a fresh schema per run (dropped afterwards), like a fresh data dir.
-    let schema = match &settings.database_url {
+    let schema = match settings.database_url.as_ref().map(|u| u.expose().to_owned()) {
         Some(url) => {
             let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
-            let mut c = sqlx::PgConnection::connect(url).await?;
+            let mut c = sqlx::PgConnection::connect(&url).await?;
             sqlx::query(&format!("CREATE SCHEMA {name}")).execute(&mut c).await?;
             settings.database_schema = Some(name.clone());
-            Some((url.clone(), name))
+            Some((url, name))
         }
         None => None,
     };
     // With NATS: a stream of this run's own (deleted afterwards), so runs neither see each
     // other's messages nor leave a stream reserving `max_bytes` of the server's storage.
-    let stream = settings.nats_url.clone().map(|url| {
+    let stream = settings.nats_url.as_ref().map(|u| u.expose().to_owned()).map(|url| {
         settings.nats.stream = format!("BENCH{}", uuid::Uuid::new_v4().simple());
         settings.nats.max_bytes = 1024 * 1024 * 1024;
         (url, settings.nats.stream.clone())
@@ -340,9 +340,9 @@ async fn relay_playhead(events: usize, database_url: &str, nats_url: &str) -> an
     let dir = tempfile::tempdir()?;
     let mut settings =
         Settings { data_dir: dir.path().to_path_buf(), metrics_listen: None, ..Settings::default() };
-    settings.database_url = Some(database_url.to_owned());
+    settings.database_url = Some(database_url.into());
     settings.database_schema = Some(schema.clone());
-    settings.nats_url = Some(nats_url.to_owned());
+    settings.nats_url = Some(nats_url.into());
     settings.nats.stream = format!("BENCH_{tag}");
     let stream = settings.nats.stream.clone();
     let rt = open(settings).await?;
@@ -537,7 +537,7 @@ async fn read_seed(data_dir: std::path::PathBuf) -> anyhow::Result<()> {
     }
     app.drain().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let issuer = playhead_auth::TokenIssuer::new(
-        rt.keys.clone(),
+        rt.identity.keys(),
         settings.issuer.clone(),
         settings.audience.clone(),
         86_400,

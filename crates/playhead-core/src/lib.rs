@@ -10,6 +10,7 @@ pub mod error;
 pub mod event;
 pub mod identity;
 pub mod ids;
+pub mod oauth;
 pub mod ports;
 pub mod profile;
 pub mod rate;

@@ -40,7 +40,7 @@ pub struct Settings {
     /// Scale-out mode: `postgres://user@host:port/db`. When set, every store (accounts, catalog,
     /// progress, history, the event log as an outbox, API keys, idempotency keys) is this
     /// PostgreSQL database instead of the embedded SQLite file. Env `PLAYHEAD_DATABASE_URL`.
-    pub database_url: Option<String>,
+    pub database_url: Option<SecretUrl>,
     /// The PostgreSQL schema to use (created by the operator; default: the server's search path).
     /// Lets several deployments, or tests, share one database.
     pub database_schema: Option<String>,
@@ -48,19 +48,90 @@ pub struct Settings {
     /// `max_connections`).
     pub database_max_connections: u32,
     /// Scale-out: `redis://host:port/db` for the shared rate limiter. Needs `database_url`.
-    pub redis_url: Option<String>,
+    pub redis_url: Option<SecretUrl>,
     /// Prepended to every Redis key (several deployments may share one Redis).
     pub redis_key_prefix: String,
     /// Scale-out: `nats://host:port` for the JetStream event pipeline (outbox relay, sweeper,
     /// durable pull consumers, dead-letter stream). Needs `database_url`. Without it every
     /// replica applies events straight from the PostgreSQL outbox.
-    pub nats_url: Option<String>,
+    pub nats_url: Option<SecretUrl>,
     /// The JetStream pipeline's stream, limits and timings (`[nats]`; used with `nats_url`).
     pub nats: playhead_nats::NatsSettings,
     /// The built-in authorization server.
     pub identity: IdentitySettings,
     /// Recommendation model lifecycle.
     pub recs: RecsSettings,
+}
+
+/// A URL that may carry credentials (`postgres://user:password@host/db`, `nats://token@host`):
+/// read from config as a plain string, but `Debug` shows `postgres://user:***@host/db`, so
+/// printing the settings (or this field) never prints a password. [`SecretUrl::expose`] is the
+/// one way to the text, so every use is visible in review.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    /// The URL, credentials included: for connecting, never for printing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for SecretUrl {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for SecretUrl {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", redact_url(&self.0))
+    }
+}
+
+/// The URL with its password (or a bare token as user information) and any query value whose
+/// key names a secret replaced by `***`; the scheme, user name, host, port and path stay.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return "***".to_owned() };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                // PostgreSQL's `user@host` names a role; NATS's `token@host` is the secret.
+                None if scheme.starts_with("postgres") => userinfo.to_owned(),
+                None => "***".to_owned(),
+            };
+            format!("{user}@{host}")
+        }
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let secret_key = |k: &str| {
+                let k = k.to_ascii_lowercase();
+                ["pass", "secret", "token", "key", "auth"].iter().any(|w| k.contains(w))
+            };
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if secret_key(k) => format!("{k}=***"),
+                    _ => kv.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", pairs.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 /// Model lifecycle settings (`[recs]` in the config file).
@@ -359,12 +430,12 @@ impl Settings {
     /// The scale-out keys are consistent: Redis and NATS only beside PostgreSQL, URLs with the
     /// right scheme (the message names the key, never the URL: it may hold a password).
     fn validate_backends(&self) -> anyhow::Result<()> {
-        let empty = |o: &Option<String>| o.as_deref().is_some_and(str::is_empty);
+        let empty = |o: &Option<SecretUrl>| o.as_ref().is_some_and(|u| u.expose().is_empty());
         anyhow::ensure!(
             !empty(&self.database_url) && !empty(&self.redis_url) && !empty(&self.nats_url),
             "invalid configuration: database_url, redis_url and nats_url must not be empty strings"
         );
-        if let Some(u) = &self.database_url {
+        if let Some(u) = self.database_url.as_ref().map(SecretUrl::expose) {
             anyhow::ensure!(
                 u.starts_with("postgres://") || u.starts_with("postgresql://"),
                 "invalid configuration: database_url must start with postgres:// (SQLite is the default and needs no URL)"
@@ -380,13 +451,13 @@ impl Settings {
                 "invalid configuration: database_schema needs database_url"
             );
         }
-        if let Some(u) = &self.redis_url {
+        if let Some(u) = self.redis_url.as_ref().map(SecretUrl::expose) {
             anyhow::ensure!(
                 u.starts_with("redis://") || u.starts_with("rediss://"),
                 "invalid configuration: redis_url must start with redis://"
             );
         }
-        if let Some(u) = &self.nats_url {
+        if let Some(u) = self.nats_url.as_ref().map(SecretUrl::expose) {
             anyhow::ensure!(
                 u.starts_with("nats://") || u.starts_with("tls://"),
                 "invalid configuration: nats_url must start with nats:// or tls://"
@@ -456,6 +527,35 @@ mod tests {
         std::fs::write(&f, "lisen = \"127.0.0.1:1\"\n").unwrap();
         let e = Settings::load(Some(&f)).unwrap_err();
         assert!(format!("{e:#}").contains("lisen"), "{e:#}");
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_password() {
+        let s = Settings {
+            database_url: Some(
+                "postgres://ph:pg-pass@db.internal:5432/ph?sslmode=require&password=q-pass".into(),
+            ),
+            redis_url: Some("rediss://:redis-pass@cache.internal:6380/0".into()),
+            nats_url: Some("nats://nats-token@nats.internal:4222".into()),
+            ..Settings::default()
+        };
+        let shown = format!("{s:?}");
+        for secret in ["pg-pass", "q-pass", "redis-pass", "nats-token"] {
+            assert!(!shown.contains(secret), "{secret} printed in {shown}");
+        }
+        assert!(
+            shown.contains("postgres://ph:***@db.internal:5432/ph?sslmode=require&password=***"),
+            "the rest stays readable: {shown}"
+        );
+        assert!(shown.contains("rediss://:***@cache.internal:6380/0"), "{shown}");
+        assert!(shown.contains("nats://***@nats.internal:4222"), "{shown}");
+        assert_eq!(format!("{:?}", SecretUrl::from("postgres://ph@db/ph")), "\"postgres://ph@db/ph\"");
+        assert_eq!(format!("{:?}", SecretUrl::from("not a url:secret")), "\"***\"");
+        // The text itself is intact for connecting.
+        assert_eq!(
+            s.database_url.as_ref().map(SecretUrl::expose),
+            Some("postgres://ph:pg-pass@db.internal:5432/ph?sslmode=require&password=q-pass")
+        );
     }
 
     #[test]

@@ -21,7 +21,6 @@ use playhead_app::access::{Authenticator, ExternalIssuers, Gate, Revocations};
 use playhead_app::clock::SystemClock;
 use playhead_app::identity::AuthServer;
 use playhead_app::{App, AppConfig, Ports};
-use playhead_auth::KeySet;
 use playhead_core::StoreError;
 use playhead_core::ports::Clock;
 use playhead_core::ports::{
@@ -35,8 +34,9 @@ use tokio::sync::watch;
 
 pub use config::Settings;
 
-/// Leeway for token time claims (clock differences between issuer and replicas).
-const TOKEN_LEEWAY_SECS: u64 = 30;
+// Leeway for token time claims: the authorization server's, so revocation, introspection and
+// every request agree.
+use playhead_app::identity::TOKEN_LEEWAY_SECS;
 
 /// Everything a running process holds.
 pub struct Runtime {
@@ -44,8 +44,6 @@ pub struct Runtime {
     pub app: App,
     /// The store (for health checks, admin commands and shutdown).
     pub store: Store,
-    /// The signing keys as loaded at start (the identity store holds them; see `identity`).
-    pub keys: Arc<KeySet>,
     /// The built-in authorization server.
     pub identity: Arc<AuthServer>,
     /// Settings in effect.
@@ -89,7 +87,7 @@ impl Store {
                 };
                 // The error names the backend, never the URL (it may hold a password).
                 Ok(Self::Postgres(
-                    PgStore::connect_with(url, &config).await.map_err(|e| {
+                    PgStore::connect_with(url.expose(), &config).await.map_err(|e| {
                         anyhow::anyhow!("opening the PostgreSQL database (database_url): {e}")
                     })?,
                 ))
@@ -195,7 +193,7 @@ pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
         // Rows shared through Redis, invalidated by whichever replica applies a write; reads go
         // to PostgreSQL whenever Redis does not answer (decision 0022).
         let shared = playhead_redis::RedisSharedCache::connect(
-            url,
+            url.expose(),
             &settings.redis_key_prefix,
             Duration::from_millis(250),
         )
@@ -217,12 +215,10 @@ pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
     .await
     .map_err(|e| anyhow::anyhow!("opening the identity store: {e}"))?;
     let identity = Arc::new(identity);
-    let keys = identity.keys();
     let pipeline = event_pipeline(&settings, &store, &app).await?;
     Ok(Runtime {
         app,
         store,
-        keys,
         identity,
         pipeline,
         settings,
@@ -265,7 +261,7 @@ async fn rate_limiter(settings: &Settings) -> anyhow::Result<Arc<dyn RateLimiter
         return Ok(Arc::new(playhead_app::ratelimit::LocalRateLimiter::new(max_window)));
     };
     let limiter = playhead_redis::RedisRateLimiter::connect(
-        url,
+        url.expose(),
         playhead_redis::RedisLimiterConfig {
             key_prefix: settings.redis_key_prefix.clone(),
             max_window,
@@ -307,7 +303,7 @@ async fn event_pipeline(
         (None, _) => Ok(None),
         // Does not wait for NATS: ingestion needs only PostgreSQL, and the relay catches up.
         (Some(url), Some(outbox)) => {
-            playhead_nats::Pipeline::connect(url, settings.nats.clone(), outbox, app.clone(), false)
+            playhead_nats::Pipeline::connect(url.expose(), settings.nats.clone(), outbox, app.clone(), false)
                 .await
                 .map(Some)
                 .map_err(|e| anyhow::anyhow!("starting the event pipeline: {e}"))

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use playhead::{Settings, open};
+use playhead_app::identity::{RedirectUri, RegisteredClient};
 use playhead_auth::TokenIssuer;
 use playhead_core::auth::{Scope, Scopes};
 use playhead_core::identity::{ClientType, GrantType};
@@ -51,7 +52,7 @@ enum Command {
         from: String,
         /// The target: postgres://... (default: database_url from the config).
         #[arg(long)]
-        to: Option<String>,
+        to: Option<playhead::config::SecretUrl>,
         /// The target schema (default: database_schema from the config).
         #[arg(long)]
         to_schema: Option<String>,
@@ -310,7 +311,8 @@ enum ClientCmd {
         /// public (TV, phone, browser) or confidential (a backend).
         #[arg(long = "type")]
         client_type: String,
-        /// An exact redirect URI (repeat for several).
+        /// A redirect URI (repeat for several): https, or http on 127.0.0.1 or [::1], where any
+        /// port matches (RFC 8252); no fragment, no `localhost`.
         #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
         /// A grant: device_code, authorization_code, refresh_token, client_credentials (repeat).
@@ -449,13 +451,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("--from must be sqlite://PATH (the embedded database file)")?;
             let to =
                 to.or_else(|| settings.database_url.clone()).context("--to (or database_url) is required")?;
+            let to = to.expose();
             anyhow::ensure!(
                 to.starts_with("postgres://") || to.starts_with("postgresql://"),
                 "--to must be a postgres:// URL"
             );
             let schema = to_schema.or_else(|| settings.database_schema.clone());
             let tables =
-                playhead::migrate_data::migrate_data(std::path::Path::new(path), &to, schema.as_deref())
+                playhead::migrate_data::migrate_data(std::path::Path::new(path), to, schema.as_deref())
                     .await?;
             let rows: u64 = tables.iter().map(|t| t.rows).sum();
             print(&json!({"status": "migrated", "verified": true, "rows": rows, "tables": tables}));
@@ -554,7 +557,11 @@ async fn admin(rt: &playhead::Runtime, cmd: Admin) -> anyhow::Result<()> {
                 Some(s) => Scopes::parse(&s)?,
                 None => Scope::VIEWER.into_iter().collect(),
             };
-            let (client, secret) = rt
+            let redirect_uris = redirect_uris
+                .iter()
+                .map(|u| RedirectUri::parse(u).map_err(|e| anyhow::anyhow!("--redirect-uri {u}: {e}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let RegisteredClient { client, secret } = rt
                 .identity
                 .create_client(&name, kind, redirect_uris, grants, scopes)
                 .await
@@ -574,7 +581,9 @@ async fn admin(rt: &playhead::Runtime, cmd: Admin) -> anyhow::Result<()> {
             print(&json!({"signing_kid": keys.signing_kid(), "kids": keys.kids().collect::<Vec<_>>()}));
         }
         Admin::Dlq(cmd) => {
-            let (Some(url), Some(outbox)) = (rt.settings.nats_url.as_deref(), rt.store.outbox()) else {
+            let (Some(url), Some(outbox)) =
+                (rt.settings.nats_url.as_ref().map(playhead::config::SecretUrl::expose), rt.store.outbox())
+            else {
                 anyhow::bail!(
                     "the dead-letter stream exists only with the JetStream pipeline: set nats_url (and database_url)"
                 );
@@ -638,5 +647,24 @@ fn main() -> std::process::ExitCode {
             eprintln!("{}", json!({"error": format!("{e:#}")}));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_url_on_the_command_line_does_not_print() {
+        let cli = Cli::parse_from([
+            "playhead",
+            "migrate-data",
+            "--from",
+            "sqlite://playhead.db",
+            "--to",
+            "postgres://ph:cli-pass@db/ph",
+        ]);
+        let shown = format!("{cli:?}");
+        assert!(shown.contains("postgres://ph:***@db/ph") && !shown.contains("cli-pass"), "{shown}");
     }
 }

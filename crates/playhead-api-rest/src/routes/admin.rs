@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use playhead_app::identity::OAuthError;
+use playhead_app::identity::{OAuthError, OAuthErrorCode, RedirectUri, RegisteredClient};
 use playhead_core::FieldError;
 use playhead_core::auth::{Scope, Scopes};
 use playhead_core::identity::{ClientType, GrantType};
@@ -76,11 +76,23 @@ pub async fn create_client(
         Some(sc) => Scopes::parse(sc).map_err(|e| FieldError::new("scope", "invalid", e.to_string()))?,
         None => Scope::VIEWER.into_iter().collect(),
     };
-    let (client, secret) =
-        s.identity.create_client(&body.name, client_type, body.redirect_uris, grants, scopes).await.map_err(
+    let redirect_uris = body
+        .redirect_uris
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            RedirectUri::parse(u)
+                .map_err(|e| FieldError::new(format!("redirect_uris[{i}]"), "invalid", e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let RegisteredClient { client, secret } =
+        s.identity.create_client(&body.name, client_type, redirect_uris, grants, scopes).await.map_err(
             |e| match e {
-                OAuthError::Protocol { error, description } => {
-                    let field = if error == "invalid_redirect_uri" { "redirect_uris" } else { "grants" };
+                OAuthError::Protocol { code, description } => {
+                    let field = match code {
+                        OAuthErrorCode::InvalidRedirectUri => "redirect_uris",
+                        _ => "grants",
+                    };
                     ApiError::from(FieldError::new(field, "invalid", description))
                 }
                 OAuthError::Unavailable(m) => ApiError::App(playhead_app::AppError::Unavailable(m)),

@@ -118,7 +118,7 @@ fn stream_name() -> String {
 
 /// Point a replica at NATS with short timings (a 2 s sweep horizon keeps the fault tests quick).
 fn with_nats(s: &mut playhead::Settings, url: &str, stream: &str) {
-    s.nats_url = Some(url.to_owned());
+    s.nats_url = Some(url.into());
     s.nats.stream = stream.to_owned();
     s.nats.sweep_after_secs = 2;
     s.nats.duplicate_window_secs = 4;
@@ -132,7 +132,8 @@ fn with_nats(s: &mut playhead::Settings, url: &str, stream: &str) {
 async fn second_replica(a: &TestApp) -> TestApp {
     let (schema, dir, issuer) =
         (a.settings.database_schema.clone(), a.settings.data_dir.clone(), a.settings.issuer.clone());
-    let (url, stream) = (a.settings.nats_url.clone().unwrap(), a.settings.nats.stream.clone());
+    let (url, stream) =
+        (a.settings.nats_url.clone().unwrap().expose().to_owned(), a.settings.nats.stream.clone());
     spawn_with(move |s| {
         s.database_schema = schema;
         s.data_dir = dir;

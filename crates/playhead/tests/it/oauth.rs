@@ -7,6 +7,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use playhead_app::identity::{RedirectUri, RegisteredClient};
 use playhead_core::auth::Scopes;
 use playhead_core::identity::{ClientType, GrantType};
 use reqwest::{Response, StatusCode};
@@ -23,12 +24,12 @@ struct Client {
 }
 
 async fn client(t: &TestApp, kind: ClientType, grants: &[GrantType], redirect: Option<&str>) -> Client {
-    let (c, secret) = t
+    let RegisteredClient { client: c, secret } = t
         .identity
         .create_client(
             "Living-room TV",
             kind,
-            redirect.map(|r| vec![r.to_owned()]).unwrap_or_default(),
+            redirect.map(|r| vec![RedirectUri::parse(r).unwrap()]).unwrap_or_default(),
             grants.to_vec(),
             Scopes::parse(&TestApp::viewer_scopes()).unwrap(),
         )
@@ -592,7 +593,7 @@ async fn a_reuse_by_the_same_client_within_the_grace_gets_a_new_pair() {
 #[tokio::test]
 async fn client_credentials_are_for_confidential_clients_only() {
     let t = spawn_app().await;
-    let (svc, secret) = t
+    let RegisteredClient { client: svc, secret } = t
         .identity
         .create_client(
             "Partner",
@@ -643,7 +644,7 @@ async fn client_credentials_are_for_confidential_clients_only() {
 async fn revocation_and_introspection() {
     let t = spawn_app().await;
     let tv = client(&t, ClientType::Public, &[GrantType::DeviceCode, GrantType::RefreshToken], None).await;
-    let (rs, secret) = t
+    let RegisteredClient { client: rs, secret } = t
         .identity
         .create_client(
             "Resource server",
@@ -914,5 +915,193 @@ async fn an_admin_registers_clients_over_rest() {
     let bad = json!({"name": "TV", "type": "public", "grants": ["client_credentials"]});
     let r = t.post(&admin, "/v1/admin/clients", &bad).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    t.stop().await;
+}
+
+/// Approve an authorization request on the consent page; returns the redirect's `code`.
+async fn consent_code(t: &TestApp, authorize_url: &str, cookie: &str) -> (String, String) {
+    let html = t
+        .http
+        .get(authorize_url)
+        .header("cookie", session(cookie))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut fields: Vec<(String, String)> =
+        ["client_id", "redirect_uri", "response_type", "code_challenge", "code_challenge_method", "csrf"]
+            .iter()
+            .map(|k| ((*k).to_owned(), hidden(&html, k)))
+            .collect();
+    fields.push(("decision".into(), "approve".into()));
+    let r = t
+        .http
+        .post(t.url("/oauth/authorize"))
+        .header("cookie", session(cookie))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    let (target, query) = loc.split_once('?').unwrap();
+    let q: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap();
+    (target.to_owned(), q.iter().find(|(k, _)| k == "code").unwrap().1.clone())
+}
+
+/// Issue 10: redirect URIs were checked by prefix, so `http://127.0.0.1.evil.example` passed as
+/// loopback. Registration refuses every host that only starts like a loopback literal (and
+/// `localhost`, fragments, plain http elsewhere), naming the entry; the authorization endpoint
+/// neither matches nor redirects to such a URI, even one stored before the check existed.
+#[tokio::test]
+async fn redirect_uris_are_https_or_exact_loopback_at_registration_and_authorize() {
+    let t = spawn_app().await;
+    let v = person(&t, "ro@example.com").await;
+    let admin = t.token(v.account, "admin", 600);
+    let register = |uris: Vec<&str>| {
+        let (t, admin) = (&t, &admin);
+        let body =
+            json!({"name": "Web", "type": "public", "grants": ["authorization_code"], "redirect_uris": uris});
+        async move { t.post(admin, "/v1/admin/clients", &body).await }
+    };
+    let ok =
+        register(vec!["https://app.example.com/cb", "http://127.0.0.1/cb", "http://[::1]:8080/cb"]).await;
+    assert_eq!(ok.status(), StatusCode::CREATED);
+    for (bad, why) in [
+        ("http://127.0.0.1.evil.example/cb", "127.0.0.1"),
+        ("http://127.0.0.1.evil.example", "127.0.0.1"),
+        ("http://127.0.0.1@evil.example/cb", "user information"),
+        ("http://localhost:3000/cb", "localhost"),
+        ("https://app.example.com/cb#top", "fragment"),
+        ("http://192.168.1.5/cb", "https"),
+    ] {
+        let r = register(vec!["https://app.example.com/cb", bad]).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["errors"][0]["field"], "redirect_uris[1]", "{bad}: {p}");
+        assert!(p["errors"][0]["message"].as_str().unwrap().contains(why), "{bad}: {p}");
+    }
+
+    // A client registered before the check, with the hostile URI beside a good one.
+    let legacy = playhead_core::identity::OAuthClient {
+        client_id: "legacy-web".into(),
+        name: "Legacy".into(),
+        client_type: ClientType::Public,
+        secret_hash: None,
+        redirect_uris: vec!["http://127.0.0.1.evil.example/cb".into(), "http://127.0.0.1/cb".into()],
+        grants: vec![GrantType::AuthorizationCode],
+        scopes: Scopes::parse(&TestApp::viewer_scopes()).unwrap(),
+        created_at: t.app.clock().now(),
+    };
+    t.identity.store().create_client(&legacy).await.unwrap();
+    let (_, challenge) = pkce();
+    // response_type=token is refused *at the client's redirect URI* once that URI is known to be
+    // the client's: where the refusal goes shows whether the URI matched.
+    let authorize = |uri: &str| {
+        t.url(&format!(
+            "/oauth/authorize?response_type=token&client_id=legacy-web&redirect_uri={}&code_challenge={challenge}&code_challenge_method=S256&state=s",
+            urlencode(uri)
+        ))
+    };
+    for hostile in ["http://127.0.0.1.evil.example/cb", "http://127.0.0.1.evil.example:8080/cb"] {
+        let r = t.http.get(authorize(hostile)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{hostile}");
+        assert!(r.headers().get("location").is_none(), "{hostile} must never be redirected to");
+    }
+    let r = t.http.get(authorize("http://127.0.0.1:51234/cb")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "the good loopback URI matches, on any port");
+    let loc = r.headers()["location"].to_str().unwrap();
+    assert!(loc.starts_with("http://127.0.0.1:51234/cb?error=unsupported_response_type"), "{loc}");
+    t.stop().await;
+}
+
+/// RFC 8252 section 7.3: a native app registers `http://127.0.0.1/callback` and listens on
+/// whatever port it gets; the code goes to that port and the exchange names the same URI.
+#[tokio::test]
+async fn a_loopback_redirect_uri_matches_on_any_port() {
+    let t = spawn_app().await;
+    let web =
+        client(&t, ClientType::Public, &[GrantType::AuthorizationCode], Some("http://127.0.0.1/callback"))
+            .await;
+    person(&t, "np@example.com").await;
+    let cookie = sign_in(&t, "np@example.com").await;
+    let (verifier, challenge) = pkce();
+    let asked = "http://127.0.0.1:49152/callback";
+    let url = t.url(&format!(
+        "/oauth/authorize?response_type=code&client_id={}&redirect_uri={}&code_challenge={challenge}&code_challenge_method=S256",
+        web.id,
+        urlencode(asked)
+    ));
+    let (target, code) = consent_code(&t, &url, &cookie).await;
+    assert_eq!(target, asked);
+    let exchange = |redirect_uri: &'static str| {
+        let (t, web, code, verifier) = (&t, &web, code.clone(), verifier.clone());
+        async move {
+            form(
+                t,
+                "/oauth/token",
+                Some(web),
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", redirect_uri),
+                    ("code_verifier", &verifier),
+                ],
+            )
+            .await
+        }
+    };
+    // The exchange must name the URI of the request, port included (RFC 6749 section 4.1.3)...
+    assert_eq!(oauth_err(exchange("http://127.0.0.1/callback").await).await.1, "invalid_grant");
+    // ...and that refusal used the code up (codes are single-use): a fresh one for the real one.
+    let (_, code) = consent_code(&t, &url, &cookie).await;
+    let r = form(
+        &t,
+        "/oauth/token",
+        Some(&web),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", asked),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    t.stop().await;
+}
+
+/// Issue 10: the consent page read the person's profiles with `unwrap_or_default()`, so a store
+/// failure showed a page offering only "Whole account". Now it is an error page.
+#[tokio::test]
+async fn a_store_failure_on_the_consent_page_is_an_error_page_not_an_empty_list() {
+    use sqlx::Connection as _;
+    let t = spawn_app().await;
+    let redirect = "http://127.0.0.1:9/cb";
+    let web = client(&t, ClientType::Public, &[GrantType::AuthorizationCode], Some(redirect)).await;
+    let v = person(&t, "pf@example.com").await;
+    let cookie = sign_in(&t, "pf@example.com").await;
+    let (_, challenge) = pkce();
+    let url = t.url(&format!(
+        "/oauth/authorize?response_type=code&client_id={}&redirect_uri={}&code_challenge={challenge}&code_challenge_method=S256",
+        web.id,
+        urlencode(redirect)
+    ));
+    let consent = || t.http.get(&url).header("cookie", session(&cookie)).send();
+    let r = consent().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains(&v.profile.to_string()), "the control lists the profile");
+    // Break the profiles table under the running server (the sessions and clients still work).
+    let db = format!("sqlite://{}", t.settings.db_path().display());
+    let mut conn = sqlx::SqliteConnection::connect(&db).await.unwrap();
+    sqlx::query("ALTER TABLE profiles RENAME TO profiles_gone").execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    let r = consent().await.unwrap();
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Something went wrong") && !html.contains("Whole account"), "{html}");
+    assert!(!html.contains("profiles"), "the cause stays in the log: {html}");
     t.stop().await;
 }

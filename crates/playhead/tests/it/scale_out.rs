@@ -220,7 +220,7 @@ async fn two_replicas_share_rate_limits_and_idempotency_keys() {
         let quota = playhead::config::QuotaSetting { limit: 6, window_secs: 600 };
         let (r, p) = (redis.clone(), prefix.clone());
         let a = spawn_with(move |s| {
-            s.redis_url = Some(r);
+            s.redis_url = Some(r.into());
             s.redis_key_prefix = p;
             s.rate_limits.read = quota;
         })
@@ -231,7 +231,7 @@ async fn two_replicas_share_rate_limits_and_idempotency_keys() {
         let b = spawn_with(move |s| {
             s.nats_url = nats_url; // one stream, one durable consumer for both replicas
             s.nats = nats;
-            s.redis_url = Some(redis);
+            s.redis_url = Some(redis.into());
             s.redis_key_prefix = prefix;
             s.rate_limits.read = quota;
             s.database_schema = schema;
@@ -294,7 +294,7 @@ async fn two_replicas_share_cached_rows_and_never_serve_a_stale_resume_point() {
         let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
         let (r, p) = (redis.clone(), prefix.clone());
         let a = spawn_with(move |s| {
-            s.redis_url = Some(r);
+            s.redis_url = Some(r.into());
             s.redis_key_prefix = p;
         })
         .await;
@@ -304,7 +304,7 @@ async fn two_replicas_share_cached_rows_and_never_serve_a_stale_resume_point() {
         let b = spawn_with(move |s| {
             s.nats_url = nats_url;
             s.nats = nats;
-            s.redis_url = Some(r);
+            s.redis_url = Some(r.into());
             s.redis_key_prefix = p;
             s.database_schema = schema;
             s.issuer = issuer;
@@ -444,7 +444,7 @@ async fn fault_postgres_down_answers_503_then_recovers_without_losing_events() {
     let pg = ThrowawayPg::start();
     let url = pg.url();
     let t = spawn_with(move |s| {
-        s.database_url = Some(url);
+        s.database_url = Some(url.into());
         s.database_max_connections = 4;
     })
     .await;
@@ -514,7 +514,7 @@ async fn fault_redis_unreachable_costs_no_5xx_and_limits_hold_per_replica() {
         // A port nothing listens on.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let t = spawn_with(move |s| {
-            s.redis_url = Some(format!("redis://127.0.0.1:{port}"));
+            s.redis_url = Some(format!("redis://127.0.0.1:{port}").into());
             s.rate_limits.read = playhead::config::QuotaSetting { limit: 3, window_secs: 600 };
         })
         .await;

@@ -229,21 +229,21 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         Backend::Sqlite => None,
         Backend::Postgres => {
             let schema = pg::Schema::create().await;
-            settings.database_url = Some(pg::url());
+            settings.database_url = Some(pg::url().into());
             settings.database_schema = Some(schema.name.clone());
             // Tests run in parallel and share the server's max_connections.
             settings.database_max_connections = 4;
             // Scale-out mode as deployed: PostgreSQL and Redis (shared rate limits and row
             // cache), with a key prefix of this test's own.
             if let Some(redis) = crate::scale_out::redis_url() {
-                settings.redis_url = Some(redis);
+                settings.redis_url = Some(redis.into());
                 settings.redis_key_prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
             }
             // ...and events through NATS JetStream, on a stream of this test's own (deleted
             // afterwards). A second replica joins with `s.nats = a.settings.nats.clone()`.
             if let Some(nats) = crate::nats::shared_nats() {
                 let name = format!("T{}", uuid::Uuid::new_v4().simple());
-                settings.nats_url = Some(nats.clone());
+                settings.nats_url = Some(nats.as_str().into());
                 settings.nats.stream = name.clone();
                 settings.nats.max_bytes = 64 * 1024 * 1024;
                 settings.nats.max_msgs = 100_000;
