@@ -259,7 +259,7 @@ impl IntoResponse for ApiError {
                 )
             }
             ApiError::App(AppError::Unauthenticated { code, description }) => {
-                let challenge = match code {
+                let challenge = match code.map(playhead_core::oauth::OAuthErrorCode::as_str) {
                     Some(code) => format!(
                         "Bearer realm=\"playhead\", error=\"{code}\", error_description=\"{}\"",
                         description.replace(['"', '\\'], "'")

@@ -47,6 +47,7 @@ impl App {
         if batch.is_empty() {
             return Ok(ApplyStats::default());
         }
+        let _applying = Applying::start(&self.applying);
         let mut tx = self.ports.viewing.begin().await?;
         let seqs: Vec<i64> = batch.iter().map(|q| q.seq).collect();
         let claimed: HashSet<EventId> = tx.claim(&seqs).await?.into_iter().collect();
@@ -231,6 +232,22 @@ impl App {
             }
         }
         Ok(())
+    }
+}
+
+/// Counts an apply in progress for [`App::applying`] until dropped (also on error or cancel).
+struct Applying<'a>(&'a tokio::sync::watch::Sender<usize>);
+
+impl<'a> Applying<'a> {
+    fn start(counter: &'a tokio::sync::watch::Sender<usize>) -> Self {
+        counter.send_modify(|n| *n += 1);
+        Self(counter)
+    }
+}
+
+impl Drop for Applying<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 

@@ -20,7 +20,7 @@ pub enum AppError {
     #[error("unauthenticated: {description}")]
     Unauthenticated {
         /// RFC 6750 error code: `invalid_request` or `invalid_token` (None when no credential).
-        code: Option<&'static str>,
+        code: Option<playhead_core::oauth::OAuthErrorCode>,
         /// Safe, short description.
         description: String,
     },

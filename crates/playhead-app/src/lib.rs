@@ -121,6 +121,8 @@ pub struct App {
     pub(crate) config: Arc<AppConfig>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) wake: Arc<Notify>,
+    /// Applies in progress (claimed, not yet committed and invalidated).
+    pub(crate) applying: Arc<tokio::sync::watch::Sender<usize>>,
     pub(crate) cursors: cursor::CursorCodec,
     pub(crate) cache: cache::RowCache,
     pub(crate) recs: Arc<dyn playhead_core::recs::RecsEngine>,
@@ -145,10 +147,18 @@ impl App {
             config: Arc::new(config),
             clock,
             wake: Arc::new(Notify::new()),
+            applying: Arc::new(tokio::sync::watch::Sender::new(0)),
             cursors,
             cache,
             recs: Arc::new(recs::NoRecs),
         }
+    }
+
+    /// How many applies are in progress right now; it changes after each one has committed and
+    /// invalidated its caches. With an empty queue, zero means every accepted event is visible
+    /// to reads (tests and drains wait on it instead of sleeping).
+    pub fn applying(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.applying.subscribe()
     }
 
     /// The ports (for the binary's admin commands and for transports' health checks).

@@ -75,8 +75,8 @@ pub enum TokenError {
 
 impl TokenError {
     /// The RFC 6750 error code for `WWW-Authenticate`: always `invalid_token`.
-    pub const fn error_code(&self) -> &'static str {
-        "invalid_token"
+    pub const fn error_code(&self) -> playhead_core::oauth::OAuthErrorCode {
+        playhead_core::oauth::OAuthErrorCode::InvalidToken
     }
 }
 
@@ -696,7 +696,7 @@ mod tests {
             let text = e.to_string();
             // RFC 6750 section 3: error_description is %x20-21 / %x23-5B / %x5D-7E.
             assert!(text.bytes().all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)), "{text}");
-            assert_eq!(e.error_code(), "invalid_token");
+            assert_eq!(e.error_code(), playhead_core::oauth::OAuthErrorCode::InvalidToken);
         }
     }
 

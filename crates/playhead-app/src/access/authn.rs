@@ -24,6 +24,7 @@ use moka::sync::Cache;
 use playhead_auth::external::claimed_issuer;
 use playhead_auth::{Bearer, Verifier, token_digest, verify_api_key};
 use playhead_core::auth::Principal;
+use playhead_core::oauth::OAuthErrorCode;
 use playhead_core::ports::{ApiKeyStore, Clock};
 
 use super::external::ExternalIssuers;
@@ -115,7 +116,7 @@ impl std::fmt::Debug for Authenticator {
 }
 
 /// A refused credential: the RFC 6750 code and a safe description.
-pub(crate) fn refused(code: &'static str, description: impl Into<String>) -> AppError {
+pub(crate) fn refused(code: OAuthErrorCode, description: impl Into<String>) -> AppError {
     AppError::Unauthenticated { code: Some(code), description: description.into() }
 }
 
@@ -182,7 +183,9 @@ impl Authenticator {
         };
         match revocations.is_revoked(sid) {
             Some(false) => Ok(()),
-            Some(true) => Err(refused("invalid_token", "the session was revoked; sign in again")),
+            Some(true) => {
+                Err(refused(OAuthErrorCode::InvalidToken, "the session was revoked; sign in again"))
+            }
             None => Err(AppError::Unavailable("the revocation list is stale; retry shortly".into())),
         }
     }
@@ -190,14 +193,14 @@ impl Authenticator {
     /// Authenticate the value of an `Authorization` header (`Bearer <token or API key>`; the
     /// scheme is case-insensitive, RFC 9110 11.1).
     pub async fn authenticate(&self, authorization: &[u8]) -> Result<Principal, AppError> {
-        let value = std::str::from_utf8(authorization)
-            .ok()
-            .filter(|v| v.is_ascii())
-            .ok_or_else(|| refused("invalid_request", "the Authorization header is not ASCII"))?;
-        let (scheme, credential) =
-            value.split_once(' ').ok_or_else(|| refused("invalid_request", "use the Bearer scheme"))?;
+        let value = std::str::from_utf8(authorization).ok().filter(|v| v.is_ascii()).ok_or_else(|| {
+            refused(OAuthErrorCode::InvalidRequest, "the Authorization header is not ASCII")
+        })?;
+        let (scheme, credential) = value
+            .split_once(' ')
+            .ok_or_else(|| refused(OAuthErrorCode::InvalidRequest, "use the Bearer scheme"))?;
         if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(refused("invalid_request", "use the Bearer scheme"));
+            return Err(refused(OAuthErrorCode::InvalidRequest, "use the Bearer scheme"));
         }
         self.authenticate_bearer(credential.trim()).await
     }
@@ -239,14 +242,14 @@ impl Authenticator {
                     .api_keys
                     .api_key(key.prefix())
                     .await?
-                    .ok_or_else(|| refused("invalid_token", "unknown API key"))?;
+                    .ok_or_else(|| refused(OAuthErrorCode::InvalidToken, "unknown API key"))?;
                 let p = verify_api_key(&record, credential, now)
-                    .map_err(|e| refused("invalid_token", e.to_string()))?;
+                    .map_err(|e| refused(OAuthErrorCode::InvalidToken, e.to_string()))?;
                 (p, now_secs + i64::try_from(API_KEY_CACHE_SECS).unwrap_or(0))
             }
             Bearer::Unrecognized => {
                 return Err(refused(
-                    "invalid_token",
+                    OAuthErrorCode::InvalidToken,
                     "the bearer value is neither an access token nor an API key",
                 ));
             }

@@ -342,8 +342,16 @@ async fn a_principal_cannot_hold_more_than_its_share_of_requests() {
         .body(reqwest::Body::wrap_stream(stream))
         .send();
     let slow = tokio::spawn(slow);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let r = t.get(&ops, "/v1/titles").await;
+    // Until the import's headers reach the gate, the slot is free and reads pass; from then on,
+    // every read is refused.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let r = loop {
+        let r = t.get(&ops, "/v1/titles").await;
+        if r.status() != StatusCode::OK || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     let p: Value = r.json().await.unwrap();
     assert_eq!(p["type"], "/problems/too-many-concurrent-requests");

@@ -358,19 +358,27 @@ impl TestApp {
         r.json().await.expect("json")
     }
 
-    /// Wait until the consumer has applied everything queued.
+    /// Wait until the consumer has applied everything queued and every apply has committed and
+    /// invalidated its caches: an empty queue, then no apply in progress (the apply that took the
+    /// last rows deletes them in its commit and finishes after invalidating).
     pub async fn settle(&self) {
-        for _ in 0..500 {
-            if self.app.ports().log.backlog().await.expect("backlog") == 0 {
-                // One more beat: the batch taken before the queue emptied must commit.
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                if self.app.ports().log.backlog().await.expect("backlog") == 0 {
-                    return;
-                }
+        let mut applying = self.app.applying();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.app.ports().log.backlog().await.expect("backlog") == 0
+                && *applying.borrow_and_update() == 0
+            {
+                return;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            // Woken when an apply finishes; the timeout re-reads the queue (events appended by
+            // a request still in flight start no apply until the consumer wakes).
+            let _ = tokio::time::timeout_at(
+                deadline.min(tokio::time::Instant::now() + Duration::from_millis(50)),
+                applying.changed(),
+            )
+            .await;
+            assert!(tokio::time::Instant::now() < deadline, "consumer did not drain the backlog");
         }
-        panic!("consumer did not drain the backlog");
     }
 
     /// Stop the server but keep its data dir (to read the database afterwards).
