@@ -280,6 +280,12 @@ async fn idempotent(s: &RestState, principal: &Principal, req: Request, next: Ne
     h.update([0]);
     h.update(parts.uri.path_and_query().map_or("", |p| p.as_str()));
     h.update([0]);
+    // The media type decides how the body is read and Accept which representation answers: the
+    // same bytes under another Content-Type or Accept are another request, never a replay.
+    for name in [header::CONTENT_TYPE, header::ACCEPT] {
+        h.update(parts.headers.get(&name).map_or(&b""[..], |v| v.as_bytes()));
+        h.update([0]);
+    }
     let spooled = match spool(body, &mut h).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
