@@ -355,8 +355,7 @@ fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
         .get_or_init(|| {
             let mut builder = PrometheusBuilder::new();
             for metric in ops::CATALOGUE.iter().filter(|m| m.kind == ops::Kind::Histogram) {
-                builder =
-                    builder.set_buckets_for_metric(Matcher::Full(metric.name.into()), ops::BUCKETS).ok()?;
+                builder = builder.set_buckets_for_metric(Matcher::Full(metric.name.into()), ops::BUCKETS).ok()?;
             }
             let handle = builder.install_recorder().ok()?;
             ops::describe();
@@ -365,51 +364,24 @@ fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
         .clone()
 }
 
-/// Serve on `listener` until `shutdown` turns true; then drain requests, let the consumer
-/// finish its batch, and return. Prints nothing; the caller reports the address.
+/// Serve on `listener` until `shutdown` turns true; then drain (decision 0074): not ready at
+/// once, still serving for `limits.drain_delay_secs`, then stop accepting, let requests finish,
+/// flush the audit writer, let the consumer finish its batch, close the store, and return.
+/// Prints nothing; the caller reports the address.
+///
+/// The order matters: credentials are checked against a fresh revocation list before the first
+/// request; the pipeline stops taking batches only after the listener stopped accepting.
 pub async fn launch(
     rt: Runtime,
     listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let revocations = Arc::new(Revocations::new());
-    let mut authenticator =
-        Authenticator::new(rt.identity.verifier(TOKEN_LEEWAY_SECS), rt.app.ports().api_keys.clone(), clock)
-            .with_revocations(revocations.clone());
-    let external = rt.settings.external_verifiers()?;
-    if !external.is_empty() {
-        let external = Arc::new(ExternalIssuers::new(
-            external,
-            Arc::new(jwks::HttpJwksFetcher::new().context("building the JWKS client")?),
-            rt.identity.store().clone(),
-        ));
-        // Learn the keys before serving; an issuer whose keys cannot be fetched gets 503s for
-        // its tokens (and a retry at most once a minute) rather than a failed start.
-        external.prefetch().await;
-        authenticator = authenticator.with_external_issuers(external);
-    }
-    let auth = Arc::new(authenticator);
-    let poll_every = Duration::from_millis(rt.settings.identity.revocation_poll_ms);
+    let (auth, revocations) = authenticator(&rt).await?;
     // Load once before serving, so the first requests are not refused as "stale".
     if let Err(e) = poll_identity(&rt.identity, &auth, &revocations).await {
         tracing::warn!(error = %e, "first revocation poll failed; person tokens get 503 until one succeeds");
     }
-    let poller = {
-        let (identity, auth, revocations, mut stop) =
-            (rt.identity.clone(), auth.clone(), revocations.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep(poll_every) => {}
-                    () = async { let _ = stop.wait_for(|v| *v).await; } => break,
-                }
-                if let Err(e) = poll_identity(&identity, &auth, &revocations).await {
-                    tracing::warn!(error = %e, "revocation poll failed");
-                }
-            }
-        })
-    };
+    let poller = spawn_revocation_poller(&rt, auth.clone(), revocations, shutdown.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let ready = Arc::new(Ready { store: rt.store.clone(), draining: shutdown.clone() });
     // Scale-out with NATS: relay, sweeper and a durable consumer instead of the in-process one.
@@ -427,33 +399,6 @@ pub async fn launch(
         rt.settings.recs.clone(),
         shutdown.clone(),
     ));
-    let http = &rt.settings.http;
-    let limits = playhead_api_rest::RestLimits {
-        json_body_bytes: http.json_body_bytes,
-        json_depth: http.json_depth,
-        batch_max: http.batch_max,
-        import_body_bytes: http.import_body_bytes,
-        request_timeout: Duration::from_secs(http.request_timeout_secs),
-        max_in_flight_per_principal: http.max_in_flight_per_principal,
-        cors_allowed_origins: http.cors_allowed_origins.clone(),
-    };
-    let gate = Arc::new(Gate::new(
-        rt.app.clone(),
-        auth,
-        http.max_in_flight_per_principal,
-        rt.identity.store().clone(),
-    ));
-    let state = RestState::new(
-        rt.app.clone(),
-        gate.clone(),
-        ready,
-        limits,
-        rt.settings.deprecations.clone(),
-        rt.identity.clone(),
-        rt.settings.identity.trusted_proxies.clone(),
-    );
-    let header_timeout = Duration::from_secs(http.header_read_timeout_secs);
-
     let health = ops::Health {
         store: rt.store.clone(),
         app: rt.app.clone(),
@@ -461,55 +406,26 @@ pub async fn launch(
         redis: rt.redis.clone(),
         stopping: shutdown.clone(),
     };
-    let sampler = tokio::spawn(ops::sample(
-        rt.store.clone(),
-        rt.app.clone(),
-        rt.settings.data_dir.clone(),
-        shutdown.clone(),
-    ));
-    let metrics_task = match (rt.settings.metrics_listen, install_metrics()) {
-        (Some(addr), Some(handle)) => {
-            let l =
-                TcpListener::bind(addr).await.with_context(|| format!("binding metrics listener {addr}"))?;
-            // The operator's listener: metrics, and the health detail (reasons name internals,
-            // so it is not on the public API listener).
-            let router = axum::Router::new()
-                .route(
-                    "/metrics",
-                    axum::routing::get(move || {
-                        let h = handle.clone();
-                        async move { h.render() }
-                    }),
-                )
-                .route(
-                    "/healthz",
-                    axum::routing::get(move || {
-                        let h = health.clone();
-                        async move {
-                            let (code, doc) = h.report().await;
-                            (code, axum::Json(doc))
-                        }
-                    }),
-                );
-            let mut sd = shutdown.clone();
-            Some(tokio::spawn(async move {
-                let _ = axum::serve(l, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = sd.wait_for(|v| *v).await;
-                    })
-                    .await;
-            }))
-        }
-        _ => None,
-    };
+    let metrics_task = spawn_metrics_listener(&rt.settings, health, shutdown.clone()).await?;
+    let sampler =
+        tokio::spawn(ops::sample(rt.store.clone(), rt.app.clone(), rt.settings.data_dir.clone(), shutdown.clone()));
 
+    let http = &rt.settings.http;
+    let gate = Arc::new(Gate::new(
+        rt.app.clone(),
+        auth,
+        http.max_in_flight_per_principal,
+        rt.identity.store().clone(),
+    ));
+    let router = transports(&rt, gate.clone(), ready);
     let grace = Duration::from_secs(rt.settings.limits.shutdown_grace_secs);
-    let router = playhead_api_rest::router(state);
+    let header_timeout = Duration::from_secs(http.header_read_timeout_secs);
     let (close_tx, close_rx) = watch::channel(false);
     let served = tokio::spawn(serve_http(listener, router, close_rx, header_timeout, grace));
+    let mut shutdown = shutdown;
     let _ = shutdown.wait_for(|v| *v).await;
-    // The drain: /readyz already answers 503 (it watches `shutdown`); keep serving while the
-    // load balancer notices, then close the listener and let in-flight requests finish.
+    // /readyz already answers 503 (it watches `shutdown`): keep serving while the load balancer
+    // notices, then close the listener and let in-flight requests finish.
     let delay = Duration::from_secs(rt.settings.limits.drain_delay_secs);
     if !delay.is_zero() {
         tracing::info!(drain_delay_secs = delay.as_secs(), "shutdown requested: not ready, still serving");
@@ -524,10 +440,7 @@ pub async fn launch(
         tracing::error!("audit entries not written before shutdown");
     }
     if tokio::time::timeout(grace, consumer).await.is_err() {
-        tracing::warn!(
-            grace_secs = grace.as_secs(),
-            "the consumer's batch in hand did not finish; it stays queued"
-        );
+        tracing::warn!(grace_secs = grace.as_secs(), "the consumer's batch in hand did not finish; it stays queued");
     }
     if let Some(t) = metrics_task {
         t.abort();
@@ -539,6 +452,115 @@ pub async fn launch(
     rt.store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The app's authenticator: our own tokens and API keys, the revocation list, and the external
+/// issuers configured (whose keys are fetched before serving).
+async fn authenticator(rt: &Runtime) -> anyhow::Result<(Arc<Authenticator>, Arc<Revocations>)> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let revocations = Arc::new(Revocations::new());
+    let mut authenticator =
+        Authenticator::new(rt.identity.verifier(TOKEN_LEEWAY_SECS), rt.app.ports().api_keys.clone(), clock)
+            .with_revocations(revocations.clone());
+    let external = rt.settings.external_verifiers()?;
+    if !external.is_empty() {
+        let external = Arc::new(ExternalIssuers::new(
+            external,
+            Arc::new(jwks::HttpJwksFetcher::new().context("building the JWKS client")?),
+            rt.identity.store().clone(),
+        ));
+        // Learn the keys before serving; an issuer whose keys cannot be fetched gets 503s for
+        // its tokens (and a retry at most once a minute) rather than a failed start.
+        external.prefetch().await;
+        authenticator = authenticator.with_external_issuers(external);
+    }
+    Ok((Arc::new(authenticator), revocations))
+}
+
+/// Re-read revocations and signing keys every `identity.revocation_poll_ms` until shutdown.
+fn spawn_revocation_poller(
+    rt: &Runtime,
+    auth: Arc<Authenticator>,
+    revocations: Arc<Revocations>,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let poll_every = Duration::from_millis(rt.settings.identity.revocation_poll_ms);
+    let identity = rt.identity.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(poll_every) => {}
+                () = async { let _ = stop.wait_for(|v| *v).await; } => break,
+            }
+            if let Err(e) = poll_identity(&identity, &auth, &revocations).await {
+                tracing::warn!(error = %e, "revocation poll failed");
+            }
+        }
+    })
+}
+
+/// Every transport on the API listener, over the one gate. A new transport is merged here
+/// (docs/ARCHITECTURE.md, "Adding a transport").
+fn transports(rt: &Runtime, gate: Arc<Gate>, ready: Arc<Ready>) -> axum::Router {
+    let http = &rt.settings.http;
+    let limits = playhead_api_rest::RestLimits {
+        json_body_bytes: http.json_body_bytes,
+        json_depth: http.json_depth,
+        batch_max: http.batch_max,
+        import_body_bytes: http.import_body_bytes,
+        request_timeout: Duration::from_secs(http.request_timeout_secs),
+        max_in_flight_per_principal: http.max_in_flight_per_principal,
+        cors_allowed_origins: http.cors_allowed_origins.clone(),
+    };
+    let state = RestState::new(
+        rt.app.clone(),
+        gate,
+        ready,
+        limits,
+        rt.settings.deprecations.clone(),
+        rt.identity.clone(),
+        rt.settings.identity.trusted_proxies.clone(),
+    );
+    playhead_api_rest::router(state)
+}
+
+/// The operator's listener (`metrics_listen`), when configured: the Prometheus scrape endpoint
+/// and the `/healthz` detail (its reasons name internals, so it is not on the API listener).
+async fn spawn_metrics_listener(
+    settings: &Settings,
+    health: ops::Health,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let (Some(addr), Some(handle)) = (settings.metrics_listen, install_metrics()) else {
+        return Ok(None);
+    };
+    let l = TcpListener::bind(addr).await.with_context(|| format!("binding metrics listener {addr}"))?;
+    let router = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let h = handle.clone();
+                async move { h.render() }
+            }),
+        )
+        .route(
+            "/healthz",
+            axum::routing::get(move || {
+                let h = health.clone();
+                async move {
+                    let (code, doc) = h.report().await;
+                    (code, axum::Json(doc))
+                }
+            }),
+        );
+    let mut sd = shutdown;
+    Ok(Some(tokio::spawn(async move {
+        let _ = axum::serve(l, router)
+            .with_graceful_shutdown(async move {
+                let _ = sd.wait_for(|v| *v).await;
+            })
+            .await;
+    })))
 }
 
 /// Re-read the revoked sessions (those whose access tokens may still be unexpired) and the
