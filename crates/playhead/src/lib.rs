@@ -355,7 +355,8 @@ fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
         .get_or_init(|| {
             let mut builder = PrometheusBuilder::new();
             for metric in ops::CATALOGUE.iter().filter(|m| m.kind == ops::Kind::Histogram) {
-                builder = builder.set_buckets_for_metric(Matcher::Full(metric.name.into()), ops::BUCKETS).ok()?;
+                builder =
+                    builder.set_buckets_for_metric(Matcher::Full(metric.name.into()), ops::BUCKETS).ok()?;
             }
             let handle = builder.install_recorder().ok()?;
             ops::describe();
@@ -407,8 +408,12 @@ pub async fn launch(
         stopping: shutdown.clone(),
     };
     let metrics_task = spawn_metrics_listener(&rt.settings, health, shutdown.clone()).await?;
-    let sampler =
-        tokio::spawn(ops::sample(rt.store.clone(), rt.app.clone(), rt.settings.data_dir.clone(), shutdown.clone()));
+    let sampler = tokio::spawn(ops::sample(
+        rt.store.clone(),
+        rt.app.clone(),
+        rt.settings.data_dir.clone(),
+        shutdown.clone(),
+    ));
 
     let http = &rt.settings.http;
     let gate = Arc::new(Gate::new(
@@ -440,7 +445,10 @@ pub async fn launch(
         tracing::error!("audit entries not written before shutdown");
     }
     if tokio::time::timeout(grace, consumer).await.is_err() {
-        tracing::warn!(grace_secs = grace.as_secs(), "the consumer's batch in hand did not finish; it stays queued");
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "the consumer's batch in hand did not finish; it stays queued"
+        );
     }
     if let Some(t) = metrics_task {
         t.abort();
