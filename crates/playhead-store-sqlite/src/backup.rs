@@ -7,8 +7,12 @@
 //! backup: it can tear between pages.
 //!
 //! The rules here: a backup or restore is written beside its target under a temporary name,
-//! checked (`PRAGMA integrity_check`), fsynced and then renamed into place, so a crash leaves
+//! checked (`PRAGMA quick_check`), fsynced and then renamed into place, so a crash leaves
 //! either nothing or a whole file; restore never overwrites an existing database.
+//!
+//! `quick_check` rather than `integrity_check`: it verifies every page and record but not that
+//! indexes match their tables, which `VACUUM INTO` rebuilds from the table data anyway; on a
+//! 276 MB database it took 2 s where `integrity_check` took 16-24 s (docs/benchmarks.md).
 
 use std::path::{Path, PathBuf};
 
@@ -117,14 +121,14 @@ async fn finish(temp: &Path, path: &Path) -> Result<BackupReport, StoreError> {
     Ok(report)
 }
 
-/// Open `path` read-only, run `PRAGMA integrity_check` and read what the report says.
+/// Open `path` read-only, run `PRAGMA quick_check` and read what the report says.
 async fn check(path: &Path) -> Result<BackupReport, StoreError> {
     let opts = SqliteConnectOptions::new().filename(path).read_only(true);
     let mut conn = SqliteConnection::connect_with(&opts)
         .await
         .map_err(|e| StoreError::Internal(format!("{} is not a SQLite database: {e}", path.display())))?;
     let integrity: String =
-        sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&mut conn).await.map_err(error::db)?;
+        sqlx::query_scalar("PRAGMA quick_check").fetch_one(&mut conn).await.map_err(error::db)?;
     if integrity != "ok" {
         let _ = conn.close().await;
         return Err(StoreError::Internal(format!("{} is damaged: {integrity}", path.display())));
