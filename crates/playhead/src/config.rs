@@ -320,6 +320,10 @@ pub struct Limits {
     /// requests are still served: long enough for a load balancer's health checks to take the
     /// replica out (haproxy's `inter x fall`), so no request is sent to a closing connection.
     pub drain_delay_secs: u64,
+    /// Embedded mode: a ceiling on the SQLite database's size, MiB (0: none, the disk is the
+    /// limit). Reaching it behaves exactly like a full disk: writes answer 503 with Retry-After,
+    /// nothing half-written, reads go on. Keeps one deployment from filling a shared disk.
+    pub max_database_mib: u32,
 }
 
 impl Default for Limits {
@@ -330,6 +334,7 @@ impl Default for Limits {
             consumer_batch: 2_000,
             shutdown_grace_secs: 20,
             drain_delay_secs: 0,
+            max_database_mib: 0,
         }
     }
 }

@@ -74,7 +74,7 @@ impl Store {
     pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
         match &settings.database_url {
             None => Ok(Self::Sqlite(
-                SqliteStore::open(&settings.db_path())
+                SqliteStore::open_with(&settings.db_path(), &sqlite_config(settings))
                     .await
                     .map_err(|e| anyhow::anyhow!("opening {}: {e}", settings.db_path().display()))?,
             )),
@@ -177,6 +177,16 @@ where
         idempotency: Arc::new(s.clone()),
         limiter,
         recs: Arc::new(s.clone()),
+    }
+}
+
+/// The embedded store's tuning from the settings: defaults, and the size ceiling if any
+/// (SQLite's default page size, 4 KiB: 256 pages per MiB).
+fn sqlite_config(settings: &Settings) -> playhead_store_sqlite::SqliteConfig {
+    let mib = settings.limits.max_database_mib;
+    playhead_store_sqlite::SqliteConfig {
+        max_page_count: (mib > 0).then(|| mib.saturating_mul(256)),
+        ..Default::default()
     }
 }
 

@@ -805,3 +805,44 @@ async fn a_rolling_restart_behind_haproxy_fails_no_request() {
     .unwrap();
     assert_eq!(stored, i64::try_from(ids.len()).unwrap(), "accepted events missing");
 }
+
+/// A full disk, end to end (the database capped with `limits.max_database_mib`, which fails with
+/// SQLITE_FULL exactly as a full file system does): the batch that does not fit answers 503 with
+/// Retry-After and a problem document, nothing of it is stored, every batch answered 202 before
+/// is, and reads keep working.
+#[tokio::test]
+async fn a_full_disk_answers_503_with_retry_after_and_writes_nothing_half() {
+    let t = spawn_with(|s| {
+        s.limits.max_database_mib = 1;
+        s.rate_limits.ingest.limit = 1_000_000;
+    })
+    .await;
+    let v = t.viewer("full@example.com").await;
+    let ops = t.catalog_token().await;
+    t.import(&ops, &[movie("m1", 100)]).await;
+    let url = t.url(&format!("/v1/profiles/{}/events", v.profile));
+    let mut stored = Vec::new();
+    let refused = loop {
+        let batch: Vec<Value> = (0..100).map(|i| ev("m1", "heartbeat", 60_000 + i * 1000, 5)).collect();
+        let r = t.http.post(&url).bearer_auth(&v.token).json(&json!({"events": batch})).send().await.unwrap();
+        if r.status() == StatusCode::ACCEPTED {
+            stored.extend(batch.iter().map(|e| e["event_id"].as_str().unwrap().to_owned()));
+            assert!(stored.len() < 100_000, "the cap never bit");
+            continue;
+        }
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(r.headers().contains_key("retry-after"), "{:?}", r.headers());
+        let problem: Value = r.json().await.unwrap();
+        assert_eq!(problem["status"], 503, "{problem}");
+        break batch;
+    };
+    assert!(!stored.is_empty(), "some batches fit before the disk filled");
+    // Reads still answer.
+    let _ = t.get_json(&v.token, &format!("/v1/profiles/{}/history", v.profile)).await;
+    let dir = t.stop_keep_dir().await;
+    let in_log = sqlite_ids(&dir.path().join("playhead.db"), "SELECT event_id FROM events").await;
+    assert!(stored.iter().all(|id| in_log.contains(id)), "a batch answered 202 is missing");
+    let half: Vec<&str> =
+        refused.iter().map(|e| e["event_id"].as_str().unwrap()).filter(|id| in_log.contains(*id)).collect();
+    assert!(half.is_empty(), "{} events of the refused batch were written", half.len());
+}
