@@ -323,6 +323,7 @@ pub struct ProgressPutDto {
     pub position_ms: i64,
     /// Duration the player sees.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub duration_ms: Option<i64>,
     /// Client time (default: server time).
     #[serde(default)]
@@ -426,14 +427,18 @@ impl PlayV2Dto {
 #[expect(dead_code, reason = "the OpenAPI schema of an item that `BackfillPlay` parses")]
 pub struct BackfillPlayDto {
     /// The title.
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
     pub title_id: String,
     /// When it started (RFC 3339); with the title, the dedupe key.
+    #[schema(format = DateTime)]
     pub started_at: String,
     /// When it ended (default: start + watched_ms).
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub ended_at: Option<String>,
     /// Time watched (default: the duration when completed).
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub watched_ms: Option<i64>,
     /// Finished (default true).
     #[serde(default)]
