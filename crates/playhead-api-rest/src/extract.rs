@@ -111,7 +111,9 @@ fn integral_floats_as_integers(bytes: &[u8]) -> Option<serde_json::Value> {
             serde_json::Value::Number(n) if n.is_f64() => {
                 let f = n.as_f64().unwrap_or(f64::NAN);
                 // 2^63 is exactly representable; below it every integral f64 fits an i64.
-                if f.fract() == 0.0 && f >= -9_223_372_036_854_775_808.0 && f < 9_223_372_036_854_775_808.0 {
+                if f.fract() == 0.0
+                    && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f)
+                {
                     let i = f as i64; // integral and in range: exact
                     *v = serde_json::Value::from(i);
                     return true;
