@@ -390,6 +390,8 @@ async fn commit(
     msgs: Vec<pb::StreamEventsRequest>,
     out: &mpsc::Sender<Result<pb::StreamEventsResponse, Status>>,
 ) -> Result<(), Status> {
+    let started = std::time::Instant::now();
+    let count = msgs.len();
     let mut results: Vec<pb::EventResult> = Vec::with_capacity(msgs.len());
     let mut i = 0;
     while i < msgs.len() {
@@ -443,7 +445,9 @@ async fn commit(
         }
         i = run_end;
     }
+    let committed_ms = started.elapsed().as_millis();
     send_all(out, results).await;
+    tracing::debug!(event.count = count, commit_ms = committed_ms, "stream commit");
     Ok(())
 }
 
