@@ -165,7 +165,12 @@ impl pb::playback_service_server::PlaybackService for Playback {
         let (out, rx) = mpsc::channel::<Result<pb::StreamEventsResponse, Status>>(window);
         tokio::spawn(async move {
             loop {
-                let next = inbound.message().await;
+                // Stop reading when the writer is gone (the stream ended with a status): a client
+                // that keeps its side open must not keep this task alive.
+                let next = tokio::select! {
+                    next = inbound.message() => next,
+                    () = ahead_tx.closed() => break,
+                };
                 let end = !matches!(next, Ok(Some(_)));
                 let item = match next {
                     Ok(Some(m)) => Ok(m),
