@@ -9,7 +9,7 @@ use playhead_app::access::{Operation, partition_of};
 use playhead_app::accounts::{NewProfile, ProfilePatch};
 use playhead_app::ingest::{EventStatus, IngestBatch};
 use playhead_app::limits::RouteClass;
-use playhead_app::reads::{ExpectedVersion, HistoryQuery, ProgressWrite};
+use playhead_app::reads::{BackfillPlay, BackfillResult, ExpectedVersion, HistoryQuery, ProgressWrite};
 use playhead_app::recs::Recommended;
 use playhead_core::event::RawEvent;
 use playhead_core::ports::FeedbackKind;
@@ -369,6 +369,45 @@ impl pb::playback_service_server::PlaybackService for Playback {
             })
             .await
     }
+
+    async fn import_history(
+        &self,
+        req: Request<pb::ImportHistoryRequest>,
+    ) -> Result<Response<pb::ImportHistoryResponse>, Status> {
+        let app = self.0.app.clone();
+        self.0
+            .unary(req, profile_of(|q: &pb::ImportHistoryRequest| &q.profile_id), |p, q| async move {
+                let profile = cv::profile_id(&q.profile_id).map_err(bad)?;
+                let mut plays = Vec::with_capacity(q.plays.len());
+                for (i, b) in q.plays.into_iter().enumerate() {
+                    let at = |field: &'static str, t: Option<&prost_types::Timestamp>| {
+                        t.map(|t| cv::timestamp(field, t)).transpose().map_err(|e| {
+                            bad(FieldError::new(format!("plays[{i}].{field}"), e.code, e.message))
+                        })
+                    };
+                    plays.push(BackfillPlay {
+                        title_id: (!b.title_id.is_empty()).then_some(b.title_id),
+                        started_at: at("started_at", b.started_at.as_ref())?,
+                        ended_at: at("ended_at", b.ended_at.as_ref())?,
+                        watched_ms: b.watched_ms,
+                        completed: b.completed,
+                    });
+                }
+                let results = app.backfill(&p, profile, plays).await.map_err(status)?;
+                Ok(pb::ImportHistoryResponse { results: results.iter().map(backfill_result).collect() })
+            })
+            .await
+    }
+}
+
+fn backfill_result(r: &BackfillResult) -> pb::BackfillResult {
+    let (status, play_id, problem) = match r {
+        BackfillResult::Created(id) => (pb::BackfillStatus::Created, id.0.to_string(), None),
+        BackfillResult::Duplicate(id) => (pb::BackfillStatus::Duplicate, id.0.to_string(), None),
+        BackfillResult::Deleted => (pb::BackfillStatus::Deleted, String::new(), None),
+        BackfillResult::Rejected(f) => (pb::BackfillStatus::Rejected, String::new(), Some(problem(f))),
+    };
+    pb::BackfillResult { status: status as i32, play_id, problem }
 }
 
 /// A resume point version a client read (empty event id: never played).

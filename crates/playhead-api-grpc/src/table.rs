@@ -42,6 +42,7 @@ pub const METHODS: &[Method] = &[
     m("/playhead.v1.PlaybackService/GetContinueWatching", Operation::GetContinueWatching, READ),
     m("/playhead.v1.PlaybackService/HideFromContinueWatching", Operation::HideFromContinueWatching, WRITE),
     m("/playhead.v1.PlaybackService/GetNextUp", Operation::GetNextUp, READ),
+    m("/playhead.v1.PlaybackService/ImportHistory", Operation::ImportHistory, WRITE),
     m("/playhead.v1.CatalogService/GetTitle", Operation::GetTitle, READ),
     m("/playhead.v1.CatalogService/ListTitles", Operation::ListTitles, READ),
     m("/playhead.v1.CatalogService/PutTitle", Operation::PutTitle, WRITE),

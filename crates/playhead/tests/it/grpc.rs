@@ -206,6 +206,32 @@ async fn grpc_serves_the_player_and_the_catalog() {
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
 
+    // Backfill: a play from another tracker, then the same again (a duplicate), and one without
+    // its start (rejected on its own).
+    let started = ts(now_ms() - 40 * 86_400_000);
+    let backfill = || pb::ImportHistoryRequest {
+        profile_id: profile.clone(),
+        plays: vec![
+            pb::BackfilledPlay {
+                title_id: "m2".into(),
+                started_at: Some(started),
+                completed: Some(true),
+                ..Default::default()
+            },
+            pb::BackfilledPlay { title_id: "m2".into(), ..Default::default() },
+        ],
+    };
+    let first = playback.import_history(authed(&v.token, backfill())).await.unwrap().into_inner();
+    let again = playback.import_history(authed(&v.token, backfill())).await.unwrap().into_inner();
+    let statuses = |r: &pb::ImportHistoryResponse| r.results.iter().map(|r| r.status).collect::<Vec<_>>();
+    assert_eq!(
+        statuses(&first),
+        [pb::BackfillStatus::Created as i32, pb::BackfillStatus::Rejected as i32],
+        "{first:?}"
+    );
+    assert_eq!(statuses(&again)[0], pb::BackfillStatus::Duplicate as i32);
+    assert_eq!(again.results[0].play_id, first.results[0].play_id);
+
     // Profiles.
     let mut profiles = ProfileServiceClient::new(ch.clone());
     let me = profiles.get_me(authed(&v.token, pb::GetMeRequest {})).await.unwrap().into_inner();
