@@ -562,4 +562,47 @@ async fn health_and_reflection_answer_without_credentials() {
     t.stop().await;
 }
 
+/// A service's `profiles:any` use of a profile over gRPC is audited like REST's: who, which
+/// method, which profile, the outcome and the client address; without `profiles:any` the
+/// profile is not found.
+#[tokio::test]
+async fn profiles_any_calls_are_audited() {
+    use playhead_core::auth::Scopes;
+    let t = spawn_app().await;
+    let v = t.viewer("ann@example.com").await;
+    let store = t.app.ports().api_keys.clone();
+    let (narrow, rec) = playhead_auth::ApiKey::generate(
+        "narrow",
+        Scopes::parse("history:read").unwrap(),
+        t.app.clock().now(),
+    );
+    store.create_api_key(&rec).await.unwrap();
+    let (wide, rec) = playhead_auth::ApiKey::generate(
+        "wide",
+        Scopes::parse("history:read profiles:any").unwrap(),
+        t.app.clock().now(),
+    );
+    store.create_api_key(&rec).await.unwrap();
+    let mut playback = PlaybackServiceClient::new(channel(&t).await);
+    let row = || pb::GetNextUpRequest { profile_id: v.profile.to_string(), page_size: 0 };
+    let e = playback.get_next_up(authed(narrow.expose(), row())).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    playback.get_next_up(authed(wide.expose(), row())).await.unwrap();
+    let audited = async {
+        loop {
+            let entries = t.identity.store().audit_since(playhead_core::Timestamp(0), 100).await.unwrap();
+            if let Some(e) = entries.into_iter().find(|e| e.action == "profiles_any.access") {
+                return e;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let entry = tokio::time::timeout(Duration::from_secs(10), audited).await.expect("audited");
+    assert!(entry.actor.starts_with("service:"), "{entry:?}");
+    assert!(entry.detail.contains(&v.profile.to_string()), "{entry:?}");
+    assert!(entry.detail.contains("/playhead.v1.PlaybackService/GetNextUp"), "{entry:?}");
+    assert_eq!(entry.client_addr.as_deref(), Some("127.0.0.1"));
+    t.stop().await;
+}
+
 on_both_backends!(grpc_serves_the_player_and_the_catalog, stream_events_answers_every_event_in_order);
