@@ -20,6 +20,7 @@ mod grpc;
 mod multi_process;
 mod nats;
 mod oauth;
+mod ops;
 #[cfg(feature = "recs")]
 mod recs_cli;
 mod scale_out;
