@@ -233,6 +233,10 @@ pub struct HttpLimits {
     pub max_in_flight_per_principal: usize,
     /// Browser origins allowed to call the API (CORS), e.g. ["https://app.example.com"].
     pub cors_allowed_origins: Vec<String>,
+    /// Largest gRPC message, either way (a larger one is refused with a status naming the limit).
+    pub grpc_max_message_bytes: usize,
+    /// Events a gRPC StreamEvents call reads ahead of its durable results (its window).
+    pub grpc_stream_window: usize,
 }
 
 impl Default for HttpLimits {
@@ -246,6 +250,8 @@ impl Default for HttpLimits {
             header_read_timeout_secs: 10,
             max_in_flight_per_principal: 32,
             cors_allowed_origins: Vec::new(),
+            grpc_max_message_bytes: 4 * 1024 * 1024,
+            grpc_stream_window: 1_000,
         }
     }
 }

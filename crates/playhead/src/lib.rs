@@ -432,7 +432,7 @@ pub async fn launch(
         http.max_in_flight_per_principal,
         rt.identity.store().clone(),
     ));
-    let router = transports(&rt, gate.clone(), ready);
+    let (router, health_task) = transports(&rt, gate.clone(), ready, shutdown.clone());
     let grace = Duration::from_secs(rt.settings.limits.shutdown_grace_secs);
     let header_timeout = Duration::from_secs(http.header_read_timeout_secs);
     let (close_tx, close_rx) = watch::channel(false);
@@ -466,6 +466,7 @@ pub async fn launch(
     #[cfg(feature = "recs")]
     recs_task.abort();
     poller.abort();
+    health_task.abort();
     sampler.abort();
     rt.store.close().await;
     tracing::info!("stopped");
@@ -518,9 +519,40 @@ fn spawn_revocation_poller(
 }
 
 /// Every transport on the API listener, over the one gate. A new transport is merged here
-/// (docs/ARCHITECTURE.md, "Adding a transport").
-fn transports(rt: &Runtime, gate: Arc<Gate>, ready: Arc<Ready>) -> axum::Router {
+/// (docs/ARCHITECTURE.md, "Adding a transport"). Also returns the task keeping gRPC health in
+/// step with readiness (it stops at `shutdown`).
+fn transports(
+    rt: &Runtime,
+    gate: Arc<Gate>,
+    ready: Arc<Ready>,
+    shutdown: watch::Receiver<bool>,
+) -> (Transports, tokio::task::JoinHandle<()>) {
     let http = &rt.settings.http;
+    // gRPC shares the gate (one quota and in-flight count per principal across transports) and
+    // the listener; its health service follows the same readiness check as /readyz.
+    let grpc_state = playhead_api_grpc::GrpcState::new(
+        rt.app.clone(),
+        gate.clone(),
+        playhead_api_grpc::GrpcLimits {
+            max_message_bytes: http.grpc_max_message_bytes,
+            batch_max: http.batch_max,
+            stream_window: http.grpc_stream_window,
+        },
+        rt.settings.identity.trusted_proxies.clone(),
+    );
+    let (grpc, health) = playhead_api_grpc::router(grpc_state);
+    let health_task = {
+        let ready = ready.clone();
+        playhead_api_grpc::health::follow(
+            health,
+            move || {
+                let ready = ready.clone();
+                async move { ready.ready().await.is_ok() }
+            },
+            Duration::from_secs(1),
+            shutdown,
+        )
+    };
     let limits = playhead_api_rest::RestLimits {
         json_body_bytes: http.json_body_bytes,
         json_depth: http.json_depth,
@@ -539,7 +571,7 @@ fn transports(rt: &Runtime, gate: Arc<Gate>, ready: Arc<Ready>) -> axum::Router 
         rt.identity.clone(),
         rt.settings.identity.trusted_proxies.clone(),
     );
-    playhead_api_rest::router(state)
+    (Transports { rest: playhead_api_rest::router(state), grpc }, health_task)
 }
 
 /// The operator's listener (`metrics_listen`), when configured: the Prometheus scrape endpoint
@@ -605,12 +637,42 @@ async fn poll_identity(
     Ok(())
 }
 
+/// Both transports on one listener: gRPC requests (`content-type: application/grpc`, with or
+/// without a `+proto` suffix) go to tonic's routes, everything else to the REST router. Chosen
+/// by content type rather than path so an unknown gRPC method still gets a gRPC status, and a
+/// REST client never sees one.
+#[derive(Clone)]
+struct Transports {
+    rest: axum::Router,
+    grpc: axum::Router,
+}
+
+impl tower::Service<axum::extract::Request> for Transports {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = tower::util::Oneshot<axum::Router, axum::extract::Request>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        // Both routers are always ready (axum's Router never applies back pressure here).
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: axum::extract::Request) -> Self::Future {
+        let grpc = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"));
+        let router = if grpc { self.grpc.clone() } else { self.rest.clone() };
+        tower::ServiceExt::oneshot(router, req)
+    }
+}
+
 /// Accept connections until `shutdown`, serving HTTP/1.1 and HTTP/2 with a header-read timeout
 /// (a client that trickles its headers is cut off: slowloris), then stop accepting and give
 /// in-flight requests up to `grace` to finish.
 async fn serve_http(
     listener: TcpListener,
-    router: axum::Router,
+    router: Transports,
     mut shutdown: watch::Receiver<bool>,
     header_read_timeout: Duration,
     grace: Duration,

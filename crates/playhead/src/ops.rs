@@ -82,6 +82,21 @@ pub const CATALOGUE: &[Metric] = &[
         Both,
         "HTTP request latency by route template.",
     ),
+    // RED per gRPC method (same listener; `status` is the gRPC code, 0 = OK).
+    m(
+        "grpc_server_handled_total",
+        Counter,
+        &["method", "status"],
+        Both,
+        "gRPC calls answered, by method and status code.",
+    ),
+    m(
+        "grpc_server_handling_seconds",
+        Histogram,
+        &["method", "status"],
+        Both,
+        "gRPC call latency by method (to the response head; a stream's whole life is not timed).",
+    ),
     // Ingestion and the event pipeline (both modes).
     m(
         "playhead_events_total",

@@ -211,6 +211,29 @@ impl Gate {
     }
 }
 
+/// The client's address as quotas and audit entries name it: the TCP peer, unless the peer is
+/// one of `trusted_proxies`, then the right-most `X-Forwarded-For` hop our proxies did not add
+/// (a client cannot pick a fresh address per request by sending the header itself). Every
+/// transport passes its peer and its forwarded values (HTTP headers, gRPC metadata) here.
+pub fn client_address<'a>(
+    trusted_proxies: &[std::net::IpAddr],
+    forwarded_for: impl Iterator<Item = &'a str>,
+    peer: Option<std::net::IpAddr>,
+) -> String {
+    let Some(peer) = peer else { return "unknown".into() };
+    if !trusted_proxies.contains(&peer) {
+        return peer.to_string();
+    }
+    let forwarded: Vec<std::net::IpAddr> =
+        forwarded_for.flat_map(|v| v.split(',')).filter_map(|a| a.trim().parse().ok()).collect();
+    // Walk from the right: the last hop our proxies did not add is the client.
+    forwarded
+        .iter()
+        .rev()
+        .find(|ip| !trusted_proxies.contains(ip))
+        .map_or(peer.to_string(), ToString::to_string)
+}
+
 /// Who a principal is in quota keys and idempotency scopes.
 pub fn partition_of(p: &Principal) -> String {
     match &p.subject {

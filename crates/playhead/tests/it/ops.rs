@@ -126,6 +126,12 @@ async fn a_real_scrape_lists_the_catalogue_and_passes_promtool() {
     t.events(&v, watching("m1", 0, 5, 10)).await;
     t.settle().await;
     let _ = t.get_json(&v.token, &format!("/v1/profiles/{}/continue-watching", v.profile)).await;
+    // One gRPC call (the same listener): its RED metrics are in the catalogue too.
+    let channel = tonic::transport::Endpoint::from_shared(t.base.clone()).unwrap().connect().await.unwrap();
+    tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+        .await
+        .unwrap();
     let metrics = format!("http://127.0.0.1:{port}/metrics");
     let mut scrape;
     // The sampler and the revocation poller run at start; give them a moment.
