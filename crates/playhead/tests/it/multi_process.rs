@@ -5,7 +5,6 @@
 //! the CLI works on both), and a replica SIGKILLed under load costs no acknowledged event.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -19,7 +18,6 @@ use sqlx::{Connection, PgConnection};
 use crate::scale_out::{redis_url, run};
 use crate::support::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_playhead");
 const HAPROXY: &str = "/usr/sbin/haproxy";
 const SHIPPED: &str = include_str!("../../../../deploy/haproxy.cfg");
 
@@ -33,27 +31,10 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// `playhead serve` on `port`; returns once it prints its listening line.
 fn replica(dir: &Path, config: &Path, port: u16) -> Proc {
-    let mut child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir)
-        .arg("--config")
-        .arg(config)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--metrics-listen", "off"])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert!(line.contains(&port.to_string()), "replica did not start: {line:?}");
-    Proc(child)
+    Proc(spawn_serve(dir, config, port))
 }
 
 async fn wait_ok(http: &reqwest::Client, url: &str) {

@@ -3,7 +3,6 @@
 //! JetStream storage problem, backups taken under load, SIGTERM under load, and a full disk.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -22,9 +21,6 @@ fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn read(rel: &str) -> String {
     std::fs::read_to_string(Path::new(ROOT).join(rel)).unwrap()
@@ -576,21 +572,7 @@ async fn a_backup_under_load_restores_every_event_acknowledged_before_it() {
 
 /// A `playhead serve` process on `port` over `data`; returns once it prints its listening line.
 fn serve(data: &Path, config: &Path, port: u16) -> Child {
-    let mut child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--config")
-        .arg(config)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--metrics-listen", "off"])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert!(line.contains(&port.to_string()), "server did not start: {line:?}");
-    child
+    spawn_serve(data, config, port)
 }
 
 fn sigterm(child: &Child) {

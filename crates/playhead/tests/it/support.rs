@@ -435,3 +435,29 @@ pub fn watching(title: &str, from_min: i64, minutes: i64, ends_mins_ago: i64) ->
         })
         .collect()
 }
+
+/// A free loopback port (bound and released; good enough for a test's own servers).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A `playhead serve` process on `port` over `data` with `config`; returns once it prints its
+/// listening line, so requests can follow at once.
+pub fn spawn_serve(data: &std::path::Path, config: &std::path::Path, port: u16) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_playhead"))
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--config")
+        .arg(config)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--metrics-listen", "off"])
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.contains(&port.to_string()), "server did not start: {line:?}");
+    child
+}
