@@ -150,6 +150,8 @@ operations! {
     RecordImpressions = "recs.impressions",
     /// Register an OAuth client (operators).
     CreateClient = "admin.create_client",
+    /// The recommendation model in service and its self-tuning report (operators).
+    GetRecsModel = "admin.recs_model",
 }
 
 impl Operation {
@@ -189,6 +191,7 @@ impl Operation {
                 (Access::Scope(Scope::FeedbackWrite), Charge::Class(Write))
             }
             O::CreateClient => (Access::Scope(Scope::Admin), Charge::Class(Write)),
+            O::GetRecsModel => (Access::Scope(Scope::Admin), Charge::Class(Read)),
         };
         let names_profile = matches!(
             self,
