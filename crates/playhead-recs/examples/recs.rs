@@ -154,7 +154,11 @@ fn run() -> Result<(), String> {
                 now: now(),
             })
             .map_err(e)?;
-            println!("{}", serde_json::json!({"version": m.version, "meta": m.meta}));
+            let search = m.tuning.as_ref().map(|t| {
+                serde_json::json!({"search": t.search, "served": t.served.name, "guard": t.guard, "lambda": t.lambda,
+                    "validation": t.validation})
+            });
+            println!("{}", serde_json::json!({"version": m.version, "meta": m.meta, "tuning": search}));
         }
         "ease-scores" => {
             // Dense EASE scores for every profile and item, for the numpy cross-check.
