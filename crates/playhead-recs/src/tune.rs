@@ -479,7 +479,7 @@ pub fn tune(
             max_per_genre_pct: 100.0,
             cost_pct: 0.0,
             measured: Vec::new(),
-            note: "the catalog has no genres: the diversity cap is off".into(),
+            note: "The catalog has no genres: the diversity cap is off".into(),
         }
     } else {
         let base_recall = current.recall_at_20.mean;
@@ -501,11 +501,11 @@ pub fn tune(
         }
         let note = match &chosen.2 {
             Some(_) => format!(
-                "a {}% genre cap costs {:.2}% relative Recall@20 (allowed {}%): kept",
+                "The strongest genre cap within the allowed cost is kept: {}% costs {:.2}% relative Recall@20 (allowed {}%)",
                 chosen.0, chosen.1, cfg.diversity_max_cost_pct
             ),
             None => format!(
-                "every genre cap costs more than {}% relative Recall@20: off",
+                "Every genre cap costs more than {}% relative Recall@20: off",
                 cfg.diversity_max_cost_pct
             ),
         };
@@ -518,7 +518,7 @@ pub fn tune(
     // The guard.
     let passes = |c: &Candidate| singles.iter().all(|s| c.dominates(s));
     let (served, guard) = if passes(&current) {
-        let note = "the winner scores at least as well as EASE alone, co-watch alone and popularity on Recall@20 and NDCG@10".to_owned();
+        let note = "The winner scores at least as well as EASE alone, co-watch alone and popularity on Recall@20 and NDCG@10".to_owned();
         (current.clone(), Guard { passed: true, served: "blend".into(), note })
     } else {
         let mut ok: Vec<&Candidate> = candidates.iter().chain(&singles).filter(|c| passes(c)).collect();
@@ -536,7 +536,7 @@ pub fn tune(
                 let is_single = singles.iter().any(|s| s.name == c.name);
                 let served = if is_single { c.name.clone() } else { "blend".to_owned() };
                 let note = format!(
-                    "the search's winner ({}) fell below a single source on Recall@20 or NDCG@10; serving '{}', the best configuration that does not",
+                    "The search's winner ({}) fell below a single source on Recall@20 or NDCG@10; serving '{}', the best configuration that does not",
                     current.name, c.name
                 );
                 ((*c).clone(), Guard { passed: false, served, note })
@@ -549,7 +549,7 @@ pub fn tune(
                     }
                 }
                 let note = format!(
-                    "no configuration matched every single source on both metrics; serving {} alone",
+                    "No configuration matched every single source on both metrics; serving {} alone",
                     best.name
                 );
                 (best.clone(), Guard { passed: false, served: best.name.clone(), note })
@@ -561,7 +561,7 @@ pub fn tune(
         .filter(|c| c.blend != served.blend)
         .fold(None::<&Candidate>, |acc, c| if acc.is_none_or(|a| c.beats(a)) { Some(c) } else { acc });
     let why = format!(
-        "'{}' (lambda {}) has the highest validation Recall@20 ({:.4} [{:.4}, {:.4}]), NDCG@10 {:.4}{}; single sources: {}. {}. {}.",
+        "Served '{}' (lambda {}): validation Recall@20 {:.4} [{:.4}, {:.4}], NDCG@10 {:.4}{}; single sources: {}. {}. {}.",
         served.name,
         lambda,
         served.recall_at_20.mean,

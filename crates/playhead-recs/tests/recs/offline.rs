@@ -245,6 +245,14 @@ fn a_catalog_without_genres_turns_the_diversity_cap_off_and_says_so() {
     assert_eq!(div["available"], false, "{div}");
     assert_eq!(div["max_per_genre_pct"], 100.0);
     assert!(div["note"].as_str().unwrap().contains("no genres"), "{div}");
+    // Without genres there is nothing to cap: no cap candidate was scored either.
+    assert!(
+        v["tuning"]["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["blend"]["max_per_genre_pct"] == 100.0)
+    );
 }
 
 #[test]
