@@ -326,6 +326,14 @@ pub struct Limits {
     pub consumer_batch: usize,
     /// Seconds a graceful shutdown waits for in-flight requests.
     pub shutdown_grace_secs: u64,
+    /// Seconds between SIGTERM and closing the listener, during which `/readyz` answers 503 and
+    /// requests are still served: long enough for a load balancer's health checks to take the
+    /// replica out (haproxy's `inter x fall`), so no request is sent to a closing connection.
+    pub drain_delay_secs: u64,
+    /// Embedded mode: a ceiling on the SQLite database's size, MiB (0: none, the disk is the
+    /// limit). Reaching it behaves exactly like a full disk: writes answer 503 with Retry-After,
+    /// nothing half-written, reads go on. Keeps one deployment from filling a shared disk.
+    pub max_database_mib: u32,
 }
 
 impl Default for Limits {
@@ -335,6 +343,8 @@ impl Default for Limits {
             max_held_per_profile: 1_000,
             consumer_batch: 2_000,
             shutdown_grace_secs: 20,
+            drain_delay_secs: 0,
+            max_database_mib: 0,
         }
     }
 }

@@ -19,6 +19,7 @@ mod external_idp;
 mod multi_process;
 mod nats;
 mod oauth;
+mod ops;
 #[cfg(feature = "recs")]
 mod recs_cli;
 mod scale_out;
