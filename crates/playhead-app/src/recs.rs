@@ -13,7 +13,7 @@ use playhead_core::auth::Principal;
 use playhead_core::ids::{ProfileId, TitleId};
 use playhead_core::ports::{Feedback, FeedbackKind, PlayQuery};
 use playhead_core::recs::{RecsEngine, RecsItem, RecsPlay, RecsProfile, RecsReason, RecsRow};
-use playhead_core::rules::recs::{TRENDING_HALF_LIFE_MS, decayed};
+use playhead_core::rules::recs::{TRENDING_HALF_LIFE_MS, decayed, item_of};
 use playhead_core::time::Timestamp;
 use playhead_core::title::Title;
 
@@ -25,6 +25,10 @@ use crate::{App, AppError, policy};
 const HISTORY_PLAYS: u32 = 200;
 /// Trending items a request reads.
 const TRENDING_ITEMS: u32 = 200;
+/// Most recent items (movies or series) whose live co-watch counters a request reads.
+const LIVE_COWATCH_ITEMS: usize = 5;
+/// Neighbours read per item from the live co-watch counters.
+const LIVE_COWATCH_NEIGHBOURS: u32 = 50;
 /// Most titles in one impression report.
 pub const IMPRESSIONS_MAX: usize = 100;
 
@@ -73,6 +77,13 @@ impl App {
     /// The recommender in service.
     pub fn recs_engine(&self) -> &Arc<dyn RecsEngine> {
         &self.recs
+    }
+
+    /// The recommendation model in service with its self-tuning report (operators).
+    pub fn recs_model(&self, p: &Principal) -> Result<serde_json::Value, AppError> {
+        policy::require(p, Operation::GetRecsModel)?;
+        let report = self.recs.model_report().ok_or(AppError::NotFound("recommendation model"))?;
+        serde_json::from_str(&report).map_err(|e| AppError::Internal(format!("model report: {e}")))
     }
 
     /// One recommendation row for a profile.
@@ -127,6 +138,25 @@ impl App {
             .map(|r| r.progress.title_id)
             .collect();
         state.impressions = impressions.into_iter().map(|i| (i.title_id, i.shown)).collect();
+        // Live co-watch counters of the latest items (the consumer updates them in the apply
+        // transaction), so a play since the last training already moves the neighbours.
+        let mut recent: Vec<TitleId> = Vec::new();
+        let mut by_time: Vec<_> = plays.iter().collect();
+        by_time.sort_by_key(|v| std::cmp::Reverse(v.started_at));
+        for v in by_time {
+            let item = titles.get(&v.title_id).map_or_else(|| v.title_id.clone(), item_of);
+            if !recent.contains(&item) {
+                recent.push(item);
+            }
+            if recent.len() == LIVE_COWATCH_ITEMS {
+                break;
+            }
+        }
+        let counts = futures::future::try_join_all(
+            recent.iter().map(|item| self.ports.recs.cowatch(item, LIVE_COWATCH_NEIGHBOURS)),
+        )
+        .await?;
+        state.cowatch = recent.into_iter().zip(counts).collect();
         let trending: Vec<(TitleId, f64)> =
             trending.into_iter().map(|(t, w)| (t, decayed(w, now, TRENDING_HALF_LIFE_MS))).collect();
         let items = self.recs.recommend(&state, row, limit as usize, now, &trending);

@@ -16,6 +16,8 @@ pub enum RecsRow {
     Top,
     /// Neighbours of the most recently watched title.
     BecauseYouWatched,
+    /// Films only, ranked like the top row (no series, no next episodes).
+    Films,
     /// Trending now (within the profile's maturity limit).
     Trending,
 }
@@ -26,6 +28,7 @@ impl RecsRow {
         match s {
             "top" => Some(Self::Top),
             "because-you-watched" => Some(Self::BecauseYouWatched),
+            "films" => Some(Self::Films),
             "trending" => Some(Self::Trending),
             _ => None,
         }
@@ -60,6 +63,10 @@ pub struct RecsProfile {
     pub impressions: Vec<(TitleId, u32)>,
     /// Highest maturity (a minimum age) the profile may see.
     pub maturity_limit: Option<u8>,
+    /// Live co-watch counters of the profile's most recent items (movie or series id -> counts),
+    /// read per request so plays since the last training are served (the model's neighbours are
+    /// replaced by these for those items).
+    pub cowatch: Vec<(TitleId, crate::ports::CoWatchCounts)>,
 }
 
 /// Why a title is recommended.
@@ -106,4 +113,9 @@ pub trait RecsEngine: Send + Sync {
         maturity_limit: Option<u8>,
         now: Timestamp,
     ) -> Option<Vec<RecsItem>>;
+    /// The model in service and how it was chosen (version, training metadata, settings, the
+    /// self-tuning report), as JSON text for operators; `None` before the first model.
+    fn model_report(&self) -> Option<String> {
+        None
+    }
 }

@@ -2,7 +2,7 @@
 //! helpers (`ease-scores`, `serve-latency`). Flags match the issue's CLI:
 //!
 //! ```text
-//! recs synth --out DIR [--seed N] [--profiles N --movies N --series N --days N --no-oracle]
+//! recs synth --out DIR [--seed N] [--profile SHAPE] [--profiles N --movies N --series N --days N --no-oracle]
 //! recs eval --interactions F --catalog F --protocol temporal|leave-last-out --k 10,20,50
 //!           [--seed N] [--bootstrap N] [--external NAME=FILE] [--export-split DIR] [--config F]
 //! recs batch --interactions F --catalog F --k 20 --out F.jsonl [--config F]
@@ -93,7 +93,9 @@ fn run() -> Result<(), String> {
     let e = |e: playhead_recs::RecsError| e.to_string();
     match cmd.as_str() {
         "synth" => {
-            let d = SynthScale::default();
+            let shape = f.get("profile").unwrap_or("classic");
+            let shape = playhead_recs::SynthShape::parse(shape).ok_or(format!("--profile: {shape}"))?;
+            let d = SynthScale::for_shape(shape);
             let scale = SynthScale {
                 profiles: f.num("profiles", d.profiles)?,
                 movies: f.num("movies", d.movies)?,
@@ -138,6 +140,7 @@ fn run() -> Result<(), String> {
                 k: f.num("k", 20)?,
                 out: f.req("out")?.into(),
                 config: f.config()?,
+                now: Some(now()),
             })
             .map_err(e)?;
             eprintln!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
@@ -151,7 +154,11 @@ fn run() -> Result<(), String> {
                 now: now(),
             })
             .map_err(e)?;
-            println!("{}", serde_json::json!({"version": m.version, "meta": m.meta}));
+            let search = m.tuning.as_ref().map(|t| {
+                serde_json::json!({"search": t.search, "served": t.served.name, "guard": t.guard, "lambda": t.lambda,
+                    "validation": t.validation})
+            });
+            println!("{}", serde_json::json!({"version": m.version, "meta": m.meta, "tuning": search}));
         }
         "ease-scores" => {
             // Dense EASE scores for every profile and item, for the numpy cross-check.

@@ -14,10 +14,11 @@ use serde::Serialize;
 
 use crate::catalog::Catalog;
 use crate::data::{Interaction, load_catalog_titles, load_interactions};
-use crate::dataset::{Dataset, Play};
+use crate::dataset::{Dataset, InputReport, Play};
 use crate::error::RecsError;
-use crate::model::{Model, TrainConfig, TrainMeta, train_on, trending_snapshot};
+use crate::model::{Model, TrainConfig, TrainMeta, train_tuned, trending_snapshot};
 use crate::serve::{ProfilePlay, ProfileState, Recommender, RowKind, RowRequest};
+use crate::tune::TuneReport;
 
 /// Arguments of `playhead recs batch`.
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct BatchArgs {
     pub out: PathBuf,
     /// Training and blend settings.
     pub config: TrainConfig,
+    /// The caller's clock: plays after it are left out and counted (`None`: no check).
+    pub now: Option<Timestamp>,
 }
 
 /// What a batch run did.
@@ -41,12 +44,16 @@ pub struct BatchReport {
     pub profiles: usize,
     /// Interactions skipped (title not in the catalog).
     pub skipped_unknown_titles: usize,
+    /// What the input held and what was left out.
+    pub input: InputReport,
     /// The instant recommendations are for (the last play in the file).
     pub as_of: Timestamp,
     /// The model trained for it.
     pub model_version: String,
     /// Its training metadata.
     pub train: TrainMeta,
+    /// What self-tuning chose and why (`None` with tuning off).
+    pub tuning: Option<TuneReport>,
 }
 
 /// Train on the whole file and write each profile's top `k` unwatched playable titles.
@@ -56,11 +63,13 @@ pub fn batch(args: &BatchArgs) -> Result<BatchReport, RecsError> {
     }
     let catalog = Arc::new(Catalog::new(load_catalog_titles(&args.catalog)?));
     let interactions = load_interactions(&args.interactions)?;
-    let ds = Dataset::new(&interactions, &catalog);
+    let ds = Dataset::checked(&interactions, &catalog, args.now);
+    drop(interactions);
     let end = ds.end();
     let slices: Vec<&[Play]> = ds.plays.iter().map(Vec::as_slice).collect();
-    let trained = train_on(&slices, &catalog, &args.config, end)?;
-    let blend = &args.config.blend;
+    let trained = train_tuned(&slices, &catalog, &args.config, end)?;
+    // The served blend: the tuned one (the configured one when tuning is off).
+    let blend = &trained.model.config.blend;
     let trending = trending_snapshot(
         &trained.starts,
         &catalog,
@@ -71,19 +80,22 @@ pub fn batch(args: &BatchArgs) -> Result<BatchReport, RecsError> {
     let model = Arc::new(trained.model);
     let rec = Recommender::new(Arc::clone(&model), Arc::clone(&catalog));
 
-    // Group the file's rows per profile, in the dataset's profile order.
-    let mut states: Vec<ProfileState> = vec![ProfileState::default(); ds.profiles.len()];
-    let pos: std::collections::HashMap<&str, usize> =
-        ds.profiles.iter().enumerate().map(|(i, p)| (p.as_str(), i)).collect();
-    for i in &interactions {
-        if let Some(&p) = pos.get(i.profile_id.as_str()) {
-            states[p].plays.push(ProfilePlay {
-                title_id: i.title_id.clone(),
-                at: i.watched_at,
-                percent: i.percent,
-            });
-        }
-    }
+    // Each profile's plays as the dataset kept them (bad rows left out and counted).
+    let states: Vec<ProfileState> = ds
+        .plays
+        .iter()
+        .map(|plays| ProfileState {
+            plays: plays
+                .iter()
+                .map(|pl| ProfilePlay {
+                    title_id: catalog.titles()[pl.title as usize].id.clone(),
+                    at: Timestamp(pl.at),
+                    percent: pl.percent,
+                })
+                .collect(),
+            ..ProfileState::default()
+        })
+        .collect();
     let f = File::create(&args.out).map_err(|e| RecsError::io(&args.out, e))?;
     let mut w = BufWriter::new(f);
     let req = RowRequest { row: RowKind::Top, limit: args.k, rewatch: false, now: end };
@@ -97,9 +109,11 @@ pub fn batch(args: &BatchArgs) -> Result<BatchReport, RecsError> {
     Ok(BatchReport {
         profiles: ds.profiles.len(),
         skipped_unknown_titles: ds.unknown_titles,
+        input: ds.input_report(),
         as_of: end,
         model_version: model.version.clone(),
         train: model.meta.clone(),
+        tuning: model.tuning.clone(),
     })
 }
 

@@ -20,25 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::ease::sort_desc_truncate;
 
-/// How many of a profile's most recent plays a new play is paired with.
-pub const WINDOW: usize = 50;
-
-/// The items a new play of `new` pairs with, given the items of the profile's other plays, most
-/// recent last (only the last [`WINDOW`] are used). `None` when `new` is already in that window:
-/// its pairs were counted when it entered, so this play adds nothing.
-pub fn window_partners<K: Eq + Clone>(recent: &[K], new: &K) -> Option<Vec<K>> {
-    let window = &recent[recent.len().saturating_sub(WINDOW)..];
-    if window.contains(new) {
-        return None;
-    }
-    let mut out: Vec<K> = Vec::with_capacity(window.len());
-    for k in window {
-        if !out.contains(k) {
-            out.push(k.clone());
-        }
-    }
-    Some(out)
-}
+/// How many of a profile's most recent plays a new play is paired with, and the window rule
+/// itself: both live in the core (`playhead_core::rules::recs`), so the consumer's live counters
+/// and training count exactly alike.
+pub use playhead_core::rules::recs::{COWATCH_WINDOW as WINDOW, window_partners};
 
 /// What one play changes: the item's own count and one increment per pair.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,6 +5,12 @@
 //! `percent` is 0-100. The catalog is one [`TitleInput`] per line, validated with
 //! [`TitleInput::validate`] exactly like the REST import.
 //!
+//! MovieLens is read as it ships: a `ratings.csv` (header `userId,movieId,rating,timestamp`) is
+//! an interactions file, a rating at or above [`MOVIELENS_POSITIVE_RATING`] being a positive
+//! (percent 100) and any other rating a play that is not (percent 0: watched, so never
+//! recommended back, but not liked); a `movies.csv` (header `movieId,title,genres`, genres
+//! separated by `|`) is a catalog of movies whose id is the `movieId`.
+//!
 //! Rule: a bad line is never skipped silently. Parsing collects every bad line (the first
 //! [`crate::error::MAX_LINE_ERRORS`] with their messages) and fails as a whole, naming the line.
 //! The only leniency is downstream: interactions whose title is not in the catalog are counted and
@@ -31,6 +37,14 @@ pub const POSITIVE_PERCENT: f32 = 50.0;
 pub fn is_positive(percent: Option<f32>) -> bool {
     percent.is_none_or(|p| p >= POSITIVE_PERCENT)
 }
+
+/// MovieLens: a rating at or above this is a positive. 4 of 5 is the convention of the EASE and
+/// Mult-VAE papers on ML-20M (ratings ≥ 4 kept as implicit positives), so `recs eval` numbers on
+/// MovieLens compare with theirs.
+pub const MOVIELENS_POSITIVE_RATING: f32 = 4.0;
+
+/// Duration given to MovieLens movies (the file has none; the catalog requires one).
+const MOVIELENS_DURATION_MS: i64 = 6_000_000;
 
 /// One line of the interactions file: a play of a title by a profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,13 +84,22 @@ pub fn parse_interactions(reader: impl Read, name: &str) -> Result<Vec<Interacti
     let cols = split_csv_line(header.trim_end_matches('\r'))
         .map_err(|m| RecsError::Format { path: name.into(), message: format!("line 1: {m}") })?;
     let find = |n: &str| cols.iter().position(|c| c.trim() == n);
-    let (Some(pi), Some(ti), Some(wi)) = (find("profile_id"), find("title_id"), find("watched_at")) else {
+    let movielens = match (find("userId"), find("movieId"), find("rating"), find("timestamp")) {
+        (Some(u), Some(m), Some(r), Some(t)) => Some((u, m, r, t)),
+        _ => None,
+    };
+    let (Some(pi), Some(ti), Some(wi)) = (
+        find("profile_id").or(movielens.map(|x| x.0)),
+        find("title_id").or(movielens.map(|x| x.1)),
+        find("watched_at").or(movielens.map(|x| x.3)),
+    ) else {
         return Err(RecsError::Format {
             path: name.into(),
-            message: "line 1: header must name profile_id,title_id,watched_at[,percent]".into(),
+            message: "line 1: header must name profile_id,title_id,watched_at[,percent] (or MovieLens userId,movieId,rating,timestamp)".into(),
         });
     };
     let pct = find("percent");
+    let rating = movielens.map(|x| x.2);
 
     let mut out = Vec::new();
     let mut errors = Vec::new();
@@ -93,7 +116,7 @@ pub fn parse_interactions(reader: impl Read, name: &str) -> Result<Vec<Interacti
         if line.trim().is_empty() {
             continue;
         }
-        match parse_row(line, pi, ti, wi, pct) {
+        match parse_row(line, pi, ti, wi, pct, rating) {
             Ok(i) => out.push(i),
             Err(message) => {
                 count += 1;
@@ -109,7 +132,14 @@ pub fn parse_interactions(reader: impl Read, name: &str) -> Result<Vec<Interacti
     Ok(out)
 }
 
-fn parse_row(line: &str, pi: usize, ti: usize, wi: usize, pct: Option<usize>) -> Result<Interaction, String> {
+fn parse_row(
+    line: &str,
+    pi: usize,
+    ti: usize,
+    wi: usize,
+    pct: Option<usize>,
+    rating: Option<usize>,
+) -> Result<Interaction, String> {
     let f = split_csv_line(line)?;
     let get = |i: usize, n: &str| f.get(i).map(|s| s.trim()).ok_or_else(|| format!("missing column {n}"));
     let profile_id = get(pi, "profile_id")?;
@@ -118,6 +148,20 @@ fn parse_row(line: &str, pi: usize, ti: usize, wi: usize, pct: Option<usize>) ->
     }
     let title_id = TitleId::parse(get(ti, "title_id")?).map_err(|e| format!("title_id: {e}"))?;
     let watched_at = parse_time(get(wi, "watched_at")?)?;
+    if let Some(ri) = rating {
+        let r = get(ri, "rating")?;
+        let v: f32 = r.parse().map_err(|_| format!("rating: not a number: {r:?}"))?;
+        if !(0.0..=5.0).contains(&v) {
+            return Err(format!("rating: must be 0-5, got {v}"));
+        }
+        let percent = if v >= MOVIELENS_POSITIVE_RATING { 100.0 } else { 0.0 };
+        return Ok(Interaction {
+            profile_id: profile_id.to_owned(),
+            title_id,
+            watched_at,
+            percent: Some(percent),
+        });
+    }
     let percent = match pct.and_then(|i| f.get(i)).map(|s| s.trim()) {
         None | Some("") => None,
         Some(p) => {
@@ -185,11 +229,13 @@ pub fn load_catalog_titles(path: &Path) -> Result<Vec<Title>, RecsError> {
     parse_catalog(BufReader::new(f), &path.display().to_string())
 }
 
-/// Parse catalog NDJSON (one title import object per line; blank lines are ignored).
+/// Parse catalog NDJSON (one title import object per line; blank lines are ignored), or a
+/// MovieLens `movies.csv` (recognised by its header).
 pub fn parse_catalog(reader: impl Read, name: &str) -> Result<Vec<Title>, RecsError> {
     let mut out = Vec::new();
     let mut errors = Vec::new();
     let mut count = 0usize;
+    let mut movielens: Option<(usize, usize, usize)> = None;
     for (idx, line) in BufReader::new(reader).lines().enumerate() {
         let lineno = idx + 1;
         let line = line
@@ -198,7 +244,24 @@ pub fn parse_catalog(reader: impl Read, name: &str) -> Result<Vec<Title>, RecsEr
         if line.is_empty() {
             continue;
         }
-        let res = serde_json::from_str::<TitleInput>(line).map_err(|e| e.to_string()).and_then(|t| {
+        if lineno == 1 && line.starts_with("movieId,") {
+            let cols = split_csv_line(line)
+                .map_err(|m| RecsError::Format { path: name.into(), message: format!("line 1: {m}") })?;
+            let find = |n: &str| cols.iter().position(|c| c.trim() == n);
+            let (Some(m), Some(t), Some(g)) = (find("movieId"), find("title"), find("genres")) else {
+                return Err(RecsError::Format {
+                    path: name.into(),
+                    message: "line 1: a MovieLens movies.csv header is movieId,title,genres".into(),
+                });
+            };
+            movielens = Some((m, t, g));
+            continue;
+        }
+        let res = match movielens {
+            Some(cols) => movielens_title(line, cols),
+            None => serde_json::from_str::<TitleInput>(line).map_err(|e| e.to_string()),
+        }
+        .and_then(|t| {
             t.validate().map_err(|errs| errs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
         });
         match res {
@@ -215,6 +278,26 @@ pub fn parse_catalog(reader: impl Read, name: &str) -> Result<Vec<Title>, RecsEr
         return Err(RecsError::BadLines { path: name.into(), count, errors });
     }
     Ok(out)
+}
+
+/// One `movies.csv` line as a movie of the catalog.
+fn movielens_title(line: &str, (m, t, g): (usize, usize, usize)) -> Result<TitleInput, String> {
+    let f = split_csv_line(line)?;
+    let get = |i: usize, n: &str| f.get(i).map(|s| s.trim()).ok_or_else(|| format!("missing column {n}"));
+    let genres: Vec<String> = get(g, "genres")?
+        .split('|')
+        .map(str::trim)
+        .filter(|x| !x.is_empty() && *x != "(no genres listed)")
+        .map(str::to_owned)
+        .collect();
+    Ok(TitleInput {
+        id: Some(get(m, "movieId")?.to_owned()),
+        kind: Some("movie".into()),
+        name: Some(get(t, "title")?.to_owned()),
+        duration_ms: Some(MOVIELENS_DURATION_MS),
+        genres: Some(genres),
+        ..TitleInput::default()
+    })
 }
 
 /// Write interactions as CSV in the input format (RFC 3339 times, percent when known).
@@ -248,6 +331,25 @@ mod tests {
         assert!(rows[1].is_positive());
         assert_eq!(rows[2].profile_id, "p,2");
         assert_eq!(rows[2].watched_at.0, 1_767_225_600_500);
+    }
+
+    #[test]
+    fn movielens_ratings_and_movies_read_as_interactions_and_a_catalog() {
+        let ratings =
+            "userId,movieId,rating,timestamp\n1,10,4.0,964982703\n1,20,3.5,964981247\n2,10,5,964982224\n";
+        let rows = parse_interactions(ratings.as_bytes(), "ratings.csv").unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!((rows[0].profile_id.as_str(), rows[0].title_id.as_str()), ("1", "10"));
+        assert_eq!(rows[0].watched_at.0, 964_982_703_000);
+        assert!(rows[0].is_positive() && !rows[1].is_positive() && rows[2].is_positive());
+        let bad = "userId,movieId,rating,timestamp\n1,10,9,964982703\n";
+        assert!(matches!(parse_interactions(bad.as_bytes(), "r"), Err(RecsError::BadLines { count: 1, .. })));
+        let movies = "movieId,title,genres\n10,\"Heat, The (1995)\",Action|Crime\n20,Nothing (2000),(no genres listed)\n";
+        let titles = parse_catalog(movies.as_bytes(), "movies.csv").unwrap();
+        assert_eq!(titles.len(), 2);
+        assert_eq!(titles[0].name, "Heat, The (1995)");
+        assert_eq!(titles[0].genres, vec!["Action".to_owned(), "Crime".to_owned()]);
+        assert!(titles[1].genres.is_empty());
     }
 
     #[test]

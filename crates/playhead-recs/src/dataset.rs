@@ -1,10 +1,12 @@
 //! Interactions joined to the catalog: per-profile, time-ordered plays over catalog indices.
 //!
-//! Rule: this is the one place that orders plays (by time, then file order) and drops plays of
-//! titles the catalog does not know; training, batch and evaluation all read it, so they can never
-//! disagree about what a profile watched or in which order.
+//! Rule: this is the one place that orders plays (by time, then file order) and leaves out bad
+//! input: plays of titles the catalog does not know, exact duplicates (same profile, title and
+//! instant) and plays after the caller's clock. Each is counted ([`InputReport`]), never dropped
+//! silently; training, batch and evaluation all read it, so they can never disagree about what a
+//! profile watched or in which order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use playhead_core::Timestamp;
 
@@ -37,19 +39,57 @@ pub struct Dataset {
     pub unknown_titles: usize,
     /// Interactions kept.
     pub interactions: usize,
+    /// Interactions skipped as exact repeats of an earlier row (profile, title, instant).
+    pub duplicates: usize,
+    /// Interactions skipped because they lie after the caller's clock.
+    pub future_timestamps: usize,
+}
+
+/// What the input held and what was left out, for the reports (never a silent drop).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InputReport {
+    /// Rows read.
+    pub rows: usize,
+    /// Rows used.
+    pub kept: usize,
+    /// Rows left out: title not in the catalog.
+    pub unknown_titles: usize,
+    /// Rows left out: an exact repeat of an earlier row.
+    pub duplicates: usize,
+    /// Rows left out: after the clock of the run.
+    pub future_timestamps: usize,
+    /// Profiles.
+    pub profiles: usize,
+    /// Profiles with a single play (kept: they train popularity and EASE but add no co-watch
+    /// pair and cannot be evaluated).
+    pub single_play_profiles: usize,
 }
 
 impl Dataset {
-    /// Join interactions to the catalog.
+    /// Join interactions to the catalog (no clock: nothing counts as future).
     pub fn new(interactions: &[Interaction], catalog: &Catalog) -> Self {
+        Self::checked(interactions, catalog, None)
+    }
+
+    /// Join interactions to the catalog, leaving out (and counting) plays after `now`.
+    pub fn checked(interactions: &[Interaction], catalog: &Catalog, now: Option<Timestamp>) -> Self {
         let mut pos: HashMap<&str, usize> = HashMap::new();
         let mut ds = Dataset::default();
         let mut order: Vec<Vec<(i64, usize, Play)>> = Vec::new();
+        let mut seen: HashSet<(&str, &str, i64)> = HashSet::new();
         for (n, i) in interactions.iter().enumerate() {
             let Some(title) = catalog.title_idx(i.title_id.as_str()) else {
                 ds.unknown_titles += 1;
                 continue;
             };
+            if now.is_some_and(|now| i.watched_at > now) {
+                ds.future_timestamps += 1;
+                continue;
+            }
+            if !seen.insert((i.profile_id.as_str(), i.title_id.as_str(), i.watched_at.0)) {
+                ds.duplicates += 1;
+                continue;
+            }
             let p = *pos.entry(i.profile_id.as_str()).or_insert_with(|| {
                 ds.profiles.push(i.profile_id.clone());
                 order.push(Vec::new());
@@ -73,6 +113,19 @@ impl Dataset {
             })
             .collect();
         ds
+    }
+
+    /// The input counts for a report.
+    pub fn input_report(&self) -> InputReport {
+        InputReport {
+            rows: self.interactions + self.unknown_titles + self.duplicates + self.future_timestamps,
+            kept: self.interactions,
+            unknown_titles: self.unknown_titles,
+            duplicates: self.duplicates,
+            future_timestamps: self.future_timestamps,
+            profiles: self.plays.len(),
+            single_play_profiles: self.plays.iter().filter(|p| p.len() == 1).count(),
+        }
     }
 
     /// The latest play time in the data (the "end of the file").

@@ -2,7 +2,8 @@
 //!
 //! Models: `popularity` (item starts up to the query instant, no decay), `cowatch` and `ease`
 //! (each [`BlendConfig::only`] one source: no recency weighting, no diversity), `blend` (the served
-//! configuration), any external recommendation files (e.g. the numpy reference), and `oracle` when
+//! configuration: self-tuned on a validation split carved from the training part, see
+//! [`crate::tune`]), `defaults` (the configured blend, untuned), any external recommendation files (e.g. the numpy reference), and `oracle` when
 //! the synthetic generator's `oracle.jsonl` matches the split. Metrics per K: Recall, NDCG, catalog
 //! coverage (distinct recommended titles / playable titles) and average popularity (share of
 //! training profiles with a positive on the recommended item), each with a 95% paired bootstrap
@@ -22,12 +23,12 @@ use playhead_core::Timestamp;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::catalog::{Catalog, TitleIdx};
+use crate::catalog::{Catalog, ItemIdx, TitleIdx};
 use crate::data::{Interaction, load_catalog_titles, load_interactions, write_interactions};
 use crate::dataset::{Dataset, Play};
 use crate::error::RecsError;
 use crate::metrics::{Interval, bootstrap, bootstrap_mean, ndcg_at_k, recall_at_k};
-use crate::model::{TrainConfig, train_on};
+use crate::model::{TrainConfig, train_tuned};
 use crate::serve::{BlendConfig, Recommender, Resolved, RowKind, RowRequest, Source};
 use crate::split::{DEFAULT_TEST_FRACTION, Protocol, Query, Split, split};
 use crate::trending::{DecayedScores, TrendingSnapshot};
@@ -60,6 +61,8 @@ pub struct EvalArgs {
     pub export_split: Option<PathBuf>,
     /// Training and blend settings.
     pub config: TrainConfig,
+    /// The caller's clock: plays after it are left out and counted (`None`: no check).
+    pub now: Option<Timestamp>,
 }
 
 impl EvalArgs {
@@ -77,6 +80,7 @@ impl EvalArgs {
             external: Vec::new(),
             export_split: None,
             config: TrainConfig::default(),
+            now: None,
         }
     }
 }
@@ -85,7 +89,8 @@ impl EvalArgs {
 pub fn eval(args: &EvalArgs) -> Result<Value, RecsError> {
     let catalog = Catalog::new(load_catalog_titles(&args.catalog)?);
     let interactions = load_interactions(&args.interactions)?;
-    let ds = Dataset::new(&interactions, &catalog);
+    let ds = Dataset::checked(&interactions, &catalog, args.now);
+    drop(interactions);
     let oracle_path = match &args.oracle {
         Some(p) => Some(p.clone()),
         None => {
@@ -179,61 +184,26 @@ pub fn evaluate(
     let sp = split(ds, args.protocol, args.test_fraction);
     let slices: Vec<&[Play]> = ds.plays.iter().zip(&sp.train_len).map(|(p, &n)| &p[..n]).collect();
     let train_now = sp.cutoff.unwrap_or_else(|| ds.end());
-    let trained = train_on(&slices, &catalog, &args.config, train_now)?;
+    // Tuning sees the training part only: its validation split is carved from it, so the
+    // held-out plays scored below never influence the chosen configuration.
+    let trained = train_tuned(&slices, &catalog, &args.config, train_now)?;
     if let Some(dir) = &args.export_split {
         export_split(dir, ds, &catalog, &sp)?;
     }
     let rec = Recommender::new(Arc::new(trained.model), Arc::clone(&catalog));
 
-    // Trending and popularity as of each query's instant, sweeping time forward.
-    let mut starts = trained.starts.clone();
-    starts.sort_by_key(|s| s.1);
-    let mut order: Vec<usize> = (0..sp.queries.len()).collect();
-    order.sort_by_key(|&q| sp.queries[q].now);
     let blend = &args.config.blend;
-    let mut trend = DecayedScores::new(catalog.items().len(), blend.trending_half_life_ms());
-    let mut pop = DecayedScores::new(catalog.items().len(), None);
-    let mut next_start = 0;
-    let mut snap: Option<(Timestamp, TrendingSnapshot, TrendingSnapshot)> = None;
-
-    let models: Vec<(&str, BlendConfig, bool)> = vec![
-        ("popularity", BlendConfig::only(Source::Popularity), true),
-        ("cowatch", BlendConfig::only(Source::CoWatch), false),
-        ("ease", BlendConfig::only(Source::Ease), false),
-        ("blend", blend.clone(), false),
+    let prep = prepare(&ds.plays, &sp.queries, &trained.starts, &catalog, blend, kmax);
+    let models: Vec<(&str, BlendConfig)> = vec![
+        ("popularity", BlendConfig::only(Source::Popularity)),
+        ("cowatch", BlendConfig::only(Source::CoWatch)),
+        ("ease", BlendConfig::only(Source::Ease)),
+        // The served configuration: the tuned one when tuning ran, else the configured blend.
+        ("blend", rec.model().config.blend.clone()),
+        // The configured blend without tuning, to show what tuning bought.
+        ("defaults", blend.clone()),
     ];
-    let mut lists: Vec<Vec<Vec<TitleIdx>>> = vec![vec![Vec::new(); sp.queries.len()]; models.len()];
-    for &qi in &order {
-        let q = &sp.queries[qi];
-        if snap.as_ref().is_none_or(|s| s.0 != q.now) {
-            while next_start < starts.len() && starts[next_start].1 <= q.now.0 {
-                trend.add(starts[next_start].0, Timestamp(starts[next_start].1));
-                pop.add(starts[next_start].0, Timestamp(starts[next_start].1));
-                next_start += 1;
-            }
-            let to_snap = |s: &DecayedScores| TrendingSnapshot {
-                as_of: q.now,
-                scores: s
-                    .top(q.now, blend.trending_top_n)
-                    .into_iter()
-                    .map(|(i, v)| (catalog.items()[i as usize].id.clone(), v))
-                    .collect(),
-            };
-            snap = Some((q.now, to_snap(&trend), to_snap(&pop)));
-        }
-        let Some((_, trending, popular)) = &snap else { continue };
-        let resolved = Resolved { plays: ds.plays[q.profile][..q.train_len].to_vec(), ..Resolved::default() };
-        let req = RowRequest { row: RowKind::Top, limit: kmax, rewatch: false, now: q.now };
-        for (m, (_, cfg, use_pop)) in models.iter().enumerate() {
-            let snapshot = if *use_pop { popular } else { trending };
-            lists[m][qi] = rec
-                .row(&resolved, &req, snapshot, cfg)
-                .iter()
-                .filter_map(|r| catalog.title_idx(r.title_id.as_str()))
-                .collect();
-        }
-    }
-
+    let lists: Vec<Vec<Vec<TitleIdx>>> = models.iter().map(|(_, cfg)| rank(&rec, &prep, cfg)).collect();
     let mut named: Vec<(String, Vec<Vec<TitleIdx>>)> =
         models.iter().map(|m| m.0.to_owned()).zip(lists).collect();
     for (name, file) in external {
@@ -342,16 +312,114 @@ pub fn evaluate(
         "heldout_titles": sp.queries.iter().map(|q| q.truth.len()).sum::<usize>(),
         "train_plays": sp.train_len.iter().sum::<usize>(),
         "skipped_unknown_titles": ds.unknown_titles,
+        "input": ds.input_report(),
         "catalog_playable_titles": catalog.playable_count(),
         "ks": args.ks,
         "bootstrap": {"resamples": args.bootstrap, "seed": args.seed, "level": 0.95, "paired": true},
         "model_version": rec.model().version,
         "train": rec.model().meta,
         "config": args.config,
+        "served_config": rec.model().config,
+        "tuning": rec.model().tuning,
         "models": out_models,
         "oracle": oracle_note,
         "share_of_oracle": share,
     }))
+}
+
+/// Queries ready to be scored under many blends on one trained model: each query's history and
+/// the trending and popularity snapshots as of its instant (computed once, shared by the blends).
+pub(crate) struct Prepared {
+    /// Per query: the history before it, its instant, and its snapshot index.
+    queries: Vec<(Resolved, Timestamp, usize)>,
+    /// `(trending, all-time popularity)` as of each distinct query instant.
+    snaps: Vec<(TrendingSnapshot, TrendingSnapshot)>,
+    /// Titles asked per query.
+    kmax: usize,
+}
+
+/// Prepare `queries` over `plays` (per profile, time-ordered) with the item starts of training.
+/// Trending and popularity are computed as of each query's instant from starts before it, so no
+/// model sees the future of the global counts.
+pub(crate) fn prepare(
+    plays: &[Vec<Play>],
+    queries: &[Query],
+    starts: &[(ItemIdx, i64)],
+    catalog: &Catalog,
+    blend: &BlendConfig,
+    kmax: usize,
+) -> Prepared {
+    let mut starts = starts.to_vec();
+    starts.sort_by_key(|s| s.1);
+    let mut order: Vec<usize> = (0..queries.len()).collect();
+    order.sort_by_key(|&q| queries[q].now);
+    let mut trend = DecayedScores::new(catalog.items().len(), blend.trending_half_life_ms());
+    let mut pop = DecayedScores::new(catalog.items().len(), None);
+    let mut next_start = 0;
+    let mut snaps: Vec<(TrendingSnapshot, TrendingSnapshot)> = Vec::new();
+    let mut snap_of = vec![0usize; queries.len()];
+    let mut last: Option<Timestamp> = None;
+    for &qi in &order {
+        let now = queries[qi].now;
+        if last != Some(now) {
+            while next_start < starts.len() && starts[next_start].1 <= now.0 {
+                trend.add(starts[next_start].0, Timestamp(starts[next_start].1));
+                pop.add(starts[next_start].0, Timestamp(starts[next_start].1));
+                next_start += 1;
+            }
+            let to_snap = |s: &DecayedScores| TrendingSnapshot {
+                as_of: now,
+                scores: s
+                    .top(now, blend.trending_top_n)
+                    .into_iter()
+                    .map(|(i, v)| (catalog.items()[i as usize].id.clone(), v))
+                    .collect(),
+            };
+            snaps.push((to_snap(&trend), to_snap(&pop)));
+            last = Some(now);
+        }
+        snap_of[qi] = snaps.len() - 1;
+    }
+    let queries = queries
+        .iter()
+        .zip(snap_of)
+        .map(|(q, s)| {
+            (Resolved { plays: plays[q.profile][..q.train_len].to_vec(), ..Resolved::default() }, q.now, s)
+        })
+        .collect();
+    Prepared { queries, snaps, kmax }
+}
+
+/// Each prepared query's top row under `cfg`, through the serving code. A blend without a
+/// trending half-life reads all-time popularity (that is what [`Source::Popularity`] means).
+pub(crate) fn rank(rec: &Recommender, prep: &Prepared, cfg: &BlendConfig) -> Vec<Vec<TitleIdx>> {
+    use rayon::prelude::*;
+    let catalog = rec.catalog();
+    prep.queries
+        .par_iter()
+        .map(|(resolved, now, s)| {
+            let (trending, popular) = &prep.snaps[*s];
+            let snapshot = if cfg.trending_half_life_days.is_none() { popular } else { trending };
+            let req = RowRequest { row: RowKind::Top, limit: prep.kmax, rewatch: false, now: *now };
+            rec.row(resolved, &req, snapshot, cfg)
+                .iter()
+                .filter_map(|r| catalog.title_idx(r.title_id.as_str()))
+                .collect()
+        })
+        .collect()
+}
+
+/// Mean Recall@`k_recall` and NDCG@`k_ndcg` of ranked lists with their bootstrap intervals.
+pub(crate) fn score(
+    lists: &[Vec<TitleIdx>],
+    truths: &[HashSet<TitleIdx>],
+    (k_recall, k_ndcg): (usize, usize),
+    resamples: usize,
+    seed: u64,
+) -> (Interval, Interval) {
+    let recall: Vec<f64> = lists.iter().zip(truths).map(|(r, t)| recall_at_k(r, t, k_recall)).collect();
+    let ndcg: Vec<f64> = lists.iter().zip(truths).map(|(r, t)| ndcg_at_k(r, t, k_ndcg)).collect();
+    (bootstrap_mean(&recall, resamples, seed), bootstrap_mean(&ndcg, resamples, seed))
 }
 
 /// Match the oracle file to the split; any mismatch disables the oracle (a partial oracle would

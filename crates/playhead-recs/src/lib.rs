@@ -16,6 +16,7 @@
 //! - [`model`]: training into a versioned [`model::Model`];
 //! - [`serve`]: blending, filtering, diversity and reasons ([`serve::Recommender`]);
 //! - [`split`], [`metrics`], [`eval`]: the offline evaluation;
+//! - [`tune`]: self-tuning on the data's own recent plays, with the single-source guard;
 //! - [`batch`]: `recs batch` and `recs train`; [`synth`]: the synthetic generator.
 
 pub mod batch;
@@ -32,6 +33,7 @@ pub mod serve;
 pub mod split;
 pub mod synth;
 pub mod trending;
+pub mod tune;
 
 pub use batch::{BatchArgs, BatchReport, TrainArgs, batch, read_model, train_files, write_model};
 pub use catalog::Catalog;
@@ -42,9 +44,10 @@ pub use error::RecsError;
 pub use eval::{EvalArgs, eval};
 pub use model::{Model, TrainConfig, TrainMeta, train};
 pub use serve::{
-    BlendConfig, FeedbackKind, ProfilePlay, ProfileState, Reason, Recommendation, Recommender, RowKind,
-    RowRequest,
+    BlendConfig, FeedbackKind, LiveCoWatch, ProfilePlay, ProfileState, Reason, Recommendation, Recommender,
+    RowKind, RowRequest,
 };
 pub use split::Protocol;
-pub use synth::{SynthArgs, SynthReport, SynthScale, synth};
+pub use synth::{SynthArgs, SynthReport, SynthScale, SynthShape, synth};
 pub use trending::{TrendingCounters, TrendingSnapshot};
+pub use tune::{TuneConfig, TuneReport};

@@ -12,6 +12,7 @@
 //! [`TrainMeta::peak_bytes_estimate`] reports that figure for each training.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Instant;
 
 use playhead_core::{Timestamp, TitleId};
@@ -24,6 +25,7 @@ use crate::ease::{dense_peak_bytes, ease_weights, top_k_rows};
 use crate::error::RecsError;
 use crate::serve::BlendConfig;
 use crate::trending::{DecayedScores, TrendingSnapshot};
+use crate::tune::{TuneConfig, TuneReport, tune};
 
 /// Training settings. Defaults are the values tuned on synth seed 1 (docs/benchmarks.md ("Recommendations")).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,7 +42,10 @@ pub struct TrainConfig {
     /// Co-watch cosine shrinkage.
     pub cowatch_shrink: f64,
     /// How serving blends the sources (stored with the model so a version is reproducible).
+    /// With tuning on, the starting point of the search; the model stores the one chosen.
     pub blend: BlendConfig,
+    /// Self-tuning on the training data's own recent plays ([`crate::tune`]).
+    pub tune: TuneConfig,
 }
 
 impl Default for TrainConfig {
@@ -52,6 +57,7 @@ impl Default for TrainConfig {
             cowatch_top_k: 100,
             cowatch_shrink: 10.0,
             blend: BlendConfig::default(),
+            tune: TuneConfig::default(),
         }
     }
 }
@@ -100,6 +106,9 @@ pub struct Model {
     pub ease: Vec<Vec<(u32, f32)>>,
     /// Per item: co-watch neighbours `(item, cosine)`, best first.
     pub cowatch: Vec<Vec<(u32, f32)>>,
+    /// What self-tuning chose and why (`None` when tuning was off).
+    #[serde(default)]
+    pub tuning: Option<TuneReport>,
 }
 
 impl Model {
@@ -114,7 +123,8 @@ impl Model {
     }
 }
 
-/// Train on interactions already joined to the catalog. `now` is the caller's clock.
+/// Train on interactions already joined to the catalog (self-tuning first when
+/// `config.tune.enabled`). `now` is the caller's clock.
 pub fn train(
     data: &Dataset,
     catalog: &Catalog,
@@ -122,7 +132,28 @@ pub fn train(
     now: Timestamp,
 ) -> Result<Model, RecsError> {
     let slices: Vec<&[Play]> = data.plays.iter().map(Vec::as_slice).collect();
-    Ok(train_on(&slices, catalog, config, now)?.model)
+    if config.tune.enabled {
+        Ok(train_tuned(&slices, &Arc::new(catalog.clone()), config, now)?.model)
+    } else {
+        Ok(train_on(&slices, catalog, config, now)?.model)
+    }
+}
+
+/// Tune on the plays' own recent history (when `config.tune.enabled`), then refit on all of
+/// them with the chosen configuration; the model carries the tuning report.
+pub(crate) fn train_tuned(
+    profiles: &[&[Play]],
+    catalog: &Arc<Catalog>,
+    config: &TrainConfig,
+    now: Timestamp,
+) -> Result<Trained, RecsError> {
+    if !config.tune.enabled {
+        return train_on(profiles, catalog, config, now);
+    }
+    let (chosen, report) = tune(profiles, catalog, config)?;
+    let mut trained = train_on(profiles, catalog, &chosen, now)?;
+    trained.model.tuning = Some(report);
+    Ok(trained)
 }
 
 /// A model plus the item starts it counted (for trending snapshots over the same data).
@@ -219,7 +250,16 @@ pub(crate) fn train_on(
         format!("{}:{}:{}:{}:{}", meta.items, meta.positives, meta.plays, meta.lambda, meta.data_until.0);
     let version = format!("recs-{}-{:08x}", now.0, fnv1a(fingerprint.as_bytes()) as u32);
     Ok(Trained {
-        model: Model { version, meta, config: config.clone(), items, popularity, ease, cowatch },
+        model: Model {
+            version,
+            meta,
+            config: config.clone(),
+            items,
+            popularity,
+            ease,
+            cowatch,
+            tuning: None,
+        },
         starts,
     })
 }

@@ -27,13 +27,17 @@ use playhead_core::{Timestamp, TitleId};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, ItemIdx, TitleIdx};
-use crate::cowatch::CoWatchIndex;
+use crate::cowatch::{CoWatchIndex, cosine};
 use crate::data::is_positive;
 use crate::dataset::Play;
+use crate::ease::sort_desc_truncate;
 use crate::model::Model;
 use crate::trending::{TrendingSnapshot, decay_factor};
 
 const DAY_MS: f64 = 86_400_000.0;
+/// A series not played for this many days is "continued" rather than "next" in the reason, when
+/// the next-episode term does not fade.
+const STALE_DAYS: f64 = 30.0;
 
 /// Most titles without plays considered per request (the newest ones).
 pub const COLD_CANDIDATES: usize = 500;
@@ -56,8 +60,9 @@ pub struct BlendConfig {
     pub w_new: f64,
     /// Older plays count less: a play's weight halves every this many days (`None`: all equal).
     pub history_half_life_days: Option<f64>,
-    /// A series in progress fades from "next episode" with this half-life since its last play.
-    pub next_half_life_days: f64,
+    /// A series in progress fades from "next episode" with this half-life since its last play
+    /// (`None`: never fades, so a series paused for months is still offered).
+    pub next_half_life_days: Option<f64>,
     /// Half-life of trending votes (`None`: all-time popularity).
     pub trending_half_life_days: Option<f64>,
     /// How many trending items are candidates.
@@ -83,7 +88,7 @@ impl Default for BlendConfig {
             w_genre_pop: 0.6,
             w_new: 0.2,
             history_half_life_days: Some(30.0),
-            next_half_life_days: 30.0,
+            next_half_life_days: Some(30.0),
             trending_half_life_days: Some(3.0),
             trending_top_n: 300,
             // A product rule, not a tuned value: tuning preferred no cap by a margin within noise.
@@ -165,6 +170,21 @@ pub struct ProfileState {
     pub impressions: HashMap<TitleId, u32>,
     /// Maximum maturity (minimum age) allowed, if any (the profile's effective limit).
     pub maturity_limit: Option<u8>,
+    /// Live co-watch counters of the profile's latest items, fresher than the model's: for
+    /// these items they replace the model's co-watch neighbours.
+    #[serde(default)]
+    pub live_cowatch: Vec<LiveCoWatch>,
+}
+
+/// One item's live co-watch counters (as the store keeps them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveCoWatch {
+    /// The movie or series.
+    pub item: TitleId,
+    /// Times it entered a profile's window.
+    pub count: u32,
+    /// `(neighbour, times together, neighbour's own count)`.
+    pub neighbours: Vec<(TitleId, u32, u32)>,
 }
 
 /// Feedback kinds (the REST body's `kind`).
@@ -192,15 +212,19 @@ pub enum RowKind {
     },
     /// Trending now.
     Trending,
+    /// Films only, scored like the top row: a row that needs films gets them by its own filter
+    /// rather than by a cap cutting the top row.
+    Films,
 }
 
 impl RowKind {
-    /// Parse the `row` query value (`top`, `because-you-watched`, `trending`).
+    /// Parse the `row` query value (`top`, `because-you-watched`, `films`, `trending`).
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "top" => Some(Self::Top),
             "because-you-watched" => Some(Self::BecauseYouWatched { anchor: None }),
             "trending" => Some(Self::Trending),
+            "films" => Some(Self::Films),
             _ => None,
         }
     }
@@ -322,6 +346,8 @@ pub(crate) struct Resolved {
     pub marked: HashSet<TitleIdx>,
     pub impressions: HashMap<TitleIdx, u32>,
     pub maturity_limit: Option<u8>,
+    /// Live co-watch neighbours (cosine) of some items, replacing the model's for them.
+    pub live_cowatch: HashMap<ItemIdx, Vec<(ItemIdx, f32)>>,
 }
 
 /// Per-candidate source scores.
@@ -542,7 +568,37 @@ impl Recommender {
                 .filter_map(|(id, n)| c.title_idx(id.as_str()).map(|t| (t, *n)))
                 .collect(),
             maturity_limit: p.maturity_limit,
+            live_cowatch: p
+                .live_cowatch
+                .iter()
+                .filter_map(|l| {
+                    let a = c.item_idx(l.item.as_str())?;
+                    let shrink = self.model.config.cowatch_shrink;
+                    let mut row: Vec<(ItemIdx, f32)> = l
+                        .neighbours
+                        .iter()
+                        .filter_map(|(b, together, own)| {
+                            let b = c.item_idx(b.as_str())?;
+                            let s = cosine(f64::from(*together), f64::from(l.count), f64::from(*own), shrink);
+                            (s > 0.0 && b != a).then_some((b, s as f32))
+                        })
+                        .collect();
+                    sort_desc_truncate(&mut row, self.model.config.cowatch_top_k);
+                    Some((a, row))
+                })
+                .collect(),
         }
+    }
+
+    /// An item EASE has no weights for (beyond the dense head, or newer than the model): co-watch
+    /// stands in for EASE there.
+    fn ease_blind(&self, i: ItemIdx) -> bool {
+        self.tail.get(i as usize).copied().unwrap_or(false) || self.popularity(i) == 0
+    }
+
+    /// Co-watch neighbours of `j`: the live ones when the request carries them, else the model's.
+    fn cowatch_of<'a>(&'a self, r: &'a Resolved, j: ItemIdx) -> &'a [(ItemIdx, f32)] {
+        r.live_cowatch.get(&j).map_or(self.cowatch[j as usize].as_slice(), Vec::as_slice)
     }
 
     fn history(&self, r: &Resolved, now: i64, blend: &BlendConfig) -> History {
@@ -599,8 +655,24 @@ impl Recommender {
                 } else {
                     blend
                 };
-                let cands = self.top_candidates(&h, req, trending, blend);
+                let cands = self.top_candidates(&h, r, req, trending, blend);
                 self.finish(cands, &h, r, req, blend, None)
+            }
+            RowKind::Films => {
+                // The top row's sources, movies only (so no next episode); a profile with no
+                // positive yet gets trending films.
+                let films = BlendConfig {
+                    w_next: 0.0,
+                    w_trending: if h.positives.is_empty() {
+                        blend.w_trending.max(1.0)
+                    } else {
+                        blend.w_trending
+                    },
+                    ..blend.clone()
+                };
+                let mut cands = self.top_candidates(&h, r, req, trending, &films);
+                cands.retain(|&i, _| self.catalog.items()[i as usize].kind == TitleKind::Movie);
+                self.finish(cands, &h, r, req, &films, None)
             }
             RowKind::Trending => {
                 let mut cands = HashMap::new();
@@ -614,7 +686,7 @@ impl Recommender {
                     None => h.positives.first().map(|p| p.0),
                 };
                 let Some(a) = a else { return Vec::new() };
-                let cands = self.neighbour_candidates(a, |i| req.rewatch || !h.played_items.contains(&i));
+                let cands = self.neighbour_candidates(a, r, |i| req.rewatch || !h.played_items.contains(&i));
                 self.finish(cands, &h, r, req, &Self::neighbour_blend(blend), Some(a))
             }
         }
@@ -622,7 +694,9 @@ impl Recommender {
 
     /// Weights for the rows that are not the top row: EASE first, co-watch second, genre overlap
     /// only for an anchor without plays (trending is added by the trending row). Fixed rather than
-    /// the top row's tuned weights, so a tuning that drops a source cannot empty these rows.
+    /// the top row's tuned weights, so a tuning that drops a source cannot empty these rows. No
+    /// genre cap: these rows are about one anchor (or one list), and the top row's cap is the top
+    /// row's choice, not theirs.
     fn neighbour_blend(blend: &BlendConfig) -> BlendConfig {
         BlendConfig {
             w_next: 0.0,
@@ -631,6 +705,7 @@ impl Recommender {
             w_trending: 0.0,
             w_genre_pop: 0.0,
             w_new: 1.0,
+            max_per_genre_pct: 100.0,
             ..blend.clone()
         }
     }
@@ -679,6 +754,7 @@ impl Recommender {
     fn top_candidates(
         &self,
         h: &History,
+        r: &Resolved,
         req: &RowRequest,
         trending: &TrendingSnapshot,
         blend: &BlendConfig,
@@ -699,11 +775,12 @@ impl Recommender {
                     }
                 }
             }
-            // Co-watch runs for its own weight, and always when the model has a tail: there it
+            // Co-watch runs for its own weight, and always for items EASE cannot score (the tail
+            // of a large catalog, titles newer than the model reached by live counters): there it
             // stands in for EASE (see `finish`).
-            if blend.w_cowatch > 0.0 || self.has_tail {
-                for &(i, s) in &self.cowatch[j as usize] {
-                    if elig(i) && (blend.w_cowatch > 0.0 || self.tail[i as usize]) {
+            if blend.w_cowatch > 0.0 || self.has_tail || !r.live_cowatch.is_empty() {
+                for &(i, s) in self.cowatch_of(r, j) {
+                    if elig(i) && (blend.w_cowatch > 0.0 || self.ease_blind(i)) {
                         let c = cands.entry(i).or_default();
                         let t = w * f64::from(s);
                         c.cw += t;
@@ -741,7 +818,9 @@ impl Recommender {
             }
         }
         if blend.w_next > 0.0 {
-            let nhl = Some((blend.next_half_life_days * DAY_MS) as i64);
+            let nhl = blend.next_half_life_days.map(|d| (d * DAY_MS) as i64);
+            // "Continue" rather than "Next episode" past the half-life (30 days without one).
+            let stale_ms = blend.next_half_life_days.unwrap_or(STALE_DAYS) * DAY_MS;
             for &(j, _, at) in &h.positives {
                 if self.catalog.items()[j as usize].kind != TitleKind::Series {
                     continue;
@@ -757,7 +836,7 @@ impl Recommender {
                     let age = (req.now.0 - at).max(0);
                     c.next = decay_factor(age, nhl);
                     c.next_title = Some(t);
-                    c.next_stale = age as f64 > blend.next_half_life_days * DAY_MS;
+                    c.next_stale = age as f64 > stale_ms;
                 }
             }
         }
@@ -766,7 +845,12 @@ impl Recommender {
 
     /// Candidates around one anchor item: its EASE and co-watch neighbours, or for an item with
     /// no plays, the items sharing most genres.
-    fn neighbour_candidates(&self, a: ItemIdx, elig: impl Fn(ItemIdx) -> bool) -> HashMap<ItemIdx, Cand> {
+    fn neighbour_candidates(
+        &self,
+        a: ItemIdx,
+        r: &Resolved,
+        elig: impl Fn(ItemIdx) -> bool,
+    ) -> HashMap<ItemIdx, Cand> {
         let mut cands: HashMap<ItemIdx, Cand> = HashMap::new();
         for &(i, b) in &self.ease[a as usize] {
             if i != a && elig(i) {
@@ -774,7 +858,7 @@ impl Recommender {
                 (c.ease, c.ease_top, c.ease_by) = (f64::from(b), f64::from(b), Some(a));
             }
         }
-        for &(i, s) in &self.cowatch[a as usize] {
+        for &(i, s) in self.cowatch_of(r, a) {
             if i != a && elig(i) {
                 let c = cands.entry(i).or_default();
                 (c.cw, c.cw_top, c.cw_by) = (f64::from(s), f64::from(s), Some(a));
@@ -807,7 +891,7 @@ impl Recommender {
     ) -> Vec<Recommendation> {
         let Some(t) = self.catalog.title_idx(title_id) else { return Vec::new() };
         let a = self.catalog.item_of_title(t);
-        let cands = self.neighbour_candidates(a, |_| true);
+        let cands = self.neighbour_candidates(a, &Resolved::default(), |_| true);
         let h = History {
             positives: Vec::new(),
             played_items: HashSet::new(),
@@ -948,14 +1032,9 @@ impl Recommender {
         }
     }
 
-    /// Co-watch's weight for an item: EASE's for a tail item (EASE has no weights for it), else
-    /// its own.
+    /// Co-watch's weight for an item: EASE's for an item EASE has no weights for, else its own.
     fn cowatch_weight(&self, i: ItemIdx, blend: &BlendConfig) -> f64 {
-        if self.tail.get(i as usize).copied().unwrap_or(false) {
-            blend.w_cowatch.max(blend.w_ease)
-        } else {
-            blend.w_cowatch
-        }
+        if self.ease_blind(i) { blend.w_cowatch.max(blend.w_ease) } else { blend.w_cowatch }
     }
 
     /// The filters every row obeys (module docs).
@@ -998,6 +1077,9 @@ mod tests {
     }
 
     fn fixture_with(config: TrainConfig) -> (Recommender, TrendingSnapshot) {
+        // These tests pin the blend: no self-tuning on the fixture's handful of profiles.
+        let config =
+            TrainConfig { tune: crate::tune::TuneConfig { enabled: false, ..Default::default() }, ..config };
         let mut titles: Vec<Title> = Vec::new();
         for i in 0..6 {
             titles.push(movie(&format!("d{i}"), &["Drama"], 0));
@@ -1282,7 +1364,7 @@ mod tests {
             }
             let req = RowRequest { row: RowKind::Top, limit: 15, rewatch: false, now: ds.end() };
             let h = rec.history(&r, req.now.0, &blend);
-            let cands = rec.top_candidates(&h, &req, &trending, &blend);
+            let cands = rec.top_candidates(&h, &r, &req, &trending, &blend);
             let lazy = rec.finish(cands.clone(), &h, &r, &req, &blend, None);
             // The obvious version.
             let norm = |x: f64, m: f64| if m > 0.0 { x / m } else { 0.0 };
@@ -1437,6 +1519,49 @@ mod tests {
         let after = rec.recommend(&p, &top(5), &trending);
         assert_ne!(ids(&before), ids(&after));
         assert_eq!(after[0].title_id.as_str(), "show.s01e02");
+    }
+
+    #[test]
+    fn rows_that_need_a_mix_get_it_by_their_own_filter_not_the_top_rows_cap() {
+        let capped = BlendConfig { max_per_genre_pct: 20.0, ..BlendConfig::default() };
+        let (rec, trending) = fixture_with(TrainConfig {
+            lambda: 5.0,
+            ease_top_k: 1000,
+            blend: capped,
+            ..TrainConfig::default()
+        });
+        let p =
+            ProfileState { plays: vec![play("d1", 96), play("show.s01e01", 97)], ..ProfileState::default() };
+        assert!(ids(&rec.recommend(&p, &top(10), &trending)).contains(&"show.s01e02"));
+        let films = rec.recommend(&p, &RowRequest { row: RowKind::Films, ..top(10) }, &trending);
+        assert!(!films.is_empty());
+        for r in &films {
+            let kind = rec.catalog().title(r.title_id.as_str()).map(|t| t.kind);
+            assert_eq!(kind, Some(TitleKind::Movie), "{}", r.title_id);
+        }
+        // The top row's 20% cap (2 of 10) does not cut the drama anchor's drama neighbours.
+        let byw = RowRequest { row: RowKind::BecauseYouWatched { anchor: Some(id("d1")) }, ..top(10) };
+        let got = rec.recommend(&p, &byw, &trending);
+        let dramas = got.iter().filter(|r| r.item_id.as_str().starts_with('d')).count();
+        assert!(dramas > 2, "{:?}", ids(&got));
+    }
+
+    #[test]
+    fn live_co_watch_counters_replace_the_models_neighbours() {
+        let (rec, trending) = fixture();
+        let mut p = ProfileState { plays: vec![play("c0", 90)], ..ProfileState::default() };
+        assert!(!ids(&rec.recommend(&p, &top(10), &trending)).contains(&"newdrama"));
+        // Since training, five profiles watched c0 and then the new drama.
+        p.live_cowatch = vec![LiveCoWatch {
+            item: id("c0"),
+            count: 25,
+            neighbours: vec![(id("newdrama"), 5, 5), (id("c1"), 20, 25)],
+        }];
+        let got = rec.recommend(&p, &top(10), &trending);
+        let hit = got.iter().find(|r| r.title_id.as_str() == "newdrama").expect("newdrama served");
+        assert_eq!(hit.reason, Reason::BecauseYouWatched { title_id: id("c0"), name: "C0".into() });
+        let byw = RowRequest { row: RowKind::BecauseYouWatched { anchor: None }, ..top(10) };
+        assert!(ids(&rec.recommend(&p, &byw, &trending)).contains(&"newdrama"));
     }
 
     #[test]

@@ -177,8 +177,8 @@ mod tests {
                 ],
                 vec![play(30, 4, 3, true), play(31, 5, 4, true), play(32, 6, 5, true), play(33, 7, 6, false)],
             ],
-            unknown_titles: 0,
             interactions: 10,
+            ..Dataset::default()
         };
         // 10 plays, 40% held out: the cutoff is the 6th smallest time, 6.
         let s = split(&ds, Protocol::Temporal, 0.4);

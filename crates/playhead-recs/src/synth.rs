@@ -13,6 +13,14 @@
 //! ([`crate::split`] is called on the generated data). Eval scores that ranking as "oracle": the
 //! best any model can do knowing the true tastes, the physical ceiling of the data.
 //!
+//! Shapes ([`SynthShape`], `--profile`): the same latent model with different structure, so CI
+//! measures robustness across data shapes rather than tuning to one. `classic` is the original
+//! generator (draw for draw); `stable` has fixed, concentrated tastes over a year; `drifting`
+//! replaces each taste completely over the profile's life; `binge` is series-heavy over two
+//! years with series paused for months and resumed; `films` is film-heavy with three genres
+//! unrelated to taste (a genre cap only costs there); `sparse` has a few plays per profile over
+//! a large catalog (mostly leave-last-out territory).
+//!
 //! Rule: every random draw comes from a seeded ChaCha stream (one for the world, one per profile),
 //! so a seed always produces byte-identical files, and replaying a profile for the oracle consumes
 //! exactly the draws of the first pass.
@@ -37,15 +45,110 @@ use crate::split::{DEFAULT_TEST_FRACTION, Protocol, split};
 
 /// Latent taste dimensions.
 pub const DIMS: usize = 16;
-/// Probability of continuing the most recent series in progress when one can be continued.
+/// Probability of continuing the most recent series in progress (classic shape).
 pub const P_CONTINUE: f64 = 0.6;
 const GENRES: [&str; 8] =
     ["Drama", "Comedy", "Thriller", "Documentary", "Animation", "Sci-Fi", "Romance", "Crime"];
 const NOVELTY: f64 = 3.0;
 const NOVELTY_DAYS: f64 = 14.0;
-const DRIFT: f64 = 0.6;
 const P_POSITIVE: f64 = 0.85;
-const P_DROP: f64 = 0.04;
+
+/// The data shape the generator produces (`recs synth --profile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SynthShape {
+    /// The original generator: drifting mixed tastes, 8 genres following taste, 120 days.
+    #[default]
+    Classic,
+    /// Fixed, concentrated tastes over a year.
+    Stable,
+    /// Tastes replaced completely over each profile's life.
+    Drifting,
+    /// Series-heavy, two years, series paused for months and resumed.
+    Binge,
+    /// Film-heavy, three genres unrelated to taste.
+    Films,
+    /// A few plays per profile over a large catalog.
+    Sparse,
+}
+
+impl SynthShape {
+    /// Every shape, in CLI order.
+    pub const ALL: [SynthShape; 6] =
+        [Self::Classic, Self::Stable, Self::Drifting, Self::Binge, Self::Films, Self::Sparse];
+
+    /// Parse the CLI name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// The CLI name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::Stable => "stable",
+            Self::Drifting => "drifting",
+            Self::Binge => "binge",
+            Self::Films => "films",
+            Self::Sparse => "sparse",
+        }
+    }
+
+    fn params(self) -> ShapeParams {
+        let classic = ShapeParams {
+            drift: 0.6,
+            genres: 8,
+            genres_follow_taste: true,
+            p_continue: P_CONTINUE,
+            p_drop: 0.04,
+            p_pause: 0.0,
+            pause_days: 0.0,
+            rate: 0.5,
+            mixture: &[0.6, 0.3, 0.1],
+        };
+        match self {
+            Self::Classic => classic,
+            Self::Stable => ShapeParams { drift: 0.0, rate: 0.25, mixture: &[0.8, 0.2], ..classic },
+            Self::Drifting => ShapeParams { drift: 1.0, rate: 0.4, mixture: &[0.7, 0.3], ..classic },
+            Self::Binge => ShapeParams {
+                p_continue: 0.8,
+                p_drop: 0.02,
+                p_pause: 0.12,
+                pause_days: 120.0,
+                rate: 0.35,
+                drift: 0.3,
+                ..classic
+            },
+            Self::Films => {
+                ShapeParams { genres: 3, genres_follow_taste: false, drift: 0.3, rate: 0.3, ..classic }
+            }
+            Self::Sparse => ShapeParams { rate: 0.05, drift: 0.0, mixture: &[0.7, 0.3], ..classic },
+        }
+    }
+}
+
+/// The knobs a shape sets (see the module docs).
+#[derive(Debug, Clone, Copy)]
+struct ShapeParams {
+    /// Share of the taste replaced by the second mixture at the end of the period.
+    drift: f64,
+    /// Distinct genres.
+    genres: usize,
+    /// Whether genres derive from the taste dimensions (else drawn independently).
+    genres_follow_taste: bool,
+    /// Probability of continuing the most recent series that can be continued.
+    p_continue: f64,
+    /// Probability of dropping a series after an episode.
+    p_drop: f64,
+    /// Probability of pausing a series after an episode.
+    p_pause: f64,
+    /// Mean pause length in days.
+    pause_days: f64,
+    /// Median plays per day.
+    rate: f64,
+    /// Weights of the taste dimensions a profile mixes.
+    mixture: &'static [f64],
+}
 /// 2026-01-01T00:00:00Z: day 0 of the generated period.
 const BASE_SECS: i64 = 1_767_225_600;
 const DAY_SECS: f64 = 86_400.0;
@@ -53,6 +156,8 @@ const DAY_SECS: f64 = 86_400.0;
 /// Size of the generated data.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SynthScale {
+    /// The data shape.
+    pub shape: SynthShape,
     /// Profiles.
     pub profiles: usize,
     /// Movies.
@@ -77,6 +182,7 @@ impl Default for SynthScale {
     /// The default: ~1,400 titles, 2,000 profiles (within the CI evaluation size).
     fn default() -> Self {
         Self {
+            shape: SynthShape::Classic,
             profiles: 2000,
             movies: 700,
             series: 70,
@@ -86,6 +192,25 @@ impl Default for SynthScale {
             max_plays: 300,
             oracle: true,
             oracle_top: 200,
+        }
+    }
+}
+
+impl SynthScale {
+    /// The default size of a shape (each about CI's evaluation size).
+    pub fn for_shape(shape: SynthShape) -> Self {
+        let d = Self::default();
+        match shape {
+            SynthShape::Classic => d,
+            SynthShape::Stable => Self { shape, movies: 600, series: 120, days: 365, ..d },
+            SynthShape::Drifting => Self { shape, days: 180, ..d },
+            SynthShape::Binge => {
+                Self { shape, movies: 150, series: 250, min_episodes: 6, max_episodes: 20, days: 730, ..d }
+            }
+            SynthShape::Films => Self { shape, movies: 1200, series: 30, days: 365, ..d },
+            SynthShape::Sparse => {
+                Self { shape, profiles: 4000, movies: 1500, series: 60, days: 365, max_plays: 8, ..d }
+            }
         }
     }
 }
@@ -193,6 +318,7 @@ struct DimList {
 }
 
 struct World {
+    params: ShapeParams,
     items: Vec<GenItem>,
     titles: Vec<TitleInput>,
     /// Per dimension: its items with their static (proposal) weights.
@@ -222,6 +348,8 @@ fn at_day(day: f64) -> Option<Timestamp> {
 
 impl World {
     fn new(seed: u64, scale: &SynthScale) -> Self {
+        let params = scale.shape.params();
+        let genre_names = &GENRES[..params.genres.clamp(1, GENRES.len())];
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0000_0000_0001);
         let n = scale.movies + scale.series;
         let days = f64::from(scale.days.max(1));
@@ -235,9 +363,16 @@ impl World {
         for (i, rank) in ranks.iter().enumerate() {
             let d1 = rng.gen_range(0..DIMS);
             let d2 = (d1 + rng.gen_range(1..DIMS)) % DIMS;
-            let mut genres = vec![GENRES[d1 % GENRES.len()].to_owned()];
-            if GENRES[d2 % GENRES.len()] != genres[0] && rng.gen_bool(0.5) {
-                genres.push(GENRES[d2 % GENRES.len()].to_owned());
+            let mut genres = if params.genres_follow_taste {
+                vec![genre_names[d1 % genre_names.len()].to_owned()]
+            } else {
+                vec![genre_names[rng.gen_range(0..genre_names.len())].to_owned()]
+            };
+            if params.genres_follow_taste
+                && genre_names[d2 % genre_names.len()] != genres[0]
+                && rng.gen_bool(0.5)
+            {
+                genres.push(genre_names[d2 % genre_names.len()].to_owned());
             }
             let maturity = [0u8, 0, 0, 7, 12, 16, 18][rng.gen_range(0..7)];
             let release =
@@ -293,7 +428,7 @@ impl World {
                 dl.cum.push(dl.cum.last().copied().unwrap_or(0.0) + w);
             }
         }
-        World { items, titles, by_dim, days }
+        World { params, items, titles, by_dim, days }
     }
 
     /// The new-item weight of item `i` in dimension `d` at day `t` (0 when unreleased or started).
@@ -320,19 +455,21 @@ struct State {
     started: HashSet<usize>,
     /// Series in progress: (item, next episode position, last play day).
     in_progress: Vec<(usize, usize, f64)>,
+    /// Per series in progress (same index): the day before which it is paused.
+    paused_until: Vec<f64>,
 }
 
-fn mixture(rng: &mut ChaCha8Rng) -> [f64; DIMS] {
+fn mixture(rng: &mut ChaCha8Rng, weights: &[f64]) -> [f64; DIMS] {
     let mut u = [0.0; DIMS];
-    for w in [0.6, 0.3, 0.1] {
+    for w in weights {
         u[rng.gen_range(0..DIMS)] += w;
     }
     u
 }
 
 impl Persona {
-    fn taste(&self, t: f64, days: f64) -> [f64; DIMS] {
-        let f = DRIFT * ((t - self.join) / (days - self.join).max(1e-9)).clamp(0.0, 1.0);
+    fn taste(&self, t: f64, days: f64, drift: f64) -> [f64; DIMS] {
+        let f = drift * ((t - self.join) / (days - self.join).max(1e-9)).clamp(0.0, 1.0);
         let mut u = [0.0; DIMS];
         for (d, x) in u.iter_mut().enumerate() {
             *x = (1.0 - f) * self.u0[d] + f * self.u1[d];
@@ -341,12 +478,15 @@ impl Persona {
     }
 }
 
-/// The series to continue at day `t`: the most recently played one whose next episode is out.
+/// The series to continue at day `t`: the most recently played one whose next episode is out
+/// and that is not paused.
 fn continuation(world: &World, st: &State, t: f64) -> Option<usize> {
     st.in_progress
         .iter()
         .enumerate()
-        .filter(|(_, (i, e, _))| world.items[*i].available[*e] <= t)
+        .filter(|(k, (i, e, _))| {
+            world.items[*i].available[*e] <= t && st.paused_until.get(*k).is_none_or(|&p| p <= t)
+        })
         .max_by(|a, b| a.1.2.total_cmp(&b.1.2))
         .map(|(k, _)| k)
 }
@@ -357,10 +497,10 @@ fn distribution(world: &World, p: &Persona, st: &State, t: f64) -> HashMap<usize
     let mut new_mass = 1.0;
     if let Some(k) = continuation(world, st, t) {
         let (i, e, _) = st.in_progress[k];
-        out.insert(world.items[i].episodes[e], P_CONTINUE);
-        new_mass = 1.0 - P_CONTINUE;
+        out.insert(world.items[i].episodes[e], world.params.p_continue);
+        new_mass = 1.0 - world.params.p_continue;
     }
-    let u = p.taste(t, world.days);
+    let u = p.taste(t, world.days, world.params.drift);
     let mut per_dim: Vec<(f64, Weighted, f64)> = Vec::new();
     for (d, &ud) in u.iter().enumerate() {
         if ud <= 0.0 {
@@ -399,7 +539,7 @@ fn dim_weight(world: &World, i: usize, d: usize) -> f64 {
 
 /// Draw a new item at day `t` from the same distribution [`distribution`] describes.
 fn draw_new(world: &World, p: &Persona, st: &State, t: f64, rng: &mut ChaCha8Rng) -> Option<usize> {
-    let u = p.taste(t, world.days);
+    let u = p.taste(t, world.days, world.params.drift);
     let mut exhausted = [false; DIMS];
     loop {
         let total: f64 = (0..DIMS).filter(|&d| !exhausted[d]).map(|d| u[d]).sum();
@@ -467,10 +607,10 @@ fn simulate(
     let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (idx as u64 + 1));
     let days = world.days;
     let persona = Persona {
-        u0: mixture(&mut rng),
-        u1: mixture(&mut rng),
+        u0: mixture(&mut rng, world.params.mixture),
+        u1: mixture(&mut rng, world.params.mixture),
         join: rng.gen_range(0.0..days * 0.6),
-        rate: (rng.gen_range(-0.7f64..0.7) + 0.5f64.ln()).exp().min(4.0),
+        rate: (rng.gen_range(-0.7f64..0.7) + world.params.rate.ln()).exp().min(4.0),
     };
     let mut st = State::default();
     let mut plays: Vec<(usize, f64, f32)> = Vec::new();
@@ -488,7 +628,7 @@ fn simulate(
         }
         let t_eff = sec as f64 / DAY_SECS;
         let cont = continuation(world, &st, t_eff);
-        let continue_series = cont.is_some() && rng.gen_bool(P_CONTINUE);
+        let continue_series = cont.is_some() && rng.gen_bool(world.params.p_continue);
         let choice = match (continue_series, cont) {
             (true, Some(k)) => Some((k, true)),
             _ => draw_new(world, &persona, &st, t_eff, &mut rng).map(|i| (i, false)),
@@ -513,15 +653,25 @@ fn simulate(
         let n_eps = world.items[item].episodes.len();
         let is_series = world.items[item].id.starts_with('s');
         if is_series {
-            let keep = positive && ep + 1 < n_eps && !rng.gen_bool(P_DROP);
+            let keep = positive && ep + 1 < n_eps && !rng.gen_bool(world.params.p_drop);
+            // A pause (binge shape only, so the classic stream is unchanged): the series stays
+            // in progress but is not continued for an exponential number of days.
+            let pause = if keep && world.params.p_pause > 0.0 && rng.gen_bool(world.params.p_pause) {
+                t_eff - world.params.pause_days * rng.gen_range(f64::EPSILON..1.0).ln()
+            } else {
+                0.0
+            };
             if is_cont {
                 if keep {
                     st.in_progress[choice] = (item, ep + 1, t_eff);
+                    st.paused_until[choice] = pause;
                 } else {
                     st.in_progress.swap_remove(choice);
+                    st.paused_until.swap_remove(choice);
                 }
             } else if keep {
                 st.in_progress.push((item, ep + 1, t_eff));
+                st.paused_until.push(pause);
             }
         }
     }
@@ -687,5 +837,55 @@ mod tests {
         // The generator drew each held-out first play from the distribution: it has mass there.
         let loo: Vec<_> = s.oracle.iter().filter(|l| l.protocol == Protocol::LeaveLastOut).collect();
         assert!(loo.iter().all(|l| l.heldout.iter().all(|h| h.1 > 0.0)));
+    }
+
+    fn tiny_shape(shape: SynthShape) -> SynthScale {
+        let d = SynthScale::for_shape(shape);
+        SynthScale { profiles: 80, movies: d.movies / 10, series: d.series / 10 + 2, ..d }
+    }
+
+    #[test]
+    fn every_shape_generates_valid_data_with_an_exact_oracle() {
+        for shape in SynthShape::ALL {
+            let s = generate(2, &SynthScale { oracle_top: 100_000, ..tiny_shape(shape) }).unwrap();
+            let titles: Vec<_> = s.catalog.iter().cloned().map(|t| t.validate().unwrap()).collect();
+            let ds = Dataset::new(&s.interactions, &Catalog::new(titles));
+            assert_eq!(ds.unknown_titles, 0, "{shape:?}");
+            assert!(!s.oracle.is_empty(), "{shape:?}");
+            for l in &s.oracle {
+                // Empty only when the profile has started every released item (tiny catalogs).
+                let total: f64 = l.ranking.iter().map(|x| x.1).sum();
+                assert!(l.ranking.is_empty() || (total - 1.0).abs() < 1e-9, "{shape:?}: {total}");
+            }
+            assert!(s.oracle.iter().filter(|l| !l.ranking.is_empty()).count() > s.oracle.len() / 2);
+        }
+    }
+
+    #[test]
+    fn shapes_differ_in_the_way_they_claim() {
+        let genres = |shape| {
+            let s = generate(1, &tiny_shape(shape)).unwrap();
+            s.catalog.iter().flat_map(|t| t.genres.clone().unwrap_or_default()).collect::<HashSet<_>>().len()
+        };
+        assert_eq!(genres(SynthShape::Films), 3);
+        assert_eq!(genres(SynthShape::Classic), 8);
+        // Binge: some series resumed after a pause of two months or more.
+        let s = generate(1, &tiny_shape(SynthShape::Binge)).unwrap();
+        let mut last: HashMap<(&str, &str), i64> = HashMap::new();
+        let mut long_gaps = 0;
+        for i in &s.interactions {
+            let Some((series, _)) = i.title_id.as_str().split_once('.') else { continue };
+            if let Some(prev) = last.insert((i.profile_id.as_str(), series), i.watched_at.0) {
+                long_gaps += usize::from(i.watched_at.0 - prev > 60 * 86_400_000);
+            }
+        }
+        assert!(long_gaps > 10, "{long_gaps}");
+        // Sparse: at most 8 plays per profile.
+        let s = generate(1, &tiny_shape(SynthShape::Sparse)).unwrap();
+        let mut per: HashMap<&str, usize> = HashMap::new();
+        for i in &s.interactions {
+            *per.entry(i.profile_id.as_str()).or_default() += 1;
+        }
+        assert!(per.values().all(|&n| n <= 8));
     }
 }

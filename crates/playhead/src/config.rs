@@ -144,11 +144,21 @@ pub struct RecsSettings {
     /// Check `<data-dir>/recs/CURRENT` for a model trained elsewhere (`playhead recs train`)
     /// every this many seconds, and reload the catalog into the served model.
     pub reload_interval_secs: u64,
+    /// Self-tuning: most blend configurations a training scores on its validation split (0 turns
+    /// tuning off and serves the built-in blend).
+    pub search_size: usize,
+    /// Self-tuning: safety stop for one training's search, seconds.
+    pub search_budget_secs: u64,
 }
 
 impl Default for RecsSettings {
     fn default() -> Self {
-        Self { train_interval_secs: 3_600, reload_interval_secs: 30 }
+        Self {
+            train_interval_secs: 3_600,
+            reload_interval_secs: 30,
+            search_size: 40,
+            search_budget_secs: 300,
+        }
     }
 }
 

@@ -73,13 +73,17 @@ enum Command {
 }
 
 /// `playhead recs ...`. Files: an interactions CSV with header `profile_id,title_id,watched_at,percent`
-/// (percent optional, 0-100; watched_at RFC 3339 or Unix seconds) and a catalog NDJSON in the
-/// title import format.
+/// (percent optional, 0-100; watched_at RFC 3339 or Unix seconds) or a MovieLens ratings.csv
+/// (userId,movieId,rating,timestamp; a rating of 4 or more is a positive), and a catalog NDJSON in
+/// the title import format or a MovieLens movies.csv. Training self-tunes on the file's own most
+/// recent plays unless the training config says `"tune": {"enabled": false}`.
 #[cfg(feature = "recs")]
 #[derive(Subcommand, Debug)]
 enum Recs {
-    /// Train on a whole file and write each profile's top k unwatched playable titles, one JSON
-    /// line per profile: {"profile_id": ..., "titles": [...]}.
+    /// Self-tune and train on a whole file and write each profile's top k unwatched playable
+    /// titles, one JSON line per profile: {"profile_id": ..., "titles": [...]}. Prints a report:
+    /// the input (unknown titles, duplicates, future timestamps, single-play profiles), the
+    /// chosen settings, every candidate's validation scores and why the winner won.
     Batch {
         /// Interactions CSV.
         #[arg(long)]
@@ -97,9 +101,10 @@ enum Recs {
         #[arg(long)]
         train_config: Option<PathBuf>,
     },
-    /// Evaluate popularity, co-watch kNN, EASE and the served blend (and the generator's oracle
-    /// when oracle.jsonl lies beside the interactions): Recall@K, NDCG@K, coverage and average
-    /// popularity with 95% bootstrap intervals, as JSON.
+    /// Evaluate popularity, co-watch kNN, EASE, the served blend (self-tuned on the training
+    /// part), the untuned defaults (and the generator's oracle when oracle.jsonl lies beside the
+    /// interactions): Recall@K, NDCG@K, coverage and average popularity with 95% bootstrap
+    /// intervals, as JSON.
     Eval {
         /// Interactions CSV.
         #[arg(long)]
@@ -138,16 +143,22 @@ enum Recs {
         /// Generator seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Profiles (default 2000).
+        /// Data shape: classic (the original: drifting mixed tastes, 8 genres, 120 days), stable
+        /// (fixed tastes, a year), drifting (tastes replaced over time), binge (series-heavy, two
+        /// years, series paused for months), films (film-heavy, 3 genres unrelated to taste),
+        /// sparse (a few plays per profile, large catalog). Sizes below default per shape.
+        #[arg(long, default_value = "classic")]
+        profile: String,
+        /// Profiles (classic: 2000).
         #[arg(long)]
         profiles: Option<usize>,
-        /// Movies (default 700).
+        /// Movies (classic: 700).
         #[arg(long)]
         movies: Option<usize>,
-        /// Series (default 70).
+        /// Series (classic: 70).
         #[arg(long)]
         series: Option<usize>,
-        /// Days covered (default 120).
+        /// Days covered (classic: 120).
         #[arg(long)]
         days: Option<u32>,
         /// Skip the oracle (large benchmark sets).
@@ -210,8 +221,13 @@ async fn recs(settings: Settings, cmd: Recs) -> anyhow::Result<()> {
             };
             blocking(move || r::eval(interactions, catalog, o)).await?
         }
-        Recs::Synth { out, seed, profiles, movies, series, days, no_oracle } => {
-            let d = playhead_recs::SynthScale::default();
+        Recs::Synth { out, seed, profile, profiles, movies, series, days, no_oracle } => {
+            let shape = playhead_recs::SynthShape::parse(&profile).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--profile must be one of classic, stable, drifting, binge, films, sparse, not {profile:?}"
+                )
+            })?;
+            let d = playhead_recs::SynthScale::for_shape(shape);
             let scale = playhead_recs::SynthScale {
                 profiles: profiles.unwrap_or(d.profiles),
                 movies: movies.unwrap_or(d.movies),
@@ -223,7 +239,10 @@ async fn recs(settings: Settings, cmd: Recs) -> anyhow::Result<()> {
             blocking(move || r::synth(out, seed, scale)).await?
         }
         Recs::Train { train_config } => {
-            let config = r::train_config(train_config.as_deref())?;
+            let config = match train_config {
+                Some(p) => r::train_config(Some(&p))?,
+                None => r::settings_train_config(&settings.recs),
+            };
             let rt = open(settings).await?;
             let now = rt.app.clock().now();
             let ports = rt.app.ports();

@@ -10,15 +10,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use playhead_core::ports::{Catalog as CatalogPort, RecsStore};
+use playhead_core::ports::{Catalog as CatalogPort, Clock, RecsStore};
 use playhead_core::recs::{RecsEngine, RecsItem, RecsProfile, RecsReason, RecsRow};
 use playhead_core::title::Title;
 use playhead_core::{Timestamp, TitleId};
 use playhead_recs::catalog::Catalog;
 use playhead_recs::dataset::Dataset;
 use playhead_recs::{
-    BatchArgs, EvalArgs, Interaction, Model, ProfilePlay, ProfileState, Protocol, Reason, Recommender,
-    RowKind, RowRequest, SynthArgs, SynthScale, TrainConfig, TrendingSnapshot,
+    BatchArgs, EvalArgs, Interaction, LiveCoWatch, Model, ProfilePlay, ProfileState, Protocol, Reason,
+    Recommender, RowKind, RowRequest, SynthArgs, SynthScale, TrainConfig, TrendingSnapshot,
 };
 use serde_json::{Value, json};
 
@@ -57,7 +57,9 @@ pub fn batch(
     config: TrainConfig,
 ) -> anyhow::Result<Value> {
     anyhow::ensure!((1..=1000).contains(&k), "--k must be 1-1000");
-    let r = playhead_recs::batch(&BatchArgs { interactions, catalog, k, out: out.clone(), config })?;
+    // The wall clock: plays stamped after it are left out and counted in the report.
+    let now = Some(playhead_app::clock::SystemClock.now());
+    let r = playhead_recs::batch(&BatchArgs { interactions, catalog, k, out: out.clone(), config, now })?;
     Ok(json!({"out": out, "report": r}))
 }
 
@@ -92,6 +94,7 @@ pub fn eval(interactions: PathBuf, catalog: PathBuf, o: EvalOptions) -> anyhow::
     a.external = o.external;
     a.export_split = o.export_split;
     a.config = o.config;
+    a.now = Some(playhead_app::clock::SystemClock.now());
     Ok(playhead_recs::eval(&a)?)
 }
 
@@ -269,6 +272,19 @@ impl RecsEngine for ServedRecs {
         self.snapshot().map(|r| r.model().version.clone())
     }
 
+    fn model_report(&self) -> Option<String> {
+        let rec = self.snapshot()?;
+        let m = rec.model();
+        Some(json!({
+            "version": m.version,
+            "train": m.meta,
+            "config": m.config,
+            "served": m.tuning.as_ref().map_or("configured blend (tuning off)", |t| t.guard.served.as_str()),
+            "tuning": m.tuning,
+        })
+        .to_string())
+    }
+
     fn recommend(
         &self,
         profile: &RecsProfile,
@@ -291,10 +307,20 @@ impl RecsEngine for ServedRecs {
             hidden: profile.hidden.clone(),
             impressions: profile.impressions.iter().cloned().collect(),
             maturity_limit: profile.maturity_limit,
+            live_cowatch: profile
+                .cowatch
+                .iter()
+                .map(|(item, c)| LiveCoWatch {
+                    item: item.clone(),
+                    count: c.count,
+                    neighbours: c.neighbours.clone(),
+                })
+                .collect(),
         };
         let row = match row {
             RecsRow::Top => RowKind::Top,
             RecsRow::BecauseYouWatched => RowKind::BecauseYouWatched { anchor: None },
+            RecsRow::Films => RowKind::Films,
             RecsRow::Trending => RowKind::Trending,
         };
         let top_n = rec.model().config.blend.trending_top_n;
@@ -341,7 +367,7 @@ pub async fn lifecycle(
                     &data_dir,
                     ports.catalog.as_ref(),
                     ports.recs.as_ref(),
-                    &TrainConfig::default(),
+                    &settings_train_config(&settings),
                     app.clock().now(),
                 )
                 .await?;
@@ -357,15 +383,23 @@ pub async fn lifecycle(
                     .await
                     .context("loading the model")??
                     .ok_or_else(|| anyhow::anyhow!("recs/CURRENT vanished"))?;
-                tracing::info!(model.version = %model.version, "recommendation model loaded");
-                if let Some(old) = &loaded {
-                    metrics::gauge!("playhead_recs_model_info", "version" => old.version.clone()).set(0.0);
+                // Never go back in time: a CURRENT pointing at a model older than the one in
+                // service (a slow trainer finishing late) is ignored.
+                if let Some(m) = loaded.as_ref().filter(|m| m.meta.trained_at > model.meta.trained_at) {
+                    tracing::warn!(model.version = %model.version, model.serving = %m.version,
+                        "recs/CURRENT names a model older than the one in service: kept the newer");
+                } else {
+                    tracing::info!(model.version = %model.version, "recommendation model loaded");
+                    if let Some(old) = &loaded {
+                        metrics::gauge!("playhead_recs_model_info", "version" => old.version.clone())
+                            .set(0.0);
+                    }
+                    metrics::gauge!("playhead_recs_model_info", "version" => model.version.clone()).set(1.0);
+                    #[expect(clippy::cast_precision_loss, reason = "a gauge")]
+                    metrics::gauge!("playhead_recs_model_trained_timestamp_seconds")
+                        .set(model.meta.trained_at.0 as f64 / 1000.0);
+                    loaded = Some(Arc::new(model));
                 }
-                metrics::gauge!("playhead_recs_model_info", "version" => model.version.clone()).set(1.0);
-                #[expect(clippy::cast_precision_loss, reason = "a gauge")]
-                metrics::gauge!("playhead_recs_model_trained_timestamp_seconds")
-                    .set(model.meta.trained_at.0 as f64 / 1000.0);
-                loaded = Some(Arc::new(model));
             }
             if let Some(model) = &loaded {
                 let titles = all_titles(ports.catalog.as_ref()).await?;
@@ -387,6 +421,18 @@ pub async fn lifecycle(
             () = async { let _ = stop.wait_for(|v| *v).await; } => return,
         }
     }
+}
+
+/// The training settings the server uses: the engine's defaults with the `[recs]` search bounds.
+pub fn settings_train_config(settings: &crate::config::RecsSettings) -> TrainConfig {
+    let d = TrainConfig::default();
+    let tune = playhead_recs::TuneConfig {
+        enabled: settings.search_size > 0,
+        search_size: settings.search_size.max(1),
+        time_budget_secs: settings.search_budget_secs,
+        ..d.tune.clone()
+    };
+    TrainConfig { tune, ..d }
 }
 
 /// The version `<data_dir>/recs/CURRENT` names, if any.

@@ -1,4 +1,5 @@
-//! Operator routes: OAuth client registration (the CLI's `admin client create` over HTTP).
+//! Operator routes: OAuth client registration (the CLI's `admin client create` over HTTP) and
+//! the recommendation model in service.
 
 use axum::Json;
 use axum::extract::State;
@@ -110,4 +111,16 @@ pub async fn create_client(
         redirect_uris: client.redirect_uris,
     };
     Ok((StatusCode::CREATED, Json(dto)).into_response())
+}
+
+/// The recommendation model in service: version, training metadata, settings and the
+/// self-tuning report (chosen settings, every candidate's validation scores with intervals, the
+/// guard's verdict, the diversity cost, why the winner won). 404 before the first model.
+#[utoipa::path(get, path = "/v1/admin/recs/model", tag = "operations", security(("bearer" = [])),
+    responses((status = 200, body = Object), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn recs_model(
+    State(s): State<RestState>,
+    Auth(p): Auth,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(s.app.recs_model(&p)?))
 }

@@ -33,7 +33,7 @@ pub struct SimilarParams {
 /// profile's maturity limit. Reacts to a play as soon as it is applied.
 #[utoipa::path(get, path = "/v1/profiles/{profile_id}/recommendations", tag = "recommendations", security(("bearer" = [])),
     params(("profile_id" = String, Path, description = "profile id"), ("limit" = Option<u32>, Query, description = "page size, default 20", minimum = 1, maximum = 100),
-        ("row" = Option<String>, Query, description = "top (default), because-you-watched or trending", pattern = "^(top|because-you-watched|trending)$")),
+        ("row" = Option<String>, Query, description = "top (default), because-you-watched, films or trending", pattern = "^(top|because-you-watched|films|trending)$")),
     responses((status = 200, body = Page<RecommendationDto>), (status = 400, body = Problem), (status = 401, body = Problem),
     (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn recommendations(
@@ -46,7 +46,7 @@ pub async fn recommendations(
     let row = match q.row.as_deref() {
         None => RecsRow::Top,
         Some(r) => RecsRow::parse(r).ok_or_else(|| {
-            FieldError::new("row", "invalid", "must be top, because-you-watched or trending")
+            FieldError::new("row", "invalid", "must be top, because-you-watched, films or trending")
         })?,
     };
     let items = s.app.recommendations(&p, profile, row, limit(q.limit.as_deref())?).await?;

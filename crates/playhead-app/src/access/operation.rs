@@ -152,6 +152,8 @@ operations! {
     CreateClient = "admin.create_client",
     /// Describe the API itself (gRPC server reflection: which services and messages exist).
     DescribeApi = "meta.describe_api",
+    /// The recommendation model in service and its self-tuning report (operators).
+    GetRecsModel = "admin.recs_model",
 }
 
 impl Operation {
@@ -191,6 +193,7 @@ impl Operation {
                 (Access::Scope(Scope::FeedbackWrite), Charge::Class(Write))
             }
             O::CreateClient => (Access::Scope(Scope::Admin), Charge::Class(Write)),
+            O::GetRecsModel => (Access::Scope(Scope::Admin), Charge::Class(Read)),
         };
         let names_profile = matches!(
             self,

@@ -12,7 +12,7 @@
 //! - Votes are forward-decayed: a vote at `at` weighs `2^((at - epoch) / half_life)`; dividing the
 //!   sum by the weight of "now" gives the decayed count, so no stored value ever needs rewriting.
 //!
-//! The same counting rule is what `playhead-recs` trains from (`cowatch::delta_for_play`).
+//! The window rule ([`window_partners`]) is defined here once; `playhead-recs` trains with it.
 
 use crate::ids::{PlayId, ProfileId, TitleId};
 use crate::time::Timestamp;
@@ -63,6 +63,24 @@ pub struct PlayCount {
     pub weight: f64,
 }
 
+/// The co-watch window rule, the only copy (the consumer's counters and the engine's training
+/// both call it): the distinct items a new play of `new` pairs with, given the items of the
+/// profile's other counted plays, most recent last (only the last [`COWATCH_WINDOW`] matter).
+/// `None` when `new` is already in that window: its pairs were counted when it entered.
+pub fn window_partners<K: PartialEq + Clone>(recent: &[K], new: &K) -> Option<Vec<K>> {
+    let window = &recent[recent.len().saturating_sub(COWATCH_WINDOW)..];
+    if window.contains(new) {
+        return None;
+    }
+    let mut out: Vec<K> = Vec::with_capacity(window.len());
+    for k in window {
+        if !out.contains(k) {
+            out.push(k.clone());
+        }
+    }
+    Some(out)
+}
+
 /// Decide what a positive play of `item` adds, given the items of the profile's other counted
 /// plays, most recent last (only the last [`COWATCH_WINDOW`] matter).
 pub fn count_play(
@@ -73,16 +91,10 @@ pub fn count_play(
     recent: &[TitleId],
     half_life_ms: i64,
 ) -> PlayCount {
-    let window = &recent[recent.len().saturating_sub(COWATCH_WINDOW)..];
-    let counts = !window.contains(&item);
-    let mut partners: Vec<TitleId> = Vec::new();
-    if counts {
-        for k in window {
-            if *k != item && !partners.contains(k) {
-                partners.push(k.clone());
-            }
-        }
-    }
+    let (counts, partners) = match window_partners(recent, &item) {
+        Some(p) => (true, p),
+        None => (false, Vec::new()),
+    };
     PlayCount {
         profile_id,
         play_id,

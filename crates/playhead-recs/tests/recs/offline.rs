@@ -7,8 +7,8 @@ use playhead_core::Timestamp;
 use playhead_recs::catalog::Catalog;
 use playhead_recs::eval::read_recs_file;
 use playhead_recs::{
-    BatchArgs, EvalArgs, Protocol, SynthArgs, SynthScale, TrainArgs, TrainConfig, load_catalog_titles,
-    load_interactions, read_model,
+    BatchArgs, EvalArgs, Protocol, SynthArgs, SynthScale, SynthShape, TrainArgs, TrainConfig, TuneConfig,
+    load_catalog_titles, load_interactions, read_model,
 };
 
 /// A fresh directory per test (no tempfile dependency; the process id keeps runs apart).
@@ -32,6 +32,7 @@ fn synth_then_eval_the_blend_beats_popularity_and_stays_under_the_oracle() {
     let mut args = EvalArgs::new(d.join("interactions.csv"), d.join("catalog.ndjson"), Protocol::Temporal);
     args.bootstrap = 200;
     args.ks = vec![10, 20];
+    args.config = quick_tuning();
     let v = playhead_recs::eval(&args).unwrap();
     let m = |model: &str, metric: &str, f: &str| v["models"][model][metric][f].as_f64().unwrap();
     assert_eq!(v["oracle"]["available"], true, "{}", v["oracle"]);
@@ -106,6 +107,7 @@ fn batch_writes_unwatched_playable_titles_for_every_profile() {
         k: 20,
         out: out.clone(),
         config: TrainConfig::default(),
+        now: None,
     })
     .unwrap();
     let recs = read_recs_file(&out).unwrap();
@@ -172,4 +174,121 @@ fn bad_input_files_name_the_line() {
     let args = EvalArgs::new(d.join("i.csv"), d.join("c.ndjson"), Protocol::Temporal);
     let err = playhead_recs::eval(&args).unwrap_err().to_string();
     assert!(err.contains("i.csv") && err.contains("line 3"), "{err}");
+}
+
+/// Tuning bounded for tests (the defaults search more; see docs/benchmarks.md for their cost).
+fn quick_tuning() -> TrainConfig {
+    TrainConfig {
+        tune: TuneConfig {
+            search_size: 14,
+            lambdas: vec![100.0, 400.0],
+            max_queries: 600,
+            bootstrap: 100,
+            ..TuneConfig::default()
+        },
+        ..TrainConfig::default()
+    }
+}
+
+#[test]
+fn self_tuning_never_serves_below_a_single_source_explains_itself_and_is_deterministic() {
+    let d = dir("tune");
+    let scale = SynthScale { profiles: 500, ..SynthScale::for_shape(SynthShape::Binge) };
+    playhead_recs::synth(&SynthArgs { out: d.clone(), seed: 3, scale }).unwrap();
+    let mut args = EvalArgs::new(d.join("interactions.csv"), d.join("catalog.ndjson"), Protocol::Temporal);
+    args.bootstrap = 100;
+    args.ks = vec![10, 20];
+    args.config = quick_tuning();
+    let v = playhead_recs::eval(&args).unwrap();
+    let t = &v["tuning"];
+    let served = &t["served"];
+    for s in t["single_sources"].as_array().unwrap() {
+        for metric in ["recall_at_20", "ndcg_at_10"] {
+            let (a, b) = (served[metric]["mean"].as_f64().unwrap(), s[metric]["mean"].as_f64().unwrap());
+            assert!(a + 1e-12 >= b, "served {metric} {a} below {} {b}", s["name"]);
+        }
+    }
+    let n = t["candidates"].as_array().unwrap().len();
+    assert!((3..=14 + 3).contains(&n), "bounded by the search size (+ the measured caps): {n}");
+    assert!(t["why"].as_str().unwrap().contains("Recall@20"), "{}", t["why"]);
+    assert!(t["validation"]["scored_profiles"].as_u64().unwrap() > 50, "{}", t["validation"]);
+    assert_eq!(v["served_config"]["blend"], served["blend"], "the model serves what tuning chose");
+    // A binge-heavy catalog with paused series: the next episode must be part of what is served.
+    assert!(served["blend"]["w_next"].as_f64().unwrap() > 0.0, "{}", served["blend"]);
+    // Deterministic: the same input and seed choose the same settings with the same scores.
+    let again = playhead_recs::eval(&args).unwrap();
+    assert_eq!(again["tuning"]["candidates"], t["candidates"]);
+    assert_eq!(again["tuning"]["served"], t["served"]);
+    assert_eq!(again["models"], v["models"]);
+}
+
+#[test]
+fn a_catalog_without_genres_turns_the_diversity_cap_off_and_says_so() {
+    let d = dir("nogenres");
+    let scale = SynthScale { profiles: 200, oracle: false, ..small() };
+    playhead_recs::synth(&SynthArgs { out: d.clone(), seed: 4, scale }).unwrap();
+    let text = std::fs::read_to_string(d.join("catalog.ndjson")).unwrap();
+    let stripped: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["genres"] = serde_json::json!([]);
+            v.to_string()
+        })
+        .collect();
+    std::fs::write(d.join("catalog.ndjson"), stripped.join("\n")).unwrap();
+    let mut args = EvalArgs::new(d.join("interactions.csv"), d.join("catalog.ndjson"), Protocol::Temporal);
+    args.bootstrap = 10;
+    args.config = quick_tuning();
+    let v = playhead_recs::eval(&args).unwrap();
+    let div = &v["tuning"]["diversity"];
+    assert_eq!(div["available"], false, "{div}");
+    assert_eq!(div["max_per_genre_pct"], 100.0);
+    assert!(div["note"].as_str().unwrap().contains("no genres"), "{div}");
+    // Without genres there is nothing to cap: no cap candidate was scored either.
+    assert!(
+        v["tuning"]["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["blend"]["max_per_genre_pct"] == 100.0)
+    );
+}
+
+#[test]
+fn movielens_files_with_bad_rows_are_counted_never_dropped_silently() {
+    let d = dir("movielens");
+    // Six users over five movies; then the bad rows: an unknown movie, a duplicate row, a rating
+    // stamped in the future, and a user with a single rating.
+    let mut ratings = String::from("userId,movieId,rating,timestamp\n");
+    let day = 86_400;
+    for u in 1..=6 {
+        for (k, m) in [1, 2, 3, 4, 5].iter().enumerate() {
+            if (u + k) % 4 != 0 {
+                let rating = if (u + k) % 3 == 0 { "2.5" } else { "4.5" };
+                ratings.push_str(&format!("{u},{m},{rating},{}\n", 1_000_000_000 + (u * 10 + k) * day));
+            }
+        }
+    }
+    ratings.push_str("1,999,5,1000000000\n");
+    ratings.push_str(&format!("1,1,4.5,{}\n", 1_000_000_000 + 10 * day));
+    ratings.push_str("2,3,4,4102444800\n");
+    ratings.push_str("7,2,5,1000000000\n");
+    std::fs::write(d.join("ratings.csv"), ratings).unwrap();
+    let movies = "movieId,title,genres\n1,Alpha (1990),Drama\n2,\"Beta, The (1991)\",Drama|Crime\n\
+                  3,Gamma (1992),Comedy\n4,Delta (1993),Comedy\n5,Epsilon (1994),(no genres listed)\n";
+    std::fs::write(d.join("movies.csv"), movies).unwrap();
+    let mut args = EvalArgs::new(d.join("ratings.csv"), d.join("movies.csv"), Protocol::LeaveLastOut);
+    args.bootstrap = 10;
+    args.now = Some(Timestamp(2_000_000_000_000));
+    args.config = TrainConfig { lambda: 1.0, ..quick_tuning() };
+    let v = playhead_recs::eval(&args).unwrap();
+    let input = &v["input"];
+    assert_eq!(input["unknown_titles"], 1, "{input}");
+    assert_eq!(input["duplicates"], 1, "{input}");
+    assert_eq!(input["future_timestamps"], 1, "{input}");
+    assert_eq!(input["single_play_profiles"], 1, "{input}");
+    let rows = input["rows"].as_u64().unwrap();
+    assert_eq!(rows, input["kept"].as_u64().unwrap() + 3, "every row accounted for: {input}");
+    assert!(v["profiles_evaluated"].as_u64().unwrap() > 0, "{v}");
 }

@@ -38,12 +38,16 @@ fn catalog() -> Vec<Value> {
 
 /// Train from the store, as `playhead recs train` does, and wait until the server serves it.
 async fn train(t: &TestApp) -> String {
+    train_with(t, &playhead_recs_config()).await
+}
+
+async fn train_with(t: &TestApp, config: &playhead_recs::TrainConfig) -> String {
     let ports = t.app.ports();
     let report = playhead::recs::train_from_store(
         &t.settings.data_dir,
         ports.catalog.as_ref(),
         ports.recs.as_ref(),
-        &playhead_recs_config(),
+        config,
         t.app.clock().now(),
     )
     .await
@@ -57,7 +61,11 @@ async fn train(t: &TestApp) -> String {
 }
 
 fn playhead_recs_config() -> playhead_recs::TrainConfig {
-    playhead_recs::TrainConfig::default()
+    // These tests pin the blend: no self-tuning on seven viewers.
+    playhead_recs::TrainConfig {
+        tune: playhead_recs::TuneConfig { enabled: false, ..Default::default() },
+        ..Default::default()
+    }
 }
 
 async fn spawn() -> TestApp {
@@ -156,6 +164,66 @@ async fn a_new_play_changes_the_row_within_seconds_with_reasons() {
         .post(&v.token, &format!("/v1/profiles/{}/impressions", v.profile), &json!({"title_ids": ids(&row)}))
         .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_co_watch_counters_serve_a_title_newer_than_the_model_within_seconds() {
+    let t = spawn().await;
+    let ops = t.catalog_token().await;
+    t.import(&ops, &catalog()).await;
+    seed(&t).await;
+    let version = train(&t).await;
+    // A premiere imported after training: the model has no weights for it at all.
+    t.import(&ops, &[film("premiere", "Drama", 7)]).await;
+    // Four viewers watch c3 and then the premiere: the consumer counts the pair as it applies.
+    for n in 0..4 {
+        let v = t.viewer(&format!("fan{n}@example.com")).await;
+        let mut evs = watching("c3", 0, 10, 60);
+        evs.extend(watching("premiere", 0, 10, 30));
+        t.events(&v, evs).await;
+    }
+    t.settle().await;
+    let v = t.viewer("late@example.com").await;
+    let url = format!("/v1/profiles/{}/recommendations?limit=10", v.profile);
+    t.events(&v, watching("c3", 0, 10, 10)).await;
+    t.settle().await;
+    // Only the live counters link c3 to the premiere (a Drama: no genre overlap with the Comedy
+    // c3 either). The server re-joins the catalog every second, so poll for a few seconds.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let row = loop {
+        let row = t.get_json(&v.token, &url).await;
+        if item(&row, "premiere").is_some() || Instant::now() > deadline {
+            break row;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let p = item(&row, "premiere").unwrap_or_else(|| panic!("premiere missing after watching c3: {row}"));
+    assert_eq!(p["reason"]["kind"], "because_you_watched", "{p}");
+    assert_eq!(p["reason"]["title_id"], "c3", "{p}");
+    assert_eq!(t.app.recs_engine().version(), Some(version), "no retraining happened");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_see_the_model_and_why_its_settings_won() {
+    let t = spawn().await;
+    let ops = t.catalog_token().await;
+    t.import(&ops, &catalog()).await;
+    seed(&t).await;
+    // The server's own training settings: self-tuning on.
+    let version = train_with(&t, &playhead::recs::settings_train_config(&t.settings.recs)).await;
+    let m = t.get_json(&ops, "/v1/admin/recs/model").await;
+    assert_eq!(m["version"], version.as_str(), "{m}");
+    let tuning = &m["tuning"];
+    assert!(tuning["candidates"].as_array().is_some_and(|c| !c.is_empty()), "{m}");
+    assert!(tuning["single_sources"].as_array().is_some_and(|c| c.len() == 3), "{m}");
+    assert!(tuning["why"].as_str().is_some_and(|w| !w.is_empty()), "{m}");
+    assert!(tuning["served"]["recall_at_20"]["lo"].is_number(), "{m}");
+    assert_eq!(m["served"], tuning["guard"]["served"], "{m}");
+    // Viewers may not read it.
+    let v = t.viewer("curious@example.com").await;
+    assert_eq!(t.get(&v.token, "/v1/admin/recs/model").await.status(), StatusCode::FORBIDDEN);
     t.stop().await;
 }
 
