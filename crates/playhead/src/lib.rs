@@ -414,6 +414,23 @@ pub async fn launch(
         http.max_in_flight_per_principal,
         rt.identity.store().clone(),
     ));
+    let graphql = rt.settings.graphql.enabled.then(|| {
+        let g = &rt.settings.graphql;
+        let config = playhead_api_graphql::GraphqlConfig {
+            max_depth: g.max_depth,
+            max_complexity: g.max_complexity,
+            introspection: g.introspection,
+            batch_max: http.batch_max,
+            body_bytes: http.json_body_bytes,
+        };
+        let state = playhead_api_graphql::GraphqlState::new(
+            rt.app.clone(),
+            gate.clone(),
+            &config,
+            rt.settings.identity.trusted_proxies.clone(),
+        );
+        playhead_api_graphql::router(state, config.body_bytes)
+    });
     let state = RestState::new(
         rt.app.clone(),
         gate,
@@ -449,7 +466,11 @@ pub async fn launch(
     };
 
     let grace = Duration::from_secs(rt.settings.limits.shutdown_grace_secs);
-    let router = playhead_api_rest::router(state);
+    // GraphQL beside REST on the one listener, through the same gate (decision 0055).
+    let router = match graphql {
+        Some(g) => playhead_api_rest::router(state).merge(g),
+        None => playhead_api_rest::router(state),
+    };
     let served = tokio::spawn(serve_http(listener, router, shutdown.clone(), header_timeout, grace));
     let _ = shutdown.wait_for(|v| *v).await;
     // Stop taking new batches, but let in-flight requests and the batch in hand finish.

@@ -205,6 +205,29 @@ impl Gate {
     }
 }
 
+/// The client's address, the key of the unauthenticated quota: the TCP peer, unless the peer is
+/// one of `trusted_proxies`; then the rightmost `X-Forwarded-For` hop those proxies did not add
+/// (a client cannot pick a fresh address per request by sending the header itself). Every
+/// transport on the HTTP listener asks this one function.
+pub fn client_address<'a>(
+    peer: Option<std::net::IpAddr>,
+    forwarded_for: impl Iterator<Item = &'a str>,
+    trusted_proxies: &[std::net::IpAddr],
+) -> String {
+    let Some(peer) = peer else { return "unknown".into() };
+    if !trusted_proxies.contains(&peer) {
+        return peer.to_string();
+    }
+    let forwarded: Vec<std::net::IpAddr> =
+        forwarded_for.flat_map(|v| v.split(',')).filter_map(|a| a.trim().parse().ok()).collect();
+    // Walk from the right: the last hop our proxies did not add is the client.
+    forwarded
+        .iter()
+        .rev()
+        .find(|ip| !trusted_proxies.contains(ip))
+        .map_or(peer.to_string(), ToString::to_string)
+}
+
 /// Who a principal is in quota keys and idempotency scopes.
 pub fn partition_of(p: &Principal) -> String {
     match &p.subject {

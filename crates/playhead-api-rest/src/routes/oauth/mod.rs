@@ -59,23 +59,11 @@ fn no_store(mut res: Response) -> Response {
 /// The client's address: the peer, or the nearest untrusted X-Forwarded-For entry when the peer
 /// is one of the configured trusted proxies (anything else could be set by the client itself).
 pub(crate) fn client_addr(s: &RestState, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
-    let Some(peer) = peer.map(|p| p.ip()) else { return "unknown".into() };
-    if !s.trusted_proxies.contains(&peer) {
-        return peer.to_string();
-    }
-    let forwarded: Vec<std::net::IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|a| a.trim().parse().ok())
-        .collect();
-    // Walk from the right: the last hop our proxies did not add is the client.
-    forwarded
-        .iter()
-        .rev()
-        .find(|ip| !s.trusted_proxies.contains(ip))
-        .map_or(peer.to_string(), ToString::to_string)
+    playhead_app::access::client_address(
+        peer.map(|p| p.ip()),
+        headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()),
+        &s.trusted_proxies,
+    )
 }
 
 /// The TCP peer, when the server recorded it (tests driving the router in-process have none).
