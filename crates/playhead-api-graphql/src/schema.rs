@@ -421,6 +421,7 @@ impl MutationRoot {
 
     /// Set a resume point now (recorded as a pause and merged last-writer-wins); subscribers of
     /// `progressChanged` hear of it.
+    #[expect(clippy::too_many_arguments, reason = "one per GraphQL argument")]
     async fn set_progress(
         &self,
         ctx: &Context<'_>,
@@ -503,6 +504,7 @@ impl MutationRoot {
     /// answers PRECONDITION_FAILED, so two devices never silently overwrite each other);
     /// `maturityLimit: null` removes the limit. Changing `kids` or `maturityLimit` needs a recent
     /// sign-in.
+    #[expect(clippy::too_many_arguments, reason = "one per GraphQL argument")]
     async fn update_profile(
         &self,
         ctx: &Context<'_>,
