@@ -67,8 +67,9 @@ pub fn schema(app: App, gate: Arc<Gate>, config: &GraphqlConfig) -> PlayheadSche
         .data(app)
         .data(gate)
         .data(Limits { batch_max: config.batch_max })
-        .limit_depth(config.max_depth)
-        .limit_complexity(config.max_complexity)
+        // Depth and cost are checked by `QueryCodes` (not `limit_depth`/`limit_complexity`), so
+        // the standard introspection query that clients and consoles send (13 levels of
+        // `ofType`) can have its own, fixed allowance.
         .extension(policy::FieldPolicy)
         .extension(QueryCodes { max_depth: config.max_depth, max_complexity: config.max_complexity });
     if !config.introspection {
@@ -82,9 +83,13 @@ pub fn sdl() -> String {
     async_graphql::Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).finish().sdl()
 }
 
+/// Depth allowed to a query that selects only introspection fields (`__schema`, `__type`): the
+/// standard introspection query is 13 levels deep, and its cost is bounded by the schema's size.
+const INTROSPECTION_DEPTH: usize = 20;
+
 /// Codes for refusals of a whole query: `GRAPHQL_PARSE_FAILED`, `GRAPHQL_VALIDATION_FAILED`
 /// (an unknown field, a wrong argument type: nothing ran), `QUERY_TOO_DEEP` and
-/// `QUERY_TOO_COMPLEX` (with the limit).
+/// `QUERY_TOO_COMPLEX` (with the limit), and the limits themselves.
 struct QueryCodes {
     max_depth: usize,
     max_complexity: usize,
@@ -92,13 +97,46 @@ struct QueryCodes {
 
 impl ExtensionFactory for QueryCodes {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(QueryCodesExtension { max_depth: self.max_depth, max_complexity: self.max_complexity })
+        Arc::new(QueryCodesExtension {
+            max_depth: self.max_depth,
+            max_complexity: self.max_complexity,
+            introspection_only: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 }
 
 struct QueryCodesExtension {
     max_depth: usize,
     max_complexity: usize,
+    /// The request's operations select only `__` fields (set when parsed; one extension per
+    /// request).
+    introspection_only: std::sync::atomic::AtomicBool,
+}
+
+/// Whether every operation of `doc` selects only introspection fields at its top level.
+fn introspection_only(doc: &ExecutableDocument) -> bool {
+    use async_graphql::parser::types::Selection;
+    doc.operations.iter().all(|(_, op)| {
+        op.node.selection_set.node.items.iter().all(|s| match &s.node {
+            Selection::Field(f) => f.node.name.node.starts_with("__"),
+            _ => false,
+        })
+    })
+}
+
+fn too_deep(limit: usize) -> ServerError {
+    let e = ServerError::new(format!("the query is nested deeper than the limit of {limit}"), None);
+    with_code(e, "QUERY_TOO_DEEP", Some(("limit", limit)))
+}
+
+fn too_complex(limit: usize) -> ServerError {
+    let e = ServerError::new(
+        format!(
+            "the query costs more than the limit of {limit} (each field 1; a list multiplies its selection by `first`)"
+        ),
+        None,
+    );
+    with_code(e, "QUERY_TOO_COMPLEX", Some(("limit", limit)))
 }
 
 fn with_code(e: ServerError, code: &'static str, extra: Option<(&'static str, usize)>) -> ServerError {
@@ -124,7 +162,10 @@ impl Extension for QueryCodesExtension {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables).await.map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED", None))
+        let doc =
+            next.run(ctx, query, variables).await.map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED", None))?;
+        self.introspection_only.store(introspection_only(&doc), std::sync::atomic::Ordering::Relaxed);
+        Ok(doc)
     }
 
     async fn validation(
@@ -132,24 +173,21 @@ impl Extension for QueryCodesExtension {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|mut e| match e.message.as_str() {
-                    "Query is nested too deep." => {
-                        e.message = format!("the query is nested deeper than the limit of {}", self.max_depth);
-                        with_code(e, "QUERY_TOO_DEEP", Some(("limit", self.max_depth)))
-                    }
-                    "Query is too complex." => {
-                        e.message = format!(
-                            "the query costs more than the limit of {} (each field 1; a list multiplies its selection by `first`)",
-                            self.max_complexity
-                        );
-                        with_code(e, "QUERY_TOO_COMPLEX", Some(("limit", self.max_complexity)))
-                    }
-                    _ => with_code(e, "GRAPHQL_VALIDATION_FAILED", None),
-                })
-                .collect()
-        })
+        let result = next.run(ctx).await.map_err(|errors| {
+            errors.into_iter().map(|e| with_code(e, "GRAPHQL_VALIDATION_FAILED", None)).collect::<Vec<_>>()
+        })?;
+        if self.introspection_only.load(std::sync::atomic::Ordering::Relaxed) {
+            if result.depth > INTROSPECTION_DEPTH {
+                return Err(vec![too_deep(INTROSPECTION_DEPTH)]);
+            }
+            return Ok(result);
+        }
+        if result.depth > self.max_depth {
+            return Err(vec![too_deep(self.max_depth)]);
+        }
+        if result.complexity > self.max_complexity {
+            return Err(vec![too_complex(self.max_complexity)]);
+        }
+        Ok(result)
     }
 }
