@@ -227,4 +227,46 @@ mod tests {
             assert!(table.iter().any(|e| e.op() == *op), "{} has no REST route", op.name());
         }
     }
+
+    /// The document states the limits the server enforces (issue 13): schemathesis' negative
+    /// tests then expect exactly the 400s and 428s the server gives.
+    #[test]
+    fn the_document_states_page_limits_and_required_preconditions() {
+        let doc = serde_json::to_value(crate::openapi()).expect("openapi json");
+        let max = f64::from(playhead_app::reads::PAGE_MAX);
+        let mut limits = 0;
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    if p["name"] == "limit" {
+                        limits += 1;
+                        assert_eq!(
+                            p["schema"]["minimum"].as_f64(),
+                            Some(1.0),
+                            "{method} {path}: limit minimum"
+                        );
+                        assert_eq!(
+                            p["schema"]["maximum"].as_f64(),
+                            Some(max),
+                            "{method} {path}: limit maximum"
+                        );
+                    }
+                }
+                if method == "patch" {
+                    let if_match = op["parameters"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|p| p["name"] == "If-Match" && p["in"] == "header");
+                    assert_eq!(
+                        if_match.and_then(|p| p["required"].as_bool()),
+                        Some(true),
+                        "{method} {path}: If-Match must be a required header (the server answers 428 without it)"
+                    );
+                    assert!(op["responses"]["428"].is_object(), "{method} {path}: 428 documented");
+                }
+            }
+        }
+        assert!(limits >= 6, "found only {limits} limit parameters");
+    }
 }

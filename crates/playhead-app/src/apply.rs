@@ -11,11 +11,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use playhead_core::event::{PlaybackEvent, clamp_position};
 use playhead_core::ids::{PlayId, ProfileId, TitleId};
-use playhead_core::ports::{ProgressChange, QueuedEvent, Viewing, ViewingTx};
+use playhead_core::ports::{GroupEvent, ProgressChange, QueuedEvent, Viewing, ViewingTx};
 use playhead_core::rules::TitleFacts;
 use playhead_core::rules::progress::{merge_all, percent, state};
 use playhead_core::rules::recs::{COWATCH_WINDOW, TRENDING_HALF_LIFE_MS, count_play, is_positive, item_of};
-use playhead_core::rules::viewing::{SessionKey, split_by_gap, summarize};
+use playhead_core::rules::viewing::{SessionKey, ViewingSummary, split_by_gap, summarize};
 use playhead_core::title::Title;
 use playhead_core::{EventId, Timestamp};
 use uuid::Uuid;
@@ -143,12 +143,9 @@ impl App {
         Ok(stats)
     }
 
-    /// Recompute the viewings of one group that the new events can touch, keeping play ids.
-    ///
-    /// Implicit groups: load the stored events around the new ones, regroup them, and widen the
-    /// window until the viewings that hold a new event (and any between them) end more than one
-    /// gap inside it: only then can nothing outside the window join them. A viewing holding an
-    /// event of a deleted play stays deleted, whatever joins it later.
+    /// Recompute the viewings of one group that the new events can touch, keeping play ids:
+    /// load the affected events, regroup them, reconcile with the stored viewings, then count
+    /// the plays that became positives for recommendations.
     #[expect(clippy::too_many_arguments, reason = "one group's identity, facts and item: all needed here")]
     async fn recompute_viewings(
         &self,
@@ -161,35 +158,8 @@ impl App {
         item: &TitleId,
     ) -> Result<(), AppError> {
         let rules = &self.config.rules;
-        let gap = rules.session_gap_ms;
-        let new_ids: HashSet<EventId> = new_events.iter().map(|e| e.event_id).collect();
-        let (stored, span) = match key {
-            SessionKey::Explicit(_) => {
-                let all = tx.events(profile, title_id, key, Timestamp(i64::MIN), Timestamp(i64::MAX)).await?;
-                (all, (Timestamp(i64::MIN), Timestamp(i64::MAX)))
-            }
-            SessionKey::Implicit(_) => {
-                let min = new_events.iter().map(|e| e.occurred_at).min().unwrap_or_default();
-                let max = new_events.iter().map(|e| e.occurred_at).max().unwrap_or_default();
-                let (mut lo, mut hi) = (min.plus_ms(-gap), max.plus_ms(gap));
-                loop {
-                    let loaded = tx.events(profile, title_id, key, lo, hi).await?;
-                    let refs: Vec<&PlaybackEvent> = loaded.iter().map(|g| &g.event).collect();
-                    let groups = split_by_gap(&refs, rules);
-                    let touched: Vec<&Vec<&PlaybackEvent>> =
-                        groups.iter().filter(|g| g.iter().any(|e| new_ids.contains(&e.event_id))).collect();
-                    let (Some(first), Some(last)) = (touched.first(), touched.last()) else {
-                        return Ok(()); // the new events are not stored (dropped meanwhile): nothing to do
-                    };
-                    let s = first.first().map_or(min, |e| e.occurred_at);
-                    let e = last.last().map_or(max, |e| e.occurred_at);
-                    if s.plus_ms(-gap) >= lo && e.plus_ms(gap) <= hi {
-                        break (loaded, (s, e));
-                    }
-                    lo = lo.min(s.plus_ms(-gap));
-                    hi = hi.max(e.plus_ms(gap));
-                }
-            }
+        let Some((stored, span)) = self.affected_events(tx, profile, title_id, key, new_events).await? else {
+            return Ok(()); // the new events are not stored (dropped meanwhile): nothing to do
         };
         let deleted: HashSet<EventId> =
             stored.iter().filter(|g| g.deleted).map(|g| g.event.event_id).collect();
@@ -203,44 +173,80 @@ impl App {
             SessionKey::Implicit(_) => split_by_gap(&refs, rules),
         };
         let existing = tx.viewings(profile, title_id, key, span.0, span.1).await?;
-        let mut unused: Vec<&Viewing> = existing.iter().collect();
-        // Plays first, then oldest: a merge keeps the id clients may already hold.
-        unused.sort_by_key(|v| (!v.is_play, v.started_at, v.id));
-        let mut upsert = Vec::with_capacity(groups.len());
-        for g in &groups {
-            if g.iter().any(|e| deleted.contains(&e.event_id)) {
-                continue; // part of a deleted play: stays deleted
-            }
-            let Some(summary) = summarize(g, facts, rules) else { continue };
-            let reuse = unused
-                .iter()
-                .position(|v| v.started_at <= summary.ended_at && v.ended_at >= summary.started_at)
-                .map(|i| unused.remove(i));
-            let id = reuse.map_or_else(|| new_play_id(summary.started_at), |v| v.id);
-            upsert.push(Viewing {
-                id,
-                profile_id: profile,
-                title_id: title_id.clone(),
-                key: Some(key.clone()),
-                started_at: summary.started_at,
-                ended_at: summary.ended_at,
-                watched_ms: summary.watched_ms,
-                completed: summary.completed,
-                is_play: summary.is_play,
-            });
-        }
-        let remove: Vec<PlayId> = unused.iter().map(|v| v.id).collect();
+        let recomputed: Vec<ViewingSummary> = groups
+            .iter()
+            // Part of a deleted play: stays deleted, whatever joins it later.
+            .filter(|g| !g.iter().any(|e| deleted.contains(&e.event_id)))
+            .filter_map(|g| summarize(g, facts, rules))
+            .collect();
+        let (remove, upsert) = reconcile(&existing, &recomputed, profile, title_id, key);
         let changed = !remove.is_empty() || upsert.iter().any(|v| !existing.contains(v));
         if changed {
             tx.replace_viewings(&remove, &upsert).await?;
         }
-        // Recommendation counters, in this transaction and keyed by play id (DESIGN.md,
-        // "Delivery"): a play counts the first time it is a positive; recomputing or redelivering
-        // it later counts nothing. A play that grows past the threshold later is counted then; one
-        // that was a positive before this apply was counted when it became one.
+        self.count_new_positives(tx, profile, facts, item, &existing, &upsert).await
+    }
+
+    /// The stored events of one group that the new events can regroup, and the time span whose
+    /// viewings they decide.
+    ///
+    /// Explicit sessions: all of them. Implicit groups: load the stored events around the new
+    /// ones, regroup them, and widen the window until the viewings that hold a new event (and
+    /// any between them) end more than one gap inside it: only then can nothing outside the
+    /// window join them. `None` when none of the new events is stored.
+    async fn affected_events(
+        &self,
+        tx: &mut dyn ViewingTx,
+        profile: ProfileId,
+        title_id: &TitleId,
+        key: &SessionKey,
+        new_events: &[&PlaybackEvent],
+    ) -> Result<Option<(Vec<GroupEvent>, (Timestamp, Timestamp))>, AppError> {
+        let rules = &self.config.rules;
+        let gap = rules.session_gap_ms;
+        if let SessionKey::Explicit(_) = key {
+            let all = tx.events(profile, title_id, key, Timestamp(i64::MIN), Timestamp(i64::MAX)).await?;
+            return Ok(Some((all, (Timestamp(i64::MIN), Timestamp(i64::MAX)))));
+        }
+        let new_ids: HashSet<EventId> = new_events.iter().map(|e| e.event_id).collect();
+        let min = new_events.iter().map(|e| e.occurred_at).min().unwrap_or_default();
+        let max = new_events.iter().map(|e| e.occurred_at).max().unwrap_or_default();
+        let (mut lo, mut hi) = (min.plus_ms(-gap), max.plus_ms(gap));
+        loop {
+            let loaded = tx.events(profile, title_id, key, lo, hi).await?;
+            let refs: Vec<&PlaybackEvent> = loaded.iter().map(|g| &g.event).collect();
+            let groups = split_by_gap(&refs, rules);
+            let touched: Vec<&Vec<&PlaybackEvent>> =
+                groups.iter().filter(|g| g.iter().any(|e| new_ids.contains(&e.event_id))).collect();
+            let (Some(first), Some(last)) = (touched.first(), touched.last()) else {
+                return Ok(None);
+            };
+            let s = first.first().map_or(min, |e| e.occurred_at);
+            let e = last.last().map_or(max, |e| e.occurred_at);
+            if s.plus_ms(-gap) >= lo && e.plus_ms(gap) <= hi {
+                return Ok(Some((loaded, (s, e))));
+            }
+            lo = lo.min(s.plus_ms(-gap));
+            hi = hi.max(e.plus_ms(gap));
+        }
+    }
+
+    /// Recommendation counters, in the apply transaction and keyed by play id (DESIGN.md,
+    /// "Delivery"): a play counts the first time it is a positive; recomputing or redelivering
+    /// it later counts nothing. A play that grows past the threshold later is counted then; one
+    /// that was a positive before this apply was counted when it became one.
+    async fn count_new_positives(
+        &self,
+        tx: &mut dyn ViewingTx,
+        profile: ProfileId,
+        facts: &TitleFacts,
+        item: &TitleId,
+        before: &[Viewing],
+        after: &[Viewing],
+    ) -> Result<(), AppError> {
         let positive = |v: &Viewing| v.is_play && is_positive(v.completed, v.watched_ms, facts.duration_ms);
-        let counted_before: HashSet<PlayId> = existing.iter().filter(|v| positive(v)).map(|v| v.id).collect();
-        for v in upsert.iter().filter(|v| positive(v) && !counted_before.contains(&v.id)) {
+        let counted_before: HashSet<PlayId> = before.iter().filter(|v| positive(v)).map(|v| v.id).collect();
+        for v in after.iter().filter(|v| positive(v) && !counted_before.contains(&v.id)) {
             let window = tx.recs_window(profile, COWATCH_WINDOW as u32).await?;
             let count = count_play(profile, v.id, item.clone(), v.started_at, &window, TRENDING_HALF_LIFE_MS);
             if tx.count_play(&count).await? {
@@ -249,6 +255,40 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// Match recomputed viewings to the stored ones of the same span, keeping ids: a recomputed
+/// viewing takes the id of the first stored one it overlaps (plays first, then oldest, so a merge
+/// keeps the id clients may already hold). Returns the ids to remove and the rows to upsert.
+fn reconcile(
+    existing: &[Viewing],
+    recomputed: &[ViewingSummary],
+    profile: ProfileId,
+    title_id: &TitleId,
+    key: &SessionKey,
+) -> (Vec<PlayId>, Vec<Viewing>) {
+    let mut unused: Vec<&Viewing> = existing.iter().collect();
+    unused.sort_by_key(|v| (!v.is_play, v.started_at, v.id));
+    let mut upsert = Vec::with_capacity(recomputed.len());
+    for summary in recomputed {
+        let reuse = unused
+            .iter()
+            .position(|v| v.started_at <= summary.ended_at && v.ended_at >= summary.started_at)
+            .map(|i| unused.remove(i));
+        let id = reuse.map_or_else(|| new_play_id(summary.started_at), |v| v.id);
+        upsert.push(Viewing {
+            id,
+            profile_id: profile,
+            title_id: title_id.clone(),
+            key: Some(key.clone()),
+            started_at: summary.started_at,
+            ended_at: summary.ended_at,
+            watched_ms: summary.watched_ms,
+            completed: summary.completed,
+            is_play: summary.is_play,
+        });
+    }
+    (unused.iter().map(|v| v.id).collect(), upsert)
 }
 
 /// Counts an apply in progress for [`App::applying`] until dropped (also on error or cancel).
@@ -277,5 +317,49 @@ mod tests {
         let b = new_play_id(Timestamp(1_700_000_000_001));
         assert_eq!(a.0.get_version_num(), 7);
         assert!(a < b);
+    }
+
+    fn summary(start: i64, end: i64, is_play: bool) -> ViewingSummary {
+        ViewingSummary {
+            started_at: Timestamp(start),
+            ended_at: Timestamp(end),
+            watched_ms: end - start,
+            completed: false,
+            is_play,
+        }
+    }
+
+    fn stored(s: &ViewingSummary, profile: ProfileId, title: &TitleId, key: &SessionKey) -> Viewing {
+        let (_, mut v) = reconcile(&[], std::slice::from_ref(s), profile, title, key);
+        v.remove(0)
+    }
+
+    #[test]
+    fn a_merge_keeps_the_play_id_clients_hold_and_removes_the_other() {
+        let profile = ProfileId(Uuid::now_v7());
+        let title = TitleId::parse("t").expect("title id");
+        let key = SessionKey::Implicit(None);
+        // A stored non-play viewing started first; the later play is what history showed.
+        let preview = stored(&summary(1_000, 2_000, false), profile, &title, &key);
+        let play = stored(&summary(5_000, 9_000, true), profile, &title, &key);
+        // An event between them joined both into one viewing.
+        let merged = summary(1_000, 9_000, true);
+        let (remove, upsert) = reconcile(&[preview.clone(), play.clone()], &[merged], profile, &title, &key);
+        assert_eq!(upsert.len(), 1);
+        assert_eq!(upsert[0].id, play.id, "the play's id survives the merge");
+        assert_eq!(remove, vec![preview.id]);
+    }
+
+    #[test]
+    fn a_split_keeps_one_id_and_mints_one() {
+        let profile = ProfileId(Uuid::now_v7());
+        let title = TitleId::parse("t").expect("title id");
+        let key = SessionKey::Implicit(None);
+        let whole = stored(&summary(1_000, 9_000, true), profile, &title, &key);
+        let parts = [summary(1_000, 3_000, true), summary(7_000, 9_000, true)];
+        let (remove, upsert) = reconcile(std::slice::from_ref(&whole), &parts, profile, &title, &key);
+        assert!(remove.is_empty());
+        assert_eq!(upsert[0].id, whole.id);
+        assert_ne!(upsert[1].id, whole.id);
     }
 }

@@ -338,49 +338,20 @@ fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
 
 /// Serve on `listener` until `shutdown` turns true; then drain requests, let the consumer
 /// finish its batch, and return. Prints nothing; the caller reports the address.
+///
+/// The order matters: credentials are checked against a fresh revocation list before the first
+/// request; the pipeline stops taking batches only after the listener stopped accepting.
 pub async fn launch(
     rt: Runtime,
     listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let revocations = Arc::new(Revocations::new());
-    let mut authenticator =
-        Authenticator::new(rt.identity.verifier(TOKEN_LEEWAY_SECS), rt.app.ports().api_keys.clone(), clock)
-            .with_revocations(revocations.clone());
-    let external = rt.settings.external_verifiers()?;
-    if !external.is_empty() {
-        let external = Arc::new(ExternalIssuers::new(
-            external,
-            Arc::new(jwks::HttpJwksFetcher::new().context("building the JWKS client")?),
-            rt.identity.store().clone(),
-        ));
-        // Learn the keys before serving; an issuer whose keys cannot be fetched gets 503s for
-        // its tokens (and a retry at most once a minute) rather than a failed start.
-        external.prefetch().await;
-        authenticator = authenticator.with_external_issuers(external);
-    }
-    let auth = Arc::new(authenticator);
-    let poll_every = Duration::from_millis(rt.settings.identity.revocation_poll_ms);
+    let (auth, revocations) = authenticator(&rt).await?;
     // Load once before serving, so the first requests are not refused as "stale".
     if let Err(e) = poll_identity(&rt.identity, &auth, &revocations).await {
         tracing::warn!(error = %e, "first revocation poll failed; person tokens get 503 until one succeeds");
     }
-    let poller = {
-        let (identity, auth, revocations, mut stop) =
-            (rt.identity.clone(), auth.clone(), revocations.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep(poll_every) => {}
-                    () = async { let _ = stop.wait_for(|v| *v).await; } => break,
-                }
-                if let Err(e) = poll_identity(&identity, &auth, &revocations).await {
-                    tracing::warn!(error = %e, "revocation poll failed");
-                }
-            }
-        })
-    };
+    let poller = spawn_revocation_poller(&rt, auth.clone(), revocations, shutdown.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let ready = Arc::new(Ready { store: rt.store.clone(), consumer: stop_rx.clone() });
     // Scale-out with NATS: relay, sweeper and a durable consumer instead of the in-process one.
@@ -398,6 +369,84 @@ pub async fn launch(
         rt.settings.recs.clone(),
         shutdown.clone(),
     ));
+    let metrics_task = spawn_metrics_listener(&rt.settings, shutdown.clone()).await?;
+
+    let http = &rt.settings.http;
+    let gate = Arc::new(Gate::new(
+        rt.app.clone(),
+        auth,
+        http.max_in_flight_per_principal,
+        rt.identity.store().clone(),
+    ));
+    let router = transports(&rt, gate, ready);
+    let grace = Duration::from_secs(rt.settings.limits.shutdown_grace_secs);
+    let header_timeout = Duration::from_secs(http.header_read_timeout_secs);
+    let served = tokio::spawn(serve_http(listener, router, shutdown.clone(), header_timeout, grace));
+    let mut shutdown = shutdown;
+    let _ = shutdown.wait_for(|v| *v).await;
+    // Stop taking new batches, but let in-flight requests and the batch in hand finish.
+    let _ = stop_tx.send(true);
+    served.await.context("server task")?;
+    let _ = tokio::time::timeout(grace, consumer).await;
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
+    #[cfg(feature = "recs")]
+    recs_task.abort();
+    poller.abort();
+    rt.store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The app's authenticator: our own tokens and API keys, the revocation list, and the external
+/// issuers configured (whose keys are fetched before serving).
+async fn authenticator(rt: &Runtime) -> anyhow::Result<(Arc<Authenticator>, Arc<Revocations>)> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let revocations = Arc::new(Revocations::new());
+    let mut authenticator =
+        Authenticator::new(rt.identity.verifier(TOKEN_LEEWAY_SECS), rt.app.ports().api_keys.clone(), clock)
+            .with_revocations(revocations.clone());
+    let external = rt.settings.external_verifiers()?;
+    if !external.is_empty() {
+        let external = Arc::new(ExternalIssuers::new(
+            external,
+            Arc::new(jwks::HttpJwksFetcher::new().context("building the JWKS client")?),
+            rt.identity.store().clone(),
+        ));
+        // Learn the keys before serving; an issuer whose keys cannot be fetched gets 503s for
+        // its tokens (and a retry at most once a minute) rather than a failed start.
+        external.prefetch().await;
+        authenticator = authenticator.with_external_issuers(external);
+    }
+    Ok((Arc::new(authenticator), revocations))
+}
+
+/// Re-read revocations and signing keys every `identity.revocation_poll_ms` until shutdown.
+fn spawn_revocation_poller(
+    rt: &Runtime,
+    auth: Arc<Authenticator>,
+    revocations: Arc<Revocations>,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let poll_every = Duration::from_millis(rt.settings.identity.revocation_poll_ms);
+    let identity = rt.identity.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(poll_every) => {}
+                () = async { let _ = stop.wait_for(|v| *v).await; } => break,
+            }
+            if let Err(e) = poll_identity(&identity, &auth, &revocations).await {
+                tracing::warn!(error = %e, "revocation poll failed");
+            }
+        }
+    })
+}
+
+/// Every transport on the API listener, over the one gate. A new transport is merged here
+/// (docs/ARCHITECTURE.md, "Adding a transport").
+fn transports(rt: &Runtime, gate: Arc<Gate>, ready: Arc<Ready>) -> axum::Router {
     let http = &rt.settings.http;
     let limits = playhead_api_rest::RestLimits {
         json_body_bytes: http.json_body_bytes,
@@ -408,12 +457,6 @@ pub async fn launch(
         max_in_flight_per_principal: http.max_in_flight_per_principal,
         cors_allowed_origins: http.cors_allowed_origins.clone(),
     };
-    let gate = Arc::new(Gate::new(
-        rt.app.clone(),
-        auth,
-        http.max_in_flight_per_principal,
-        rt.identity.store().clone(),
-    ));
     let graphql = rt.settings.graphql.enabled.then(|| {
         let g = &rt.settings.graphql;
         let config = playhead_api_graphql::GraphqlConfig {
@@ -440,52 +483,37 @@ pub async fn launch(
         rt.identity.clone(),
         rt.settings.identity.trusted_proxies.clone(),
     );
-    let header_timeout = Duration::from_secs(http.header_read_timeout_secs);
-
-    let metrics_task = match (rt.settings.metrics_listen, install_metrics()) {
-        (Some(addr), Some(handle)) => {
-            let l =
-                TcpListener::bind(addr).await.with_context(|| format!("binding metrics listener {addr}"))?;
-            let router = axum::Router::new().route(
-                "/metrics",
-                axum::routing::get(move || {
-                    let h = handle.clone();
-                    async move { h.render() }
-                }),
-            );
-            let mut sd = shutdown.clone();
-            Some(tokio::spawn(async move {
-                let _ = axum::serve(l, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = sd.wait_for(|v| *v).await;
-                    })
-                    .await;
-            }))
-        }
-        _ => None,
-    };
-
-    let grace = Duration::from_secs(rt.settings.limits.shutdown_grace_secs);
     // GraphQL beside REST on the one listener, through the same gate (decision 0055).
-    let router = match graphql {
+    match graphql {
         Some(g) => playhead_api_rest::router(state).merge(g),
         None => playhead_api_rest::router(state),
-    };
-    let served = tokio::spawn(serve_http(listener, router, shutdown.clone(), header_timeout, grace));
-    let _ = shutdown.wait_for(|v| *v).await;
-    // Stop taking new batches, but let in-flight requests and the batch in hand finish.
-    let _ = stop_tx.send(true);
-    served.await.context("server task")?;
-    let _ = tokio::time::timeout(grace, consumer).await;
-    if let Some(t) = metrics_task {
-        t.abort();
     }
-    #[cfg(feature = "recs")]
-    recs_task.abort();
-    poller.abort();
-    rt.store.close().await;
-    tracing::info!("stopped");
-    Ok(())
+}
+
+/// The Prometheus scrape endpoint on its own listener (`metrics_listen`), when configured.
+async fn spawn_metrics_listener(
+    settings: &Settings,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let (Some(addr), Some(handle)) = (settings.metrics_listen, install_metrics()) else {
+        return Ok(None);
+    };
+    let l = TcpListener::bind(addr).await.with_context(|| format!("binding metrics listener {addr}"))?;
+    let router = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let h = handle.clone();
+            async move { h.render() }
+        }),
+    );
+    let mut sd = shutdown;
+    Ok(Some(tokio::spawn(async move {
+        let _ = axum::serve(l, router)
+            .with_graceful_shutdown(async move {
+                let _ = sd.wait_for(|v| *v).await;
+            })
+            .await;
+    })))
 }
 
 /// Re-read the revoked sessions (those whose access tokens may still be unexpired) and the

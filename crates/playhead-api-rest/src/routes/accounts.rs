@@ -100,7 +100,8 @@ pub async fn get_profile(
 
 /// Change a profile's settings. If-Match is required (428 without it, 412 when stale).
 #[utoipa::path(patch, path = "/v1/profiles/{profile_id}", tag = "profiles", security(("bearer" = [])),
-    params(("profile_id" = String, Path, description = "profile id")), request_body = ProfilePatchDto, responses(
+    params(("profile_id" = String, Path, description = "profile id"),
+        ("If-Match" = String, Header, description = "the ETag from your last GET (required: 428 without it, 412 when stale)")), request_body = ProfilePatchDto, responses(
     (status = 200, body = ProfileDto), (status = 400, body = Problem), (status = 401, body = Problem),
     (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem), (status = 428, body = Problem)))]
 pub async fn patch_profile(

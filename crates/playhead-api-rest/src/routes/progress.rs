@@ -67,7 +67,8 @@ pub async fn get_progress(
 /// Set a resume point now (recorded as a pause event; the latest occurred_at wins). If-Match is
 /// optional; a stale one answers 412. The answer is the resume point after the merge.
 #[utoipa::path(put, path = "/v1/profiles/{profile_id}/progress/{title_id}", tag = "playback", security(("bearer" = [])),
-    params(("profile_id" = String, Path, description = "profile id"), ("title_id" = String, Path, description = "title id")),
+    params(("profile_id" = String, Path, description = "profile id"), ("title_id" = String, Path, description = "title id"),
+        ("If-Match" = Option<String>, Header, description = "the ETag from your last GET; a stale one answers 412")),
     request_body = ProgressPutDto,
     responses((status = 200, body = ProgressDto), (status = 400, body = Problem), (status = 401, body = Problem),
     (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)))]

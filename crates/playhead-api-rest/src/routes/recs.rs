@@ -32,7 +32,7 @@ pub struct SimilarParams {
 /// Never a title the profile watched, hid, or marked down / not interested, nor one above a kids
 /// profile's maturity limit. Reacts to a play as soon as it is applied.
 #[utoipa::path(get, path = "/v1/profiles/{profile_id}/recommendations", tag = "recommendations", security(("bearer" = [])),
-    params(("profile_id" = String, Path, description = "profile id"), ("limit" = Option<u32>, Query, description = "1-100, default 20"),
+    params(("profile_id" = String, Path, description = "profile id"), ("limit" = Option<u32>, Query, description = "page size, default 20", minimum = 1, maximum = 100),
         ("row" = Option<String>, Query, description = "top (default), because-you-watched or trending")),
     responses((status = 200, body = Page<RecommendationDto>), (status = 400, body = Problem), (status = 401, body = Problem),
     (status = 403, body = Problem), (status = 404, body = Problem)))]
@@ -56,7 +56,7 @@ pub async fn recommendations(
 /// Titles similar to one title (co-watch and the model's neighbours; genre overlap for titles
 /// nobody watched yet).
 #[utoipa::path(get, path = "/v1/titles/{title_id}/similar", tag = "recommendations", security(("bearer" = [])),
-    params(("title_id" = String, Path, description = "title id"), ("limit" = Option<u32>, Query, description = "1-100, default 20")),
+    params(("title_id" = String, Path, description = "title id"), ("limit" = Option<u32>, Query, description = "page size, default 20", minimum = 1, maximum = 100)),
     responses((status = 200, body = Page<RecommendationDto>), (status = 400, body = Problem), (status = 401, body = Problem),
     (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn similar(

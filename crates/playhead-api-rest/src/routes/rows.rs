@@ -77,7 +77,7 @@ pub struct RowParams {
 
 /// Titles to resume, newest activity first, one card per series.
 #[utoipa::path(get, path = "/v1/profiles/{profile_id}/continue-watching", tag = "rows", security(("bearer" = [])),
-    params(("profile_id" = String, Path, description = "profile id"), ("limit" = Option<u32>, Query, description = "1-100, default 20")),
+    params(("profile_id" = String, Path, description = "profile id"), ("limit" = Option<u32>, Query, description = "page size, default 20", minimum = 1, maximum = 100)),
     responses((status = 200, body = Page<ContinueItemDto>), (status = 400, body = Problem), (status = 401, body = Problem),
     (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn continue_watching(
@@ -107,7 +107,7 @@ pub async fn hide(
 
 /// The next episode of each series in progress, most recent activity first.
 #[utoipa::path(get, path = "/v1/profiles/{profile_id}/next-up", tag = "rows", security(("bearer" = [])),
-    params(("profile_id" = String, Path, description = "profile id"), ("limit" = Option<u32>, Query, description = "1-100, default 20")),
+    params(("profile_id" = String, Path, description = "profile id"), ("limit" = Option<u32>, Query, description = "page size, default 20", minimum = 1, maximum = 100)),
     responses((status = 200, body = Page<NextUpItemDto>), (status = 400, body = Problem), (status = 401, body = Problem),
     (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn next_up(

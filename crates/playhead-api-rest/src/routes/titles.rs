@@ -26,7 +26,8 @@ fn with_etag(status: StatusCode, t: &StoredTitle) -> Response {
 
 /// Create or replace a title (idempotent; If-Match optional).
 #[utoipa::path(put, path = "/v1/titles/{title_id}", tag = "catalog", security(("bearer" = [])),
-    params(("title_id" = String, Path, description = "the platform's title id")), request_body = Object,
+    params(("title_id" = String, Path, description = "the platform's title id"),
+        ("If-Match" = Option<String>, Header, description = "the ETag from your last GET; a stale one answers 412")), request_body = Object,
     responses((status = 200, body = TitleDto, description = "replaced"), (status = 201, body = TitleDto, description = "created"),
     (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 412, body = Problem)))]
 pub async fn put_title(
@@ -45,7 +46,8 @@ pub async fn put_title(
 /// Change a title with a JSON merge patch (RFC 7396; `null` removes a member). If-Match is
 /// required: without it 428, with a stale one 412.
 #[utoipa::path(patch, path = "/v1/titles/{title_id}", tag = "catalog", security(("bearer" = [])),
-    params(("title_id" = String, Path, description = "the platform's title id")),
+    params(("title_id" = String, Path, description = "the platform's title id"),
+        ("If-Match" = String, Header, description = "the ETag from your last GET (required: 428 without it, 412 when stale)")),
     request_body(content = Object, content_type = "application/merge-patch+json", description = "the members to change"),
     responses((status = 200, body = TitleDto), (status = 400, body = Problem), (status = 401, body = Problem),
     (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem),
@@ -91,7 +93,7 @@ pub struct ListQuery {
 
 /// Titles ordered by id, by cursor.
 #[utoipa::path(get, path = "/v1/titles", tag = "catalog", security(("bearer" = [])),
-    params(("cursor" = Option<String>, Query, description = "from next_cursor"), ("limit" = Option<u32>, Query, description = "1-100, default 20")),
+    params(("cursor" = Option<String>, Query, description = "from next_cursor"), ("limit" = Option<u32>, Query, description = "page size, default 20", minimum = 1, maximum = 100)),
     responses((status = 200, body = Page<TitleDto>), (status = 400, body = Problem), (status = 401, body = Problem)))]
 pub async fn list_titles(
     State(s): State<RestState>,
