@@ -3,13 +3,17 @@
 # recommendations), on `playhead demo` data. The server runs pinned to CPU 0 (one Tokio worker),
 # wrk on CPU 1; runs alternate REST/GraphQL. A "screen" is one GraphQL request, or four REST
 # requests (wrk cycles through the four URLs, so REST screens/s = requests/s / 4).
-# Usage: bench/graphql-screen.sh [runs] [seconds]
+# Usage: bench/graphql-screen.sh [runs] [seconds]; BUILD=dev measures the dev-profile binary
+# (dependencies optimised, the workspace's crates not) when a release build is out of reach.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-3}; SECS=${2:-10}; CONNS=${CONNS:-32}; THREADS=${THREADS:-2}
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
-cargo build -q --release -p playhead
-T=${CARGO_TARGET_DIR:-target}/release
+if [ "${BUILD:-release}" = dev ]; then
+  cargo build -q -p playhead; T=${CARGO_TARGET_DIR:-target}/debug
+else
+  cargo build -q --release -p playhead; T=${CARGO_TARGET_DIR:-target}/release
+fi
 dir=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$dir"' EXIT
 $T/playhead demo --data-dir "$dir" > "$dir/demo.json"
 P=$(jq -r '.profiles[0].profile_id' "$dir/demo.json"); TOKEN=$(jq -r .access_token "$dir/demo.json")
