@@ -106,12 +106,22 @@ pub struct Caller {
     principal: Mutex<Option<Principal>>,
     /// The gate asked for an audit of a service's `profiles:any` use.
     audit: Mutex<bool>,
+    /// The admission holding this request's in-flight slot: the first field's. Later fields are
+    /// admitted without a slot of their own, so a request counts once against the concurrency
+    /// cap (a WebSocket connection's subscriptions hold none).
+    slot: Mutex<Option<playhead_app::access::Admission>>,
 }
 
 impl Caller {
     /// A caller with this credential and address.
     pub fn new(authorization: Option<Vec<u8>>, client_addr: String) -> Self {
-        Self { authorization, client_addr, principal: Mutex::new(None), audit: Mutex::new(false) }
+        Self {
+            authorization,
+            client_addr,
+            principal: Mutex::new(None),
+            audit: Mutex::new(false),
+            slot: Mutex::new(None),
+        }
     }
 }
 
@@ -126,15 +136,17 @@ pub fn principal(ctx: &async_graphql::Context<'_>) -> async_graphql::Result<Prin
         .ok_or_else(|| error::map(AppError::Internal("a gated field ran without an admission".into())))
 }
 
-/// Admit `op` for this request's caller through the gate. Returns the permit-holding admission
-/// on success (keep it while the operation runs: it holds the in-flight slot).
-pub async fn admit(
-    gate: &Gate,
-    caller: &Caller,
-    op: Operation,
-) -> Result<playhead_app::access::Admission, AppError> {
+/// Admit `op` for this request's caller through the gate: the request's first admitted field
+/// takes the in-flight slot and keeps it until the request ends; later fields (and
+/// subscriptions, `streaming`) are admitted without one.
+pub async fn admit(gate: &Gate, caller: &Caller, op: Operation, streaming: bool) -> Result<(), AppError> {
     let addr = caller.client_addr.clone();
-    let mut admission = gate.admit(op, caller.authorization.as_deref(), move || addr).await;
+    let has_slot = caller.slot.lock().is_ok_and(|s| s.is_some());
+    let mut admission = if streaming || has_slot {
+        gate.admit_nested(op, caller.authorization.as_deref(), move || addr).await
+    } else {
+        gate.admit(op, caller.authorization.as_deref(), move || addr).await
+    };
     if let Some(refusal) = admission.refusal.take() {
         return Err(refusal);
     }
@@ -146,7 +158,15 @@ pub async fn admit(
     {
         *a = true;
     }
-    Ok(admission)
+    if !streaming
+        && !has_slot
+        && let Ok(mut slot) = caller.slot.lock()
+    {
+        // A sibling admitted at the same moment may have stored its own: keep the first (the
+        // other's permit is released here).
+        slot.get_or_insert(admission);
+    }
+    Ok(())
 }
 
 /// Record a service's `profiles:any` use of `profile` through `op` when the gate asked for it
@@ -181,7 +201,10 @@ fn refused(info: &ResolveInfo<'_>, e: async_graphql::Error) -> ServerError {
             Err(_) => async_graphql::PathSegment::Field(s),
         })
         .collect();
-    e.into_server_error(async_graphql::Pos::default()).with_path(path)
+    // No location: the extension does not see the field's position, and line 0 is not one.
+    let mut e = e.into_server_error(async_graphql::Pos::default()).with_path(path);
+    e.locations.clear();
+    e
 }
 
 #[async_graphql::async_trait::async_trait]
@@ -215,15 +238,11 @@ impl Extension for FieldPolicyExtension {
             return Err(refused(&info, e));
         };
         let started = std::time::Instant::now();
-        let admission = match admit(gate, caller, op).await {
-            Ok(a) => a,
-            Err(e) => {
-                record(op, "refused", started);
-                return Err(refused(&info, error::map(e)));
-            }
-        };
+        if let Err(e) = admit(gate, caller, op, false).await {
+            record(op, "refused", started);
+            return Err(refused(&info, error::map(e)));
+        }
         let result = next.run(ctx, info).await;
-        drop(admission);
         record(op, if result.is_ok() { "ok" } else { "error" }, started);
         result
     }

@@ -548,10 +548,9 @@ impl SubscriptionRoot {
             Some(policy::FieldRule::Runs(op)) => op,
             _ => return Err(crate::error::map(AppError::Forbidden("this field has no access requirement"))),
         };
-        // The in-flight slot is released once subscribed: a TV holding a subscription for hours
-        // must not use up its account's concurrent-request cap.
-        let admission = policy::admit(gate, caller, op).await.gql()?;
-        drop(admission);
+        // No in-flight slot: a TV holding a subscription for hours must not use up its
+        // account's concurrent-request cap (quota and requirement are checked as for any field).
+        policy::admit(gate, caller, op, true).await.gql()?;
         let r = app(ctx)?.watch_progress(&principal(ctx)?, pid).await;
         let watch = audited(ctx, op, pid, r).await?;
         Ok(async_graphql::futures_util::stream::unfold(watch, |mut w| async move {
