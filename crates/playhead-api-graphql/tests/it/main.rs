@@ -96,6 +96,10 @@ struct Harness {
 }
 
 async fn harness(row_cache: bool) -> Harness {
+    harness_with(row_cache, 32).await
+}
+
+async fn harness_with(row_cache: bool, max_in_flight: usize) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("playhead.db")).await.unwrap();
     let reads = Arc::new(Counter::default());
@@ -116,7 +120,7 @@ async fn harness(row_cache: bool) -> Harness {
     let keys = Arc::new(KeySet::ephemeral().unwrap());
     let verifier = Verifier::new(&keys, "https://playhead.test", "playhead-api", 30);
     let auth = Authenticator::new(verifier, app.ports().api_keys.clone(), Arc::new(SystemClock));
-    let gate = Arc::new(Gate::new(app.clone(), Arc::new(auth), 32, Arc::new(store.clone())));
+    let gate = Arc::new(Gate::new(app.clone(), Arc::new(auth), max_in_flight, Arc::new(store.clone())));
     let state = GraphqlState::new(app.clone(), gate, &GraphqlConfig::default(), Vec::new());
     let issuer = TokenIssuer::new(keys, "https://playhead.test", "playhead-api", 600);
     Harness { app, state, reads, issuer, _dir: dir }
@@ -235,6 +239,18 @@ async fn a_screen_query_costs_a_bounded_number_of_store_reads() {
     // profile (x6: each field re-checks reachability), rows, history + titles, recs inputs,
     // one batched series load: a couple of dozen at most.
     assert!(costs[0] <= 30, "a screen query made {} store reads", costs[0]);
+}
+
+/// One request counts once against the per-principal concurrency cap, however many of its
+/// fields run use cases at the same time (`profile` stays open while its lists resolve): with a
+/// cap of 1 the whole screen query still answers.
+#[tokio::test]
+async fn a_request_takes_one_in_flight_slot_whatever_its_fields() {
+    let h = harness_with(true, 1).await;
+    let (_, profile, token) = seed(&h, 2).await;
+    let r = h.run(&token, SCREEN, json!({"p": profile.to_string()})).await;
+    assert!(r["errors"].is_null(), "{r}");
+    assert_eq!(r["data"]["profile"]["nextUp"]["nodes"].as_array().unwrap().len(), 2, "{r}");
 }
 
 /// Without the dataloader each episode's `series` would be one catalog read: the batched load
