@@ -38,9 +38,14 @@ done
 echo "rest: four calls, $rest_bytes bytes"
 cat > "$dir/graphql.lua" <<LUA
 wrk.method = "POST"
+wrk.path = "/graphql"
 wrk.body = [[$BODY]]
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $TOKEN"
+-- Count answers carrying GraphQL errors (a refused field still answers 200).
+local errors = 0
+response = function(status, headers, body) if body:find('"errors"', 1, true) then errors = errors + 1 end end
+done = function() if errors > 0 then io.stderr:write("graphql answers with errors: " .. errors .. "\n") end end
 LUA
 cat > "$dir/rest.lua" <<LUA
 local paths = {"/v1/profiles/$P", "/v1/profiles/$P/continue-watching?limit=20", "/v1/profiles/$P/next-up?limit=20", "/v1/profiles/$P/recommendations?limit=20"}
