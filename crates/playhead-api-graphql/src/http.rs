@@ -73,9 +73,9 @@ impl GraphqlState {
 
     fn client_addr(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
         playhead_app::access::client_address(
-            peer.map(|p| p.ip()),
-            headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()),
             &self.0.trusted_proxies,
+            headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()),
+            peer.map(|p| p.ip()),
         )
     }
 

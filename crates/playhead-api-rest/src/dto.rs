@@ -184,7 +184,7 @@ pub struct ProfilePatchDto {
     pub kids: Option<bool>,
     /// New limit, or null to remove it.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<u8>)]
+    #[schema(value_type = Option<u8>, maximum = 21)]
     pub maturity_limit: Option<Option<u8>>,
     /// New private flag.
     #[serde(default)]
@@ -234,12 +234,14 @@ pub struct EventDto {
 pub struct EventBatchDto {
     /// Client clock when the batch was sent: corrects a wrong device clock.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub sent_at: Option<String>,
     /// Allow events older than max_event_age (importing history).
     #[serde(default)]
     pub backfill: bool,
     /// 1-500 events.
-    #[schema(value_type = Vec<EventDto>)]
+    /// 1-500 events (the limit is `http.batch_max`; 500 by default).
+    #[schema(value_type = Vec<EventDto>, min_items = 1, max_items = 500)]
     pub events: Vec<Box<serde_json::value::RawValue>>,
 }
 
@@ -321,6 +323,7 @@ pub struct ProgressPutDto {
     pub position_ms: i64,
     /// Duration the player sees.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub duration_ms: Option<i64>,
     /// Client time (default: server time).
     #[serde(default)]
@@ -424,14 +427,18 @@ impl PlayV2Dto {
 #[expect(dead_code, reason = "the OpenAPI schema of an item that `BackfillPlay` parses")]
 pub struct BackfillPlayDto {
     /// The title.
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
     pub title_id: String,
     /// When it started (RFC 3339); with the title, the dedupe key.
+    #[schema(format = DateTime)]
     pub started_at: String,
     /// When it ended (default: start + watched_ms).
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub ended_at: Option<String>,
     /// Time watched (default: the duration when completed).
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub watched_ms: Option<i64>,
     /// Finished (default true).
     #[serde(default)]
@@ -611,8 +618,10 @@ impl From<&playhead_app::recs::Recommended> for RecommendationDto {
 #[serde(deny_unknown_fields)]
 pub struct FeedbackDto {
     /// The title.
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
     pub title_id: String,
     /// up, down or not_interested.
+    #[schema(pattern = "^(up|down|not_interested)$")]
     pub kind: String,
 }
 
@@ -621,5 +630,68 @@ pub struct FeedbackDto {
 #[serde(deny_unknown_fields)]
 pub struct ImpressionsDto {
     /// 1-100 title ids shown together in one row.
+    #[schema(value_type = Vec<TitleIdString>, min_items = 1, max_items = 100)]
     pub title_ids: Vec<String>,
 }
+
+/// A title id in a request body: the platform's alphabet, 1-128 characters.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
+#[expect(dead_code, reason = "documents the wire shape; requests read plain strings")]
+pub struct TitleIdString(pub String);
+
+/// Body of PUT /v1/titles/{title_id} (and one line of an import). Rules across fields that the
+/// document cannot state: `duration_ms` is required (> 0) except for a series; `series_id` and
+/// `episode` are required for an episode and refused on other kinds; `credits_start_ms` is below
+/// `duration_ms`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[expect(dead_code, reason = "documents the wire shape; the core's TitleInput parses it")]
+pub struct TitleInputDto {
+    /// Required in an import line; a PUT takes it from the URL (a different one is refused).
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
+    id: Option<String>,
+    /// `movie`, `series` or `episode`.
+    #[schema(pattern = "^(movie|series|episode)$")]
+    kind: String,
+    /// Display name, 1-500 characters once surrounding spaces are trimmed.
+    #[schema(pattern = "^\\s*\\S([\\s\\S]{0,498}\\S)?\\s*$")]
+    name: String,
+    /// Running time in ms.
+    #[schema(minimum = 0)]
+    duration_ms: Option<i64>,
+    /// Where the credits start, in ms.
+    #[schema(minimum = 1)]
+    credits_start_ms: Option<i64>,
+    /// The series (episodes only).
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
+    series_id: Option<String>,
+    /// Season number, 0 = specials (episodes only).
+    #[schema(minimum = 0)]
+    season: Option<i32>,
+    /// Episode number (episodes only).
+    #[schema(minimum = 0)]
+    episode: Option<i32>,
+    /// Up to 32 genres of 1-64 characters.
+    #[schema(max_items = 32, inline)]
+    genres: Option<Vec<GenreString>>,
+    /// Minimum age, 0-21.
+    #[schema(maximum = 21)]
+    maturity: Option<u8>,
+    /// Year of first release, 1850-2200.
+    #[schema(minimum = 1850, maximum = 2200)]
+    release_year: Option<i32>,
+    /// When it becomes playable (RFC 3339).
+    #[schema(format = DateTime)]
+    available_from: Option<String>,
+    /// Ids in other catalogs: up to 16, keys 1-32 and values 1-128 characters.
+    external_ids: Option<BTreeMap<String, String>>,
+}
+
+/// A genre name: 1-64 characters once surrounding spaces are trimmed.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(pattern = "^\\s*\\S([\\s\\S]{0,62}\\S)?\\s*$")]
+#[expect(dead_code, reason = "documents the wire shape; requests read plain strings")]
+pub struct GenreString(pub String);

@@ -68,7 +68,18 @@ pub fn check_depth_limit(bytes: &[u8], limit: usize) -> Result<(), ApiError> {
 pub fn parse_json_with_depth<T: DeserializeOwned>(bytes: &[u8], depth: usize) -> Result<T, ApiError> {
     check_depth_limit(bytes, depth)?;
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let first = serde_path_to_error::deserialize(de);
+    // JSON has one number type: `4111.0` is the integer 4111 to JSON Schema (and to the
+    // OpenAPI document), so a client that writes integers with a zero fraction is not wrong.
+    // Only on failure, so the common case parses once.
+    let result = match first {
+        Ok(v) => Ok(v),
+        Err(e) => match integral_floats_as_integers(bytes) {
+            Some(v) => serde_path_to_error::deserialize(v).map_err(|_| e),
+            None => Err(e),
+        },
+    };
+    result.map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path.is_empty() || path == "." {
@@ -92,9 +103,51 @@ impl<T: DeserializeOwned> FromRequest<crate::RestState> for ApiJson<T> {
     }
 }
 
+/// The document with every number that has a zero fraction (and fits an `i64`) written as an
+/// integer; `None` when nothing changed or the bytes are not JSON.
+fn integral_floats_as_integers(bytes: &[u8]) -> Option<serde_json::Value> {
+    fn walk(v: &mut serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Number(n) if n.is_f64() => {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                // 2^63 is exactly representable; below it every integral f64 fits an i64.
+                if f.fract() == 0.0
+                    && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f)
+                {
+                    let i = f as i64; // integral and in range: exact
+                    *v = serde_json::Value::from(i);
+                    return true;
+                }
+                false
+            }
+            serde_json::Value::Array(a) => a.iter_mut().fold(false, |acc, x| walk(x) | acc),
+            serde_json::Value::Object(o) => o.values_mut().fold(false, |acc, x| walk(x) | acc),
+            _ => false,
+        }
+    }
+    let mut v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    walk(&mut v).then_some(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_written_with_a_zero_fraction_are_integers() {
+        #[derive(serde::Deserialize, Debug)]
+        struct B {
+            position_ms: i64,
+            items: Vec<u8>,
+        }
+        let b = parse_json_with_depth::<B>(br#"{"position_ms":4111.0,"items":[1.0,2]}"#, JSON_DEPTH_LIMIT)
+            .unwrap();
+        assert_eq!((b.position_ms, b.items), (4111, vec![1, 2]));
+        // A real fraction stays an error that names the field.
+        let e = parse_json_with_depth::<B>(br#"{"position_ms":4111.5,"items":[]}"#, JSON_DEPTH_LIMIT)
+            .unwrap_err();
+        assert!(e.to_string().contains("position_ms"), "{e}");
+    }
 
     #[test]
     fn depth_is_limited_but_strings_do_not_count() {

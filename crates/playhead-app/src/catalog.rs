@@ -70,11 +70,20 @@ impl Importer<'_> {
         if line.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
-        self.summary.lines += 1;
         let parsed = serde_json::from_slice::<TitleInput>(line)
-            .map_err(|e| vec![FieldError::new("line", "malformed_json", e.to_string())])
-            .and_then(TitleInput::validate);
-        match parsed {
+            .map_err(|e| vec![FieldError::new("line", "malformed_json", e.to_string())]);
+        self.push(line_no, parsed).await
+    }
+
+    /// Feed one title a transport parsed itself (gRPC), or the problems that stopped it;
+    /// `item_no` is its 1-based position in the import (reported with its problems).
+    pub async fn push(
+        &mut self,
+        item_no: u64,
+        parsed: Result<TitleInput, Vec<FieldError>>,
+    ) -> Result<(), AppError> {
+        self.summary.lines += 1;
+        match parsed.and_then(TitleInput::validate) {
             Ok(t) => {
                 self.pending.push(t);
                 if self.pending.len() >= IMPORT_CHUNK {
@@ -84,7 +93,7 @@ impl Importer<'_> {
             Err(problems) => {
                 self.summary.rejected += 1;
                 if self.summary.errors.len() < IMPORT_ERRORS_SHOWN {
-                    self.summary.errors.push(LineError { line: line_no, problems });
+                    self.summary.errors.push(LineError { line: item_no, problems });
                 }
             }
         }

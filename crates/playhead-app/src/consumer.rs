@@ -17,6 +17,15 @@ const HELD_SWEEP_EVERY: Duration = Duration::from_secs(30);
 /// Longest wait between retries of a failing batch.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// How far the event pipeline is behind (see [`App::pipeline_lag`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PipelineLag {
+    /// Events accepted and not applied yet (held events excluded).
+    pub backlog: u64,
+    /// Age of the oldest of them, milliseconds; 0 when there is none.
+    pub lag_ms: i64,
+}
+
 impl App {
     /// Apply everything queued now; returns events applied. For the CLI (demo) and tests.
     pub async fn drain(&self) -> Result<u64, AppError> {
@@ -47,6 +56,24 @@ impl App {
         #[expect(clippy::cast_precision_loss, reason = "a gauge")]
         metrics::gauge!("playhead_held_events").set(self.ports.log.held_count().await? as f64);
         Ok((released, expired))
+    }
+
+    /// How far the event pipeline is behind, in both modes: events accepted and not applied yet,
+    /// and the age of the oldest of them. Also sets the `playhead_event_backlog` and
+    /// `playhead_pipeline_lag_seconds` gauges, so a consumer that is stuck (failing, or not
+    /// running at all) still shows: the consumer's own loop reports only when it is idle.
+    pub async fn pipeline_lag(&self) -> Result<PipelineLag, AppError> {
+        let backlog = self.ports.log.backlog().await?;
+        let oldest = self.ports.log.oldest_unapplied().await?;
+        // A client clock cannot skew this: received_at is the server's clock. Replicas' clocks
+        // may differ slightly in scale-out; a negative age reads as zero.
+        let lag_ms = oldest.map_or(0, |t| (self.clock.now().0 - t.0).max(0));
+        #[expect(clippy::cast_precision_loss, reason = "gauges")]
+        {
+            metrics::gauge!("playhead_event_backlog").set(backlog as f64);
+            metrics::gauge!("playhead_pipeline_lag_seconds").set(lag_ms as f64 / 1000.0);
+        }
+        Ok(PipelineLag { backlog, lag_ms })
     }
 
     /// Start the consumer; it stops after its current batch once `shutdown` turns true.

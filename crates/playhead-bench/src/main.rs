@@ -7,6 +7,10 @@
 //! - `read-seed` / `read-baseline`: set up a profile with a 20-item Continue watching row, and serve
 //!   the same JSON from a bare axum handler; `bench/read.sh` drives both with wrk.
 //!
+//! - `ingest-grpc`: the same events through gRPC `StreamEvents` (one stream per client, every
+//!   event its own message) against REST batches of 500 from the same number of clients, each on
+//!   a fresh server in the same run.
+//!
 //! - `relay`: scale-out with NATS: outbox rows relayed to JetStream (and applied by the consumer
 //!   running beside it), against the same payloads published raw to a JetStream stream of the
 //!   same configuration, 500 in flight at a time.
@@ -19,6 +23,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use playhead::{Settings, open};
+use playhead_api_grpc::codec::ProtoCodec;
+use playhead_api_grpc::pb;
 use playhead_app::accounts::NewProfile;
 use playhead_core::Timestamp;
 use playhead_core::auth::{Scope, Scopes};
@@ -42,6 +48,18 @@ enum Cmd {
         #[arg(long, default_value_t = 100_000)]
         events: usize,
         /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Runs (median and spread are reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// Ingest throughput: gRPC StreamEvents vs REST batches of 500 (same events, same clients).
+    IngestGrpc {
+        /// Events per run.
+        #[arg(long, default_value_t = 100_000)]
+        events: usize,
+        /// Concurrent clients (HTTP connections or gRPC streams).
         #[arg(long, default_value_t = 4)]
         clients: usize,
         /// Runs (median and spread are reported).
@@ -171,7 +189,115 @@ async fn raw_sqlite(bodies: &[(usize, Vec<Value>)]) -> anyhow::Result<f64> {
 }
 
 /// Playhead: accepted-to-applied rate through REST.
+/// How the load generator sends events.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Transport {
+    /// `POST /v1/profiles/{id}/events`, 500 per request.
+    Rest,
+    /// `PlaybackService/StreamEvents`, one stream per client, one message per event.
+    GrpcStream,
+}
+
 async fn playhead_ingest(bodies: Arc<Vec<(usize, Vec<Value>)>>, clients: usize) -> anyhow::Result<f64> {
+    playhead_ingest_over(bodies, clients, Transport::Rest).await
+}
+
+/// One event as a protobuf message (prepared before the clock starts, like the REST bodies).
+fn pb_event(profile: &str, e: &Value) -> anyhow::Result<pb::StreamEventsRequest> {
+    let at = Timestamp::parse_rfc3339(e["occurred_at"].as_str().unwrap_or_default())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(pb::StreamEventsRequest {
+        profile_id: profile.to_owned(),
+        event: Some(pb::PlaybackEvent {
+            event_id: e["event_id"].as_str().unwrap_or_default().to_owned(),
+            title_id: e["title_id"].as_str().unwrap_or_default().to_owned(),
+            kind: pb::EventKind::Heartbeat as i32,
+            position_ms: e["position_ms"].as_i64().unwrap_or_default(),
+            duration_ms: None,
+            occurred_at: Some(prost_types::Timestamp {
+                seconds: at.0.div_euclid(1000),
+                nanos: i32::try_from(at.0.rem_euclid(1000) * 1_000_000).unwrap_or(0),
+            }),
+            device_id: Some("tv".into()),
+            session_id: None,
+        }),
+    })
+}
+
+/// Requests encoded before the clock starts (as the REST bodies are serialised before it): the
+/// load generator's protobuf work is not Playhead's.
+#[derive(Clone, Copy, Default)]
+struct PreEncoded;
+
+/// Writes a pre-encoded message as it is.
+struct RawEncoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = bytes::Bytes;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: bytes::Bytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Codec for PreEncoded {
+    type Encode = bytes::Bytes;
+    type Decode = pb::StreamEventsResponse;
+    type Encoder = RawEncoder;
+    type Decoder = <ProtoCodec<(), pb::StreamEventsResponse> as tonic::codec::Codec>::Decoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic::codec::Codec::decoder(&mut ProtoCodec::<(), pb::StreamEventsResponse>::default())
+    }
+}
+
+/// One client's stream: sends its share of the batches' events and checks every result.
+async fn grpc_client(
+    base: String,
+    token: String,
+    batches: Arc<Vec<Vec<bytes::Bytes>>>,
+    next: Arc<std::sync::atomic::AtomicUsize>,
+) -> anyhow::Result<()> {
+    let channel = tonic::transport::Endpoint::from_shared(base)?.connect().await?;
+    let mut grpc = tonic::client::Grpc::new(channel);
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(1024);
+    let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    req.metadata_mut().insert("authorization", format!("Bearer {token}").parse()?);
+    let sender = tokio::spawn(async move {
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(batch) = batches.get(i) else { return };
+            for m in batch {
+                if tx.send(m.clone()).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    grpc.ready().await?;
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::from_static("/playhead.v1.PlaybackService/StreamEvents");
+    let mut results = grpc.streaming(req, path, PreEncoded).await?.into_inner();
+    while let Some(r) = results.message().await? {
+        let status = r.result.map(|r| r.status).unwrap_or_default();
+        anyhow::ensure!(status == pb::EventStatus::Accepted as i32, "an event was not accepted: {status}");
+    }
+    sender.await?;
+    Ok(())
+}
+
+async fn playhead_ingest_over(
+    bodies: Arc<Vec<(usize, Vec<Value>)>>,
+    clients: usize,
+    transport: Transport,
+) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
     let mut settings = bench_settings(dir.path().to_path_buf())?;
     // Scale-out mode: a fresh schema per run (dropped afterwards), like a fresh data dir.
@@ -230,11 +356,35 @@ async fn playhead_ingest(bodies: Arc<Vec<(usize, Vec<Value>)>>, clients: usize) 
             })
             .collect(),
     );
+    let grpc_batches: Arc<Vec<Vec<bytes::Bytes>>> = Arc::new(if transport == Transport::GrpcStream {
+        bodies
+            .iter()
+            .map(|(b, evs)| {
+                let profile = profiles[b % PROFILES].to_string();
+                evs.iter()
+                    .map(|e| {
+                        pb_event(&profile, e).map(|m| bytes::Bytes::from(prost::Message::encode_to_vec(&m)))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+    } else {
+        Vec::new()
+    });
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let http = reqwest::Client::new();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
+        if transport == Transport::GrpcStream {
+            tasks.push(tokio::spawn(grpc_client(
+                base.clone(),
+                token.clone(),
+                grpc_batches.clone(),
+                next.clone(),
+            )));
+            continue;
+        }
         let (prepared, next, http, token) = (prepared.clone(), next.clone(), http.clone(), token.clone());
         tasks.push(tokio::spawn(async move {
             loop {
@@ -265,7 +415,7 @@ async fn playhead_ingest(bodies: Arc<Vec<(usize, Vec<Value>)>>, clients: usize) 
     let applied_at = started.elapsed();
     let n = bodies.len() * BATCH;
     eprintln!(
-        "  playhead: {n} events accepted in {:.2} s, applied in {:.2} s",
+        "  playhead ({transport:?}): {n} events accepted in {:.2} s, applied in {:.2} s",
         accepted_at.as_secs_f64(),
         applied_at.as_secs_f64()
     );
@@ -284,6 +434,36 @@ async fn playhead_ingest(bodies: Arc<Vec<(usize, Vec<Value>)>>, clients: usize) 
 }
 
 /// Median, min and max of ratios, to two decimals (not rounded to integers like rates).
+/// gRPC StreamEvents against REST batches of 500: same events, same clients, fresh servers.
+async fn ingest_grpc(events: usize, clients: usize, runs: usize) -> anyhow::Result<()> {
+    let batches = events.div_ceil(BATCH);
+    let base_ms = playhead_app::clock::SystemClock.now_ms() - 20 * 86_400_000;
+    let (mut rest, mut grpc, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 1..=runs {
+        let bodies: Arc<Vec<(usize, Vec<Value>)>> =
+            Arc::new((0..batches).map(|b| (b, batch_events(b, base_ms))).collect());
+        // Alternate the order so neither side always runs on a warmer (or more loaded) machine.
+        let (r, g) = if run % 2 == 1 {
+            let r = playhead_ingest_over(bodies.clone(), clients, Transport::Rest).await?;
+            (r, playhead_ingest_over(bodies, clients, Transport::GrpcStream).await?)
+        } else {
+            let g = playhead_ingest_over(bodies.clone(), clients, Transport::GrpcStream).await?;
+            (playhead_ingest_over(bodies, clients, Transport::Rest).await?, g)
+        };
+        eprintln!("run {run}: REST {r:.0} events/s, gRPC stream {g:.0} events/s, ratio {:.2}", g / r);
+        rest.push(r);
+        grpc.push(g);
+        ratio.push(g / r);
+    }
+    println!(
+        "{}",
+        json!({"bench": "ingest-grpc", "events": batches * BATCH, "clients": clients, "rest_batch": BATCH,
+               "rest_events_per_s": summary(&mut rest), "grpc_stream_events_per_s": summary(&mut grpc),
+               "ratio_grpc_to_rest": ratio_summary(&mut ratio)})
+    );
+    Ok(())
+}
+
 fn ratio_summary(xs: &mut [f64]) -> Value {
     xs.sort_by(f64::total_cmp);
     let r = |x: f64| (x * 100.0).round() / 100.0;
@@ -576,6 +756,7 @@ async fn main() -> anyhow::Result<()> {
     }
     match Cli::parse().cmd {
         Cmd::Ingest { events, clients, runs } => ingest(events, clients, runs).await,
+        Cmd::IngestGrpc { events, clients, runs } => ingest_grpc(events, clients, runs).await,
         Cmd::Relay { events, runs, database_url, nats_url } => {
             relay(events, runs, &database_url, &nats_url).await
         }

@@ -136,6 +136,10 @@ pub trait EventLog: Send + Sync {
     async fn next_batch(&self, max: usize) -> Result<Vec<QueuedEvent>, StoreError>;
     /// Queue depth.
     async fn backlog(&self) -> Result<u64, StoreError>;
+    /// When the oldest queued (accepted, not yet applied) event was received; `None` when the
+    /// queue is empty. Its age is the pipeline lag operators alert on (dead-lettered rows, which
+    /// have an alert of their own, are left out).
+    async fn oldest_unapplied(&self) -> Result<Option<Timestamp>, StoreError>;
     /// Queue held events whose title now exists in the catalog. Returns how many.
     async fn release_held(&self) -> Result<u64, StoreError>;
     /// Drop held events received before `cutoff`. Returns how many.

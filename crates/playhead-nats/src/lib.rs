@@ -74,10 +74,13 @@ impl Default for NatsSettings {
     fn default() -> Self {
         Self {
             stream: "PLAYHEAD_EVENTS".into(),
-            // Ceilings, not reservations: applied messages stay `max_age`, so these must hold the
-            // peak event rate times `max_age` (about 13,000 events/s for an hour here).
-            max_bytes: 32 * 1024 * 1024 * 1024,
-            max_msgs: 50_000_000,
+            // nats-server *reserves* a file stream's max_bytes in its JetStream store when the
+            // stream is created, so a large default made a second deployment on one NATS fail to
+            // start (error 10047, decision 0071). 1 GiB holds an hour of about 600 events/s
+            // (messages are ~500 bytes); applied messages stay `max_age`, so size both for the
+            // peak rate times `max_age`.
+            max_bytes: 1024 * 1024 * 1024,
+            max_msgs: 2_000_000,
             max_age_secs: 3_600,
             sweep_after_secs: 60,
             duplicate_window_secs: 180,
@@ -150,13 +153,54 @@ fn broker(e: impl std::fmt::Display) -> NatsError {
     NatsError::Broker(e.to_string())
 }
 
+/// A stream creation error, explained in one line when it is JetStream's "insufficient storage"
+/// (10047): a file stream reserves its `max_bytes` in the server's store at creation, so the
+/// raw error alone sends operators looking at the wrong disk.
+fn explain_create(name: &str, max_bytes: i64, e: impl std::fmt::Display) -> NatsError {
+    let raw = e.to_string();
+    if raw.contains("10047") || raw.contains("insufficient storage") {
+        return NatsError::Broker(format!(
+            "cannot create JetStream stream {name}: the NATS server cannot reserve nats.max_bytes = {max_bytes} \
+             bytes in its JetStream store (file streams reserve their max_bytes at creation); lower nats.max_bytes \
+             or give nats-server more JetStream storage (max_file_store, or free disk) ({raw})"
+        ));
+    }
+    NatsError::Broker(raw)
+}
+
+/// What the pipeline knows about its own health, for `/healthz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineHealth {
+    /// The NATS connection is up.
+    pub connected: bool,
+    /// Why the relay cannot hand events over (the streams cannot be created, publishes fail),
+    /// if it cannot; cleared by the next success.
+    pub problem: Option<String>,
+}
+
+/// What `playhead doctor` found out about the events stream's storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamStorage {
+    /// The stream exists; its size limit (reserved on the server) is this.
+    Exists {
+        /// The stream's size limit, bytes.
+        max_bytes: i64,
+    },
+    /// The stream does not exist yet, and a stream of the configured size could be created
+    /// (a probe stream was created and deleted again).
+    Creatable,
+}
+
 /// A connected pipeline: the JetStream context, the outbox, and the application that applies.
 #[derive(Clone)]
 pub struct Pipeline {
+    client: async_nats::Client,
     js: jetstream::Context,
     settings: Arc<NatsSettings>,
     outbox: Arc<dyn Outbox>,
     app: App,
+    /// The relay's latest failure, for `/healthz` (see [`PipelineHealth`]).
+    problem: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Pipeline {
@@ -186,8 +230,8 @@ impl Pipeline {
         // The message names the key, never the URL (it may hold credentials).
         let client =
             opts.connect(url).await.map_err(|e| NatsError::Broker(format!("connecting (nats_url): {e}")))?;
-        let js = jetstream::new(client);
-        Ok(Self { js, settings: Arc::new(settings), outbox, app })
+        let js = jetstream::new(client.clone());
+        Ok(Self { client, js, settings: Arc::new(settings), outbox, app, problem: Arc::default() })
     }
 
     /// The settings in effect.
@@ -260,7 +304,8 @@ impl Pipeline {
                     }
                 }
                 Err(_) => {
-                    self.js.create_stream(wanted).await.map_err(broker)?;
+                    let max_bytes = wanted.max_bytes;
+                    self.js.create_stream(wanted).await.map_err(|e| explain_create(&name, max_bytes, e))?;
                 }
             }
         }
@@ -282,13 +327,80 @@ impl Pipeline {
         })
     }
 
+    /// The connection state and the relay's latest failure (`/healthz`).
+    pub fn health(&self) -> PipelineHealth {
+        PipelineHealth {
+            connected: self.client.connection_state() == async_nats::connection::State::Connected,
+            problem: self.problem.lock().map(|p| p.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// Record (or, with `None`, clear) the relay's failure; the first occurrence of a new failure
+    /// is logged at error level, repeats at debug (the relay retries every few seconds).
+    pub(crate) fn set_problem(&self, problem: Option<String>) {
+        let Ok(mut slot) = self.problem.lock() else { return };
+        if *slot == problem {
+            if let Some(p) = &problem {
+                tracing::debug!(error = %p, "event pipeline still failing");
+            }
+            return;
+        }
+        match &problem {
+            Some(p) => {
+                tracing::error!(error = %p, "event pipeline cannot hand events to NATS; they wait in the outbox")
+            }
+            None if slot.is_some() => tracing::info!("event pipeline recovered"),
+            None => {}
+        }
+        *slot = problem;
+    }
+
     /// Messages the shared durable consumer has not delivered yet (its lag), when NATS answers.
     pub async fn consumer_pending(&self) -> Result<u64, NatsError> {
+        Ok(self.consumer_counts().await?.0)
+    }
+
+    /// The durable consumer's `(pending, ack_pending)`: not delivered yet, and delivered but not
+    /// acknowledged yet.
+    pub async fn consumer_counts(&self) -> Result<(u64, u64), NatsError> {
         let stream = self.js.get_stream(&self.settings.stream).await.map_err(broker)?;
         let mut consumer: jetstream::consumer::PullConsumer =
             stream.get_consumer(CONSUMER).await.map_err(broker)?;
-        Ok(consumer.info().await.map_err(broker)?.num_pending)
+        let info = consumer.info().await.map_err(broker)?;
+        Ok((info.num_pending, info.num_ack_pending as u64))
     }
+}
+
+/// Whether the events stream of `settings` exists on the NATS at `url`, or could be created
+/// with the configured limits (`playhead doctor`). When it does not exist, a probe stream of the
+/// same size is created and deleted again, so JetStream's storage reservation is tested without
+/// creating the real stream. Errors are explained as the relay's are.
+pub async fn probe_stream(url: &str, settings: &NatsSettings) -> Result<StreamStorage, NatsError> {
+    settings.validate().map_err(NatsError::Config)?;
+    let client = async_nats::ConnectOptions::new()
+        .name("playhead-doctor")
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(|e| NatsError::Broker(format!("connecting (nats_url): {e}")))?;
+    let js = jetstream::new(client);
+    if let Ok(mut existing) = js.get_stream(&settings.stream).await {
+        let info = existing.info().await.map_err(broker)?;
+        return Ok(StreamStorage::Exists { max_bytes: info.config.max_bytes });
+    }
+    let name = format!("{}_DOCTOR_PROBE", settings.stream);
+    let probe = stream::Config {
+        name: name.clone(),
+        subjects: vec![format!("{}.doctor-probe", settings.stream)],
+        storage: stream::StorageType::File,
+        max_bytes: settings.max_bytes,
+        max_messages: settings.max_msgs,
+        max_age: Duration::from_secs(settings.max_age_secs),
+        ..Default::default()
+    };
+    js.create_stream(probe).await.map_err(|e| explain_create(&settings.stream, settings.max_bytes, e))?;
+    js.delete_stream(&name).await.map_err(broker)?;
+    Ok(StreamStorage::Creatable)
 }
 
 /// Wait for `d`, or less if `shutdown` turns true.

@@ -36,9 +36,12 @@ pub(crate) async fn run(p: Pipeline, mut shutdown: watch::Receiver<bool>) {
         }
         if !streams_ready {
             match p.ensure_streams().await {
-                Ok(()) => streams_ready = true,
+                Ok(()) => {
+                    streams_ready = true;
+                    p.set_problem(None);
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot create the JetStream streams; events wait in the outbox");
+                    p.set_problem(Some(e.to_string()));
                     metrics::counter!("playhead_relay_publish_errors_total").increment(1);
                     pause(backoff, &mut shutdown).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -47,9 +50,13 @@ pub(crate) async fn run(p: Pipeline, mut shutdown: watch::Receiver<bool>) {
             }
         }
         match relay_once(&p).await {
-            Ok(n) if n >= p.settings.relay_batch => backoff = Duration::from_millis(100),
+            Ok(n) if n >= p.settings.relay_batch => {
+                backoff = Duration::from_millis(100);
+                p.set_problem(None);
+            }
             Ok(_) => {
                 backoff = Duration::from_millis(100);
+                p.set_problem(None);
                 tokio::select! {
                     () = wake.notified() => {}
                     () = tokio::time::sleep(POLL) => {}
@@ -58,6 +65,7 @@ pub(crate) async fn run(p: Pipeline, mut shutdown: watch::Receiver<bool>) {
             }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "relay: publishing failed; rows stay in the outbox");
+                p.set_problem(Some(format!("publishing: {e}")));
                 // A NATS that lost its store lost the streams: re-create them before retrying.
                 streams_ready = false;
                 pause(backoff, &mut shutdown).await;
@@ -174,8 +182,9 @@ async fn gauges(p: &Pipeline) {
         // The same name the in-process consumer reports, so one alert covers both modes.
         metrics::gauge!("playhead_event_backlog").set(d.unapplied as f64);
     }
-    if let Ok(n) = p.consumer_pending().await {
-        metrics::gauge!("playhead_consumer_pending").set(n as f64);
+    if let Ok((pending, ack_pending)) = p.consumer_counts().await {
+        metrics::gauge!("playhead_consumer_pending").set(pending as f64);
+        metrics::gauge!("playhead_consumer_ack_pending").set(ack_pending as f64);
     }
     if let Ok(n) = p.dlq_size().await {
         metrics::gauge!("playhead_dlq_messages").set(n as f64);

@@ -92,6 +92,12 @@ impl RedisRateLimiter {
         self.conn.get().is_some()
     }
 
+    /// Whether limits are decided per replica right now: Redis not connected yet, or skipped
+    /// after a failure (`/healthz` reports it as degraded).
+    pub fn falling_back(&self) -> bool {
+        !self.connected() || !self.breaker.closed()
+    }
+
     /// Wait up to `within` for the first connection (a replica starting next to a healthy Redis
     /// should not decide its first requests locally); `false` when Redis did not come up.
     pub async fn wait_connected(&self, within: Duration) -> bool {

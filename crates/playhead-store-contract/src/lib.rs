@@ -143,6 +143,7 @@ macro_rules! contract_suite {
             expired_held_events_are_dropped_for_good,
             next_batch_is_oldest_first_and_bounded,
             backlog_is_the_exact_queue_depth,
+            oldest_unapplied_is_the_queue_head,
             claims_acknowledge_each_event_once,
             requeue_all_replays_every_logged_event,
             // apply transactions, progress and plays

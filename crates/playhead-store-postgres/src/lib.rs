@@ -152,6 +152,11 @@ impl PgStore {
         Ok(Self { pool })
     }
 
+    /// Connections in the pool, for the pool gauges: `(pool, open, idle)`.
+    pub fn pool_usage(&self) -> [(&'static str, u32, usize); 1] {
+        [("postgres", self.pool.size(), self.pool.num_idle())]
+    }
+
     /// Readiness check for `/readyz`: a round trip on a pooled connection.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&self.pool).await.map_err(error::db)?;
@@ -206,6 +211,11 @@ fn valid_schema_name(s: &str) -> bool {
         && s.len() <= 63
         && !s.starts_with(|c: char| c.is_ascii_digit())
         && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// The newest schema version this build knows (`playhead doctor` compares the database's).
+pub fn latest_migration() -> i64 {
+    sqlx::migrate!("./migrations").migrations.iter().map(|m| m.version).max().unwrap_or(0)
 }
 
 #[cfg(test)]

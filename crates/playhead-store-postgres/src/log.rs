@@ -63,6 +63,9 @@ const APPEND: &str = "WITH input AS ( \
 
 /// Exact queue depth (the outbox is small in steady state; see the module docs for the bound).
 const BACKLOG: &str = "SELECT COUNT(*) FROM event_queue";
+/// The queue head's receive time: the queue is in seq order, so its first row is (nearly always)
+/// the oldest accepted event; one index probe instead of a scan of the whole backlog.
+const OLDEST_UNAPPLIED: &str = "SELECT e.received_at FROM event_queue q JOIN events e ON e.event_id = q.event_id WHERE q.dead_at IS NULL ORDER BY q.seq LIMIT 1";
 
 #[async_trait]
 impl EventLog for PgStore {
@@ -174,6 +177,12 @@ impl EventLog for PgStore {
     async fn backlog(&self) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query_scalar(BACKLOG).fetch_one(&self.pool).await.map_err(error::db)?;
         Ok(codec::to_u64(n))
+    }
+
+    async fn oldest_unapplied(&self) -> Result<Option<Timestamp>, StoreError> {
+        let at: Option<i64> =
+            sqlx::query_scalar(OLDEST_UNAPPLIED).fetch_optional(&self.pool).await.map_err(error::db)?;
+        Ok(at.map(Timestamp))
     }
 
     async fn release_held(&self) -> Result<u64, StoreError> {

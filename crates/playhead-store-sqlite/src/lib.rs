@@ -29,6 +29,7 @@
 
 mod accounts;
 mod api_keys;
+pub mod backup;
 mod catalog;
 mod codec;
 mod error;
@@ -62,6 +63,10 @@ pub struct SqliteConfig {
     /// Page cache of the writer connection, in MiB. The event log's indexes take random inserts;
     /// a cache that holds their hot pages saves re-reading them on every append.
     pub writer_cache_mib: u32,
+    /// A ceiling on the database's size in pages (`PRAGMA max_page_count`); `None`: SQLite's own
+    /// (effectively the disk). Past it writes fail with SQLITE_FULL exactly as on a full disk,
+    /// which is how the full-disk behaviour is tested.
+    pub max_page_count: Option<u32>,
 }
 
 impl Default for SqliteConfig {
@@ -71,6 +76,7 @@ impl Default for SqliteConfig {
             busy_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(5),
             writer_cache_mib: 32,
+            max_page_count: None,
         }
     }
 }
@@ -119,6 +125,10 @@ impl SqliteStore {
             // Multi-row statements keep a statement journal (to undo themselves on error): in
             // memory, not in a temporary file written on every append.
             .pragma("temp_store", "memory");
+        let writer_options = match config.max_page_count {
+            Some(pages) => writer_options.pragma("max_page_count", pages.to_string()),
+            None => writer_options,
+        };
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -186,6 +196,14 @@ impl SqliteStore {
         })
     }
 
+    /// Connections per pool, for the pool gauges: `(pool, open, idle)`.
+    pub fn pool_usage(&self) -> [(&'static str, u32, usize); 2] {
+        [
+            ("sqlite_writer", self.writer.size(), self.writer.num_idle()),
+            ("sqlite_reader", self.reader.size(), self.reader.num_idle()),
+        ]
+    }
+
     /// Readiness check for `/readyz`: a read round trip. It deliberately does not wait for the
     /// writer, which a long apply may hold; a failing write still answers `Unavailable` itself.
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -205,4 +223,9 @@ impl SqliteStore {
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(error::db)
     }
+}
+
+/// The newest schema version this build knows (`playhead doctor` compares the database's).
+pub fn latest_migration() -> i64 {
+    sqlx::migrate!("./migrations").migrations.iter().map(|m| m.version).max().unwrap_or(0)
 }

@@ -52,6 +52,10 @@ const INSERT_EVENTS: &str = "INSERT INTO events (event_id, profile_id, title_id,
 /// millisecond at 100k rows, and exact even after out-of-order acknowledgements (a
 /// `MAX(seq) - MIN(seq)` estimate would overcount gaps and refuse appends for nothing).
 const BACKLOG: &str = "SELECT COUNT(*) FROM event_queue";
+/// The queue head's receive time: the queue is in seq order, so its first row is (nearly always)
+/// the oldest accepted event; one index probe instead of a scan of the whole backlog.
+const OLDEST_UNAPPLIED: &str =
+    "SELECT e.received_at FROM event_queue q JOIN events e ON e.event_id = q.event_id ORDER BY q.seq LIMIT 1";
 
 /// Appends waiting for the appender (each is a whole batch; the API bounds batches at 500 events).
 pub(crate) const APPEND_QUEUE: usize = 64;
@@ -243,6 +247,12 @@ impl EventLog for SqliteStore {
     async fn backlog(&self) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query_scalar(BACKLOG).fetch_one(&self.reader).await.map_err(error::db)?;
         Ok(codec::to_u64(n))
+    }
+
+    async fn oldest_unapplied(&self) -> Result<Option<Timestamp>, StoreError> {
+        let at: Option<i64> =
+            sqlx::query_scalar(OLDEST_UNAPPLIED).fetch_optional(&self.reader).await.map_err(error::db)?;
+        Ok(at.map(Timestamp))
     }
 
     async fn release_held(&self) -> Result<u64, StoreError> {

@@ -257,6 +257,10 @@ pub struct HttpLimits {
     pub max_in_flight_per_principal: usize,
     /// Browser origins allowed to call the API (CORS), e.g. ["https://app.example.com"].
     pub cors_allowed_origins: Vec<String>,
+    /// Largest gRPC message, either way (a larger one is refused with a status naming the limit).
+    pub grpc_max_message_bytes: usize,
+    /// Events a gRPC StreamEvents call reads ahead of its durable results (its window).
+    pub grpc_stream_window: usize,
 }
 
 impl Default for HttpLimits {
@@ -270,6 +274,8 @@ impl Default for HttpLimits {
             header_read_timeout_secs: 10,
             max_in_flight_per_principal: 32,
             cors_allowed_origins: Vec::new(),
+            grpc_max_message_bytes: 4 * 1024 * 1024,
+            grpc_stream_window: 1_000,
         }
     }
 }
@@ -340,6 +346,14 @@ pub struct Limits {
     pub consumer_batch: usize,
     /// Seconds a graceful shutdown waits for in-flight requests.
     pub shutdown_grace_secs: u64,
+    /// Seconds between SIGTERM and closing the listener, during which `/readyz` answers 503 and
+    /// requests are still served: long enough for a load balancer's health checks to take the
+    /// replica out (haproxy's `inter x fall`), so no request is sent to a closing connection.
+    pub drain_delay_secs: u64,
+    /// Embedded mode: a ceiling on the SQLite database's size, MiB (0: none, the disk is the
+    /// limit). Reaching it behaves exactly like a full disk: writes answer 503 with Retry-After,
+    /// nothing half-written, reads go on. Keeps one deployment from filling a shared disk.
+    pub max_database_mib: u32,
 }
 
 impl Default for Limits {
@@ -349,6 +363,8 @@ impl Default for Limits {
             max_held_per_profile: 1_000,
             consumer_batch: 2_000,
             shutdown_grace_secs: 20,
+            drain_delay_secs: 0,
+            max_database_mib: 0,
         }
     }
 }

@@ -6,8 +6,10 @@
 
 pub mod config;
 pub mod demo;
+pub mod doctor;
 pub mod jwks;
 pub mod migrate_data;
+pub mod ops;
 #[cfg(feature = "recs")]
 pub mod recs;
 
@@ -50,6 +52,8 @@ pub struct Runtime {
     pub settings: Settings,
     /// The JetStream pipeline (`nats_url`); `None` applies events from the log in process.
     pub pipeline: Option<playhead_nats::Pipeline>,
+    /// The shared rate limiter (`redis_url`), for `/healthz`.
+    pub redis: Option<Arc<playhead_redis::RedisRateLimiter>>,
     /// The recommender the server keeps fresh (`recs::lifecycle`).
     #[cfg(feature = "recs")]
     pub recs: Arc<recs::ServedRecs>,
@@ -70,7 +74,7 @@ impl Store {
     pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
         match &settings.database_url {
             None => Ok(Self::Sqlite(
-                SqliteStore::open(&settings.db_path())
+                SqliteStore::open_with(&settings.db_path(), &sqlite_config(settings))
                     .await
                     .map_err(|e| anyhow::anyhow!("opening {}: {e}", settings.db_path().display()))?,
             )),
@@ -108,6 +112,14 @@ impl Store {
         match self {
             Self::Sqlite(s) => s.ping().await,
             Self::Postgres(s) => s.ping().await,
+        }
+    }
+
+    /// Connections per pool: `(pool, open, idle)`.
+    pub fn pool_usage(&self) -> Vec<(&'static str, u32, usize)> {
+        match self {
+            Self::Sqlite(s) => s.pool_usage().to_vec(),
+            Self::Postgres(s) => s.pool_usage().to_vec(),
         }
     }
 
@@ -168,6 +180,16 @@ where
     }
 }
 
+/// The embedded store's tuning from the settings: defaults, and the size ceiling if any
+/// (SQLite's default page size, 4 KiB: 256 pages per MiB).
+fn sqlite_config(settings: &Settings) -> playhead_store_sqlite::SqliteConfig {
+    let mib = settings.limits.max_database_mib;
+    playhead_store_sqlite::SqliteConfig {
+        max_page_count: (mib > 0).then(|| mib.saturating_mul(256)),
+        ..Default::default()
+    }
+}
+
 /// A 32-byte secret file in the data dir, if one exists (earlier versions kept the cursor key
 /// there).
 fn legacy_secret_file(dir: &Path, name: &str) -> anyhow::Result<Option<[u8; 32]>> {
@@ -187,7 +209,8 @@ pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
     create_data_dir(&settings.data_dir)?;
     let store = Store::open(&settings).await?;
     let cursor_key = cursor_key(&store, &settings.data_dir).await?;
-    let ports = store.ports(rate_limiter(&settings).await?);
+    let (limiter, redis) = rate_limiter(&settings).await?;
+    let ports = store.ports(limiter);
     let mut app = App::new(ports, app_config(&settings, cursor_key), Arc::new(SystemClock));
     if let Some(url) = &settings.redis_url {
         // Rows shared through Redis, invalidated by whichever replica applies a write; reads go
@@ -221,6 +244,7 @@ pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
         store,
         identity,
         pipeline,
+        redis,
         settings,
         #[cfg(feature = "recs")]
         recs: served,
@@ -250,15 +274,18 @@ async fn cursor_key(store: &Store, data_dir: &Path) -> anyhow::Result<[u8; 32]> 
         .map_err(|e| anyhow::anyhow!("reading the cursor key from the store: {e}"))
 }
 
-/// The rate limiter: per process, or shared through Redis when `redis_url` is set.
-async fn rate_limiter(settings: &Settings) -> anyhow::Result<Arc<dyn RateLimiter>> {
+/// The rate limiter: per process, or shared through Redis when `redis_url` is set (then also
+/// returned as itself, for `/healthz`).
+async fn rate_limiter(
+    settings: &Settings,
+) -> anyhow::Result<(Arc<dyn RateLimiter>, Option<Arc<playhead_redis::RedisRateLimiter>>)> {
     // Idle keys are forgotten once the longest window in use has passed (not before: a key
     // forgotten early would get a fresh quota).
     let r = &settings.rate_limits;
     let longest = [r.read, r.write, r.ingest, r.import, r.auth].iter().map(|q| q.window_secs).max();
     let max_window = Duration::from_secs(u64::from(longest.unwrap_or(60)).max(3_600));
     let Some(url) = &settings.redis_url else {
-        return Ok(Arc::new(playhead_app::ratelimit::LocalRateLimiter::new(max_window)));
+        return Ok((Arc::new(playhead_app::ratelimit::LocalRateLimiter::new(max_window)), None));
     };
     let limiter = playhead_redis::RedisRateLimiter::connect(
         url.expose(),
@@ -274,7 +301,8 @@ async fn rate_limiter(settings: &Settings) -> anyhow::Result<Arc<dyn RateLimiter
     if !limiter.wait_connected(Duration::from_secs(2)).await {
         tracing::warn!("redis unreachable at start: rate limits are per replica until it answers");
     }
-    Ok(Arc::new(limiter))
+    let limiter = Arc::new(limiter);
+    Ok((limiter.clone(), Some(limiter)))
 }
 
 /// The application's rules and limits from the settings.
@@ -314,30 +342,43 @@ async fn event_pipeline(
 
 struct Ready {
     store: Store,
-    consumer: watch::Receiver<bool>,
+    /// True from the shutdown signal on (while the drain delay still serves requests).
+    draining: watch::Receiver<bool>,
 }
 
 impl ReadyCheck for Ready {
     fn ready(&self) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
         Box::pin(async move {
-            self.store.ping().await.map_err(|e| format!("store: {e}"))?;
-            if *self.consumer.borrow() {
+            if *self.draining.borrow() {
                 return Err("shutting down".into());
             }
+            self.store.ping().await.map_err(|e| format!("store: {e}"))?;
             Ok(())
         })
     }
 }
 
 fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
     static HANDLE: OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> = OnceLock::new();
     HANDLE
-        .get_or_init(|| metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok())
+        .get_or_init(|| {
+            let mut builder = PrometheusBuilder::new();
+            for metric in ops::CATALOGUE.iter().filter(|m| m.kind == ops::Kind::Histogram) {
+                builder =
+                    builder.set_buckets_for_metric(Matcher::Full(metric.name.into()), ops::BUCKETS).ok()?;
+            }
+            let handle = builder.install_recorder().ok()?;
+            ops::describe();
+            Some(handle)
+        })
         .clone()
 }
 
-/// Serve on `listener` until `shutdown` turns true; then drain requests, let the consumer
-/// finish its batch, and return. Prints nothing; the caller reports the address.
+/// Serve on `listener` until `shutdown` turns true; then drain (decision 0074): not ready at
+/// once, still serving for `limits.drain_delay_secs`, then stop accepting, let requests finish,
+/// flush the audit writer, let the consumer finish its batch, close the store, and return.
+/// Prints nothing; the caller reports the address.
 ///
 /// The order matters: credentials are checked against a fresh revocation list before the first
 /// request; the pipeline stops taking batches only after the listener stopped accepting.
@@ -353,7 +394,7 @@ pub async fn launch(
     }
     let poller = spawn_revocation_poller(&rt, auth.clone(), revocations, shutdown.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let ready = Arc::new(Ready { store: rt.store.clone(), consumer: stop_rx.clone() });
+    let ready = Arc::new(Ready { store: rt.store.clone(), draining: shutdown.clone() });
     // Scale-out with NATS: relay, sweeper and a durable consumer instead of the in-process one.
     let consumer = match &rt.pipeline {
         Some(p) => p.spawn(stop_rx),
@@ -369,7 +410,20 @@ pub async fn launch(
         rt.settings.recs.clone(),
         shutdown.clone(),
     ));
-    let metrics_task = spawn_metrics_listener(&rt.settings, shutdown.clone()).await?;
+    let health = ops::Health {
+        store: rt.store.clone(),
+        app: rt.app.clone(),
+        pipeline: rt.pipeline.clone(),
+        redis: rt.redis.clone(),
+        stopping: shutdown.clone(),
+    };
+    let metrics_task = spawn_metrics_listener(&rt.settings, health, shutdown.clone()).await?;
+    let sampler = tokio::spawn(ops::sample(
+        rt.store.clone(),
+        rt.app.clone(),
+        rt.settings.data_dir.clone(),
+        shutdown.clone(),
+    ));
 
     let http = &rt.settings.http;
     let gate = Arc::new(Gate::new(
@@ -378,22 +432,42 @@ pub async fn launch(
         http.max_in_flight_per_principal,
         rt.identity.store().clone(),
     ));
-    let router = transports(&rt, gate, ready);
+    let (router, health_task) = transports(&rt, gate.clone(), ready, shutdown.clone());
     let grace = Duration::from_secs(rt.settings.limits.shutdown_grace_secs);
     let header_timeout = Duration::from_secs(http.header_read_timeout_secs);
-    let served = tokio::spawn(serve_http(listener, router, shutdown.clone(), header_timeout, grace));
+    let (close_tx, close_rx) = watch::channel(false);
+    let served = tokio::spawn(serve_http(listener, router, close_rx, header_timeout, grace));
     let mut shutdown = shutdown;
     let _ = shutdown.wait_for(|v| *v).await;
+    // /readyz already answers 503 (it watches `shutdown`): keep serving while the load balancer
+    // notices, then close the listener and let in-flight requests finish.
+    let delay = Duration::from_secs(rt.settings.limits.drain_delay_secs);
+    if !delay.is_zero() {
+        tracing::info!(drain_delay_secs = delay.as_secs(), "shutdown requested: not ready, still serving");
+        tokio::time::sleep(delay).await;
+    }
+    let _ = close_tx.send(true);
     // Stop taking new batches, but let in-flight requests and the batch in hand finish.
     let _ = stop_tx.send(true);
     served.await.context("server task")?;
-    let _ = tokio::time::timeout(grace, consumer).await;
+    // Every request has finished (or the grace period ran out): write what they audited.
+    if !gate.flush_audit(grace).await {
+        tracing::error!("audit entries not written before shutdown");
+    }
+    if tokio::time::timeout(grace, consumer).await.is_err() {
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "the consumer's batch in hand did not finish; it stays queued"
+        );
+    }
     if let Some(t) = metrics_task {
         t.abort();
     }
     #[cfg(feature = "recs")]
     recs_task.abort();
     poller.abort();
+    health_task.abort();
+    sampler.abort();
     rt.store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -445,9 +519,40 @@ fn spawn_revocation_poller(
 }
 
 /// Every transport on the API listener, over the one gate. A new transport is merged here
-/// (docs/ARCHITECTURE.md, "Adding a transport").
-fn transports(rt: &Runtime, gate: Arc<Gate>, ready: Arc<Ready>) -> axum::Router {
+/// (docs/ARCHITECTURE.md, "Adding a transport"). Also returns the task keeping gRPC health in
+/// step with readiness (it stops at `shutdown`).
+fn transports(
+    rt: &Runtime,
+    gate: Arc<Gate>,
+    ready: Arc<Ready>,
+    shutdown: watch::Receiver<bool>,
+) -> (Transports, tokio::task::JoinHandle<()>) {
     let http = &rt.settings.http;
+    // gRPC shares the gate (one quota and in-flight count per principal across transports) and
+    // the listener; its health service follows the same readiness check as /readyz.
+    let grpc_state = playhead_api_grpc::GrpcState::new(
+        rt.app.clone(),
+        gate.clone(),
+        playhead_api_grpc::GrpcLimits {
+            max_message_bytes: http.grpc_max_message_bytes,
+            batch_max: http.batch_max,
+            stream_window: http.grpc_stream_window,
+        },
+        rt.settings.identity.trusted_proxies.clone(),
+    );
+    let (grpc, health) = playhead_api_grpc::router(grpc_state);
+    let health_task = {
+        let ready = ready.clone();
+        playhead_api_grpc::health::follow(
+            health,
+            move || {
+                let ready = ready.clone();
+                async move { ready.ready().await.is_ok() }
+            },
+            Duration::from_secs(1),
+            shutdown,
+        )
+    };
     let limits = playhead_api_rest::RestLimits {
         json_body_bytes: http.json_body_bytes,
         json_depth: http.json_depth,
@@ -484,28 +589,42 @@ fn transports(rt: &Runtime, gate: Arc<Gate>, ready: Arc<Ready>) -> axum::Router 
         rt.settings.identity.trusted_proxies.clone(),
     );
     // GraphQL beside REST on the one listener, through the same gate (decision 0055).
-    match graphql {
+    let rest = match graphql {
         Some(g) => playhead_api_rest::router(state).merge(g),
         None => playhead_api_rest::router(state),
-    }
+    };
+    (Transports { rest, grpc }, health_task)
 }
 
-/// The Prometheus scrape endpoint on its own listener (`metrics_listen`), when configured.
+/// The operator's listener (`metrics_listen`), when configured: the Prometheus scrape endpoint
+/// and the `/healthz` detail (its reasons name internals, so it is not on the API listener).
 async fn spawn_metrics_listener(
     settings: &Settings,
+    health: ops::Health,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
     let (Some(addr), Some(handle)) = (settings.metrics_listen, install_metrics()) else {
         return Ok(None);
     };
     let l = TcpListener::bind(addr).await.with_context(|| format!("binding metrics listener {addr}"))?;
-    let router = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let h = handle.clone();
-            async move { h.render() }
-        }),
-    );
+    let router = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let h = handle.clone();
+                async move { h.render() }
+            }),
+        )
+        .route(
+            "/healthz",
+            axum::routing::get(move || {
+                let h = health.clone();
+                async move {
+                    let (code, doc) = h.report().await;
+                    (code, axum::Json(doc))
+                }
+            }),
+        );
     let mut sd = shutdown;
     Ok(Some(tokio::spawn(async move {
         let _ = axum::serve(l, router)
@@ -529,6 +648,8 @@ async fn poll_identity(
     let revoked = identity.store().revoked_sessions_since(since).await?;
     revocations.replace(revoked.into_iter().collect());
     identity.reload_keys().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    #[expect(clippy::cast_precision_loss, reason = "a gauge")]
+    metrics::gauge!("playhead_revocations_polled_timestamp_seconds").set(SystemClock.now().0 as f64 / 1000.0);
     // Compare with what the verifier accepts (a rotation in this process already reloaded).
     let keys = identity.keys();
     if keys.kids().ne(auth.kids().iter().map(String::as_str)) {
@@ -538,12 +659,42 @@ async fn poll_identity(
     Ok(())
 }
 
+/// Both transports on one listener: gRPC requests (`content-type: application/grpc`, with or
+/// without a `+proto` suffix) go to tonic's routes, everything else to the REST router. Chosen
+/// by content type rather than path so an unknown gRPC method still gets a gRPC status, and a
+/// REST client never sees one.
+#[derive(Clone)]
+struct Transports {
+    rest: axum::Router,
+    grpc: axum::Router,
+}
+
+impl tower::Service<axum::extract::Request> for Transports {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = tower::util::Oneshot<axum::Router, axum::extract::Request>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        // Both routers are always ready (axum's Router never applies back pressure here).
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: axum::extract::Request) -> Self::Future {
+        let grpc = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"));
+        let router = if grpc { self.grpc.clone() } else { self.rest.clone() };
+        tower::ServiceExt::oneshot(router, req)
+    }
+}
+
 /// Accept connections until `shutdown`, serving HTTP/1.1 and HTTP/2 with a header-read timeout
 /// (a client that trickles its headers is cut off: slowloris), then stop accepting and give
 /// in-flight requests up to `grace` to finish.
 async fn serve_http(
     listener: TcpListener,
-    router: axum::Router,
+    router: Transports,
     mut shutdown: watch::Receiver<bool>,
     header_read_timeout: Duration,
     grace: Duration,

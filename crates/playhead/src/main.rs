@@ -62,6 +62,10 @@ enum Command {
     Admin(Admin),
     /// Seed a demo catalog and households with a month of viewing; prints a token and example calls.
     Demo,
+    /// Check the configuration, data dir, database (reachable, schema version, clock), keys,
+    /// Redis, the NATS stream's storage and external issuers; print each finding with its fix.
+    /// Exits 1 when something is wrong. Changes nothing.
+    Doctor,
     /// Recommendations: train, batch output and offline evaluation.
     #[cfg(feature = "recs")]
     #[command(subcommand)]
@@ -283,6 +287,20 @@ enum Admin {
     /// The JetStream dead-letter stream (scale-out with nats_url).
     #[command(subcommand)]
     Dlq(DlqCmd),
+    /// Write a consistent copy of the embedded database to FILE while the server runs (SQLite
+    /// VACUUM INTO). Scale-out: back PostgreSQL up with pg_dump (docs/operations.md).
+    Backup {
+        /// The backup file to create (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup made by `admin backup` into an empty data dir (the server must not run
+    /// on it); `serve` then migrates it to the current schema.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -406,6 +424,9 @@ fn mint(rt: &playhead::Runtime, args: &TokenArgs) -> anyhow::Result<String> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if matches!(cli.command, Command::Doctor) {
+        return doctor(cli).await;
+    }
     let mut settings = Settings::load(cli.config.as_deref())?;
     if let Some(d) = cli.data_dir {
         settings.data_dir = d;
@@ -463,12 +484,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let rows: u64 = tables.iter().map(|t| t.rows).sum();
             print(&json!({"status": "migrated", "verified": true, "rows": rows, "tables": tables}));
         }
+        Command::Admin(Admin::Backup { out }) => {
+            anyhow::ensure!(
+                settings.database_url.is_none(),
+                "admin backup copies the embedded SQLite database; in scale-out mode back PostgreSQL up with \
+                 pg_dump or pg_basebackup (docs/operations.md, \"Backing up\")"
+            );
+            let r = playhead_store_sqlite::backup::backup(&settings.db_path(), &out)
+                .await
+                .map_err(|e| anyhow::anyhow!("backing up {}: {e}", settings.db_path().display()))?;
+            print(
+                &json!({"status": "backed_up", "file": r.path, "bytes": r.bytes, "events": r.events, "schema_version": r.schema_version}),
+            );
+        }
+        Command::Admin(Admin::Restore { from }) => {
+            anyhow::ensure!(
+                settings.database_url.is_none(),
+                "admin restore restores the embedded SQLite database; in scale-out mode restore PostgreSQL with \
+                 pg_restore (docs/operations.md, \"Restoring\")"
+            );
+            let r = playhead_store_sqlite::backup::restore(&from, &settings.db_path())
+                .await
+                .map_err(|e| anyhow::anyhow!("restoring {}: {e}", from.display()))?;
+            print(
+                &json!({"status": "restored", "database": r.path, "bytes": r.bytes, "events": r.events, "schema_version": r.schema_version}),
+            );
+        }
         Command::Admin(cmd) => {
             let rt = open(settings).await?;
             admin(&rt, cmd).await?;
         }
         #[cfg(feature = "recs")]
         Command::Recs(cmd) => recs(settings, cmd).await?,
+        Command::Doctor => anyhow::bail!("doctor runs before the settings are loaded (see run)"),
         Command::Demo => {
             let rt = open(settings).await?;
             let out = playhead::demo::seed(&rt.app).await?;
@@ -610,6 +658,40 @@ async fn admin(rt: &playhead::Runtime, cmd: Admin) -> anyhow::Result<()> {
             let done = rt.app.replay_log().await?;
             print(&json!({"requeued": done.requeued, "applied": done.applied}));
         }
+        Admin::Backup { .. } | Admin::Restore { .. } => {
+            anyhow::bail!("backup and restore run without opening the store (see run)")
+        }
+    }
+    Ok(())
+}
+
+/// `playhead doctor`: one JSON document on stdout (`ok`, `findings`), each finding also as a line
+/// on stderr for a person reading the terminal; exit 1 when any finding is `fail`.
+async fn doctor(cli: Cli) -> anyhow::Result<()> {
+    use playhead::doctor::Level;
+    let settings = Settings::load(cli.config.as_deref()).map(|mut s| {
+        if let Some(d) = cli.data_dir {
+            s.data_dir = d;
+        }
+        s
+    });
+    let findings = playhead::doctor::run(settings).await;
+    for f in &findings {
+        let level = match f.level {
+            Level::Ok => "ok  ",
+            Level::Warn => "WARN",
+            Level::Fail => "FAIL",
+        };
+        match &f.fix {
+            Some(fix) => eprintln!("{level} {}: {}\n     fix: {fix}", f.check, f.detail),
+            None => eprintln!("{level} {}: {}", f.check, f.detail),
+        }
+    }
+    let healthy = findings.iter().all(|f| f.level != Level::Fail);
+    print(&json!({"ok": healthy, "findings": findings}));
+    if !healthy {
+        // The findings are the message; exit 1 without repeating them as an error.
+        std::process::exit(1);
     }
     Ok(())
 }

@@ -358,6 +358,13 @@ pub async fn lifecycle(
                     .context("loading the model")??
                     .ok_or_else(|| anyhow::anyhow!("recs/CURRENT vanished"))?;
                 tracing::info!(model.version = %model.version, "recommendation model loaded");
+                if let Some(old) = &loaded {
+                    metrics::gauge!("playhead_recs_model_info", "version" => old.version.clone()).set(0.0);
+                }
+                metrics::gauge!("playhead_recs_model_info", "version" => model.version.clone()).set(1.0);
+                #[expect(clippy::cast_precision_loss, reason = "a gauge")]
+                metrics::gauge!("playhead_recs_model_trained_timestamp_seconds")
+                    .set(model.meta.trained_at.0 as f64 / 1000.0);
                 loaded = Some(Arc::new(model));
             }
             if let Some(model) = &loaded {

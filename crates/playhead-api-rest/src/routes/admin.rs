@@ -21,9 +21,11 @@ use crate::extract::ApiJson;
 #[serde(deny_unknown_fields)]
 pub struct NewClientDto {
     /// Shown on the consent and device pages (1-100 characters).
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// `public` (TV, phone, browser: no secret) or `confidential` (a backend).
     #[serde(rename = "type")]
+    #[schema(pattern = "^(public|confidential)$")]
     pub client_type: String,
     /// Exact redirect URIs (authorization_code).
     #[serde(default)]

@@ -28,7 +28,7 @@ pub struct HistoryParams {
 /// Plays, newest first, by cursor.
 #[utoipa::path(get, path = "/v1/profiles/{profile_id}/history", tag = "history", security(("bearer" = [])),
     params(("profile_id" = String, Path, description = "profile id"),
-        ("cursor" = Option<String>, Query, description = "from next_cursor"), ("limit" = Option<u32>, Query, description = "page size, default 20", minimum = 1, maximum = 100),
+        ("cursor" = Option<String>, Query, description = "the next_cursor of the previous page (opaque, signed: only cursors this server issued for the same query are accepted)", min_length = 1), ("limit" = Option<u32>, Query, description = "page size, default 20", minimum = 1, maximum = 100),
         ("title_id" = Option<String>, Query, description = "only this title"), ("completed" = Option<bool>, Query, description = "only completed (true) or unfinished (false) plays")),
         responses((status = 200, description = "plays; `Accept: application/vnd.playhead.v2+json` gives the v2 representation", content(
         (Page<PlayDto> = "application/json"), (Page<PlayV2Dto> = "application/vnd.playhead.v2+json"))),

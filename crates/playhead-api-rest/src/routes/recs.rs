@@ -33,7 +33,7 @@ pub struct SimilarParams {
 /// profile's maturity limit. Reacts to a play as soon as it is applied.
 #[utoipa::path(get, path = "/v1/profiles/{profile_id}/recommendations", tag = "recommendations", security(("bearer" = [])),
     params(("profile_id" = String, Path, description = "profile id"), ("limit" = Option<u32>, Query, description = "page size, default 20", minimum = 1, maximum = 100),
-        ("row" = Option<String>, Query, description = "top (default), because-you-watched or trending")),
+        ("row" = Option<String>, Query, description = "top (default), because-you-watched or trending", pattern = "^(top|because-you-watched|trending)$")),
     responses((status = 200, body = Page<RecommendationDto>), (status = 400, body = Problem), (status = 401, body = Problem),
     (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn recommendations(

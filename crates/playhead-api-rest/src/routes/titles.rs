@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::{if_match, limit, none_match, title_id, version_of};
 use crate::RestState;
 use crate::auth::Auth;
-use crate::dto::{ImportLineError, ImportSummaryDto, Page, TitleDto};
+use crate::dto::{ImportLineError, ImportSummaryDto, Page, TitleDto, TitleInputDto};
 use crate::error::{ApiError, FieldProblem, Problem};
 use crate::extract::{ApiJson, ApiQuery};
 
@@ -27,7 +27,7 @@ fn with_etag(status: StatusCode, t: &StoredTitle) -> Response {
 /// Create or replace a title (idempotent; If-Match optional).
 #[utoipa::path(put, path = "/v1/titles/{title_id}", tag = "catalog", security(("bearer" = [])),
     params(("title_id" = String, Path, description = "the platform's title id"),
-        ("If-Match" = Option<String>, Header, description = "the ETag from your last GET; a stale one answers 412")), request_body = Object,
+        ("If-Match" = Option<String>, Header, description = "the ETag from your last GET; a stale one answers 412")), request_body = TitleInputDto,
     responses((status = 200, body = TitleDto, description = "replaced"), (status = 201, body = TitleDto, description = "created"),
     (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 412, body = Problem)))]
 pub async fn put_title(
@@ -93,7 +93,7 @@ pub struct ListQuery {
 
 /// Titles ordered by id, by cursor.
 #[utoipa::path(get, path = "/v1/titles", tag = "catalog", security(("bearer" = [])),
-    params(("cursor" = Option<String>, Query, description = "from next_cursor"), ("limit" = Option<u32>, Query, description = "page size, default 20", minimum = 1, maximum = 100)),
+    params(("cursor" = Option<String>, Query, description = "the next_cursor of the previous page (opaque, signed: only cursors this server issued for the same query are accepted)", min_length = 1), ("limit" = Option<u32>, Query, description = "page size, default 20", minimum = 1, maximum = 100)),
     responses((status = 200, body = Page<TitleDto>), (status = 400, body = Problem), (status = 401, body = Problem)))]
 pub async fn list_titles(
     State(s): State<RestState>,

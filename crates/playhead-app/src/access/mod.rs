@@ -88,6 +88,12 @@ impl Gate {
         }
     }
 
+    /// Wait up to `within` until every audit entry recorded so far is written (graceful
+    /// shutdown, after the last request finished); `false` when that did not happen in time.
+    pub async fn flush_audit(&self, within: std::time::Duration) -> bool {
+        tokio::time::timeout(within, self.audit.flush()).await.unwrap_or(false)
+    }
+
     /// The authenticator (a transport that must verify a credential outside a request, such as
     /// a subscription's connection init, uses it directly).
     pub fn authenticator(&self) -> &Arc<Authenticator> {
@@ -228,14 +234,14 @@ impl Gate {
     }
 }
 
-/// The client's address, the key of the unauthenticated quota: the TCP peer, unless the peer is
-/// one of `trusted_proxies`; then the rightmost `X-Forwarded-For` hop those proxies did not add
+/// The client's address as quotas and audit entries name it: the TCP peer, unless the peer is
+/// one of `trusted_proxies`, then the right-most `X-Forwarded-For` hop our proxies did not add
 /// (a client cannot pick a fresh address per request by sending the header itself). Every
-/// transport on the HTTP listener asks this one function.
+/// transport passes its peer and its forwarded values (HTTP headers, gRPC metadata) here.
 pub fn client_address<'a>(
-    peer: Option<std::net::IpAddr>,
-    forwarded_for: impl Iterator<Item = &'a str>,
     trusted_proxies: &[std::net::IpAddr],
+    forwarded_for: impl Iterator<Item = &'a str>,
+    peer: Option<std::net::IpAddr>,
 ) -> String {
     let Some(peer) = peer else { return "unknown".into() };
     if !trusted_proxies.contains(&peer) {
@@ -287,30 +293,58 @@ impl InFlight {
 /// Audit entries written in batches by a background task, so an audited request pays a channel
 /// send, not a database write. A failed write is retried (the batch is kept) until the store
 /// takes it; meanwhile the queue fills and audited requests wait rather than lose entries: an
-/// audit log with holes is worse than a slower service.
+/// audit log with holes is worse than a slower service. A flush request travels the same queue,
+/// so it is answered once everything sent before it is written (graceful shutdown waits for it).
 #[derive(Clone, Debug)]
-struct AuditSink(tokio::sync::mpsc::Sender<AuditEntry>);
+struct AuditSink(tokio::sync::mpsc::Sender<AuditMsg>);
+
+#[derive(Debug)]
+enum AuditMsg {
+    Entry(AuditEntry),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
 
 impl AuditSink {
     fn spawn(store: Arc<dyn IdentityStore>) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::channel(10_000);
         tokio::spawn(async move {
+            let mut msgs = Vec::with_capacity(500);
             let mut batch = Vec::with_capacity(500);
-            while rx.recv_many(&mut batch, 500).await > 0 {
-                let mut wait = std::time::Duration::from_millis(100);
-                while let Err(e) = store.audit(&batch).await {
-                    tracing::error!(error = %e, entries = batch.len(), retry_ms = wait.as_millis(), "audit log write failed; retrying");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(std::time::Duration::from_secs(5));
+            let mut flushed = Vec::new();
+            while rx.recv_many(&mut msgs, 500).await > 0 {
+                for m in msgs.drain(..) {
+                    match m {
+                        AuditMsg::Entry(e) => batch.push(e),
+                        AuditMsg::Flush(done) => flushed.push(done),
+                    }
                 }
-                batch.clear();
+                let mut wait = std::time::Duration::from_millis(100);
+                while !batch.is_empty() {
+                    match store.audit(&batch).await {
+                        Ok(()) => batch.clear(),
+                        Err(e) => {
+                            tracing::error!(error = %e, entries = batch.len(), retry_ms = wait.as_millis(), "audit log write failed; retrying");
+                            tokio::time::sleep(wait).await;
+                            wait = (wait * 2).min(std::time::Duration::from_secs(5));
+                        }
+                    }
+                }
+                for done in flushed.drain(..) {
+                    let _ = done.send(());
+                }
             }
         });
         Self(tx)
     }
 
+    /// Wait until every entry recorded so far is written; `false` when the writer is gone.
+    async fn flush(&self) -> bool {
+        let (done, written) = tokio::sync::oneshot::channel();
+        self.0.send(AuditMsg::Flush(done)).await.is_ok() && written.await.is_ok()
+    }
+
     async fn record(&self, entry: AuditEntry) {
-        if self.0.send(entry).await.is_err() {
+        if self.0.send(AuditMsg::Entry(entry)).await.is_err() {
             tracing::error!("audit writer stopped: a profiles:any access was not recorded");
         }
     }

@@ -150,6 +150,8 @@ operations! {
     RecordImpressions = "recs.impressions",
     /// Register an OAuth client (operators).
     CreateClient = "admin.create_client",
+    /// Describe the API itself (gRPC server reflection: which services and messages exist).
+    DescribeApi = "meta.describe_api",
 }
 
 impl Operation {
@@ -159,7 +161,7 @@ impl Operation {
         use Operation as O;
         use RouteClass::{Import, Ingest, Read, Write};
         let (access, charge) = match self {
-            O::Livez | O::Readyz | O::OAuthMetadata | O::Jwks => (Public, Charge::Exempt),
+            O::Livez | O::Readyz | O::OAuthMetadata | O::Jwks | O::DescribeApi => (Public, Charge::Exempt),
             // Exempt from the per-address quota: a TV polling the device grant and every refresh
             // would otherwise starve sign-ins behind one NAT. Guessing is limited where it can
             // happen instead (sign-in and device-code entry, per address and per account, inside

@@ -242,6 +242,29 @@ pub async fn backlog_is_the_exact_queue_depth(s: &Stores) {
     s.log.append(&more, 5).await.expect("3 + 2 <= 5 fits");
 }
 
+/// `oldest_unapplied` is the receive time of the oldest queued event (the pipeline lag's start):
+/// held events do not count, an applied head moves it on, an empty queue has none.
+pub async fn oldest_unapplied_is_the_queue_head(s: &Stores) {
+    let p = new_profile(s, 1).await;
+    assert_eq!(s.log.oldest_unapplied().await.expect("oldest"), None);
+    let events: Vec<_> = (1..=3).map(|n| event(p, "m", n, min(n as i64))).collect();
+    let mut entries = vec![held(&event(p, "premiere", 9, min(0)))];
+    entries.extend(events.iter().map(queued));
+    s.log.append(&entries, ROOMY).await.expect("append");
+    assert_eq!(s.log.oldest_unapplied().await.expect("oldest"), Some(events[0].received_at));
+
+    let batch = queue(s).await;
+    let mut tx = s.viewing.begin().await.expect("begin");
+    tx.claim(&[batch[0].seq]).await.expect("claim");
+    tx.commit().await.expect("commit");
+    assert_eq!(s.log.oldest_unapplied().await.expect("oldest"), Some(events[1].received_at));
+
+    let mut tx = s.viewing.begin().await.expect("begin");
+    tx.claim(&[batch[1].seq, batch[2].seq]).await.expect("claim");
+    tx.commit().await.expect("commit");
+    assert_eq!(s.log.oldest_unapplied().await.expect("oldest"), None, "only a held event is left");
+}
+
 /// `claim` deletes queue rows and returns the event ids it acknowledged; seqs
 /// already acknowledged (a redelivery) or unknown return nothing.
 pub async fn claims_acknowledge_each_event_once(s: &Stores) {

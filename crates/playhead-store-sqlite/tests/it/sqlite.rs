@@ -7,7 +7,7 @@ use playhead_core::ids::{AccountId, EventId, ProfileId, TitleId};
 use playhead_core::ports::{AccountStore, AppendOutcome, EventLog, LogEntry, ViewingStore};
 use playhead_core::profile::{Account, Email};
 use playhead_core::time::Timestamp;
-use playhead_store_sqlite::{Durability, SqliteStore};
+use playhead_store_sqlite::{Durability, SqliteConfig, SqliteStore};
 use uuid::Uuid;
 
 fn event(n: u128) -> LogEntry {
@@ -156,4 +156,51 @@ async fn racing_appends_share_commits_but_not_outcomes() {
     assert!(matches!(big, Err(StoreError::Full)));
     assert_eq!(small.expect("small append").len(), 10);
     assert_eq!(store.backlog().await.expect("backlog"), 235);
+}
+
+/// A full disk (here: a database capped with `max_page_count`, which fails with SQLITE_FULL
+/// exactly like a full file system): the batch that does not fit is `Unavailable` (503 with
+/// Retry-After at the API), nothing of it is written, what was committed before stays, reads go
+/// on, and once there is room again the same batch goes in whole.
+#[tokio::test]
+async fn a_full_disk_refuses_the_batch_whole_and_keeps_what_was_committed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("playhead.db");
+    {
+        // Create the schema first, then learn its size.
+        let store = SqliteStore::open(&path).await.expect("open");
+        store.close().await;
+    }
+    let pages_now = std::fs::metadata(&path).expect("size").len() / 4096;
+    let config = SqliteConfig {
+        max_page_count: Some(u32::try_from(pages_now).expect("pages") + 8),
+        ..Default::default()
+    };
+    let store = SqliteStore::open_with(&path, &config).await.expect("open capped");
+    let mut accepted = 0u128;
+    let refused = loop {
+        let batch: Vec<LogEntry> = (0..50).map(|i| event(10_000 + accepted * 50 + i)).collect();
+        match store.append(&batch, 1_000_000).await {
+            Ok(out) => {
+                assert!(out.iter().all(|o| *o == AppendOutcome::Accepted));
+                accepted += 1;
+                assert!(accepted < 10_000, "the cap never bit");
+            }
+            Err(e) => break (batch, e),
+        }
+    };
+    let (batch, err) = refused;
+    assert!(matches!(err, StoreError::Unavailable(ref m) if m.contains("full")), "{err:?}");
+    assert!(accepted > 0, "some batches fit before the disk filled");
+    let committed = u64::try_from(accepted * 50).expect("count");
+    assert_eq!(store.backlog().await.expect("reads still work"), committed, "nothing of the refused batch");
+    let queued = store.next_batch(1_000_000).await.expect("next_batch");
+    assert!(queued.iter().all(|q| !batch.iter().any(|b| b.event.event_id == q.event.event_id)));
+    store.close().await;
+
+    // Room again: the same batch is new and goes in whole.
+    let store = SqliteStore::open(&path).await.expect("open uncapped");
+    let out = store.append(&batch, 1_000_000).await.expect("append after space was freed");
+    assert!(out.iter().all(|o| *o == AppendOutcome::Accepted), "{out:?}");
+    assert_eq!(store.backlog().await.expect("backlog"), committed + 50);
 }

@@ -41,6 +41,19 @@ async fn a_retried_post_with_the_same_key_replays_the_first_answer() {
     assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let p: Value = other.json().await.unwrap();
     assert_eq!(p["type"], "/problems/idempotency-key-reused");
+    // The same bytes under another media type are another request: not a replay of the first.
+    let as_text = t
+        .http
+        .post(t.url(&events_url(&v)))
+        .bearer_auth(&v.token)
+        .header("idempotency-key", "k-1")
+        .header("content-type", "text/plain")
+        .body(serde_json::to_vec(&body).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(as_text.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(as_text.headers().get("idempotent-replayed").is_none());
     // Keys belong to their principal: another account's identical key is independent.
     let w = t.viewer("bob@example.com").await;
     let r = t

@@ -17,9 +17,11 @@ mod api_validation;
 mod durability;
 mod external_idp;
 mod graphql;
+mod grpc;
 mod multi_process;
 mod nats;
 mod oauth;
+mod ops;
 #[cfg(feature = "recs")]
 mod recs_cli;
 mod scale_out;

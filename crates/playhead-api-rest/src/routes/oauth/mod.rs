@@ -60,9 +60,9 @@ fn no_store(mut res: Response) -> Response {
 /// is one of the configured trusted proxies (anything else could be set by the client itself).
 pub(crate) fn client_addr(s: &RestState, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
     playhead_app::access::client_address(
-        peer.map(|p| p.ip()),
-        headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()),
         &s.trusted_proxies,
+        headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()),
+        peer.map(|p| p.ip()),
     )
 }
 
