@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use playhead_core::event::{PlaybackEvent, clamp_position};
 use playhead_core::ids::{PlayId, ProfileId, TitleId};
-use playhead_core::ports::{GroupEvent, QueuedEvent, Viewing, ViewingTx};
+use playhead_core::ports::{GroupEvent, ProgressChange, QueuedEvent, Viewing, ViewingTx};
 use playhead_core::rules::TitleFacts;
-use playhead_core::rules::progress::merge_all;
+use playhead_core::rules::progress::{merge_all, percent, state};
 use playhead_core::rules::recs::{COWATCH_WINDOW, TRENDING_HALF_LIFE_MS, count_play, is_positive, item_of};
 use playhead_core::rules::viewing::{SessionKey, ViewingSummary, split_by_gap, summarize};
 use playhead_core::title::Title;
@@ -54,11 +54,16 @@ impl App {
         let events: Vec<PlaybackEvent> =
             batch.iter().filter(|q| claimed.contains(&q.event.event_id)).map(|q| q.event.clone()).collect();
         let redelivered = (batch.len() - events.len()) as u64;
-        let mut stats = self.apply_in_tx(tx.as_mut(), &events).await?;
+        let mut changed = Vec::new();
+        let mut stats = self.apply_in_tx(tx.as_mut(), &events, &mut changed).await?;
         tx.commit().await?;
         let touched: std::collections::BTreeSet<ProfileId> = events.iter().map(|e| e.profile_id).collect();
         for p in touched {
             self.cache.invalidate(p).await;
+        }
+        // After the commit and the invalidation: a subscriber that re-reads sees the change.
+        for c in changed {
+            self.announce_progress(c);
         }
         stats.redelivered = redelivered;
         metrics::counter!("playhead_events_applied_total").increment(stats.applied);
@@ -68,11 +73,13 @@ impl App {
         Ok(stats)
     }
 
-    /// Apply events inside an open transaction (the caller commits).
+    /// Apply events inside an open transaction (the caller commits, then announces `changed`:
+    /// the resume points this apply moved).
     pub(crate) async fn apply_in_tx(
         &self,
         tx: &mut dyn ViewingTx,
         events: &[PlaybackEvent],
+        changed: &mut Vec<ProgressChange>,
     ) -> Result<ApplyStats, AppError> {
         let mut stats = ApplyStats::default();
         if events.is_empty() {
@@ -110,6 +117,15 @@ impl App {
             let now = self.clock.now();
             if let Some(rec) = merge_all(current, valid.iter().copied(), &facts, &self.config.rules, now) {
                 tx.save_progress(&rec).await?;
+                changed.push(ProgressChange {
+                    profile_id: profile,
+                    title_id: title_id.clone(),
+                    position_ms: rec.position_ms,
+                    duration_ms: rec.duration_ms,
+                    percent: percent(rec.position_ms, rec.duration_ms),
+                    state: state(&rec, &facts, &self.config.rules),
+                    updated_at: rec.updated_at,
+                });
             }
             let mut by_key: BTreeMap<SessionKey, Vec<&PlaybackEvent>> = BTreeMap::new();
             for e in valid {

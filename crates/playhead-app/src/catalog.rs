@@ -3,6 +3,8 @@
 //! After every write, held events whose title now exists are queued: premieres often reach
 //! players before the catalog feed, and those plays must not be lost.
 
+use std::collections::HashMap;
+
 use playhead_core::auth::Principal;
 use playhead_core::ids::TitleId;
 use playhead_core::ports::{StoredTitle, UpsertSummary};
@@ -12,6 +14,9 @@ use playhead_core::{FieldError, StoreError};
 use crate::access::Operation;
 use crate::policy;
 use crate::{App, AppError};
+
+/// What title-listing cursors are bound to.
+const TITLES_CURSOR_SCOPE: &str = "titles";
 
 /// Titles per upsert transaction during an import.
 pub const IMPORT_CHUNK: usize = 1_000;
@@ -224,13 +229,24 @@ impl App {
         self.ports.catalog.title(id).await?.ok_or(AppError::NotFound("title"))
     }
 
+    /// Titles by id, in one catalog read (ids the catalog does not have are absent). For
+    /// batched loads of titles a transport embeds (a GraphQL data loader).
+    pub async fn titles_by_id(&self, ids: &[TitleId]) -> Result<HashMap<TitleId, Title>, AppError> {
+        self.title_map(ids.iter().cloned()).await
+    }
+
+    /// The cursor that continues a title listing after `title`.
+    pub fn title_cursor(&self, title: &TitleId) -> String {
+        self.cursors.encode(TITLES_CURSOR_SCOPE, &title.as_str())
+    }
+
     /// A page of titles ordered by id.
     pub async fn list_titles(
         &self,
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<(Vec<Title>, Option<String>), AppError> {
-        const SCOPE: &str = "titles";
+        const SCOPE: &str = TITLES_CURSOR_SCOPE;
         let after: Option<TitleId> = cursor
             .map(|c| {
                 self.cursors.decode::<String>(SCOPE, c).and_then(|s| {
@@ -244,7 +260,7 @@ impl App {
         let mut page = self.ports.catalog.list_titles(after.as_ref(), limit + 1).await?;
         let next = if page.len() > limit as usize {
             page.truncate(limit as usize);
-            page.last().map(|t| self.cursors.encode(SCOPE, &t.id.as_str()))
+            page.last().map(|t| self.title_cursor(&t.id))
         } else {
             None
         };

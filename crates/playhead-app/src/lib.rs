@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod apply;
 pub mod cache;
 pub mod catalog;
+pub mod changes;
 pub mod clock;
 pub mod consumer;
 pub mod cursor;
@@ -126,6 +127,8 @@ pub struct App {
     pub(crate) cursors: cursor::CursorCodec,
     pub(crate) cache: cache::RowCache,
     pub(crate) recs: Arc<dyn playhead_core::recs::RecsEngine>,
+    /// Live resume-point changes ([`changes`]).
+    pub(crate) changes: changes::Changes,
 }
 
 impl App {
@@ -151,6 +154,7 @@ impl App {
             cursors,
             cache,
             recs: Arc::new(recs::NoRecs),
+            changes: changes::Changes::default(),
         }
     }
 

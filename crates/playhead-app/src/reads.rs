@@ -175,6 +175,12 @@ pub struct HistoryQuery {
     pub completed: Option<bool>,
 }
 
+/// What a history cursor is bound to: the profile and the filters (a cursor replayed on another
+/// query is refused).
+fn history_scope(profile: ProfileId, q: &HistoryQuery) -> String {
+    format!("history:{profile}:{}:{:?}", q.title_id.as_ref().map_or("", TitleId::as_str), q.completed)
+}
+
 /// Check a page size: default 20, at most 100 (above is an error, never silent truncation).
 pub fn page_limit(limit: Option<i64>) -> Result<u32, FieldError> {
     match limit {
@@ -279,9 +285,13 @@ impl App {
             }
         }
         tx.record_applied(&event).await?;
-        self.apply_in_tx(tx.as_mut(), std::slice::from_ref(&event)).await?;
+        let mut changed = Vec::new();
+        self.apply_in_tx(tx.as_mut(), std::slice::from_ref(&event), &mut changed).await?;
         tx.commit().await?;
         self.cache.invalidate(profile).await;
+        for c in changed {
+            self.announce_progress(c);
+        }
         let row = self.ports.viewing.progress(profile, title_id).await?;
         Ok(view(row.as_ref(), &title, self))
     }
@@ -294,11 +304,7 @@ impl App {
         q: HistoryQuery,
     ) -> Result<(Vec<(Viewing, Option<Title>)>, Option<String>), AppError> {
         self.reachable_profile(p, profile, Operation::ListHistory).await?;
-        let scope = format!(
-            "history:{profile}:{}:{:?}",
-            q.title_id.as_ref().map_or("", TitleId::as_str),
-            q.completed
-        );
+        let scope = history_scope(profile, &q);
         let before = q
             .cursor
             .as_deref()
@@ -325,6 +331,12 @@ impl App {
                 .collect(),
             next,
         ))
+    }
+
+    /// The cursor that continues `q` after `play` (the page's own next cursor is this for its
+    /// last play): transports that give every item a cursor (GraphQL edges) use it.
+    pub fn history_cursor(&self, profile: ProfileId, q: &HistoryQuery, play: &Viewing) -> String {
+        self.cursors.encode(&history_scope(profile, q), &(play.started_at.0, play.id.0))
     }
 
     pub(crate) async fn title_map(
@@ -544,10 +556,20 @@ impl App {
         }
         cards.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
         cards.truncate(limit as usize);
+        // A started next episode carries its resume point so the card can show a bar: read all
+        // of them at once (one read per card made the row cost grow with its length).
+        let ids: Vec<TitleId> = cards.iter().map(|(_, t)| t.id.clone()).collect();
+        let mut resume: HashMap<TitleId, ResumeRow> = self
+            .ports
+            .viewing
+            .progress_of(profile_id, &ids)
+            .await?
+            .into_iter()
+            .map(|r| (r.progress.title_id.clone(), r))
+            .collect();
         let mut items = Vec::with_capacity(cards.len());
         for (activity_at, title) in cards {
-            // A started next episode carries its resume point so the card can show a bar.
-            let row = self.ports.viewing.progress(profile_id, &title.id).await?;
+            let row = resume.remove(&title.id);
             let facts = TitleFacts::from(&title);
             let (position_ms, pct) = match row {
                 Some(r)

@@ -269,6 +269,10 @@ pub trait ViewingStore: Send + Sync {
     async fn begin(&self) -> Result<Box<dyn ViewingTx>, StoreError>;
     /// One resume point.
     async fn progress(&self, profile: ProfileId, title: &TitleId) -> Result<Option<ResumeRow>, StoreError>;
+    /// The resume points of these titles (titles never played are absent), in one read: a row
+    /// of N cards must not cost N reads.
+    async fn progress_of(&self, profile: ProfileId, titles: &[TitleId])
+    -> Result<Vec<ResumeRow>, StoreError>;
     /// Resume points with activity at or after `since`, newest first, at most `limit`.
     async fn recent_progress(
         &self,
@@ -357,6 +361,36 @@ pub trait SharedCache: Send + Sync {
     async fn put(&self, key: &str, value: &[u8], ttl: std::time::Duration) -> Result<(), StoreError>;
     /// Increment each counter at `keys` (absent counts as 0) and keep it for `ttl` from now.
     async fn bump(&self, keys: &[String], ttl: std::time::Duration) -> Result<(), StoreError>;
+}
+
+/// A resume point as it stands after a committed change: what live subscribers (GraphQL's
+/// `progressChanged`) are told. Carries the derived values (percent, state) so a subscriber needs
+/// no store read per change.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProgressChange {
+    /// Whose resume point.
+    pub profile_id: ProfileId,
+    /// Which title.
+    pub title_id: TitleId,
+    /// Where to resume.
+    pub position_ms: i64,
+    /// The duration the position refers to.
+    pub duration_ms: i64,
+    /// Position as a share of the duration.
+    pub percent: f64,
+    /// not_started, in_progress or finished.
+    pub state: crate::rules::progress::ProgressState,
+    /// Client time of the change that won the merge.
+    pub updated_at: Timestamp,
+}
+
+/// Where committed resume-point changes are announced to every replica (scale-out: a NATS core
+/// subject). At most once by contract: a subscriber that misses one reads the resume point
+/// again; nothing durable depends on it. The feed hands each change back to every replica's
+/// application (this one included), which delivers it to its local subscribers.
+pub trait ChangeFeed: Send + Sync {
+    /// Announce `change`; never blocks (a full buffer drops the change and counts it).
+    fn publish(&self, change: &ProgressChange);
 }
 
 /// Rate limits: one GCRA state (a TAT) per key. Embedded: in process; scale-out: Redis.

@@ -16,6 +16,7 @@
 //!   operator replays it, a wrong NAK only costs a retry.
 //! - Nothing here decides domain rules: decoding and applying go through `playhead-app`.
 
+mod changes;
 mod consumer;
 mod dlq;
 mod relay;
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use changes::{NatsChangeFeed, subject as changes_subject};
 pub use dlq::{DeadLetter, ReplayOutcome};
 
 /// The durable consumer every replica binds to (one name: the replicas share its work).
@@ -310,14 +312,17 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Start the relay, the sweeper and this replica's consumer; they stop (the consumer after its
+    /// Start the relay, the sweeper, this replica's consumer and the live change feed (installed
+    /// on the application: see `changes`); they stop (the consumer after its
     /// batch in hand) once `shutdown` turns true.
     pub fn spawn(&self, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
         let relay = tokio::spawn(relay::run(self.clone(), shutdown.clone()));
         let sweeper = tokio::spawn(relay::sweeper(self.clone(), shutdown.clone()));
+        // Live resume-point changes for subscribers on every replica (GraphQL subscriptions).
+        let changes = changes::spawn(self.js.client(), &self.settings.stream, &self.app, shutdown.clone());
         let consumer = tokio::spawn(consumer::run(self.clone(), shutdown));
         tokio::spawn(async move {
-            let _ = tokio::join!(relay, sweeper, consumer);
+            let _ = tokio::join!(relay, sweeper, consumer, changes);
             tracing::info!("event pipeline stopped");
         })
     }

@@ -150,6 +150,7 @@ macro_rules! contract_suite {
             an_uncommitted_apply_changes_nothing,
             appliers_do_not_interleave,
             reads_do_not_wait_for_an_open_apply,
+            progress_of_reads_many_titles_at_once,
             record_applied_stores_each_event_once,
             explicit_session_events_ignore_the_window,
             implicit_events_match_device_and_window,

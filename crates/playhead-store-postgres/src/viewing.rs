@@ -447,6 +447,21 @@ impl ViewingStore for PgStore {
         row.as_ref().map(codec::decode).transpose()
     }
 
+    async fn progress_of(
+        &self,
+        profile: ProfileId,
+        titles: &[TitleId],
+    ) -> Result<Vec<ResumeRow>, StoreError> {
+        if titles.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = titles.iter().map(TitleId::as_str).collect();
+        let sql = format!("{RESUME_ROW_SELECT} WHERE p.profile_id = $1 AND p.title_id = ANY($2::text[])");
+        let rows =
+            sqlx::query(&sql).bind(profile.0).bind(ids).fetch_all(&self.pool).await.map_err(error::db)?;
+        rows.iter().map(codec::decode).collect()
+    }
+
     async fn recent_progress(
         &self,
         profile: ProfileId,

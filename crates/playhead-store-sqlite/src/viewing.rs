@@ -299,6 +299,26 @@ impl ViewingStore for SqliteStore {
         row.as_ref().map(codec::decode).transpose()
     }
 
+    async fn progress_of(
+        &self,
+        profile: ProfileId,
+        titles: &[TitleId],
+    ) -> Result<Vec<ResumeRow>, StoreError> {
+        if titles.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "{RESUME_ROW_SELECT} WHERE p.profile_id = ?1 AND p.title_id IN (SELECT value FROM json_each(?2))"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(profile.to_string())
+            .bind(codec::json_list(titles)?)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(error::db)?;
+        rows.iter().map(codec::decode).collect()
+    }
+
     async fn recent_progress(
         &self,
         profile: ProfileId,

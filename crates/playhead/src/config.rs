@@ -61,6 +61,30 @@ pub struct Settings {
     pub identity: IdentitySettings,
     /// Recommendation model lifecycle.
     pub recs: RecsSettings,
+    /// The GraphQL endpoint at `/graphql` (`[graphql]`).
+    pub graphql: GraphqlSettings,
+}
+
+/// The GraphQL endpoint's limits and switches. A query over a limit is refused whole (nothing
+/// runs) with `extensions.code` `QUERY_TOO_DEEP` or `QUERY_TOO_COMPLEX`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphqlSettings {
+    /// Serve `/graphql` at all.
+    pub enabled: bool,
+    /// Deepest selection nesting (a screen query needs 6).
+    pub max_depth: usize,
+    /// Largest query cost: each field 1, a list field's selection times its `first` (default 20).
+    pub max_complexity: usize,
+    /// Answer introspection (`__schema`, `__type`); turn off to hide the schema from strangers
+    /// (the console's schema view then stops working; the SDL is in the repository).
+    pub introspection: bool,
+}
+
+impl Default for GraphqlSettings {
+    fn default() -> Self {
+        Self { enabled: true, max_depth: 10, max_complexity: 5_000, introspection: true }
+    }
 }
 
 /// A URL that may carry credentials (`postgres://user:password@host/db`, `nats://token@host`):
@@ -378,6 +402,7 @@ impl Default for Settings {
             nats: playhead_nats::NatsSettings::default(),
             recs: RecsSettings::default(),
             identity: IdentitySettings::default(),
+            graphql: GraphqlSettings::default(),
         }
     }
 }
@@ -430,6 +455,10 @@ impl Settings {
         anyhow::ensure!(
             s.issuer.starts_with("https://") || s.issuer.starts_with("http://"),
             "invalid configuration: issuer must be the server's base URL (RFC 8414)"
+        );
+        anyhow::ensure!(
+            (1..=64).contains(&s.graphql.max_depth) && s.graphql.max_complexity > 0,
+            "invalid configuration: graphql.max_depth must be 1-64 and graphql.max_complexity positive"
         );
         s.validate_backends()?;
         s.external_verifiers()?;

@@ -562,6 +562,23 @@ fn transports(
         max_in_flight_per_principal: http.max_in_flight_per_principal,
         cors_allowed_origins: http.cors_allowed_origins.clone(),
     };
+    let graphql = rt.settings.graphql.enabled.then(|| {
+        let g = &rt.settings.graphql;
+        let config = playhead_api_graphql::GraphqlConfig {
+            max_depth: g.max_depth,
+            max_complexity: g.max_complexity,
+            introspection: g.introspection,
+            batch_max: http.batch_max,
+            body_bytes: http.json_body_bytes,
+        };
+        let state = playhead_api_graphql::GraphqlState::new(
+            rt.app.clone(),
+            gate.clone(),
+            &config,
+            rt.settings.identity.trusted_proxies.clone(),
+        );
+        playhead_api_graphql::router(state, config.body_bytes)
+    });
     let state = RestState::new(
         rt.app.clone(),
         gate,
@@ -571,7 +588,12 @@ fn transports(
         rt.identity.clone(),
         rt.settings.identity.trusted_proxies.clone(),
     );
-    (Transports { rest: playhead_api_rest::router(state), grpc }, health_task)
+    // GraphQL beside REST on the one listener, through the same gate (decision 0055).
+    let rest = match graphql {
+        Some(g) => playhead_api_rest::router(state).merge(g),
+        None => playhead_api_rest::router(state),
+    };
+    (Transports { rest, grpc }, health_task)
 }
 
 /// The operator's listener (`metrics_listen`), when configured: the Prometheus scrape endpoint

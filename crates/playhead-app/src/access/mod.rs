@@ -111,6 +111,29 @@ impl Gate {
         authorization: Option<&[u8]>,
         client_addr: impl FnOnce() -> String,
     ) -> Admission {
+        self.admit_with(op, authorization, client_addr, true).await
+    }
+
+    /// [`Gate::admit`] for an operation that runs inside a request already holding its in-flight
+    /// slot (the second and later fields of one GraphQL request, a subscription that holds
+    /// none while it streams): everything but taking another slot, so one request counts once
+    /// against the per-principal concurrency cap however many operations it runs.
+    pub async fn admit_nested(
+        &self,
+        op: Operation,
+        authorization: Option<&[u8]>,
+        client_addr: impl FnOnce() -> String,
+    ) -> Admission {
+        self.admit_with(op, authorization, client_addr, false).await
+    }
+
+    async fn admit_with(
+        &self,
+        op: Operation,
+        authorization: Option<&[u8]>,
+        client_addr: impl FnOnce() -> String,
+        take_slot: bool,
+    ) -> Admission {
         let mut admission =
             Admission { principal: None, refusal: None, charged: None, audit: false, _permit: None };
         let mut credential_error = None;
@@ -131,7 +154,7 @@ impl Gate {
                 Some(p) => (partition_of(p), class),
                 None => (format!("ip:{}", client_addr()), RouteClass::Auth),
             };
-            if admission.principal.is_some() {
+            if take_slot && admission.principal.is_some() {
                 match self.in_flight.enter(&partition) {
                     Some(permit) => admission._permit = Some(permit),
                     None => {

@@ -113,6 +113,31 @@ pub async fn reads_do_not_wait_for_an_open_apply(s: &Stores) {
     assert!(s.viewing.progress(p, &tid("m")).await.expect("progress").is_some());
 }
 
+/// `progress_of` reads several resume points of one profile at once: exactly the titles asked
+/// for that have one (never another profile's), whatever the order.
+pub async fn progress_of_reads_many_titles_at_once(s: &Stores) {
+    let p = new_profile(s, 1).await;
+    let other = new_profile(s, 2).await;
+    let mut tx = s.viewing.begin().await.expect("begin");
+    for (i, t) in ["a", "b", "c"].iter().enumerate() {
+        let n = i as u128 + 1;
+        tx.save_progress(&resume(p, t, 1_000 * n as i64, min(n as i64), n)).await.expect("save_progress");
+    }
+    tx.save_progress(&resume(other, "d", 5, min(4), 4)).await.expect("save_progress");
+    tx.commit().await.expect("commit");
+    let mut got: Vec<(String, i64)> = s
+        .viewing
+        .progress_of(p, &[tid("c"), tid("a"), tid("d"), tid("never")])
+        .await
+        .expect("progress_of")
+        .into_iter()
+        .map(|r| (r.progress.title_id.as_str().to_owned(), r.progress.position_ms))
+        .collect();
+    got.sort();
+    assert_eq!(got, [("a".to_owned(), 1_000), ("c".to_owned(), 3_000)]);
+    assert_eq!(s.viewing.progress_of(p, &[]).await.expect("progress_of"), vec![]);
+}
+
 /// `record_applied` stores an event once (`false` for any id already logged, by either path),
 /// without queueing it; the stored event reads back whole.
 pub async fn record_applied_stores_each_event_once(s: &Stores) {

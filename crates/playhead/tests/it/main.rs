@@ -16,6 +16,7 @@ mod api_rows;
 mod api_validation;
 mod durability;
 mod external_idp;
+mod graphql;
 mod grpc;
 mod multi_process;
 mod nats;
