@@ -31,7 +31,6 @@ impl Drop for Proc {
     }
 }
 
-
 /// `playhead serve` on `port`; returns once it prints its listening line.
 fn replica(dir: &Path, config: &Path, port: u16) -> Proc {
     Proc(spawn_serve(dir, config, port))
