@@ -117,6 +117,13 @@ pub const CATALOGUE: &[Metric] = &[
     m("playhead_pipeline_lag_seconds", Gauge, &[], Both, "Age of the oldest accepted-but-unapplied event."),
     m("playhead_events_applied_total", Counter, &[], Both, "Events applied to progress and history."),
     m(
+        "playhead_progress_changes_total",
+        Counter,
+        &[],
+        Both,
+        "Resume-point changes announced to subscribers (GraphQL progressChanged).",
+    ),
+    m(
         "playhead_events_redelivered_total",
         Counter,
         &[],

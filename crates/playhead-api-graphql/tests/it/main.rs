@@ -213,12 +213,15 @@ const SCREEN: &str = "query($p: ID!) { me { accountId profiles { id name } }
   } }";
 
 /// A screen query (profile, Continue watching, Next up, history, recommendations, each item's
-/// title and its series) costs the same number of store reads with 2 items per list as with 12:
-/// lists load in one read each, and the series of every episode come from one batched load.
+/// title and its series) costs about the same number of store reads with 6 items per list as
+/// with 12: lists load in one read each, and the series of every episode come from one batched
+/// load. Recommendations add a few reads that depend on the data, not the list length (live
+/// co-watch counters for at most the profile's 5 latest items), hence a tolerance of 5; one read
+/// per item (the N+1 this guards against) adds 6 or more.
 #[tokio::test]
 async fn a_screen_query_costs_a_bounded_number_of_store_reads() {
     let mut costs = Vec::new();
-    for n in [2, 12] {
+    for n in [6, 12] {
         // The row cache off: every list is really loaded, not served from memory.
         let h = harness(false).await;
         let (_, profile, token) = seed(&h, n).await;
@@ -235,7 +238,7 @@ async fn a_screen_query_costs_a_bounded_number_of_store_reads() {
         assert!(next["series"]["name"].as_str().unwrap().starts_with("Series "), "{next}");
         costs.push(reads);
     }
-    assert_eq!(costs[0], costs[1], "store reads for 2 vs 12 items per list: {costs:?}");
+    assert!(costs[0].abs_diff(costs[1]) <= 5, "store reads for 6 vs 12 items per list: {costs:?}");
     // profile (x6: each field re-checks reachability), rows, history + titles, recs inputs,
     // one batched series load: a couple of dozen at most.
     assert!(costs[0] <= 30, "a screen query made {} store reads", costs[0]);
