@@ -26,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use playhead_app::App;
 use playhead_app::access::Gate;
+use playhead_core::trace::TraceContext;
 
 use crate::loaders::TitleLoader;
 use crate::policy::Caller;
@@ -128,12 +129,17 @@ fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
 
 async fn post_graphql(State(s): State<GraphqlState>, req: Request) -> Response {
     let (headers, peer) = (req.headers().clone(), peer(&req));
-    let gql = match GraphQLRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(req, &())
-        .await
-    {
-        Ok(r) => r.into_inner(),
-        Err(e) => return unreadable(&e.0.to_string()),
-    };
+    let trace = req.extensions().get::<TraceContext>().copied();
+    let mut gql =
+        match GraphQLRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(req, &()).await
+        {
+            Ok(r) => r.into_inner(),
+            Err(e) => return unreadable(&e.0.to_string()),
+        };
+    // Mutations only come by POST: the events they queue continue this request's trace.
+    if let Some(t) = trace {
+        gql.data.insert(t);
+    }
     execute(&s, gql, &headers, peer).await
 }
 
@@ -256,10 +262,22 @@ async fn websocket(s: GraphqlState, req: Request) -> Response {
 }
 
 /// Spans and RED metrics for `/graphql` (route label fixed: never the raw query).
-async fn observe(req: Request, next: Next) -> Response {
+async fn observe(mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
-    let span = tracing::info_span!("http", http.method = %method, http.route = "/graphql", http.status = tracing::field::Empty);
+    let span = tracing::info_span!(
+        "http",
+        http.method = %method,
+        http.route = "/graphql",
+        trace_id = tracing::field::Empty,
+        http.status = tracing::field::Empty
+    );
+    // The context this request hands on (to the events a recordEvents mutation queues).
+    let incoming =
+        req.headers().get("traceparent").and_then(|v| v.to_str().ok()).and_then(TraceContext::parse);
+    let trace = playhead_app::telemetry::enter(&span, incoming);
+    span.record("trace_id", tracing::field::display(trace.trace_id_hex()));
+    req.extensions_mut().insert(trace);
     let res = tracing::Instrument::instrument(next.run(req), span.clone()).await;
     let status = res.status().as_u16();
     span.record("http.status", status);

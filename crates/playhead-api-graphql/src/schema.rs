@@ -16,6 +16,7 @@ use playhead_core::event::RawEvent;
 use playhead_core::ids::{PlayId, ProfileId, TitleId};
 use playhead_core::ports::FeedbackKind;
 use playhead_core::recs::RecsRow;
+use playhead_core::trace::TraceContext;
 use playhead_core::{FieldError, Timestamp};
 
 use crate::error::{OrGraphql as _, bad_input, status_of};
@@ -381,6 +382,7 @@ impl MutationRoot {
                     })
                 })
                 .collect(),
+            trace: ctx.data_opt::<TraceContext>().copied(),
         };
         let r = app(ctx)?.record_events(&principal(ctx)?, pid, batch).await;
         let results = audited(ctx, Operation::RecordEvents, pid, r).await?;

@@ -14,6 +14,7 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use playhead_app::access::{Admission, Gate};
+use playhead_core::trace::TraceContext;
 use tonic::Status;
 
 use crate::GrpcState;
@@ -27,6 +28,9 @@ pub(crate) struct Call {
     pub client_addr: String,
     /// The gate's decision; holding it holds the in-flight slot (a stream keeps it until it ends).
     pub admission: Admission,
+    /// The trace context the call hands on (to the events it queues: decision 0075), from the
+    /// caller's `traceparent` metadata when it sent a valid one.
+    pub trace: TraceContext,
 }
 
 /// The gate (see the module docs).
@@ -56,8 +60,17 @@ pub(crate) async fn gate(State(s): State<GrpcState>, mut req: Request, next: Nex
     if let Some(refusal) = admission.refusal.take() {
         return answer(crate::error::status(refusal), method.path, started);
     }
-    req.extensions_mut().insert(Arc::new(Call { method, client_addr, admission }));
-    let span = tracing::info_span!("grpc", rpc.method = %method.path, operation = method.op.name());
+    let incoming =
+        req.headers().get("traceparent").and_then(|v| v.to_str().ok()).and_then(TraceContext::parse);
+    let span = tracing::info_span!(
+        "grpc",
+        rpc.method = %method.path,
+        operation = method.op.name(),
+        trace_id = tracing::field::Empty
+    );
+    let trace = playhead_app::telemetry::enter(&span, incoming);
+    span.record("trace_id", tracing::field::display(trace.trace_id_hex()));
+    req.extensions_mut().insert(Arc::new(Call { method, client_addr, admission, trace }));
     let res = tracing::Instrument::instrument(next.run(req), span).await;
     record(method.path, grpc_status(&res), started);
     res

@@ -116,6 +116,7 @@ impl pb::playback_service_server::PlaybackService for Playback {
         req: Request<pb::RecordEventsRequest>,
     ) -> Result<Response<pb::RecordEventsResponse>, Status> {
         let (app, max) = (self.0.app.clone(), self.0.limits.batch_max);
+        let trace = req.extensions().get::<std::sync::Arc<crate::gate::Call>>().map(|c| c.trace);
         self.0
             .unary(req, profile_of(|q: &pb::RecordEventsRequest| &q.profile_id), |p, q| async move {
                 let profile = cv::profile_id(&q.profile_id).map_err(bad)?;
@@ -132,6 +133,7 @@ impl pb::playback_service_server::PlaybackService for Playback {
                     sent_at,
                     backfill: q.backfill,
                     events: q.events.into_iter().map(raw_event).collect(),
+                    trace,
                 };
                 let results = app.record_events(&p, profile, batch).await.map_err(status)?;
                 let count = |st: EventStatus| {
@@ -453,7 +455,7 @@ async fn commit(
                         None => Err((None, FieldError::new("event", "required", "is required"))),
                     })
                     .collect();
-                let batch = IngestBatch { sent_at: None, backfill: false, events };
+                let batch = IngestBatch { sent_at: None, backfill: false, events, trace: Some(call.trace) };
                 match state.app.record_events(p, profile, batch).await {
                     Ok(rs) => results.extend(rs.iter().map(event_result)),
                     Err(playhead_app::AppError::NotFound(what)) => {

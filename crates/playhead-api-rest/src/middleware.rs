@@ -25,6 +25,7 @@ use playhead_app::AppError;
 use playhead_app::access::{Charged, Operation, partition_of};
 use playhead_core::auth::Principal;
 use playhead_core::ports::{IdempotencyBegin, StoredResponse};
+use playhead_core::trace::TraceContext;
 use sha2::{Digest, Sha256};
 
 use crate::RestState;
@@ -64,46 +65,32 @@ pub struct RouteGate {
 }
 
 /// The gate (see the module docs).
-pub async fn gate(State(g): State<RouteGate>, req: Request, next: Next) -> Response {
+pub async fn gate(State(g): State<RouteGate>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = &g.route;
     // Every log line of the request carries these (the JSON logs print the current span): the
     // request id the response echoes, and the W3C trace id the caller sent, or a fresh one.
     let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let trace_id = trace_id(req.headers());
+    let incoming =
+        req.headers().get("traceparent").and_then(|v| v.to_str().ok()).and_then(TraceContext::parse);
     let span = tracing::info_span!(
         "http",
         http.method = %route.method,
         http.route = %route.path,
         operation = route.op.name(),
         request_id,
-        trace_id = %trace_id,
+        trace_id = tracing::field::Empty,
         http.status = tracing::field::Empty
     );
+    // The context this request hands on (to the events it queues: decision 0075).
+    let trace = playhead_app::telemetry::enter(&span, incoming);
+    span.record("trace_id", tracing::field::display(trace.trace_id_hex()));
+    req.extensions_mut().insert(trace);
     let res = tracing::Instrument::instrument(admitted(&g, req, next), span.clone()).await;
     let status = res.status().as_u16();
     span.record("http.status", status);
     record_red(route.method.as_str(), &route.path, status, started);
     res
-}
-
-/// The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`, trace and parent
-/// ids not all zeros), or a fresh random one when the header is absent or malformed (the spec
-/// says to restart the trace then).
-pub(crate) fn trace_id(headers: &HeaderMap) -> String {
-    let sent = headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(|v| {
-        let mut parts = v.trim().split('-');
-        let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        let hex = |s: &str, n: usize| {
-            s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        };
-        let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
-        // Version ff is invalid; a future version may append fields, version 00 may not.
-        let known = hex(version, 2) && version != "ff" && (version != "00" || parts.next().is_none());
-        (known && hex(trace, 32) && nonzero(trace) && hex(parent, 16) && nonzero(parent) && hex(flags, 2))
-            .then(|| trace.to_owned())
-    });
-    sent.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
 }
 
 /// RED metrics of one answer.
@@ -451,46 +438,6 @@ fn replay(stored: StoredResponse) -> Response {
     res.headers_mut()
         .insert(HeaderName::from_static("idempotent-replayed"), HeaderValue::from_static("true"));
     res
-}
-
-#[cfg(test)]
-mod trace_tests {
-    use super::*;
-
-    fn with(v: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert("traceparent", HeaderValue::from_str(v).expect("header"));
-        h
-    }
-
-    #[test]
-    fn a_valid_traceparent_gives_its_trace_id() {
-        let h = with("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-        assert_eq!(trace_id(&h), "4bf92f3577b34da6a3ce929d0e0e4736");
-        // A later version may add fields.
-        let h = with("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra");
-        assert_eq!(trace_id(&h), "4bf92f3577b34da6a3ce929d0e0e4736");
-    }
-
-    #[test]
-    fn a_malformed_or_missing_traceparent_starts_a_new_trace() {
-        for bad in [
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
-            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
-            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
-            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
-            "garbage",
-        ] {
-            let id = trace_id(&with(bad));
-            assert_ne!(id, "4bf92f3577b34da6a3ce929d0e0e4736", "{bad}");
-            assert_eq!(id.len(), 32, "{bad}");
-        }
-        let a = trace_id(&HeaderMap::new());
-        assert_eq!(a.len(), 32);
-        assert_ne!(a, trace_id(&HeaderMap::new()), "each request without one gets its own");
-    }
 }
 
 #[cfg(test)]

@@ -17,10 +17,11 @@ use playhead_core::rules::progress::{merge_all, percent, state};
 use playhead_core::rules::recs::{COWATCH_WINDOW, TRENDING_HALF_LIFE_MS, count_play, is_positive, item_of};
 use playhead_core::rules::viewing::{SessionKey, ViewingSummary, split_by_gap, summarize};
 use playhead_core::title::Title;
+use playhead_core::trace::TraceContext;
 use playhead_core::{EventId, Timestamp};
 use uuid::Uuid;
 
-use crate::{App, AppError};
+use crate::{App, AppError, telemetry};
 
 /// Counts from one apply.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -48,6 +49,15 @@ impl App {
             return Ok(ApplyStats::default());
         }
         let _applying = Applying::start(&self.applying);
+        // One span per request the batch's events came from, open for the whole apply: each
+        // continues its request's trace (decision 0075); closed (and exported) when it ends.
+        let mut traced: BTreeMap<u128, (tracing::Span, TraceContext)> = BTreeMap::new();
+        for t in batch.iter().filter_map(|q| q.trace) {
+            traced.entry(t.trace_id()).or_insert_with(|| {
+                let span = tracing::info_span!("apply", trace_id = %t.trace_id_hex());
+                telemetry::continue_trace(span, t)
+            });
+        }
         let mut tx = self.ports.viewing.begin().await?;
         let seqs: Vec<i64> = batch.iter().map(|q| q.seq).collect();
         let claimed: HashSet<EventId> = tx.claim(&seqs).await?.into_iter().collect();
@@ -66,6 +76,17 @@ impl App {
             self.announce_progress(c);
         }
         stats.redelivered = redelivered;
+        for q in batch {
+            if let Some((span, t)) = q.trace.and_then(|t| traced.get(&t.trace_id())) {
+                tracing::debug!(
+                    parent: span,
+                    trace_id = %t.trace_id_hex(),
+                    event.id = %q.event.event_id,
+                    redelivered = !claimed.contains(&q.event.event_id),
+                    "applied event"
+                );
+            }
+        }
         metrics::counter!("playhead_events_applied_total").increment(stats.applied);
         metrics::counter!("playhead_events_redelivered_total").increment(stats.redelivered);
         metrics::counter!("playhead_events_dropped_total", "reason" => "invalid_at_apply")

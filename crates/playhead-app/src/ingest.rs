@@ -11,6 +11,7 @@ use playhead_core::auth::Principal;
 use playhead_core::event::{BatchContext, RawEvent, admit, batch_clock_shift};
 use playhead_core::ids::{ProfileId, TitleId};
 use playhead_core::ports::{AppendOutcome, LogEntry};
+use playhead_core::trace::TraceContext;
 use playhead_core::{FieldError, Timestamp};
 
 use crate::access::Operation;
@@ -25,6 +26,9 @@ pub struct IngestBatch {
     pub backfill: bool,
     /// The events, in the client's order.
     pub events: Vec<Result<RawEvent, (Option<String>, FieldError)>>,
+    /// The trace context of the request (its span as the parent): stored with every queued
+    /// event so the apply step continues the trace (decision 0075).
+    pub trace: Option<TraceContext>,
 }
 
 /// What happened to one event.
@@ -122,7 +126,7 @@ impl App {
                         status: EventStatus::Accepted,
                         problem: None,
                     });
-                    entries.push(LogEntry { event, hold });
+                    entries.push(LogEntry { event, hold, trace: batch.trace });
                     entry_slot.push(slot);
                 }
                 Err(problem) => results.push(EventResult {

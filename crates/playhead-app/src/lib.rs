@@ -22,6 +22,7 @@ pub mod policy;
 pub mod ratelimit;
 pub mod reads;
 pub mod recs;
+pub mod telemetry;
 
 use std::sync::Arc;
 

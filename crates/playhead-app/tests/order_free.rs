@@ -115,8 +115,12 @@ async fn run(events: &[RawEvent], order: &[usize], cuts: &[usize], again: &[usiz
     for (b, end) in bounds.into_iter().enumerate() {
         let chunk = &ordered[start..end];
         start = end;
-        let batch =
-            IngestBatch { sent_at: None, backfill: true, events: chunk.iter().cloned().map(Ok).collect() };
+        let batch = IngestBatch {
+            sent_at: None,
+            backfill: true,
+            events: chunk.iter().cloned().map(Ok).collect(),
+            trace: None,
+        };
         app.record_events(&service(), profile, batch).await.unwrap();
         let queued: Vec<QueuedEvent> = app.ports().log.next_batch(10_000).await.unwrap();
         app.apply_queued(&queued).await.unwrap();

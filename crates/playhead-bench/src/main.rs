@@ -558,6 +558,7 @@ async fn relay_playhead(events: usize, database_url: &str, nats_url: &str) -> an
                     session_id: None,
                 },
                 hold: false,
+                trace: None,
             }
         })
         .collect();
@@ -712,6 +713,7 @@ async fn read_seed(data_dir: std::path::PathBuf) -> anyhow::Result<()> {
             sent_at: None,
             backfill: false,
             events: chunk.iter().cloned().map(Ok).collect(),
+            trace: None,
         };
         app.record_events(&service, profile.id, batch).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     }

@@ -18,6 +18,7 @@ pub mod recs;
 pub mod rules;
 pub mod time;
 pub mod title;
+pub mod trace;
 
 pub use error::{FieldError, StoreError};
 pub use ids::{AccountId, EventId, PlayId, ProfileId, SessionId, TitleId};

@@ -20,6 +20,7 @@ use crate::rules::recs::PlayCount;
 use crate::rules::viewing::SessionKey;
 use crate::time::Timestamp;
 use crate::title::Title;
+use crate::trace::TraceContext;
 
 /// Reads the current time. The only clock the application uses, so tests can control it.
 pub trait Clock: Send + Sync {
@@ -113,6 +114,9 @@ pub struct LogEntry {
     pub event: PlaybackEvent,
     /// The title is not in the catalog yet: hold instead of queueing.
     pub hold: bool,
+    /// The W3C trace context of the request that wrote it, kept with the queue row (or outbox
+    /// row) so the apply step continues that trace. Released held events start none.
+    pub trace: Option<TraceContext>,
 }
 
 /// A queued event as the consumer receives it.
@@ -122,6 +126,8 @@ pub struct QueuedEvent {
     pub seq: i64,
     /// The event.
     pub event: PlaybackEvent,
+    /// The trace context its request handed on (see [`LogEntry::trace`]).
+    pub trace: Option<TraceContext>,
 }
 
 /// The durable event log (embedded: SQLite; scale-out: PostgreSQL outbox + JetStream).
@@ -573,6 +579,54 @@ pub trait RecsStore: Send + Sync {
     /// Trending: per item, the sum over its shards of forward-decayed weights, highest first, at
     /// most `limit` (divide by the weight of now to decay; see [`crate::rules::recs`]).
     async fn trending(&self, limit: u32) -> Result<Vec<(TitleId, f64)>, StoreError>;
+    /// Store a trained model under its version (a second put of a version changes nothing), then
+    /// delete all but the `keep` newest by training time. Every replica loads the newest from
+    /// here, so a deployment serves one model version (decision 0106).
+    async fn put_model(&self, model: &StoredModel, keep: u32) -> Result<(), StoreError>;
+    /// The newest stored model (greatest `trained_at`, then version): its version and time.
+    async fn latest_model(&self) -> Result<Option<ModelVersion>, StoreError>;
+    /// A stored model's serialized form; `None` when it is not (or no longer) stored.
+    async fn model_body(&self, version: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Take the training lease for `holder` until `until` when it is free, expired (`until` at or
+    /// before `now`), or held by `holder` already (a renewal; `until` = `now` releases it).
+    /// `true` when `holder` holds it now: one replica trains per schedule.
+    async fn lease_training(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError>;
+}
+
+/// A stored model's identity (see [`RecsStore::latest_model`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelVersion {
+    /// Its version.
+    pub version: String,
+    /// When it was trained (the time its data ends).
+    pub trained_at: Timestamp,
+}
+
+/// A trained model as stored (see [`RecsStore::put_model`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredModel {
+    /// Its version.
+    pub version: String,
+    /// When it was trained.
+    pub trained_at: Timestamp,
+    /// Its serialized form (the engine's format; opaque here).
+    pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for StoredModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Tens of megabytes: never into a log line.
+        f.debug_struct("StoredModel")
+            .field("version", &self.version)
+            .field("trained_at", &self.trained_at)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
 }
 
 /// Co-watch counts of one item (see [`RecsStore::cowatch`]).

@@ -122,7 +122,7 @@ async fn fetch(c: &PullConsumer, max: usize) -> Result<Vec<Message>, NatsError> 
 async fn handle(p: &Pipeline, batch: Vec<Message>, backoff: Duration) -> Result<(), NatsError> {
     let mut decoded: Vec<(Message, QueuedEvent)> = Vec::with_capacity(batch.len());
     for m in batch {
-        match wire::decode(&m.payload) {
+        match wire::decode(m.headers.as_ref(), &m.payload) {
             Ok(q) => decoded.push((m, q)),
             Err(reason) => {
                 let seq = wire::seq_of(m.headers.as_ref());

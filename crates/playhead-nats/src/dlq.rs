@@ -109,7 +109,7 @@ impl Pipeline {
         }
         // No outbox row: the stored payload is all there is.
         let m = stream.get_raw_message(l.id).await.map_err(broker)?;
-        if let Err(reason) = wire::decode(&m.payload) {
+        if let Err(reason) = wire::decode(None, &m.payload) {
             return Ok(ReplayOutcome { id: l.id, outcome: "kept", reason: Some(reason) });
         }
         let mut h = async_nats::HeaderMap::new();

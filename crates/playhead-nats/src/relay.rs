@@ -112,8 +112,20 @@ async fn publish_all(p: &Pipeline, rows: &[playhead_core::ports::QueuedEvent]) -
     let mut pending = Vec::with_capacity(rows.len());
     let mut failed: Vec<i64> = Vec::new();
     let mut first_error = None;
+    // A span per traced row, open until its publish is acknowledged: request -> relay -> apply
+    // in one trace (decision 0075). The message hands on the relay span's context.
+    let mut spans = Vec::new();
     for q in rows {
-        let (headers, body) = wire::encode(q);
+        let mut q = q.clone();
+        if let Some(t) = q.trace {
+            let (span, handed) = playhead_app::telemetry::continue_trace(
+                tracing::info_span!("relay", trace_id = %t.trace_id_hex(), outbox.seq = q.seq),
+                t,
+            );
+            q.trace = Some(handed);
+            spans.push(span);
+        }
+        let (headers, body) = wire::encode(&q);
         match p.js.publish_with_headers(subject.clone(), headers, body).await {
             Ok(ack) => pending.push((q.seq, ack)),
             Err(e) => {
@@ -130,6 +142,7 @@ async fn publish_all(p: &Pipeline, rows: &[playhead_core::ports::QueuedEvent]) -
             failed.push(seq);
         }
     }
+    drop(spans);
     (failed, first_error)
 }
 

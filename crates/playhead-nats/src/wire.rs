@@ -4,11 +4,14 @@
 //!
 //! Headers: `Nats-Msg-Id` is `<event_id>:<seq>` (see [`msg_id`]); `Playhead-Seq` and
 //! `Playhead-Event-Id` repeat the row's identity outside the payload, so a message whose payload
-//! cannot be read can still be tied to its outbox row.
+//! cannot be read can still be tied to its outbox row. `traceparent` (W3C Trace Context) carries
+//! the trace of the request that queued the event, when it had one (decision 0075); it stays out
+//! of the payload so a message's trace never decides whether it can be applied.
 
 use async_nats::HeaderMap;
 use playhead_core::event::PlaybackEvent;
 use playhead_core::ports::QueuedEvent;
+use playhead_core::trace::TraceContext;
 use serde::{Deserialize, Serialize};
 
 /// The payload format this build writes and reads.
@@ -21,6 +24,8 @@ pub(crate) const EVENT_ID: &str = "Playhead-Event-Id";
 pub(crate) const REASON: &str = "Playhead-Reason";
 /// Header on dead letters: the events stream's sequence of the original message.
 pub(crate) const ORIGINAL: &str = "Playhead-Stream-Seq";
+/// Header: the W3C trace context the relay hands on.
+pub(crate) const TRACEPARENT: &str = "traceparent";
 
 #[derive(Serialize, Deserialize)]
 struct Wire {
@@ -43,14 +48,18 @@ pub(crate) fn encode(q: &QueuedEvent) -> (HeaderMap, bytes::Bytes) {
     h.insert(async_nats::header::NATS_MESSAGE_ID, msg_id(q).as_str());
     h.insert(SEQ, q.seq.to_string().as_str());
     h.insert(EVENT_ID, q.event.event_id.to_string().as_str());
+    if let Some(t) = q.trace {
+        h.insert(TRACEPARENT, t.traceparent().as_str());
+    }
     // A PlaybackEvent always serialises (plain fields); an empty payload would be dead-lettered.
     let body =
         serde_json::to_vec(&Wire { v: VERSION, seq: q.seq, event: q.event.clone() }).unwrap_or_default();
     (h, body.into())
 }
 
-/// Decode a payload; the error says why it can never apply (a deterministic failure).
-pub(crate) fn decode(payload: &[u8]) -> Result<QueuedEvent, String> {
+/// Decode a message; the error says why it can never apply (a deterministic failure). A
+/// malformed `traceparent` is ignored: it only links a trace.
+pub(crate) fn decode(headers: Option<&HeaderMap>, payload: &[u8]) -> Result<QueuedEvent, String> {
     #[derive(Deserialize)]
     struct Version {
         v: u32,
@@ -60,7 +69,8 @@ pub(crate) fn decode(payload: &[u8]) -> Result<QueuedEvent, String> {
         return Err(format!("unknown payload version {} (this build reads {VERSION})", v.v));
     }
     let w: Wire = serde_json::from_slice(payload).map_err(|e| format!("undecodable event: {e}"))?;
-    Ok(QueuedEvent { seq: w.seq, event: w.event })
+    let trace = header(headers, TRACEPARENT).and_then(|t| TraceContext::parse(&t));
+    Ok(QueuedEvent { seq: w.seq, event: w.event, trace })
 }
 
 /// The outbox seq a message names in its headers, if any.
@@ -97,6 +107,7 @@ mod tests {
                 device_id: None,
                 session_id: None,
             },
+            trace: TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
         }
     }
 
@@ -108,18 +119,21 @@ mod tests {
     fn a_row_round_trips_with_its_identity_in_the_headers() {
         let q = row();
         let (h, body) = encode(&q);
-        let back = decode(&body).unwrap();
-        assert_eq!((back.seq, &back.event), (42, &q.event));
+        let back = decode(Some(&h), &body).unwrap();
+        assert_eq!((back.seq, &back.event, back.trace), (42, &q.event, q.trace));
+        assert_eq!(decode(None, &body).unwrap().trace, None, "no header, no trace");
         assert_eq!(seq_of(Some(&h)), Some(42));
         assert_eq!(header(Some(&h), "Nats-Msg-Id").unwrap(), format!("{}:42", q.event.event_id));
     }
 
     #[test]
     fn garbage_an_unknown_version_and_a_bad_event_are_refused_with_the_reason() {
-        assert!(decode(b"\x00\x01").unwrap_err().contains("undecodable payload"));
-        assert!(decode(br#"{"v":2,"seq":1,"event":{}}"#).unwrap_err().contains("unknown payload version 2"));
+        assert!(decode(None, b"\x00\x01").unwrap_err().contains("undecodable payload"));
+        assert!(
+            decode(None, br#"{"v":2,"seq":1,"event":{}}"#).unwrap_err().contains("unknown payload version 2")
+        );
         let (_, body) = encode(&row());
         let bad = String::from_utf8(body.to_vec()).unwrap().replace("\"pause\"", "\"rewind\"");
-        assert!(decode(bad.as_bytes()).unwrap_err().contains("undecodable event"));
+        assert!(decode(None, bad.as_bytes()).unwrap_err().contains("undecodable event"));
     }
 }

@@ -84,12 +84,12 @@ pub(crate) fn on_device(mut ev: PlaybackEvent, d: Option<&str>) -> PlaybackEvent
 
 /// A log entry to queue.
 pub(crate) fn queued(ev: &PlaybackEvent) -> LogEntry {
-    LogEntry { event: ev.clone(), hold: false }
+    LogEntry { event: ev.clone(), hold: false, trace: None }
 }
 
 /// A log entry to hold (title not imported yet).
 pub(crate) fn held(ev: &PlaybackEvent) -> LogEntry {
-    LogEntry { event: ev.clone(), hold: true }
+    LogEntry { event: ev.clone(), hold: true, trace: None }
 }
 
 /// Create an account and one profile in it; returns the profile id. `n` keeps ids and e-mails

@@ -137,6 +137,7 @@ macro_rules! contract_suite {
             episodes_of_lists_only_those_series,
             // event log
             appended_events_round_trip_every_field,
+            trace_contexts_ride_with_queued_events,
             append_dedupes_within_and_across_batches,
             a_full_log_writes_nothing,
             held_events_wait_for_their_title,
@@ -178,6 +179,8 @@ macro_rules! contract_suite {
             impressions_count_each_showing,
             plays_count_once_for_cowatch_and_trending,
             the_window_is_the_most_recent_counted_plays,
+            models_are_served_newest_first_and_pruned,
+            the_training_lease_has_one_holder,
             // identity
             passwords_and_clients_round_trip,
             sessions_revoke_once_and_are_polled,

@@ -41,9 +41,9 @@ use crate::{PgStore, error};
 /// `WITH` all run, and see one snapshot; the queue insert reads the stored rows from `ins`.
 const APPEND: &str = "WITH input AS ( \
        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int8[], $6::int8[], \
-         $7::int8[], $8::int8[], $9::int8[], $10::text[], $11::text[], $12::bool[]) WITH ORDINALITY \
+         $7::int8[], $8::int8[], $9::int8[], $10::text[], $11::text[], $12::bool[], $13::text[]) WITH ORDINALITY \
        AS u(event_id, profile_id, title_id, kind, position_ms, duration_ms, occurred_at, \
-         occurred_at_raw, received_at, device_id, session_id, hold, ord) \
+         occurred_at_raw, received_at, device_id, session_id, hold, traceparent, ord) \
      ), ins AS ( \
        INSERT INTO events (event_id, profile_id, title_id, kind, position_ms, duration_ms, occurred_at, \
          occurred_at_raw, received_at, device_id, session_id, state) \
@@ -54,9 +54,10 @@ const APPEND: &str = "WITH input AS ( \
        ON CONFLICT (event_id) DO NOTHING \
        RETURNING event_id, state \
      ), queued AS ( \
-       INSERT INTO event_queue (event_id) \
-       SELECT i.event_id FROM ins i \
-       JOIN (SELECT event_id, min(ord) AS ord FROM input GROUP BY event_id) o USING (event_id) \
+       INSERT INTO event_queue (event_id, traceparent) \
+       SELECT i.event_id, o.traceparent FROM ins i \
+       JOIN (SELECT DISTINCT ON (event_id) event_id, ord, traceparent FROM input ORDER BY event_id, ord) o \
+         USING (event_id) \
        WHERE i.state = 'logged' ORDER BY o.ord \
      ) \
      SELECT event_id FROM ins";
@@ -113,6 +114,7 @@ impl EventLog for PgStore {
         let mut devices = Vec::with_capacity(n);
         let mut sessions = Vec::with_capacity(n);
         let mut holds = Vec::with_capacity(n);
+        let mut traces = Vec::with_capacity(n);
         for e in entries {
             let ev = &e.event;
             profiles.push(ev.profile_id.0);
@@ -126,6 +128,7 @@ impl EventLog for PgStore {
             devices.push(ev.device_id.as_ref().map(|d| d.as_str()));
             sessions.push(ev.session_id.as_ref().map(|s| s.as_str()));
             holds.push(e.hold);
+            traces.push(e.trace.map(|t| t.traceparent()));
         }
         let mut inserted: HashSet<Uuid> = sqlx::query_scalar(APPEND)
             .bind(&ids)
@@ -140,6 +143,7 @@ impl EventLog for PgStore {
             .bind(devices)
             .bind(sessions)
             .bind(holds)
+            .bind(traces)
             .fetch_all(&mut *tx)
             .await
             .map_err(error::db)?
@@ -163,7 +167,7 @@ impl EventLog for PgStore {
 
     async fn next_batch(&self, max: usize) -> Result<Vec<QueuedEvent>, StoreError> {
         let rows = sqlx::query(concat!(
-            "SELECT q.seq, ",
+            "SELECT q.seq, q.traceparent, ",
             event_columns!(),
             " FROM event_queue q JOIN events e ON e.event_id = q.event_id ORDER BY q.seq LIMIT $1"
         ))

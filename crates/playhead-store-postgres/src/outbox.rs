@@ -29,9 +29,9 @@ impl Outbox for PgStore {
                ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED \
              ), marked AS ( \
                UPDATE event_queue q SET published_at = $2 FROM picked WHERE q.seq = picked.seq \
-               RETURNING q.seq, q.event_id \
+               RETURNING q.seq, q.event_id, q.traceparent \
              ) \
-             SELECT m.seq, ",
+             SELECT m.seq, m.traceparent, ",
             event_columns!(),
             " FROM marked m JOIN events e ON e.event_id = m.event_id ORDER BY m.seq"
         ))
@@ -86,8 +86,8 @@ impl Outbox for PgStore {
         // A new seq, so the new message gets a new Nats-Msg-Id and the broker's duplicate window
         // cannot drop it as a copy of the dead-lettered one.
         sqlx::query_scalar(
-            "WITH old AS (DELETE FROM event_queue WHERE seq = $1 RETURNING event_id) \
-             INSERT INTO event_queue (event_id) SELECT event_id FROM old RETURNING seq",
+            "WITH old AS (DELETE FROM event_queue WHERE seq = $1 RETURNING event_id, traceparent) \
+             INSERT INTO event_queue (event_id, traceparent) SELECT event_id, traceparent FROM old RETURNING seq",
         )
         .bind(seq)
         .fetch_optional(&self.pool)

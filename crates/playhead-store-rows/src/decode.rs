@@ -16,6 +16,7 @@ use playhead_core::rules::progress::ProgressRecord;
 use playhead_core::rules::viewing::SessionKey;
 use playhead_core::time::Timestamp;
 use playhead_core::title::{Title, TitleKind};
+use playhead_core::trace::TraceContext;
 
 use crate::columns::{Columns, FromColumns};
 use crate::error::corrupt;
@@ -40,10 +41,16 @@ impl FromColumns for PlaybackEvent {
     }
 }
 
-/// An event with its queue position (`q.seq` beside the event's columns).
+/// An event with its queue position and trace context (`q.seq` and `q.traceparent` beside the
+/// event's columns). A stored trace context that no longer parses is dropped: it only links a
+/// trace, and must never keep an event from being applied.
 impl FromColumns for QueuedEvent {
     fn from_columns(c: &impl Columns) -> Result<Self, StoreError> {
-        Ok(Self { seq: c.i64("seq")?, event: PlaybackEvent::from_columns(c)? })
+        Ok(Self {
+            seq: c.i64("seq")?,
+            event: PlaybackEvent::from_columns(c)?,
+            trace: c.opt_text("traceparent")?.and_then(TraceContext::parse),
+        })
     }
 }
 

@@ -194,24 +194,27 @@ async fn append_in(
         .collect();
 
     let mut outcomes = Vec::with_capacity(entries.len());
-    let mut queued: Vec<&str> = Vec::new();
+    let mut queued: Vec<(&str, Option<String>)> = Vec::new();
     for (entry, id) in entries.iter().zip(&ids) {
         // `remove`: only the first copy of an id in the batch is the stored one.
         outcomes.push(match inserted.remove(id.as_str()) {
             false => AppendOutcome::Duplicate,
             true if entry.hold => AppendOutcome::Held,
             true => {
-                queued.push(id);
+                queued.push((id, entry.trace.map(|t| t.traceparent())));
                 AppendOutcome::Accepted
             }
         });
     }
     if !queued.is_empty() {
-        sqlx::query("INSERT INTO event_queue (event_id) SELECT value FROM json_each(?1) ORDER BY key")
-            .bind(codec::json_list(&queued)?)
-            .execute(&mut **tx)
-            .await
-            .map_err(error::db)?;
+        sqlx::query(
+            "INSERT INTO event_queue (event_id, traceparent) \
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1) ORDER BY key",
+        )
+        .bind(codec::json_list(&queued)?)
+        .execute(&mut **tx)
+        .await
+        .map_err(error::db)?;
     }
     Ok(outcomes)
 }
@@ -233,7 +236,7 @@ impl EventLog for SqliteStore {
 
     async fn next_batch(&self, max: usize) -> Result<Vec<QueuedEvent>, StoreError> {
         let rows = sqlx::query(concat!(
-            "SELECT q.seq, ",
+            "SELECT q.seq, q.traceparent, ",
             event_columns!(),
             " FROM event_queue q JOIN events e ON e.event_id = q.event_id ORDER BY q.seq LIMIT ?1"
         ))

@@ -7,7 +7,9 @@
 use async_trait::async_trait;
 use playhead_core::StoreError;
 use playhead_core::ids::{PlayId, ProfileId, TitleId};
-use playhead_core::ports::{CoWatchCounts, Feedback, Impressions, RecsStore, Viewing};
+use playhead_core::ports::{
+    CoWatchCounts, Feedback, Impressions, ModelVersion, RecsStore, StoredModel, Viewing,
+};
 use playhead_core::rules::recs::PlayCount;
 use playhead_core::time::Timestamp;
 use playhead_store_rows::{Columns, decode, to_u32};
@@ -208,5 +210,66 @@ impl RecsStore for SqliteStore {
         .await
         .map_err(error::db)?;
         rows.iter().map(|r| decode::trending_item(&codec::cols(r))).collect()
+    }
+
+    async fn put_model(&self, model: &StoredModel, keep: u32) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO recs_models (version, trained_at, body) VALUES (?1, ?2, ?3) ON CONFLICT (version) DO NOTHING",
+        )
+        .bind(&model.version)
+        .bind(model.trained_at.0)
+        .bind(&model.body)
+        .execute(&mut *tx)
+        .await
+        .map_err(error::db)?;
+        sqlx::query(
+            "DELETE FROM recs_models WHERE version NOT IN \
+             (SELECT version FROM recs_models ORDER BY trained_at DESC, version DESC LIMIT ?1)",
+        )
+        .bind(i64::from(keep.max(1)))
+        .execute(&mut *tx)
+        .await
+        .map_err(error::db)?;
+        tx.commit().await.map_err(error::db)
+    }
+
+    async fn latest_model(&self) -> Result<Option<ModelVersion>, StoreError> {
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "SELECT version, trained_at FROM recs_models ORDER BY trained_at DESC, version DESC LIMIT 1",
+        )
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(error::db)?;
+        Ok(row.map(|(version, at)| ModelVersion { version, trained_at: Timestamp(at) }))
+    }
+
+    async fn model_body(&self, version: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        sqlx::query_scalar("SELECT body FROM recs_models WHERE version = ?1")
+            .bind(version)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(error::db)
+    }
+
+    async fn lease_training(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let held: Option<String> = sqlx::query_scalar(
+            "INSERT INTO recs_training_lease (name, holder, until) VALUES ('train', ?1, ?3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
+             WHERE recs_training_lease.until <= ?2 OR recs_training_lease.holder = excluded.holder \
+             RETURNING holder",
+        )
+        .bind(holder)
+        .bind(now.0)
+        .bind(until.0)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(error::db)?;
+        Ok(held.is_some())
     }
 }

@@ -63,6 +63,35 @@ pub struct Settings {
     pub recs: RecsSettings,
     /// The GraphQL endpoint at `/graphql` (`[graphql]`).
     pub graphql: GraphqlSettings,
+    /// Trace export (`[telemetry]`; off by default).
+    pub telemetry: TelemetrySettings,
+}
+
+/// OpenTelemetry trace export (decision 0075). Off until `otlp_endpoint` is set; the W3C trace
+/// id travels through the queue and into the logs either way.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// An OTLP/gRPC collector, e.g. `http://127.0.0.1:4317` (OpenTelemetry Collector, Jaeger,
+    /// Tempo). Unset: no spans are recorded or sent.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` on every span (tell deployments apart).
+    pub service_name: String,
+    /// Share of new traces recorded, 0-1. A caller's `traceparent` sampled flag wins.
+    pub sample_ratio: f64,
+    /// How long one export may take before its batch is dropped, seconds.
+    pub export_timeout_secs: u64,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "playhead".into(),
+            sample_ratio: 1.0,
+            export_timeout_secs: 10,
+        }
+    }
 }
 
 /// The GraphQL endpoint's limits and switches. A query over a limit is refused whole (nothing
@@ -165,7 +194,7 @@ pub struct RecsSettings {
     /// Train from the store every this many seconds (0: never on a schedule; `playhead recs
     /// train` trains on demand). The first training runs at start when no model exists.
     pub train_interval_secs: u64,
-    /// Check `<data-dir>/recs/CURRENT` for a model trained elsewhere (`playhead recs train`)
+    /// Check the store for a newer model (trained by another replica or `playhead recs train`)
     /// every this many seconds, and reload the catalog into the served model.
     pub reload_interval_secs: u64,
     /// Self-tuning: most blend configurations a training scores on its validation split (0 turns
@@ -403,6 +432,7 @@ impl Default for Settings {
             recs: RecsSettings::default(),
             identity: IdentitySettings::default(),
             graphql: GraphqlSettings::default(),
+            telemetry: TelemetrySettings::default(),
         }
     }
 }

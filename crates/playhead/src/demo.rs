@@ -319,8 +319,12 @@ pub async fn seed(app: &App) -> anyhow::Result<DemoOutcome> {
 
 async fn send(app: &App, p: &Principal, profile: ProfileId, events: Vec<RawEvent>) -> anyhow::Result<()> {
     for chunk in events.chunks(500) {
-        let batch =
-            IngestBatch { sent_at: None, backfill: false, events: chunk.iter().cloned().map(Ok).collect() };
+        let batch = IngestBatch {
+            sent_at: None,
+            backfill: false,
+            events: chunk.iter().cloned().map(Ok).collect(),
+            trace: None,
+        };
         let results = app
             .record_events(p, profile, batch)
             .await

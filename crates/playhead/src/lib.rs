@@ -12,6 +12,7 @@ pub mod migrate_data;
 pub mod ops;
 #[cfg(feature = "recs")]
 pub mod recs;
+pub mod telemetry;
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -406,7 +407,6 @@ pub async fn launch(
     let recs_task = tokio::spawn(recs::lifecycle(
         rt.recs.clone(),
         rt.app.clone(),
-        rt.settings.data_dir.clone(),
         rt.settings.recs.clone(),
         shutdown.clone(),
     ));

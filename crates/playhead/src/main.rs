@@ -165,8 +165,8 @@ enum Recs {
         #[arg(long)]
         no_oracle: bool,
     },
-    /// Train from this service's own plays and catalog; writes the model to
-    /// <data-dir>/recs/models/<version>.json and names it in <data-dir>/recs/CURRENT.
+    /// Train from this service's own plays and catalog and store the model in its database;
+    /// running servers (every replica) switch to it within `recs.reload_interval_secs`.
     Train {
         /// Training and blend settings (JSON).
         #[arg(long)]
@@ -246,14 +246,8 @@ async fn recs(settings: Settings, cmd: Recs) -> anyhow::Result<()> {
             let rt = open(settings).await?;
             let now = rt.app.clock().now();
             let ports = rt.app.ports();
-            let report = r::train_from_store(
-                &rt.settings.data_dir,
-                ports.catalog.as_ref(),
-                ports.recs.as_ref(),
-                &config,
-                now,
-            )
-            .await?;
+            let report =
+                r::train_from_store(ports.catalog.as_ref(), ports.recs.as_ref(), &config, now).await?;
             serde_json::to_value(report)?
         }
     };
@@ -403,17 +397,28 @@ fn print(v: &serde_json::Value) {
     println!("{v}");
 }
 
-fn init_logs(settings: &Settings, serving: bool) {
+fn init_logs(settings: &Settings, serving: bool) -> anyhow::Result<Option<playhead::telemetry::Exporter>> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     // One-shot commands print their JSON answer on stdout; only a server narrates at info.
     let default = if serving { "info,sqlx=warn" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Only a server exports traces (one-shot commands have no requests to trace).
+    let exporter = if serving { playhead::telemetry::Exporter::start(&settings.telemetry)? } else { None };
+    // Each layer filters for itself: `RUST_LOG` sets what is logged, and never hides a span from
+    // the trace exporter (which records the info-level request, relay and apply spans).
+    let otel =
+        exporter.as_ref().map(|e| e.layer().with_filter(tracing_subscriber::filter::LevelFilter::INFO));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(otel);
     if settings.log_format == "pretty" {
-        builder.init();
+        registry.with(fmt.with_filter(filter)).init();
     } else {
-        builder.json().flatten_event(true).with_current_span(true).init();
+        registry.with(fmt.json().flatten_event(true).with_current_span(true).with_filter(filter)).init();
     }
+    Ok(exporter)
 }
 
 fn mint(rt: &playhead::Runtime, args: &TokenArgs) -> anyhow::Result<String> {
@@ -442,15 +447,23 @@ fn mint(rt: &playhead::Runtime, args: &TokenArgs) -> anyhow::Result<String> {
     Ok(issuer.issue(&claims)?)
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(mut cli: Cli) -> anyhow::Result<()> {
     if matches!(cli.command, Command::Doctor) {
         return doctor(cli).await;
     }
     let mut settings = Settings::load(cli.config.as_deref())?;
-    if let Some(d) = cli.data_dir {
+    if let Some(d) = cli.data_dir.take() {
         settings.data_dir = d;
     }
-    init_logs(&settings, matches!(cli.command, Command::Serve { .. }));
+    let exporter = init_logs(&settings, matches!(cli.command, Command::Serve { .. }))?;
+    let done = command(cli, settings).await;
+    if let Some(e) = exporter {
+        e.shutdown().await;
+    }
+    done
+}
+
+async fn command(cli: Cli, mut settings: Settings) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { listen, metrics_listen } => {
             if let Some(l) = listen {

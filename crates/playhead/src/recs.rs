@@ -1,6 +1,6 @@
 //! `playhead recs ...`: the offline recommendation tools (`batch`, `eval`, `synth`) over files,
-//! and `train`, which trains from this service's own store and writes a versioned model into the
-//! data dir.
+//! and `train`, which trains from this service's own store and stores the versioned model there
+//! (so every replica of a deployment serves the same one: decision 0106).
 //!
 //! The rule here: wiring only. Every algorithm lives in `playhead-recs` (no I/O of its own beyond
 //! the files it is named) and every read of the store goes through the core's ports, so this
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use playhead_core::ports::{Catalog as CatalogPort, Clock, RecsStore};
+use playhead_core::ports::{Catalog as CatalogPort, Clock, RecsStore, StoredModel};
 use playhead_core::recs::{RecsEngine, RecsItem, RecsProfile, RecsReason, RecsRow};
 use playhead_core::title::Title;
 use playhead_core::{Timestamp, TitleId};
@@ -26,10 +26,8 @@ use serde_json::{Value, json};
 const TRAIN_PAGE: u32 = 5_000;
 /// Titles read from the catalog per round trip when training.
 const CATALOG_PAGE: u32 = 1_000;
-/// Directory under the data dir that holds trained models.
-pub const MODELS_DIR: &str = "recs/models";
-/// File under the data dir naming the model in service (its version, one line).
-pub const CURRENT_FILE: &str = "recs/CURRENT";
+/// Models kept in the store (the newest serves; the rest are for rollback and inspection).
+pub const MODELS_KEPT: u32 = 5;
 
 /// Read a training configuration (JSON, the engine's `TrainConfig`; missing keys take defaults).
 pub fn train_config(path: Option<&Path>) -> anyhow::Result<TrainConfig> {
@@ -144,8 +142,8 @@ async fn all_titles(catalog: &dyn CatalogPort) -> anyhow::Result<Vec<Title>> {
 pub struct TrainReport {
     /// The model's version.
     pub version: String,
-    /// Where it was written.
-    pub path: PathBuf,
+    /// Its size as stored, bytes.
+    pub stored_bytes: usize,
     /// Plays read from the store.
     pub plays: usize,
     /// Catalog titles.
@@ -154,12 +152,10 @@ pub struct TrainReport {
     pub meta: playhead_recs::TrainMeta,
 }
 
-/// `recs train`: read every play and the catalog through the ports, train, and write the model
-/// to `<data_dir>/recs/models/<version>.json`, then point `<data_dir>/recs/CURRENT` at it. Both
-/// writes are atomic (temporary file, then rename), so a server reading `CURRENT` never sees a
-/// half-written model, and older versions stay on disk for rollback.
+/// `recs train`: read every play and the catalog through the ports, train, and store the model
+/// (`RecsStore::put_model`). Servers load the newest stored model by training time, so a model
+/// that finishes after a newer one never replaces it.
 pub async fn train_from_store(
-    data_dir: &Path,
     catalog_port: &dyn CatalogPort,
     recs: &dyn RecsStore,
     config: &TrainConfig,
@@ -180,40 +176,40 @@ pub async fn train_from_store(
     }
     let n_titles = titles.len();
     let plays = interactions.len();
-    let (config, data_dir) = (config.clone(), data_dir.to_path_buf());
+    let config = config.clone();
     // Training is seconds of CPU (a dense solve): never on an async worker, so a server that
     // trains on a schedule keeps answering while it runs.
-    let (model, path) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Model, PathBuf)> {
+    let (model, body) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Model, Vec<u8>)> {
         let catalog = Catalog::new(titles);
         let ds = Dataset::new(&interactions, &catalog);
         let model = playhead_recs::train(&ds, &catalog, &config, now)?;
-        let path = write_versioned(&data_dir, &model)?;
-        Ok((model, path))
+        let body = serde_json::to_vec(&model).context("serializing the model")?;
+        Ok((model, body))
     })
     .await
     .context("training task")??;
-    Ok(TrainReport { version: model.version.clone(), path, plays, titles: n_titles, meta: model.meta })
+    let stored_bytes = body.len();
+    let stored = StoredModel { version: model.version.clone(), trained_at: model.meta.trained_at, body };
+    recs.put_model(&stored, MODELS_KEPT).await.context("storing the model")?;
+    Ok(TrainReport {
+        version: model.version.clone(),
+        stored_bytes,
+        plays,
+        titles: n_titles,
+        meta: model.meta,
+    })
 }
 
-/// Write `model` under the data dir's models directory and make it current.
-pub fn write_versioned(data_dir: &Path, model: &Model) -> anyhow::Result<PathBuf> {
-    let dir = data_dir.join(MODELS_DIR);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join(format!("{}.json", model.version));
-    playhead_recs::write_model(model, &path)?;
-    let current = data_dir.join(CURRENT_FILE);
-    let tmp = current.with_extension("tmp");
-    std::fs::write(&tmp, format!("{}\n", model.version))
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &current).with_context(|| format!("renaming to {}", current.display()))?;
-    Ok(path)
-}
-
-/// The model `<data_dir>/recs/CURRENT` names, if any.
-pub fn read_current(data_dir: &Path) -> anyhow::Result<Option<Model>> {
-    let Some(version) = read_current_version(data_dir)? else { return Ok(None) };
-    let path = data_dir.join(MODELS_DIR).join(format!("{version}.json"));
-    Ok(Some(playhead_recs::read_model(&path)?))
+/// Read a stored model.
+async fn load_model(recs: &dyn RecsStore, version: &str) -> anyhow::Result<Option<Model>> {
+    let Some(body) = recs.model_body(version).await? else { return Ok(None) };
+    let model = tokio::task::spawn_blocking(move || -> anyhow::Result<Model> {
+        let text = std::str::from_utf8(&body).context("a stored model is not UTF-8")?;
+        Ok(Model::from_json(text)?)
+    })
+    .await
+    .context("loading the model")??;
+    Ok(Some(model))
 }
 
 /// The recommender the server runs: a [`Recommender`] (model joined to the catalog) behind an
@@ -341,65 +337,73 @@ impl RecsEngine for ServedRecs {
     }
 }
 
-/// Keep the served model fresh until `stop`: load the model `CURRENT` names (training one first
-/// when there is none), train again on the schedule, pick up models written by `playhead recs
-/// train`, and re-join the model to the catalog on every tick so titles imported since are
-/// served (new titles reach rows through genre similarity until they have plays). Failures are
-/// logged and retried on the next tick; the model in service stays.
+/// Keep the served model fresh until `stop`. Every tick: when the newest stored model is older
+/// than `train_interval_secs` (or there is none), the replica that takes the training lease
+/// trains and stores a new one (the others keep serving); then every replica loads the newest
+/// stored model if it is not the one it serves, and never an older one; and re-joins the model to
+/// the catalog so titles imported since are served (through genre similarity until they have
+/// plays). Failures are logged and retried on the next tick; the model in service stays.
 pub async fn lifecycle(
     engine: Arc<ServedRecs>,
     app: playhead_app::App,
-    data_dir: PathBuf,
     settings: crate::config::RecsSettings,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut loaded: Option<Arc<Model>> = None;
-    let mut last_train = std::time::Instant::now();
+    // This process, as a lease holder (a restarted replica is a new holder: its old lease runs out).
+    let holder = uuid::Uuid::new_v4().to_string();
     loop {
         let step = async {
-            let mut version = read_current_version(&data_dir)?;
-            let due = settings.train_interval_secs > 0
-                && last_train.elapsed() >= std::time::Duration::from_secs(settings.train_interval_secs);
             let ports = app.ports();
-            if version.is_none() || due {
+            let now = app.clock().now();
+            let latest = ports.recs.latest_model().await?;
+            let interval_ms =
+                i64::try_from(settings.train_interval_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+            let due = match &latest {
+                None => true,
+                Some(l) => {
+                    settings.train_interval_secs > 0 && now.0.saturating_sub(l.trained_at.0) >= interval_ms
+                }
+            };
+            // Long enough for the search's safety stop and the refit; a holder that dies frees
+            // it when it runs out.
+            let lease_ms = i64::try_from(settings.search_budget_secs.saturating_mul(3).saturating_add(600))
+                .unwrap_or(3_600)
+                .saturating_mul(1000);
+            if due
+                && ports.recs.lease_training(&holder, now, Timestamp(now.0.saturating_add(lease_ms))).await?
+            {
                 let started = std::time::Instant::now();
-                let report = train_from_store(
-                    &data_dir,
+                let trained = train_from_store(
                     ports.catalog.as_ref(),
                     ports.recs.as_ref(),
                     &settings_train_config(&settings),
-                    app.clock().now(),
+                    now,
                 )
-                .await?;
-                last_train = std::time::Instant::now();
+                .await;
+                let end = app.clock().now();
+                ports.recs.lease_training(&holder, end, end).await?;
+                let report = trained?;
                 tracing::info!(model.version = %report.version, play.count = report.plays,
+                    model.bytes = report.stored_bytes,
                     duration_ms = started.elapsed().as_millis() as u64, "recommendation model trained");
-                version = Some(report.version);
             }
-            let Some(version) = version else { return Ok::<_, anyhow::Error>(()) };
-            if loaded.as_ref().is_none_or(|m| m.version != version) {
-                let d = data_dir.clone();
-                let model = tokio::task::spawn_blocking(move || read_current(&d))
-                    .await
-                    .context("loading the model")??
-                    .ok_or_else(|| anyhow::anyhow!("recs/CURRENT vanished"))?;
-                // Never go back in time: a CURRENT pointing at a model older than the one in
-                // service (a slow trainer finishing late) is ignored.
-                if let Some(m) = loaded.as_ref().filter(|m| m.meta.trained_at > model.meta.trained_at) {
-                    tracing::warn!(model.version = %model.version, model.serving = %m.version,
-                        "recs/CURRENT names a model older than the one in service: kept the newer");
-                } else {
-                    tracing::info!(model.version = %model.version, "recommendation model loaded");
-                    if let Some(old) = &loaded {
-                        metrics::gauge!("playhead_recs_model_info", "version" => old.version.clone())
-                            .set(0.0);
-                    }
-                    metrics::gauge!("playhead_recs_model_info", "version" => model.version.clone()).set(1.0);
-                    #[expect(clippy::cast_precision_loss, reason = "a gauge")]
-                    metrics::gauge!("playhead_recs_model_trained_timestamp_seconds")
-                        .set(model.meta.trained_at.0 as f64 / 1000.0);
-                    loaded = Some(Arc::new(model));
+            let newest = ports.recs.latest_model().await?;
+            if let Some(newest) = newest.filter(|n| {
+                loaded.as_ref().is_none_or(|m| m.version != n.version && m.meta.trained_at <= n.trained_at)
+            }) {
+                let Some(model) = load_model(ports.recs.as_ref(), &newest.version).await? else {
+                    anyhow::bail!("model {} vanished before it was loaded", newest.version);
+                };
+                tracing::info!(model.version = %model.version, "recommendation model loaded");
+                if let Some(old) = &loaded {
+                    metrics::gauge!("playhead_recs_model_info", "version" => old.version.clone()).set(0.0);
                 }
+                metrics::gauge!("playhead_recs_model_info", "version" => model.version.clone()).set(1.0);
+                #[expect(clippy::cast_precision_loss, reason = "a gauge")]
+                metrics::gauge!("playhead_recs_model_trained_timestamp_seconds")
+                    .set(model.meta.trained_at.0 as f64 / 1000.0);
+                loaded = Some(Arc::new(model));
             }
             if let Some(model) = &loaded {
                 let titles = all_titles(ports.catalog.as_ref()).await?;
@@ -410,7 +414,7 @@ pub async fn lifecycle(
                     .await
                     .context("installing")?;
             }
-            Ok(())
+            Ok::<_, anyhow::Error>(())
         };
         if let Err(e) = step.await {
             tracing::warn!(error = %format!("{e:#}"), "recommendation model refresh failed");
@@ -433,22 +437,4 @@ pub fn settings_train_config(settings: &crate::config::RecsSettings) -> TrainCon
         ..d.tune.clone()
     };
     TrainConfig { tune, ..d }
-}
-
-/// The version `<data_dir>/recs/CURRENT` names, if any.
-pub fn read_current_version(data_dir: &Path) -> anyhow::Result<Option<String>> {
-    let current = data_dir.join(CURRENT_FILE);
-    match std::fs::read_to_string(&current) {
-        Ok(v) => {
-            let v = v.trim().to_owned();
-            anyhow::ensure!(
-                !v.is_empty() && !v.contains(['/', '\\']) && !v.starts_with('.'),
-                "{}: not a model version: {v:?}",
-                current.display()
-            );
-            Ok(Some(v))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", current.display())),
-    }
 }

@@ -8,8 +8,8 @@ use playhead_core::StoreError;
 use playhead_core::Timestamp;
 use playhead_core::ids::{AccountId, PlayId, ProfileId, TitleId};
 use playhead_core::ports::{
-    AccountStore, BackfillOutcome, Catalog, CoWatchCounts, Feedback, Impressions, PlayQuery, RecsStore,
-    ResumeRow, StoredTitle, UpsertSummary, Viewing, ViewingStore, ViewingTx,
+    AccountStore, BackfillOutcome, Catalog, CoWatchCounts, Feedback, Impressions, ModelVersion, PlayQuery,
+    RecsStore, ResumeRow, StoredModel, StoredTitle, UpsertSummary, Viewing, ViewingStore, ViewingTx,
 };
 use playhead_core::profile::{Account, Email, Profile};
 use playhead_core::title::Title;
@@ -186,5 +186,23 @@ impl<S: RecsStore> RecsStore for Counting<S> {
     async fn trending(&self, limit: u32) -> Result<Vec<(TitleId, f64)>, StoreError> {
         self.n.hit();
         self.inner.trending(limit).await
+    }
+    // The model lifecycle's calls: background work, never a screen's read, so not counted.
+    async fn put_model(&self, model: &StoredModel, keep: u32) -> Result<(), StoreError> {
+        self.inner.put_model(model, keep).await
+    }
+    async fn latest_model(&self) -> Result<Option<ModelVersion>, StoreError> {
+        self.inner.latest_model().await
+    }
+    async fn model_body(&self, version: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.model_body(version).await
+    }
+    async fn lease_training(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.inner.lease_training(holder, now, until).await
     }
 }

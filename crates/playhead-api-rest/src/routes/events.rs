@@ -1,10 +1,11 @@
 //! Playback event ingestion: 202 with one result per event.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use playhead_app::ingest::{EventStatus, IngestBatch};
 use playhead_core::event::RawEvent;
+use playhead_core::trace::TraceContext;
 use playhead_core::{FieldError, Timestamp};
 
 use super::profile_id;
@@ -65,6 +66,7 @@ fn parse_event(raw: &serde_json::value::RawValue) -> Result<RawEvent, (Option<St
 pub async fn post_events(
     State(s): State<RestState>,
     Auth(p): Auth,
+    trace: Option<Extension<TraceContext>>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<EventBatchDto>,
 ) -> Result<(StatusCode, Json<EventBatchResultDto>), ApiError> {
@@ -87,6 +89,8 @@ pub async fn post_events(
         sent_at,
         backfill: body.backfill,
         events: body.events.iter().map(|e| parse_event(e)).collect(),
+        // Set by the route's gate for every request.
+        trace: trace.map(|Extension(t)| t),
     };
     let results = s.app.record_events(&p, profile, batch).await?;
     let count = |st: EventStatus| results.iter().filter(|r| r.status == st).count();

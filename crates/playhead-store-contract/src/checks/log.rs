@@ -8,8 +8,9 @@ use playhead_core::StoreError;
 use playhead_core::event::{EventKind, PlaybackEvent};
 use playhead_core::ids::{EventId, ProfileId};
 use playhead_core::ports::AppendOutcome::{Accepted, Duplicate, Held};
-use playhead_core::ports::QueuedEvent;
+use playhead_core::ports::{LogEntry, QueuedEvent};
 use playhead_core::time::Timestamp;
+use playhead_core::trace::TraceContext;
 use uuid::Uuid;
 
 use crate::Stores;
@@ -76,6 +77,29 @@ pub async fn appended_events_round_trip_every_field(s: &Stores) {
     let batch = queue(s).await;
     let got: Vec<PlaybackEvent> = batch.iter().map(|q| q.event.clone()).collect();
     assert_eq!(got, events);
+}
+
+/// The trace context an append carries comes back with its queued event (the apply step
+/// continues the request's trace), per event; an event appended without one has none, and a
+/// duplicate within the batch keeps the first copy's context, as it keeps the first copy.
+pub async fn trace_contexts_ride_with_queued_events(s: &Stores) {
+    let p = new_profile(s, 1).await;
+    let t1 = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").expect("valid");
+    let t2 = TraceContext::parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00").expect("valid");
+    let (a, b, c) = (event(p, "m", 1, min(1)), event(p, "m", 2, min(2)), event(p, "m", 3, min(3)));
+    let entries = vec![
+        LogEntry { trace: Some(t1), ..queued(&a) },
+        LogEntry { trace: Some(t2), ..queued(&b) },
+        LogEntry { trace: Some(t2), ..queued(&a) }, // a duplicate of `a`: its context is not kept
+        queued(&c),
+    ];
+    assert_eq!(
+        s.log.append(&entries, ROOMY).await.expect("append"),
+        vec![Accepted, Accepted, Duplicate, Accepted]
+    );
+    let got: Vec<(EventId, Option<TraceContext>)> =
+        queue(s).await.iter().map(|q| (q.event.event_id, q.trace)).collect();
+    assert_eq!(got, vec![(a.event_id, Some(t1)), (b.event_id, Some(t2)), (c.event_id, None)]);
 }
 
 /// The second copy of an event id is `Duplicate` and writes nothing, whether it comes in the same

@@ -4,7 +4,7 @@
 //! trending counted once per play id and only when committed.
 
 use playhead_core::ids::{PlayId, ProfileId, TitleId};
-use playhead_core::ports::{Feedback, FeedbackKind, PlayQuery};
+use playhead_core::ports::{Feedback, FeedbackKind, PlayQuery, StoredModel};
 use playhead_core::rules::recs::{PlayCount, count_play};
 use playhead_core::time::Timestamp;
 
@@ -150,4 +150,43 @@ pub async fn the_window_is_the_most_recent_counted_plays(s: &Stores) {
     assert_eq!(w, vec![tid("y"), tid("z"), tid("x")]);
     assert_eq!(tx.recs_window(p, 2).await.expect("recs_window"), vec![tid("z"), tid("x")]);
     assert!(tx.recs_window(other, 50).await.expect("recs_window").is_empty());
+}
+
+fn stored(version: &str, trained_at: i64, body: &[u8]) -> StoredModel {
+    StoredModel { version: version.to_owned(), trained_at: Timestamp(trained_at), body: body.to_vec() }
+}
+
+/// Models: the newest by training time is the latest (not the last stored: a slow trainer that
+/// finishes late never takes over); a version is stored once; only the `keep` newest stay.
+pub async fn models_are_served_newest_first_and_pruned(s: &Stores) {
+    assert_eq!(s.recs.latest_model().await.expect("latest"), None);
+    s.recs.put_model(&stored("v1", 1_000, b"one"), 2).await.expect("put");
+    s.recs.put_model(&stored("v3", 3_000, &vec![7u8; 300_000]), 2).await.expect("put");
+    // Trained before v3, stored after it.
+    s.recs.put_model(&stored("v2", 2_000, b"two"), 2).await.expect("put");
+    let latest = s.recs.latest_model().await.expect("latest").expect("a model");
+    assert_eq!((latest.version.as_str(), latest.trained_at), ("v3", Timestamp(3_000)));
+    assert_eq!(s.recs.model_body("v3").await.expect("body"), Some(vec![7u8; 300_000]), "bodies round-trip");
+    assert_eq!(s.recs.model_body("v1").await.expect("body"), None, "the oldest beyond keep=2 is gone");
+    assert_eq!(s.recs.model_body("v2").await.expect("body"), Some(b"two".to_vec()));
+    // A second put of a version changes nothing.
+    s.recs.put_model(&stored("v2", 9_000, b"other"), 2).await.expect("put");
+    assert_eq!(s.recs.model_body("v2").await.expect("body"), Some(b"two".to_vec()));
+    assert_eq!(s.recs.latest_model().await.expect("latest").expect("a model").version, "v3");
+    assert_eq!(s.recs.model_body("nope").await.expect("body"), None);
+}
+
+/// The training lease: one holder at a time; renewable by its holder; free once expired or
+/// released.
+pub async fn the_training_lease_has_one_holder(s: &Stores) {
+    let t = Timestamp;
+    assert!(s.recs.lease_training("a", t(100), t(200)).await.expect("lease"), "a free lease is taken");
+    assert!(!s.recs.lease_training("b", t(150), t(250)).await.expect("lease"), "held by a until 200");
+    assert!(s.recs.lease_training("a", t(150), t(300)).await.expect("lease"), "its holder renews it");
+    assert!(!s.recs.lease_training("b", t(299), t(400)).await.expect("lease"), "renewed to 300");
+    assert!(s.recs.lease_training("b", t(300), t(400)).await.expect("lease"), "expired: b takes it");
+    assert!(!s.recs.lease_training("a", t(310), t(500)).await.expect("lease"));
+    // b releases it (until = now): anyone may take it at once.
+    assert!(s.recs.lease_training("b", t(320), t(320)).await.expect("lease"));
+    assert!(s.recs.lease_training("a", t(320), t(600)).await.expect("lease"));
 }

@@ -44,6 +44,7 @@ fn event(profile: ProfileId, n: u128) -> LogEntry {
             session_id: None,
         },
         hold: false,
+        trace: None,
     }
 }
 

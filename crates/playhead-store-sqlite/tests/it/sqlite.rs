@@ -26,6 +26,7 @@ fn event(n: u128) -> LogEntry {
             session_id: None,
         },
         hold: false,
+        trace: None,
     }
 }
 

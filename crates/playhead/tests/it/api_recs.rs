@@ -44,7 +44,6 @@ async fn train(t: &TestApp) -> String {
 async fn train_with(t: &TestApp, config: &playhead_recs::TrainConfig) -> String {
     let ports = t.app.ports();
     let report = playhead::recs::train_from_store(
-        &t.settings.data_dir,
         ports.catalog.as_ref(),
         ports.recs.as_ref(),
         config,

@@ -25,3 +25,4 @@ mod ops;
 #[cfg(feature = "recs")]
 mod recs_cli;
 mod scale_out;
+mod traces;

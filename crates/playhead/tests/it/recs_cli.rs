@@ -233,11 +233,12 @@ fn bad_flags_and_files_are_refused_naming_them() {
     assert!(!out.exists(), "nothing written on failure");
 }
 
-/// `recs train` reads the plays and catalog the service stored (through the ports), writes a
-/// versioned model and names it in `recs/CURRENT`; a second run adds a version and moves CURRENT.
+/// `recs train` reads the plays and catalog the service stored (through the ports) and stores a
+/// versioned model there; a second run adds a version, which the running server switches to.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn train_reads_the_store_and_writes_a_versioned_model() {
-    let t = spawn_app().await;
+    // The server looks for a newer stored model every second.
+    let t = spawn_with(|s| s.recs.reload_interval_secs = 1).await;
     let ops = t.catalog_token().await;
     let mut catalog = vec![series("show")];
     catalog.extend((1..=3).map(|e| episode("show", 1, e, 10)));
@@ -286,24 +287,27 @@ async fn train_reads_the_store_and_writes_a_versioned_model() {
     assert_eq!(first["titles"], json!(7));
     assert_eq!(first["meta"]["profiles"], json!(3));
     let version = first["version"].as_str().unwrap().to_owned();
-    let current = std::fs::read_to_string(dir.join("recs/CURRENT")).unwrap();
-    assert_eq!(current.trim(), version);
-    let model: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join(format!("recs/models/{version}.json"))).unwrap(),
-    )
-    .unwrap();
+    // Stored in the service's database, where every replica loads it from.
+    let stored = recs.latest_model().await.unwrap().expect("a stored model");
+    assert_eq!(stored.version, version);
+    let model: Value = serde_json::from_slice(&recs.model_body(&version).await.unwrap().unwrap()).unwrap();
     let items: HashSet<&str> =
         model["items"].as_array().unwrap().iter().map(|i| i.as_str().unwrap()).collect();
     assert!(items.contains("show"), "episodes count toward their series: {items:?}");
     assert!(!items.contains("show.s1e1"));
     assert!(items.contains("m1") && items.contains("m2"));
 
-    // Versions are kept; CURRENT moves to the newest.
+    // Versions are kept; the newest serves, and the running server switches to it.
     std::thread::sleep(std::time::Duration::from_millis(5));
     let second = train(&dir);
     let v2 = second["version"].as_str().unwrap();
     assert_ne!(v2, version);
-    assert_eq!(std::fs::read_to_string(dir.join("recs/CURRENT")).unwrap().trim(), v2);
-    assert!(dir.join(format!("recs/models/{version}.json")).exists());
+    assert_eq!(recs.latest_model().await.unwrap().unwrap().version, v2);
+    assert!(recs.model_body(&version).await.unwrap().is_some(), "older versions stay for rollback");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while t.app.recs_engine().version().as_deref() != Some(v2) {
+        assert!(std::time::Instant::now() < deadline, "the server did not switch to {v2}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     t.stop().await;
 }
