@@ -44,6 +44,7 @@ mod error;
 mod idempotency;
 mod identity;
 mod log;
+mod prune;
 mod outbox;
 mod recs;
 mod viewing;
