@@ -390,6 +390,7 @@ impl MutationRoot {
             duplicate: 0,
             held: 0,
             rejected: 0,
+            paused: 0,
         };
         for (i, r) in results.into_iter().enumerate() {
             let status = match r.status {
@@ -408,6 +409,10 @@ impl MutationRoot {
                 AppEventStatus::Rejected => {
                     out.rejected += 1;
                     EventStatus::Rejected
+                }
+                AppEventStatus::Paused => {
+                    out.paused += 1;
+                    EventStatus::Paused
                 }
             };
             out.results.push(EventResult {
@@ -523,7 +528,7 @@ impl MutationRoot {
             MaybeUndefined::Null => Some(None),
             MaybeUndefined::Value(v) => Some(Some(limit(v)?)),
         };
-        let patch = ProfilePatch { name, kids, maturity_limit, private };
+        let patch = ProfilePatch { name, kids, maturity_limit, private, ..ProfilePatch::default() };
         let r = app(ctx)?.patch_profile(&principal(ctx)?, pid, patch, Some(version)).await;
         audited(ctx, Operation::UpdateProfile, pid, r).await.map(ProfileNode)
     }

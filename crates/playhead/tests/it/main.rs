@@ -21,6 +21,7 @@ mod grpc;
 mod multi_process;
 mod nats;
 mod oauth;
+mod pause;
 mod revocation;
 mod ops;
 #[cfg(feature = "recs")]
