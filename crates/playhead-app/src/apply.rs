@@ -182,10 +182,13 @@ impl App {
             let facts = TitleFacts::from(title);
             let valid: Vec<&PlaybackEvent> = evs
                 .into_iter()
-                .filter(|e| clamp_position(e.position_ms, Some(title.duration_ms), &self.config.rules).is_ok())
+                .filter(|e| {
+                    clamp_position(e.position_ms, Some(title.duration_ms), &self.config.rules).is_ok()
+                })
                 .collect();
             if !valid.is_empty() {
-                self.merge_resume_point(tx.as_mut(), profile, &title_id, &facts, &valid, &mut changed).await?;
+                self.merge_resume_point(tx.as_mut(), profile, &title_id, &facts, &valid, &mut changed)
+                    .await?;
             }
         }
         tx.commit().await?;

@@ -288,7 +288,7 @@ impl App {
         if paused {
             // History paused: the resume point the person set is kept, but no event is stored,
             // so it can never become part of a play.
-            let facts = playhead_core::rules::TitleFacts::from(&title);
+            let facts = TitleFacts::from(&title);
             self.merge_resume_point(tx.as_mut(), profile, title_id, &facts, &[&event], &mut changed).await?;
         } else {
             tx.record_applied(&event).await?;

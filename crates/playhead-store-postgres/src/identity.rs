@@ -519,9 +519,7 @@ impl IdentityStore for PgStore {
 }
 
 /// Store a deny-list entry; an existing one for the same token or client is kept.
-fn insert_denial(
-    d: &TokenDenial,
-) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+fn insert_denial(d: &TokenDenial) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
     sqlx::query(
         "INSERT INTO token_denials (kind, id, client_id, revoked_at, until) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (kind, id) DO NOTHING",

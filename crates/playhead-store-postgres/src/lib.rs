@@ -44,8 +44,8 @@ mod error;
 mod idempotency;
 mod identity;
 mod log;
-mod prune;
 mod outbox;
+mod prune;
 mod recs;
 mod viewing;
 

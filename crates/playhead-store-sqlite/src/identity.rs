@@ -17,7 +17,8 @@ use playhead_core::profile::Account;
 use playhead_core::time::Timestamp;
 use playhead_store_rows::Columns;
 use playhead_store_rows::identity::{
-    CLIENT_COLS, CODE_COLS, DENIAL_COLS, DEVICE_COLS, REFRESH_COLS, SESSION_COLS, WEB_SESSION_COLS, account, device_status,
+    CLIENT_COLS, CODE_COLS, DENIAL_COLS, DEVICE_COLS, REFRESH_COLS, SESSION_COLS, WEB_SESSION_COLS, account,
+    device_status,
 };
 
 use crate::SqliteStore;

@@ -223,13 +223,7 @@ pub const CATALOGUE: &[Metric] = &[
         "When the revoked-session list and token deny list were last read successfully.",
     ),
     // Retention.
-    m(
-        "playhead_pruned_rows_total",
-        Counter,
-        &["table"],
-        Both,
-        "Rows deleted by the pruning job, by table.",
-    ),
+    m("playhead_pruned_rows_total", Counter, &["table"], Both, "Rows deleted by the pruning job, by table."),
     // Recommendations.
     m("playhead_recs_plays_counted_total", Counter, &[], Both, "Plays counted into trending and co-watch."),
     m(

@@ -166,7 +166,7 @@ impl Revocations {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        if !g.1.is_some_and(|at| at.elapsed() <= Self::MAX_STALENESS) {
+        if g.1.is_none_or(|at| at.elapsed() > Self::MAX_STALENESS) {
             return RevocationVerdict::Unknown;
         }
         g.0.reason(sid, token).map_or(RevocationVerdict::Valid, RevocationVerdict::Revoked)

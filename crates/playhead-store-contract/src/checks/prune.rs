@@ -3,8 +3,8 @@
 
 use playhead_core::auth::Scopes;
 use playhead_core::identity::{
-    AuditEntry, AuthCode, CodeUse, DenialKind, DeviceCode, DeviceStatus, RefreshToken, Session,
-    TokenDenial, WebSession,
+    AuditEntry, AuthCode, CodeUse, DenialKind, DeviceCode, DeviceStatus, RefreshToken, Session, TokenDenial,
+    WebSession,
 };
 use playhead_core::ids::AccountId;
 use playhead_core::ports::{IdempotencyBegin, PruneKind, StoredResponse};
@@ -52,7 +52,10 @@ pub async fn expired_codes_are_pruned_in_batches(s: &Stores) {
     }
     assert_eq!(prune_all(s, PruneKind::AuthCodes, 100, 2).await, vec![2, 1]);
     for seed in [1, 2, 3] {
-        assert_eq!(s.identity.consume_auth_code(digest(seed), at(200)).await.expect("consume"), CodeUse::Unknown);
+        assert_eq!(
+            s.identity.consume_auth_code(digest(seed), at(200)).await.expect("consume"),
+            CodeUse::Unknown
+        );
     }
     assert!(matches!(
         s.identity.consume_auth_code(digest(4), at(200)).await.expect("consume"),

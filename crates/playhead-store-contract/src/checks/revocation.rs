@@ -67,7 +67,8 @@ pub async fn deleting_a_client_revokes_its_sessions_and_denies_its_tokens(s: &St
     };
     s.identity.create_client(&client("doomed")).await.expect("create_client");
     s.identity.create_client(&client("kept")).await.expect("create_client");
-    for x in [session("d-1", "doomed", None), session("d-2", "doomed", Some(5)), session("k-1", "kept", None)] {
+    for x in [session("d-1", "doomed", None), session("d-2", "doomed", Some(5)), session("k-1", "kept", None)]
+    {
         s.identity.create_session(&x).await.expect("create_session");
     }
     let gone = denial(DenialKind::Client, "doomed", 100, 700);

@@ -21,9 +21,9 @@ mod grpc;
 mod multi_process;
 mod nats;
 mod oauth;
-mod pause;
-mod revocation;
 mod ops;
+mod pause;
 #[cfg(feature = "recs")]
 mod recs_cli;
+mod revocation;
 mod scale_out;

@@ -11,7 +11,15 @@ use crate::support::*;
 async fn set(t: &TestApp, v: &Viewer, body: Value) -> Value {
     let path = format!("/v1/profiles/{}", v.profile);
     let etag = t.get(&v.token, &path).await.headers()["etag"].to_str().unwrap().to_owned();
-    let r = t.http.patch(t.url(&path)).bearer_auth(&v.token).header("if-match", etag).json(&body).send().await.unwrap();
+    let r = t
+        .http
+        .patch(t.url(&path))
+        .bearer_auth(&v.token)
+        .header("if-match", etag)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     r.json().await.unwrap()
 }
@@ -22,7 +30,10 @@ async fn paused_history_records_nothing_and_says_so_per_event() {
     t.import(&ops, &[movie("m1", 100), movie("m2", 100)]).await;
     let v = t.viewer("pa@example.com").await;
     let profile = t.get_json(&v.token, &format!("/v1/profiles/{}", v.profile)).await;
-    assert_eq!((profile["history_paused"].clone(), profile["keep_resume_points_while_paused"].clone()), (json!(false), json!(false)));
+    assert_eq!(
+        (profile["history_paused"].clone(), profile["keep_resume_points_while_paused"].clone()),
+        (json!(false), json!(false))
+    );
     let p = set(&t, &v, json!({"history_paused": true})).await;
     assert_eq!(p["history_paused"], true);
 
@@ -30,7 +41,10 @@ async fn paused_history_records_nothing_and_says_so_per_event() {
     batch.push(json!({"event_id": "not-a-uuid", "title_id": "m1", "kind": "start", "position_ms": 0,
                       "occurred_at": playhead_core::Timestamp(now_ms()).to_rfc3339()}));
     let res = t.events(&v, batch).await;
-    assert_eq!((res["paused"].as_u64(), res["accepted"].as_u64(), res["rejected"].as_u64()), (Some(41), Some(0), Some(1)));
+    assert_eq!(
+        (res["paused"].as_u64(), res["accepted"].as_u64(), res["rejected"].as_u64()),
+        (Some(41), Some(0), Some(1))
+    );
     let first = &res["results"][0];
     assert_eq!(first["status"], "paused");
     assert_eq!(first["problem"]["type"], "/problems/history-paused");

@@ -85,19 +85,24 @@ async fn a_revoked_service_token_stops_everywhere_and_introspection_agrees() {
     let rs = confidential(&t, "Resource server", "").await;
     let token = service_token(&t, &svc).await;
     let other = service_token(&t, &svc).await;
-    let put = |tok: &str| t.http.put(t.url("/v1/titles/m1")).bearer_auth(tok.to_owned()).json(&movie("m1", 90));
+    let put =
+        |tok: &str| t.http.put(t.url("/v1/titles/m1")).bearer_auth(tok.to_owned()).json(&movie("m1", 90));
     assert!(put(&token).send().await.unwrap().status().is_success());
     for replica in std::iter::once(&t).chain(b.as_ref()) {
         assert_eq!(replica.get(&token, "/v1/titles/m1").await.status(), StatusCode::OK);
     }
     let info = introspect(&t, &rs, &token).await;
-    assert_eq!((info["active"].clone(), info["sub"].clone()), (json!(true), json!(format!("client:{}", svc.id))));
+    assert_eq!(
+        (info["active"].clone(), info["sub"].clone()),
+        (json!(true), json!(format!("client:{}", svc.id)))
+    );
 
     // RFC 7009 section 2.1: a client revokes only its own tokens; another's request is ignored.
     assert_eq!(form(&t, "/oauth/revoke", Some(&rs), &[("token", &token)]).await.status(), StatusCode::OK);
     assert_eq!(introspect(&t, &rs, &token).await["active"], true);
 
-    let r = form(&t, "/oauth/revoke", Some(&svc), &[("token", &token), ("token_type_hint", "access_token")]).await;
+    let r = form(&t, "/oauth/revoke", Some(&svc), &[("token", &token), ("token_type_hint", "access_token")])
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(introspect(&t, &rs, &token).await, json!({"active": false}), "inactive at once");
     for replica in std::iter::once(&t).chain(b.as_ref()) {
@@ -137,7 +142,9 @@ async fn deleting_a_client_revokes_everything_it_issued() {
     let admin = t.catalog_token().await;
 
     // Only an operator may delete a client; an unknown one is 404.
-    let delete = |who: &str, id: &str| t.http.delete(t.url(&format!("/v1/admin/clients/{id}"))).bearer_auth(who.to_owned());
+    let delete = |who: &str, id: &str| {
+        t.http.delete(t.url(&format!("/v1/admin/clients/{id}"))).bearer_auth(who.to_owned())
+    };
     assert_eq!(delete(&v.token, &tv.id).send().await.unwrap().status(), StatusCode::FORBIDDEN);
     let r = delete(&admin, "phc_nobody").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
@@ -155,7 +162,8 @@ async fn deleting_a_client_revokes_everything_it_issued() {
         eventually(replica, &service, "/v1/titles", StatusCode::UNAUTHORIZED).await;
     }
     // The client can no longer authenticate, so nothing new is issued to it.
-    let r = form(&t, "/oauth/token", Some(&tv), &[("grant_type", "refresh_token"), ("refresh_token", rt)]).await;
+    let r =
+        form(&t, "/oauth/token", Some(&tv), &[("grant_type", "refresh_token"), ("refresh_token", rt)]).await;
     assert_eq!(oauth_err(r).await, (StatusCode::UNAUTHORIZED, "invalid_client".into()));
     let r = form(&t, "/oauth/token", Some(&svc), &[("grant_type", "client_credentials")]).await;
     assert_eq!(oauth_err(r).await, (StatusCode::UNAUTHORIZED, "invalid_client".into()));
