@@ -722,8 +722,8 @@ pub enum PruneKind {
     DeviceCodes,
     /// Refresh tokens that expired before the horizon (used or not).
     RefreshTokens,
-    /// Sessions created before the horizon none of whose refresh tokens expires at or after it
-    /// (so every access token of theirs has expired too).
+    /// Sessions created (and, if revoked, revoked) before the horizon none of whose refresh
+    /// tokens expires at or after it (so every access token of theirs has expired too).
     Sessions,
     /// Browser sessions that expired before the horizon.
     WebSessions,

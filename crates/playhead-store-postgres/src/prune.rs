@@ -18,9 +18,10 @@ const fn due(kind: PruneKind) -> &'static str {
             "t.expires_at < $1"
         }
         // Every access token of a session was issued with a refresh token that expires later,
-        // or (no refresh grant) at its creation: neither is left after the horizon.
+        // or (no refresh grant) at its creation: neither is left after the horizon. A session
+        // revoked after the horizon stays, so the revocation poll keeps seeing it.
         PruneKind::Sessions => {
-            "t.created_at < $1 AND NOT EXISTS \
+            "t.created_at < $1 AND (t.revoked_at IS NULL OR t.revoked_at < $1) AND NOT EXISTS \
              (SELECT 1 FROM refresh_tokens r WHERE r.session_id = t.id AND r.expires_at >= $1)"
         }
         PruneKind::IdempotencyKeys => {

@@ -81,8 +81,9 @@ pub async fn expired_codes_are_pruned_in_batches(s: &Stores) {
 }
 
 /// Refresh tokens that expired before the horizon go (used or not); a session goes once it was
-/// created before the horizon and none of its refresh tokens expires at or after it, so a
-/// family still in use, or a session started after the horizon, stays.
+/// created (and, if revoked, revoked) before the horizon and none of its refresh tokens expires
+/// at or after it, so a family still in use, a session started after the horizon, or one revoked
+/// after it (the revocation poll still reads it), stays.
 pub async fn refresh_families_and_sessions_go_after_their_lifetime(s: &Stores) {
     let account = AccountId(Uuid::now_v7());
     let session = |id: &str, created: i64| Session {
@@ -95,6 +96,7 @@ pub async fn refresh_families_and_sessions_go_after_their_lifetime(s: &Stores) {
         created_at: at(created),
         revoked_at: None,
     };
+    let revoked = |id: &str, at_ms: i64| Session { revoked_at: Some(at(at_ms)), ..session(id, 10) };
     let token = |seed: u8, sid: &str, expires: i64, used: Option<i64>| RefreshToken {
         hash: digest(seed),
         session_id: sid.into(),
@@ -103,7 +105,14 @@ pub async fn refresh_families_and_sessions_go_after_their_lifetime(s: &Stores) {
         expires_at: at(expires),
         used_at: used.map(at),
     };
-    for x in [session("ended", 10), session("in-use", 10), session("no-refresh", 20), session("young", 500)] {
+    for x in [
+        session("ended", 10),
+        session("in-use", 10),
+        session("no-refresh", 20),
+        session("young", 500),
+        revoked("revoked-long-ago", 50),
+        revoked("revoked-lately", 150),
+    ] {
         s.identity.create_session(&x).await.expect("create_session");
     }
     s.identity.create_refresh_token(&token(1, "ended", 40, Some(30))).await.expect("refresh");
@@ -117,8 +126,15 @@ pub async fn refresh_families_and_sessions_go_after_their_lifetime(s: &Stores) {
     }
     assert!(s.identity.refresh_token(digest(4)).await.expect("refresh_token").is_some());
 
-    assert_eq!(prune_all(s, PruneKind::Sessions, 100, 10).await, vec![2]);
-    for (id, kept) in [("ended", false), ("no-refresh", false), ("in-use", true), ("young", true)] {
+    assert_eq!(prune_all(s, PruneKind::Sessions, 100, 10).await, vec![3]);
+    for (id, kept) in [
+        ("ended", false),
+        ("no-refresh", false),
+        ("revoked-long-ago", false),
+        ("in-use", true),
+        ("young", true),
+        ("revoked-lately", true),
+    ] {
         assert_eq!(s.identity.session(id).await.expect("session").is_some(), kept, "{id}");
     }
 }
