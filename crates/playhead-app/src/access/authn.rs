@@ -343,3 +343,39 @@ impl Authenticator {
         Ok(principal)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use playhead_core::Timestamp;
+
+    use super::*;
+
+    fn denial(kind: DenialKind, id: &str) -> TokenDenial {
+        TokenDenial {
+            kind,
+            id: id.into(),
+            client_id: id.into(),
+            revoked_at: Timestamp(0),
+            until: Timestamp(1),
+        }
+    }
+
+    #[test]
+    fn a_token_is_revoked_by_its_session_its_jti_or_its_client_and_the_list_can_be_too_stale() {
+        let r = Revocations::new();
+        let token = |jti: &str, client: &str| TokenRef { jti: jti.into(), client_id: client.into() };
+        assert_eq!(r.verdict(None, Some(&token("j", "c"))), RevocationVerdict::Unknown, "never polled");
+        r.replace(RevokedSet::new(
+            ["s-1".to_owned()],
+            vec![denial(DenialKind::Token, "j-1"), denial(DenialKind::Client, "gone")],
+        ));
+        let revoked = |sid: Option<&str>, t: TokenRef| {
+            matches!(r.verdict(sid, Some(&t)), RevocationVerdict::Revoked(_))
+        };
+        assert!(revoked(Some("s-1"), token("j", "c")));
+        assert!(revoked(None, token("j-1", "c")));
+        assert!(revoked(None, token("j", "gone")));
+        assert!(!revoked(Some("s-2"), token("j", "c")));
+        assert!(!revoked(None, token("gone", "j-1")), "a jti and a client id are never confused");
+    }
+}
