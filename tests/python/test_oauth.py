@@ -83,9 +83,20 @@ def server():
     redirect = f"http://127.0.0.1:{port}/callback"
     web = admin("client", "create", "--name", "Authlib Web", "--type", "public",
                 "--grant", "authorization_code", "--grant", "refresh_token", "--redirect-uri", redirect)["client_id"]
+    # Services (client credentials): one whose token is revoked, one that is deleted, and a
+    # resource server that introspects.
+    def service(name, scope):
+        c = admin("client", "create", "--name", name, "--type", "confidential",
+                  "--grant", "client_credentials", "--scope", scope)
+        return {"id": c["client_id"], "secret": c["client_secret"]}
+
+    partner = service("Authlib Partner", "catalog:write")
+    doomed = service("Authlib Doomed", "catalog:write")
+    rs = service("Authlib Resource Server", "catalog:write")
     proc = serve(bin_, [], port, env)
     meta = requests.get(base + "/.well-known/oauth-authorization-server", timeout=5).json()
-    yield {"base": base, "meta": meta, "tv": tv, "web": web, "redirect": redirect, "profile": profile}
+    yield {"base": base, "meta": meta, "tv": tv, "web": web, "redirect": redirect, "profile": profile,
+           "partner": partner, "doomed": doomed, "rs": rs, "admin": admin}
     proc.terminate()
     proc.wait(timeout=30)
 
@@ -190,3 +201,63 @@ def test_authorization_code_with_pkce_with_authlib(server):
     with pytest.raises(Exception) as reused:
         client.fetch_token(meta["token_endpoint"], authorization_response=callback, code_verifier=verifier)
     assert "invalid_grant" in str(reused.value)
+
+
+def service_session(server, c):
+    return OAuth2Session(client_id=c["id"], client_secret=c["secret"], scope="catalog:write",
+                         token_endpoint_auth_method="client_secret_basic")
+
+
+def introspect(server, token):
+    rs = service_session(server, server["rs"])
+    r = rs.introspect_token(server["meta"]["introspection_endpoint"], token=token)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def refused_within_30_s(server, token):
+    """The documented bound: every replica refuses a revoked token within 30 s."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        r = requests.get(server["base"] + "/v1/titles", timeout=5, headers={"Authorization": "Bearer " + token})
+        if r.status_code == 401:
+            assert "invalid_token" in r.headers["WWW-Authenticate"], r.headers
+            return
+        assert r.status_code == 200, r.text
+        time.sleep(0.5)
+    pytest.fail("the revoked token still works after 30 s")
+
+
+def test_a_revoked_client_credentials_token_stops_working_with_authlib(server):
+    meta = server["meta"]
+    client = service_session(server, server["partner"])
+    token = client.fetch_token(meta["token_endpoint"], grant_type="client_credentials")
+    assert "refresh_token" not in token
+    claims = jwt.decode(token["access_token"], options={"verify_signature": False})
+    assert claims["sub"] == "client:" + server["partner"]["id"] and "sid" not in claims
+    r = requests.get(server["base"] + "/v1/titles", timeout=5,
+                     headers={"Authorization": "Bearer " + token["access_token"]})
+    assert r.status_code == 200
+    assert introspect(server, token["access_token"])["active"] is True
+
+    r = client.revoke_token(meta["revocation_endpoint"], token=token["access_token"], token_type_hint="access_token")
+    assert r.status_code == 200, r.text
+    assert introspect(server, token["access_token"]) == {"active": False}
+    refused_within_30_s(server, token["access_token"])
+    # A new token for the same client still works: only the revoked one is denied.
+    fresh = client.fetch_token(meta["token_endpoint"], grant_type="client_credentials")
+    assert introspect(server, fresh["access_token"])["active"] is True
+
+
+def test_deleting_a_client_revokes_what_it_issued_with_authlib(server):
+    meta = server["meta"]
+    client = service_session(server, server["doomed"])
+    token = client.fetch_token(meta["token_endpoint"], grant_type="client_credentials")
+    assert introspect(server, token["access_token"])["active"] is True
+    assert server["admin"]("client", "delete", "--client-id", server["doomed"]["id"]) == {
+        "deleted": server["doomed"]["id"]}
+    assert introspect(server, token["access_token"]) == {"active": False}
+    refused_within_30_s(server, token["access_token"])
+    with pytest.raises(Exception) as refused:
+        client.fetch_token(meta["token_endpoint"], grant_type="client_credentials")
+    assert "invalid_client" in str(refused.value)

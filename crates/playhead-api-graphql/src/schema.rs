@@ -392,6 +392,7 @@ impl MutationRoot {
             duplicate: 0,
             held: 0,
             rejected: 0,
+            paused: 0,
         };
         for (i, r) in results.into_iter().enumerate() {
             let status = match r.status {
@@ -410,6 +411,10 @@ impl MutationRoot {
                 AppEventStatus::Rejected => {
                     out.rejected += 1;
                     EventStatus::Rejected
+                }
+                AppEventStatus::Paused => {
+                    out.paused += 1;
+                    EventStatus::Paused
                 }
             };
             out.results.push(EventResult {
@@ -525,7 +530,7 @@ impl MutationRoot {
             MaybeUndefined::Null => Some(None),
             MaybeUndefined::Value(v) => Some(Some(limit(v)?)),
         };
-        let patch = ProfilePatch { name, kids, maturity_limit, private };
+        let patch = ProfilePatch { name, kids, maturity_limit, private, ..ProfilePatch::default() };
         let r = app(ctx)?.patch_profile(&principal(ctx)?, pid, patch, Some(version)).await;
         audited(ctx, Operation::UpdateProfile, pid, r).await.map(ProfileNode)
     }

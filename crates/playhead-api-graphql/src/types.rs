@@ -313,6 +313,8 @@ pub enum EventStatus {
     Held,
     /// Not logged; see the problem.
     Rejected,
+    /// Not recorded: the profile's history is paused (problem code `history_paused`); do not retry.
+    Paused,
 }
 
 /// The answer for one event.
@@ -339,4 +341,6 @@ pub struct RecordEventsPayload {
     pub held: i32,
     /// Events rejected.
     pub rejected: i32,
+    /// Events not recorded because the profile's history is paused.
+    pub paused: i32,
 }

@@ -72,6 +72,7 @@ fn event_result(r: &playhead_app::ingest::EventResult) -> pb::EventResult {
             EventStatus::Duplicate => pb::EventStatus::Duplicate,
             EventStatus::Held => pb::EventStatus::Held,
             EventStatus::Rejected => pb::EventStatus::Rejected,
+            EventStatus::Paused => pb::EventStatus::Paused,
         } as i32,
         problem: r.problem.as_ref().map(problem),
     }
@@ -144,6 +145,7 @@ impl pb::playback_service_server::PlaybackService for Playback {
                     duplicate: count(EventStatus::Duplicate),
                     held: count(EventStatus::Held),
                     rejected: count(EventStatus::Rejected),
+                    paused: count(EventStatus::Paused),
                     results: results.iter().map(event_result).collect(),
                 })
             })
@@ -711,7 +713,13 @@ impl pb::profile_service_server::ProfileService for Profiles {
                     (None, true) => Some(None),
                     (None, false) => None,
                 };
-                let patch = ProfilePatch { name: q.name, kids: q.kids, maturity_limit, private: q.private };
+                let patch = ProfilePatch {
+                    name: q.name,
+                    kids: q.kids,
+                    maturity_limit,
+                    private: q.private,
+                    ..ProfilePatch::default()
+                };
                 let if_version = (q.expected_version != 0).then_some(q.expected_version);
                 let profile = app.patch_profile(&p, id, patch, if_version).await.map_err(status)?;
                 Ok(pb::UpdateProfileResponse { profile: Some(cv::profile(&profile)) })

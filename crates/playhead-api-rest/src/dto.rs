@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use playhead_app::ingest::EventResult;
+use playhead_app::ingest::{EventResult, EventStatus};
 use playhead_app::reads::{ProgressView, RowItem};
 use playhead_core::ports::Viewing;
 use playhead_core::profile::Profile;
@@ -126,6 +126,10 @@ pub struct ProfileDto {
     pub maturity_limit: Option<u8>,
     /// Hidden from followers.
     pub private: bool,
+    /// History is paused: new playback events are not recorded (each answers `paused`).
+    pub history_paused: bool,
+    /// While paused, events still move resume points (nothing else is recorded).
+    pub keep_resume_points_while_paused: bool,
 }
 
 impl From<&Profile> for ProfileDto {
@@ -137,6 +141,8 @@ impl From<&Profile> for ProfileDto {
             kids: p.kids,
             maturity_limit: p.maturity_limit,
             private: p.private,
+            history_paused: p.history_paused,
+            keep_resume_points_while_paused: p.keep_resume_points_while_paused,
         }
     }
 }
@@ -189,6 +195,13 @@ pub struct ProfilePatchDto {
     /// New private flag.
     #[serde(default)]
     pub private: Option<bool>,
+    /// Pause (true) or resume (false) recording this profile's history: while paused, new
+    /// playback events are answered `paused` and not recorded.
+    #[serde(default)]
+    pub history_paused: Option<bool>,
+    /// While paused, still move resume points from new events (default false).
+    #[serde(default)]
+    pub keep_resume_points_while_paused: Option<bool>,
 }
 
 fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u8>>, D::Error> {
@@ -250,10 +263,11 @@ pub struct EventBatchDto {
 pub struct EventResultDto {
     /// The event id as sent.
     pub event_id: Option<String>,
-    /// accepted, duplicate, held or rejected.
-    #[schema(example = "accepted")]
+    /// accepted, duplicate, held, rejected or paused (the profile's history is paused: not
+    /// recorded, do not retry).
+    #[schema(example = "accepted", pattern = "^(accepted|duplicate|held|rejected|paused)$")]
     pub status: String,
-    /// Why it was rejected (names the field).
+    /// Why it was rejected (names the field), or that history is paused (type `history-paused`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<Problem>,
 }
@@ -263,7 +277,10 @@ impl From<&EventResult> for EventResultDto {
         Self {
             event_id: r.event_id.clone(),
             status: r.status.as_str().to_owned(),
-            problem: r.problem.as_ref().map(Problem::for_field),
+            problem: r.problem.as_ref().map(|f| match r.status {
+                EventStatus::Paused => Problem::history_paused(f),
+                _ => Problem::for_field(f),
+            }),
         }
     }
 }
@@ -281,6 +298,8 @@ pub struct EventBatchResultDto {
     pub held: usize,
     /// Refused.
     pub rejected: usize,
+    /// Not recorded: the profile's history is paused.
+    pub paused: usize,
 }
 
 /// A resume point.

@@ -67,6 +67,13 @@ impl Problem {
         }
     }
 
+    /// A per-item problem (inside a 202 batch answer) for an event not recorded because the
+    /// profile's history is paused: its own type, so a player can tell it from a bad event and
+    /// stop retrying.
+    pub fn history_paused(e: &FieldError) -> Self {
+        Self::new("history-paused", "History is paused", StatusCode::CONFLICT, e.message.clone())
+    }
+
     /// A per-item problem (inside a 202 batch answer) for one invalid field.
     pub fn for_field(e: &FieldError) -> Self {
         let mut p = Self::new(

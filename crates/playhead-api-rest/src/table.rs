@@ -204,6 +204,7 @@ pub fn table() -> Vec<RouteEntry> {
         api(O::RecordImpressions, routes!(recs::impressions)),
         // Operators.
         api(O::CreateClient, routes!(admin::create_client)),
+        api(O::DeleteClient, routes!(admin::delete_client)),
         api(O::GetRecsModel, routes!(admin::recs_model)),
     ]
 }

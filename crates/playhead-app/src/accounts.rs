@@ -35,6 +35,10 @@ pub struct ProfilePatch {
     pub maturity_limit: Option<Option<u8>>,
     /// New private flag.
     pub private: Option<bool>,
+    /// Pause (or resume) recording the profile's history.
+    pub history_paused: Option<bool>,
+    /// While paused, still move resume points.
+    pub keep_resume_points_while_paused: Option<bool>,
 }
 
 /// The caller's account and profiles.
@@ -117,6 +121,8 @@ impl App {
             kids: new.kids,
             maturity_limit: new.maturity_limit,
             private: new.private,
+            history_paused: false,
+            keep_resume_points_while_paused: false,
             version: 1,
             created_at: self.clock.now(),
         };
@@ -206,6 +212,12 @@ impl App {
         }
         if let Some(pr) = patch.private {
             next.private = pr;
+        }
+        if let Some(paused) = patch.history_paused {
+            next.history_paused = paused;
+        }
+        if let Some(keep) = patch.keep_resume_points_while_paused {
+            next.keep_resume_points_while_paused = keep;
         }
         if !errs.is_empty() {
             return Err(AppError::Invalid(errs));

@@ -134,20 +134,7 @@ impl App {
                 continue;
             }
             stats.applied += valid.len() as u64;
-            let current = tx.progress(profile, &title_id).await?;
-            let now = self.clock.now();
-            if let Some(rec) = merge_all(current, valid.iter().copied(), &facts, &self.config.rules, now) {
-                tx.save_progress(&rec).await?;
-                changed.push(ProgressChange {
-                    profile_id: profile,
-                    title_id: title_id.clone(),
-                    position_ms: rec.position_ms,
-                    duration_ms: rec.duration_ms,
-                    percent: percent(rec.position_ms, rec.duration_ms),
-                    state: state(&rec, &facts, &self.config.rules),
-                    updated_at: rec.updated_at,
-                });
-            }
+            self.merge_resume_point(tx, profile, &title_id, &facts, &valid, changed).await?;
             let mut by_key: BTreeMap<SessionKey, Vec<&PlaybackEvent>> = BTreeMap::new();
             for e in valid {
                 by_key.entry(SessionKey::of(e)).or_default().push(e);
@@ -162,6 +149,78 @@ impl App {
             tx.drop_events(&dropped).await?;
         }
         Ok(stats)
+    }
+
+    /// The resume register of one (profile, title) takes the greatest `(occurred_at, event_id)`
+    /// of `events` and what it held.
+    pub(crate) async fn merge_resume_point(
+        &self,
+        tx: &mut dyn ViewingTx,
+        profile: ProfileId,
+        title_id: &TitleId,
+        facts: &TitleFacts,
+        events: &[&PlaybackEvent],
+        changed: &mut Vec<ProgressChange>,
+    ) -> Result<(), AppError> {
+        let current = tx.progress(profile, title_id).await?;
+        let now = self.clock.now();
+        if let Some(rec) = merge_all(current, events.iter().copied(), facts, &self.config.rules, now) {
+            tx.save_progress(&rec).await?;
+            changed.push(ProgressChange {
+                profile_id: profile,
+                title_id: title_id.clone(),
+                position_ms: rec.position_ms,
+                duration_ms: rec.duration_ms,
+                percent: percent(rec.position_ms, rec.duration_ms),
+                state: state(&rec, facts, &self.config.rules),
+                updated_at: rec.updated_at,
+            });
+        }
+        Ok(())
+    }
+
+    /// Move resume points and nothing else (history paused, resume points kept): the same merge
+    /// as a full apply, in one transaction, committed before the answer. No event is stored or
+    /// marked applied, so no play, history entry or recommendation signal can come of them, not
+    /// even from a later replay of the log. Events for titles the catalog does not hold, or
+    /// whose position the title cannot have, move nothing.
+    pub(crate) async fn apply_resume_points_only(&self, events: &[PlaybackEvent]) -> Result<(), AppError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<TitleId> =
+            events.iter().map(|e| e.title_id.clone()).collect::<HashSet<_>>().into_iter().collect();
+        let titles: HashMap<TitleId, Title> =
+            self.ports.catalog.titles(&ids).await?.into_iter().map(|t| (t.id.clone(), t)).collect();
+        let mut groups: BTreeMap<(ProfileId, TitleId), Vec<&PlaybackEvent>> = BTreeMap::new();
+        for e in events {
+            groups.entry((e.profile_id, e.title_id.clone())).or_default().push(e);
+        }
+        let mut changed = Vec::new();
+        let mut tx = self.ports.viewing.begin().await?;
+        for ((profile, title_id), evs) in groups {
+            let Some(title) = titles.get(&title_id) else { continue };
+            let facts = TitleFacts::from(title);
+            let valid: Vec<&PlaybackEvent> = evs
+                .into_iter()
+                .filter(|e| {
+                    clamp_position(e.position_ms, Some(title.duration_ms), &self.config.rules).is_ok()
+                })
+                .collect();
+            if !valid.is_empty() {
+                self.merge_resume_point(tx.as_mut(), profile, &title_id, &facts, &valid, &mut changed)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        let touched: std::collections::BTreeSet<ProfileId> = events.iter().map(|e| e.profile_id).collect();
+        for p in touched {
+            self.cache.invalidate(p).await;
+        }
+        for c in changed {
+            self.announce_progress(c);
+        }
+        Ok(())
     }
 
     /// Recompute the viewings of one group that the new events can touch, keeping play ids:

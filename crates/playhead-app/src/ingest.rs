@@ -12,6 +12,7 @@ use playhead_core::event::{BatchContext, RawEvent, admit, batch_clock_shift};
 use playhead_core::ids::{ProfileId, TitleId};
 use playhead_core::ports::{AppendOutcome, LogEntry};
 use playhead_core::trace::TraceContext;
+use playhead_core::profile::Recording;
 use playhead_core::{FieldError, Timestamp};
 
 use crate::access::Operation;
@@ -42,6 +43,9 @@ pub enum EventStatus {
     Held,
     /// Not logged; see the problem.
     Rejected,
+    /// Not recorded: the profile's history is paused (resume points may still have moved, as
+    /// the profile chose). Retrying changes nothing until the profile resumes.
+    Paused,
 }
 
 impl EventStatus {
@@ -52,6 +56,7 @@ impl EventStatus {
             EventStatus::Duplicate => "duplicate",
             EventStatus::Held => "held",
             EventStatus::Rejected => "rejected",
+            EventStatus::Paused => "paused",
         }
     }
 }
@@ -76,7 +81,7 @@ impl App {
         profile_id: ProfileId,
         batch: IngestBatch,
     ) -> Result<Vec<EventResult>, AppError> {
-        self.reachable_profile(p, profile_id, Operation::RecordEvents).await?;
+        let profile = self.reachable_profile(p, profile_id, Operation::RecordEvents).await?;
         let rules = &self.config.rules;
         let now = self.clock.now();
         let ctx = BatchContext {
@@ -137,6 +142,25 @@ impl App {
             }
         }
 
+        let recording = profile.recording();
+        if recording != Recording::Everything {
+            // History paused: nothing reaches the log. Events the server would have taken are
+            // answered `paused`, so a player stops retrying them.
+            let keep = recording == Recording::ResumePointsOnly;
+            for slot in &entry_slot {
+                let r = &mut results[*slot];
+                r.status = EventStatus::Paused;
+                r.problem = Some(paused_problem(keep));
+            }
+            if keep {
+                let known: Vec<_> = entries.into_iter().filter(|e| !e.hold).map(|e| e.event).collect();
+                self.apply_resume_points_only(&known).await?;
+            }
+            for r in &results {
+                metrics::counter!("playhead_events_total", "status" => r.status.as_str()).increment(1);
+            }
+            return Ok(results);
+        }
         self.cap_held(profile_id, &mut entries, &mut entry_slot, &mut results).await?;
         if !entries.is_empty() {
             let started = std::time::Instant::now();
@@ -208,4 +232,14 @@ impl App {
         slots.retain(|_| *k.next().unwrap_or(&true));
         Ok(())
     }
+}
+
+/// The problem of an event dropped because the profile's history is paused.
+fn paused_problem(resume_points_kept: bool) -> FieldError {
+    let message = if resume_points_kept {
+        "history is paused for this profile: the event was not recorded (its resume point was kept); resume history to record events"
+    } else {
+        "history is paused for this profile: the event was not recorded; resume history to record events"
+    };
+    FieldError::new("profile_id", "history_paused", message)
 }

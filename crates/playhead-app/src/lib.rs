@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod limits;
 pub mod operator;
 pub mod policy;
+pub mod prune;
 pub mod ratelimit;
 pub mod reads;
 pub mod recs;

@@ -110,6 +110,8 @@ mod tests {
             kids: false,
             maturity_limit: None,
             private: false,
+            history_paused: false,
+            keep_resume_points_while_paused: false,
             version: 1,
             created_at: Timestamp(0),
         }

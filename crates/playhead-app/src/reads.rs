@@ -243,7 +243,7 @@ impl App {
         write: ProgressWrite,
         expect: Option<ExpectedVersion>,
     ) -> Result<ProgressView, AppError> {
-        self.reachable_profile(p, profile, Operation::SetProgress).await?;
+        let paused = self.reachable_profile(p, profile, Operation::SetProgress).await?.history_paused;
         let title = self.title_or_404(title_id).await?;
         let now = self.clock.now();
         // The same admission rules as an event in a batch (no batch clock shift: the server
@@ -284,9 +284,16 @@ impl App {
                 return Err(AppError::PreconditionFailed);
             }
         }
-        tx.record_applied(&event).await?;
         let mut changed = Vec::new();
-        self.apply_in_tx(tx.as_mut(), std::slice::from_ref(&event), &mut changed).await?;
+        if paused {
+            // History paused: the resume point the person set is kept, but no event is stored,
+            // so it can never become part of a play.
+            let facts = TitleFacts::from(&title);
+            self.merge_resume_point(tx.as_mut(), profile, title_id, &facts, &[&event], &mut changed).await?;
+        } else {
+            tx.record_applied(&event).await?;
+            self.apply_in_tx(tx.as_mut(), std::slice::from_ref(&event), &mut changed).await?;
+        }
         tx.commit().await?;
         self.cache.invalidate(profile).await;
         for c in changed {

@@ -377,6 +377,52 @@ pub struct AuditEntry {
     pub client_addr: Option<String>,
 }
 
+/// What a deny-list entry matches: access tokens are JWTs checked without a store read, so a
+/// token with no session (client credentials) is revoked by naming it, and a deleted client by
+/// naming every token it was issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DenialKind {
+    /// One access token, by its `jti`.
+    Token,
+    /// Every access token whose `client_id` is this (the client was deleted).
+    Client,
+}
+
+impl DenialKind {
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "jti",
+            Self::Client => "client",
+        }
+    }
+
+    /// Parse a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "jti" => Some(Self::Token),
+            "client" => Some(Self::Client),
+            _ => None,
+        }
+    }
+}
+
+/// A deny-list entry: tokens it matches are refused everywhere until `until`, after which every
+/// token it could match has expired anyway (so the entry can be pruned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenDenial {
+    /// What `id` names.
+    pub kind: DenialKind,
+    /// A `jti` or a `client_id`.
+    pub id: String,
+    /// The client that revoked it (the token's own client, or the deleted client).
+    pub client_id: String,
+    /// When revoked.
+    pub revoked_at: Timestamp,
+    /// The latest expiry of a token it matches, with the verifier's leeway.
+    pub until: Timestamp,
+}
+
 /// The alphabet of user codes (RFC 8628 section 6.1: no vowels, no look-alikes).
 pub const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
 

@@ -666,6 +666,23 @@ pub trait IdentityStore: Send + Sync {
     /// Ids of sessions revoked at or after `since` (the revocation cache's poll).
     async fn revoked_sessions_since(&self, since: Timestamp) -> Result<Vec<String>, StoreError>;
 
+    /// Deny access tokens (one `jti`, or every token of a client) until `denial.until`. Denying
+    /// again keeps the first entry (idempotent).
+    async fn deny_tokens(&self, denial: &crate::identity::TokenDenial) -> Result<(), StoreError>;
+    /// Deny-list entries still in force at `now` (`until > now`): the revocation cache's poll.
+    /// Bounded by the revocations of one access-token lifetime.
+    async fn token_denials(&self, now: Timestamp) -> Result<Vec<crate::identity::TokenDenial>, StoreError>;
+    /// Whether an access token with this `jti`, issued to `client_id`, is denied at `now`
+    /// (introspection's question, answered from the store rather than a cache).
+    async fn token_denied(&self, jti: &str, client_id: &str, now: Timestamp) -> Result<bool, StoreError>;
+    /// Delete a client and stop everything it issued, in one transaction: the client row goes (so
+    /// it can no longer authenticate, and its codes and refresh tokens cannot be redeemed), its
+    /// sessions are revoked at `denial.revoked_at`, and `denial` (a [`DenialKind::Client`] entry
+    /// naming it) is stored. `Ok(false)`, changing nothing, when there is no such client.
+    ///
+    /// [`DenialKind::Client`]: crate::identity::DenialKind::Client
+    async fn delete_client(&self, denial: &crate::identity::TokenDenial) -> Result<bool, StoreError>;
+
     /// Store a browser session.
     async fn create_web_session(&self, session: &crate::identity::WebSession) -> Result<(), StoreError>;
     /// Find a browser session by the digest of its cookie.
@@ -748,4 +765,66 @@ pub trait IdentityStore: Send + Sync {
         since: Timestamp,
         limit: u32,
     ) -> Result<Vec<crate::identity::AuditEntry>, StoreError>;
+}
+
+/// What the pruning job deletes, one kind (one table) per call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PruneKind {
+    /// Authorization codes that expired before the horizon.
+    AuthCodes,
+    /// Device authorizations that expired before the horizon.
+    DeviceCodes,
+    /// Refresh tokens that expired before the horizon (used or not).
+    RefreshTokens,
+    /// Sessions created (and, if revoked, revoked) before the horizon none of whose refresh
+    /// tokens expires at or after it (so every access token of theirs has expired too).
+    Sessions,
+    /// Browser sessions that expired before the horizon.
+    WebSessions,
+    /// Idempotency records: completed ones that expired before the horizon, running ones started
+    /// before it (their request died long ago).
+    IdempotencyKeys,
+    /// Audit entries recorded before the horizon.
+    Audit,
+    /// Token deny-list entries whose `until` is before the horizon.
+    TokenDenials,
+}
+
+impl PruneKind {
+    /// Every kind, in the order the job prunes them.
+    pub const ALL: [Self; 8] = [
+        Self::AuthCodes,
+        Self::DeviceCodes,
+        Self::RefreshTokens,
+        Self::Sessions,
+        Self::WebSessions,
+        Self::IdempotencyKeys,
+        Self::Audit,
+        Self::TokenDenials,
+    ];
+
+    /// The table it prunes (the `table` label of `playhead_pruned_rows_total`).
+    pub const fn table(self) -> &'static str {
+        match self {
+            Self::AuthCodes => "auth_codes",
+            Self::DeviceCodes => "device_codes",
+            Self::RefreshTokens => "refresh_tokens",
+            Self::Sessions => "sessions",
+            Self::WebSessions => "web_sessions",
+            Self::IdempotencyKeys => "idempotency_keys",
+            Self::Audit => "audit_log",
+            Self::TokenDenials => "token_denials",
+        }
+    }
+}
+
+/// Deleting what is past its horizon, in small batches so no statement holds locks for long.
+/// Safe with several replicas pruning at once: a row is deleted by one of them, never twice, and
+/// a batch never waits for another replica's batch (PostgreSQL skips rows another transaction
+/// has locked). Which horizon each kind gets is the application's rule (`playhead_app::prune`).
+#[async_trait]
+pub trait Pruner: Send + Sync {
+    /// Delete at most `batch` rows of `kind` past `horizon` (see each [`PruneKind`]); returns how
+    /// many were deleted (fewer than `batch`: nothing more is due now).
+    async fn prune(&self, kind: PruneKind, horizon: Timestamp, batch: u32) -> Result<u64, StoreError>;
 }

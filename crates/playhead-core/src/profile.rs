@@ -79,6 +79,17 @@ impl ProfileName {
     }
 }
 
+/// What the server records of a profile's new playback events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recording {
+    /// History, resume points, recommendation signals: the normal case.
+    Everything,
+    /// History paused, resume points kept: events move the resume point and nothing else.
+    ResumePointsOnly,
+    /// History paused: events are dropped.
+    Nothing,
+}
+
 /// A viewer inside an account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Profile {
@@ -94,6 +105,14 @@ pub struct Profile {
     pub maturity_limit: Option<u8>,
     /// Hidden from followers (the feed honours it).
     pub private: bool,
+    /// History is paused: new playback events are not recorded (each is answered `paused`).
+    /// Absent in profiles cached by an older server: not paused.
+    #[serde(default)]
+    pub history_paused: bool,
+    /// While history is paused, events still move the resume point (nothing else: no plays,
+    /// no history, no recommendation signals).
+    #[serde(default)]
+    pub keep_resume_points_while_paused: bool,
     /// Bumped on every change; the ETag is derived from it.
     pub version: i64,
     /// When it was created.
@@ -101,6 +120,15 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// What a new playback event for this profile may change (issue 16, pause history).
+    pub fn recording(&self) -> Recording {
+        match (self.history_paused, self.keep_resume_points_while_paused) {
+            (false, _) => Recording::Everything,
+            (true, true) => Recording::ResumePointsOnly,
+            (true, false) => Recording::Nothing,
+        }
+    }
+
     /// Whether a title with this maturity may appear for this profile.
     pub fn may_see(&self, maturity: u8) -> bool {
         self.effective_maturity_limit().is_none_or(|limit| maturity <= limit)
@@ -137,6 +165,8 @@ mod tests {
             kids,
             maturity_limit: limit,
             private: false,
+            history_paused: false,
+            keep_resume_points_while_paused: false,
             version: 1,
             created_at: Timestamp(0),
         }

@@ -108,6 +108,8 @@ pub(crate) async fn new_profile(s: &Stores, n: u128) -> ProfileId {
         kids: false,
         maturity_limit: None,
         private: false,
+        history_paused: false,
+        keep_resume_points_while_paused: false,
         version: 1,
         created_at: at(0),
     };

@@ -34,7 +34,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use playhead_core::ports::{
-    AccountStore, ApiKeyStore, Catalog, EventLog, IdempotencyStore, IdentityStore, RecsStore, ViewingStore,
+    AccountStore, ApiKeyStore, Catalog, EventLog, IdempotencyStore, IdentityStore, Pruner, RecsStore,
+    ViewingStore,
 };
 
 /// One store under test, seen through every port, plus whatever keeps it alive.
@@ -55,6 +56,8 @@ pub struct Stores {
     pub recs: Arc<dyn RecsStore>,
     /// The authorization server's state.
     pub identity: Arc<dyn IdentityStore>,
+    /// The pruning job's deletes.
+    pub pruner: Arc<dyn Pruner>,
     /// Keeps a temporary directory or test database alive until the check ends (dropped last).
     pub guard: Box<dyn Any + Send + Sync>,
 }
@@ -71,6 +74,7 @@ impl Stores {
             + IdempotencyStore
             + RecsStore
             + IdentityStore
+            + Pruner
             + 'static,
     {
         let store = Arc::new(store);
@@ -82,6 +86,7 @@ impl Stores {
             api_keys: store.clone(),
             idempotency: store.clone(),
             recs: store.clone(),
+            pruner: store.clone(),
             identity: store,
             guard: Box::new(guard),
         }
@@ -190,6 +195,16 @@ macro_rules! contract_suite {
             signing_keys_rotate_and_audit_appends,
             external_identities_link_once_per_issuer_and_subject,
             shared_secrets_are_decided_once,
+            // token deny list and client deletion
+            denied_tokens_are_polled_until_they_expire,
+            deleting_a_client_revokes_its_sessions_and_denies_its_tokens,
+            // pruning
+            expired_codes_are_pruned_in_batches,
+            refresh_families_and_sessions_go_after_their_lifetime,
+            expired_browser_sessions_are_pruned,
+            idempotency_records_past_the_horizon_are_pruned,
+            audit_entries_before_the_horizon_are_pruned,
+            ended_token_denials_are_pruned,
         }
     };
 }

@@ -67,8 +67,9 @@ impl AccountStore for PgStore {
             return Err(StoreError::Conflict("profile limit".to_owned()));
         }
         sqlx::query(
-            "INSERT INTO profiles (id, account_id, name, kids, maturity_limit, private, version, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO profiles (id, account_id, name, kids, maturity_limit, private, version, created_at, \
+             history_paused, keep_resume_points_while_paused) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(profile.id.0)
         .bind(profile.account_id.0)
@@ -78,6 +79,8 @@ impl AccountStore for PgStore {
         .bind(profile.private)
         .bind(profile.version)
         .bind(profile.created_at.0)
+        .bind(profile.history_paused)
+        .bind(profile.keep_resume_points_while_paused)
         .execute(&mut *tx)
         .await
         .map_err(|e| {
@@ -115,8 +118,8 @@ impl AccountStore for PgStore {
 
     async fn update_profile(&self, profile: &Profile, expected_version: i64) -> Result<(), StoreError> {
         let updated = sqlx::query(
-            "UPDATE profiles SET name = $3, kids = $4, maturity_limit = $5, private = $6, version = $7 \
-             WHERE id = $1 AND version = $2",
+            "UPDATE profiles SET name = $3, kids = $4, maturity_limit = $5, private = $6, version = $7, \
+             history_paused = $8, keep_resume_points_while_paused = $9 WHERE id = $1 AND version = $2",
         )
         .bind(profile.id.0)
         .bind(expected_version)
@@ -125,6 +128,8 @@ impl AccountStore for PgStore {
         .bind(profile.maturity_limit.map(i16::from))
         .bind(profile.private)
         .bind(profile.version)
+        .bind(profile.history_paused)
+        .bind(profile.keep_resume_points_while_paused)
         .execute(&self.pool)
         .await
         .map_err(error::db)?

@@ -45,6 +45,7 @@ mod idempotency;
 mod identity;
 mod log;
 mod outbox;
+mod prune;
 mod recs;
 mod viewing;
 

@@ -163,6 +163,8 @@ impl FromColumns for Profile {
             kids: c.bool("kids")?,
             maturity_limit: c.opt_u8("maturity_limit")?,
             private: c.bool("private")?,
+            history_paused: c.bool("history_paused")?,
+            keep_resume_points_while_paused: c.bool("keep_resume_points_while_paused")?,
             version: c.i64("version")?,
             created_at: c.timestamp("created_at")?,
         })

@@ -6,8 +6,8 @@
 
 use playhead_core::StoreError;
 use playhead_core::identity::{
-    AuditEntry, AuthCode, ClientType, DeviceCode, DeviceStatus, GrantType, OAuthClient, RefreshToken,
-    Session, SigningKeyRecord, WebSession,
+    AuditEntry, AuthCode, ClientType, DenialKind, DeviceCode, DeviceStatus, GrantType, OAuthClient,
+    RefreshToken, Session, SigningKeyRecord, TokenDenial, WebSession,
 };
 use playhead_core::ids::{AccountId, ProfileId};
 
@@ -30,6 +30,22 @@ pub const DEVICE_COLS: &str = "hash, user_code, client_id, scopes, expires_at, i
                                status, account_id, profile_id, auth_time, version";
 /// The columns of `refresh_tokens`, in insert order.
 pub const REFRESH_COLS: &str = "hash, session_id, client_id, created_at, expires_at, used_at";
+
+/// The columns of `token_denials`, in insert order.
+pub const DENIAL_COLS: &str = "kind, id, client_id, revoked_at, until";
+
+/// From [`DENIAL_COLS`].
+impl FromColumns for TokenDenial {
+    fn from_columns(c: &impl Columns) -> Result<Self, StoreError> {
+        Ok(Self {
+            kind: c.named("kind", DenialKind::parse)?,
+            id: c.string("id")?,
+            client_id: c.string("client_id")?,
+            revoked_at: c.timestamp("revoked_at")?,
+            until: c.timestamp("until")?,
+        })
+    }
+}
 
 /// From [`CLIENT_COLS`] (`redirect_uris` and `grants` as JSON text).
 impl FromColumns for OAuthClient {

@@ -65,7 +65,8 @@ macro_rules! progress_columns {
 #[macro_export]
 macro_rules! profile_columns {
     () => {
-        "id, account_id, name, kids, maturity_limit, private, version, created_at"
+        "id, account_id, name, kids, maturity_limit, private, version, created_at, history_paused, \
+         keep_resume_points_while_paused"
     };
 }
 

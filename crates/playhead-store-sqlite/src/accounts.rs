@@ -55,8 +55,9 @@ impl AccountStore for SqliteStore {
             return Err(StoreError::Conflict("profile limit".to_owned()));
         }
         sqlx::query(
-            "INSERT INTO profiles (id, account_id, name, kids, maturity_limit, private, version, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO profiles (id, account_id, name, kids, maturity_limit, private, version, created_at, \
+             history_paused, keep_resume_points_while_paused) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )
         .bind(profile.id.to_string())
         .bind(profile.account_id.to_string())
@@ -66,6 +67,8 @@ impl AccountStore for SqliteStore {
         .bind(profile.private)
         .bind(profile.version)
         .bind(profile.created_at.0)
+        .bind(profile.history_paused)
+        .bind(profile.keep_resume_points_while_paused)
         .execute(&mut *tx)
         .await
         .map_err(|e| {
@@ -104,8 +107,8 @@ impl AccountStore for SqliteStore {
     async fn update_profile(&self, profile: &Profile, expected_version: i64) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         let updated = sqlx::query(
-            "UPDATE profiles SET name = ?3, kids = ?4, maturity_limit = ?5, private = ?6, version = ?7 \
-             WHERE id = ?1 AND version = ?2",
+            "UPDATE profiles SET name = ?3, kids = ?4, maturity_limit = ?5, private = ?6, version = ?7, \
+             history_paused = ?8, keep_resume_points_while_paused = ?9 WHERE id = ?1 AND version = ?2",
         )
         .bind(profile.id.to_string())
         .bind(expected_version)
@@ -114,6 +117,8 @@ impl AccountStore for SqliteStore {
         .bind(profile.maturity_limit.map(i64::from))
         .bind(profile.private)
         .bind(profile.version)
+        .bind(profile.history_paused)
+        .bind(profile.keep_resume_points_while_paused)
         .execute(&mut *tx)
         .await
         .map_err(error::db)?

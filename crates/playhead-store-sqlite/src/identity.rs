@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use playhead_core::StoreError;
 use playhead_core::identity::{
     AuditEntry, AuthCode, CodeUse, DeviceCode, OAuthClient, RefreshToken, RefreshUse, Session,
-    SigningKeyRecord, WebSession,
+    SigningKeyRecord, TokenDenial, WebSession,
 };
 use playhead_core::ids::AccountId;
 use playhead_core::ports::IdentityStore;
@@ -17,7 +17,8 @@ use playhead_core::profile::Account;
 use playhead_core::time::Timestamp;
 use playhead_store_rows::Columns;
 use playhead_store_rows::identity::{
-    CLIENT_COLS, CODE_COLS, DEVICE_COLS, REFRESH_COLS, SESSION_COLS, WEB_SESSION_COLS, account, device_status,
+    CLIENT_COLS, CODE_COLS, DENIAL_COLS, DEVICE_COLS, REFRESH_COLS, SESSION_COLS, WEB_SESSION_COLS, account,
+    device_status,
 };
 
 use crate::SqliteStore;
@@ -118,6 +119,54 @@ impl IdentityStore for SqliteStore {
             .fetch_all(&self.reader)
             .await
             .map_err(error::db)
+    }
+
+    async fn deny_tokens(&self, d: &TokenDenial) -> Result<(), StoreError> {
+        insert_denial(d).execute(&self.writer).await.map_err(error::db)?;
+        Ok(())
+    }
+
+    async fn token_denials(&self, now: Timestamp) -> Result<Vec<TokenDenial>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {DENIAL_COLS} FROM token_denials WHERE until > ?1"))
+            .bind(now.0)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(error::db)?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn token_denied(&self, jti: &str, client_id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM token_denials WHERE until > ?3 \
+             AND ((kind = 'jti' AND id = ?1) OR (kind = 'client' AND id = ?2)))",
+        )
+        .bind(jti)
+        .bind(client_id)
+        .bind(now.0)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(error::db)
+    }
+
+    async fn delete_client(&self, d: &TokenDenial) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let gone = sqlx::query("DELETE FROM oauth_clients WHERE client_id = ?1")
+            .bind(&d.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(error::db)?;
+        if gone.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE sessions SET revoked_at = ?2 WHERE client_id = ?1 AND revoked_at IS NULL")
+            .bind(&d.id)
+            .bind(d.revoked_at.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(error::db)?;
+        insert_denial(d).execute(&mut *tx).await.map_err(error::db)?;
+        tx.commit().await.map_err(error::db)?;
+        Ok(true)
     }
 
     async fn create_web_session(&self, s: &WebSession) -> Result<(), StoreError> {
@@ -449,4 +498,17 @@ impl IdentityStore for SqliteStore {
         .map_err(error::db)?;
         rows.iter().map(decode).collect()
     }
+}
+
+/// Store a deny-list entry; an existing one for the same token or client is kept.
+fn insert_denial(d: &TokenDenial) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
+    sqlx::query(
+        "INSERT INTO token_denials (kind, id, client_id, revoked_at, until) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (kind, id) DO NOTHING",
+    )
+    .bind(d.kind.as_str())
+    .bind(&d.id)
+    .bind(&d.client_id)
+    .bind(d.revoked_at.0)
+    .bind(d.until.0)
 }

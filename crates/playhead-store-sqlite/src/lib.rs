@@ -36,6 +36,7 @@ mod error;
 mod idempotency;
 mod identity;
 mod log;
+mod prune;
 mod recs;
 mod viewing;
 

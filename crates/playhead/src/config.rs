@@ -65,6 +65,8 @@ pub struct Settings {
     pub graphql: GraphqlSettings,
     /// Trace export (`[telemetry]`; off by default).
     pub telemetry: TelemetrySettings,
+    /// What is kept how long, and the pruning job (`[retention]`).
+    pub retention: RetentionSettings,
 }
 
 /// OpenTelemetry trace export (decision 0075). Off until `otlp_endpoint` is set; the W3C trace
@@ -90,6 +92,37 @@ impl Default for TelemetrySettings {
             service_name: "playhead".into(),
             sample_ratio: 1.0,
             export_timeout_secs: 10,
+        }
+    }
+}
+
+
+/// The pruning job (`[retention]`, decision 0081): expired codes, sessions, refresh tokens,
+/// idempotency records, deny-list entries and old audit entries are deleted in small batches.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Seconds between two pruning rounds (0 turns the job off).
+    pub prune_interval_secs: u64,
+    /// Rows per delete statement (1-10000): small batches keep each lock short.
+    pub prune_batch: u32,
+    /// Audit entries older than this many days are deleted (0 keeps them for ever).
+    pub audit_days: u32,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self { prune_interval_secs: 600, prune_batch: 500, audit_days: 365 }
+    }
+}
+
+impl RetentionSettings {
+    /// The application's pruning configuration.
+    pub fn prune_config(&self) -> playhead_app::prune::PruneConfig {
+        playhead_app::prune::PruneConfig {
+            batch: self.prune_batch,
+            interval: std::time::Duration::from_secs(self.prune_interval_secs),
+            audit_retention_ms: (self.audit_days > 0).then(|| i64::from(self.audit_days) * 86_400_000),
         }
     }
 }
@@ -433,6 +466,7 @@ impl Default for Settings {
             identity: IdentitySettings::default(),
             graphql: GraphqlSettings::default(),
             telemetry: TelemetrySettings::default(),
+            retention: RetentionSettings::default(),
         }
     }
 }
@@ -489,6 +523,10 @@ impl Settings {
         anyhow::ensure!(
             (1..=64).contains(&s.graphql.max_depth) && s.graphql.max_complexity > 0,
             "invalid configuration: graphql.max_depth must be 1-64 and graphql.max_complexity positive"
+        );
+        anyhow::ensure!(
+            (1..=10_000).contains(&s.retention.prune_batch),
+            "invalid configuration: retention.prune_batch must be 1-10000"
         );
         s.validate_backends()?;
         s.external_verifiers()?;

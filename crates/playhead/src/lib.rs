@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use playhead_api_rest::{ReadyCheck, RestState};
-use playhead_app::access::{Authenticator, ExternalIssuers, Gate, Revocations};
+use playhead_app::access::{Authenticator, ExternalIssuers, Gate, Revocations, RevokedSet};
 use playhead_app::clock::SystemClock;
 use playhead_app::identity::AuthServer;
 use playhead_app::{App, AppConfig, Ports};
@@ -134,6 +134,14 @@ impl Store {
 
     /// The authorization server's store on this backend.
     pub fn identity(&self) -> Arc<dyn IdentityStore> {
+        match self {
+            Self::Sqlite(s) => Arc::new(s.clone()),
+            Self::Postgres(s) => Arc::new(s.clone()),
+        }
+    }
+
+    /// The pruning job's deletes on this backend.
+    pub fn pruner(&self) -> Arc<dyn playhead_core::ports::Pruner> {
         match self {
             Self::Sqlite(s) => Arc::new(s.clone()),
             Self::Postgres(s) => Arc::new(s.clone()),
@@ -418,6 +426,15 @@ pub async fn launch(
         stopping: shutdown.clone(),
     };
     let metrics_task = spawn_metrics_listener(&rt.settings, health, shutdown.clone()).await?;
+    // Nothing grows without bound: every replica prunes; their batches skip each other's rows.
+    let pruning = rt.settings.retention.prune_interval_secs.gt(&0).then(|| {
+        playhead_app::prune::Pruning::new(
+            rt.store.pruner(),
+            Arc::new(SystemClock),
+            rt.settings.retention.prune_config(),
+        )
+        .spawn(shutdown.clone())
+    });
     let sampler = tokio::spawn(ops::sample(
         rt.store.clone(),
         rt.app.clone(),
@@ -466,6 +483,9 @@ pub async fn launch(
     #[cfg(feature = "recs")]
     recs_task.abort();
     poller.abort();
+    if let Some(p) = pruning {
+        p.abort();
+    }
     health_task.abort();
     sampler.abort();
     rt.store.close().await;
@@ -635,8 +655,8 @@ async fn spawn_metrics_listener(
     })))
 }
 
-/// Re-read the revoked sessions (those whose access tokens may still be unexpired) and the
-/// signing keys (another replica or `admin rotate-keys` may have rotated).
+/// Re-read the revoked sessions (those whose access tokens may still be unexpired), the token
+/// deny list (service tokens revoked one by one, deleted clients) and the signing keys (another replica or `admin rotate-keys` may have rotated).
 async fn poll_identity(
     identity: &AuthServer,
     auth: &Authenticator,
@@ -646,7 +666,8 @@ async fn poll_identity(
     let horizon_ms = (cfg.access_ttl_secs + i64::try_from(TOKEN_LEEWAY_SECS).unwrap_or(0) + 60) * 1000;
     let since = playhead_core::Timestamp(SystemClock.now().0 - horizon_ms);
     let revoked = identity.store().revoked_sessions_since(since).await?;
-    revocations.replace(revoked.into_iter().collect());
+    let denials = identity.store().token_denials(SystemClock.now()).await?;
+    revocations.replace(RevokedSet::new(revoked, denials));
     identity.reload_keys().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     #[expect(clippy::cast_precision_loss, reason = "a gauge")]
     metrics::gauge!("playhead_revocations_polled_timestamp_seconds").set(SystemClock.now().0 as f64 / 1000.0);

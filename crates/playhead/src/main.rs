@@ -353,6 +353,13 @@ enum ClientCmd {
         #[arg(long)]
         scope: Option<String>,
     },
+    /// Delete a client: it can no longer authenticate, its sessions are revoked and every access
+    /// token it was issued is refused on every server within the revocation poll (30 s at most).
+    Delete {
+        /// The client's id.
+        #[arg(long = "client-id")]
+        client_id: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -655,6 +662,15 @@ async fn admin(rt: &playhead::Runtime, cmd: Admin) -> anyhow::Result<()> {
                 out["client_secret"] = json!(s);
             }
             print(&out);
+        }
+        Admin::Client(ClientCmd::Delete { client_id }) => {
+            let deleted = rt
+                .identity
+                .delete_client(&client_id, "operator:cli")
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            anyhow::ensure!(deleted, "no client {client_id}");
+            print(&json!({"deleted": client_id}));
         }
         Admin::RotateKeys => {
             let keys = rt.identity.rotate_keys().await.map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -103,7 +103,7 @@ pub const CATALOGUE: &[Metric] = &[
         Counter,
         &["status"],
         Both,
-        "Events received, by outcome (accepted, duplicate, held, rejected).",
+        "Events received, by outcome (accepted, duplicate, held, rejected, paused).",
     ),
     m("playhead_append_seconds", Histogram, &[], Both, "Time to commit an accepted batch to the event log."),
     m(
@@ -220,8 +220,10 @@ pub const CATALOGUE: &[Metric] = &[
         Gauge,
         &[],
         Both,
-        "When the revoked-session list was last read successfully.",
+        "When the revoked-session list and token deny list were last read successfully.",
     ),
+    // Retention.
+    m("playhead_pruned_rows_total", Counter, &["table"], Both, "Rows deleted by the pruning job, by table."),
     // Recommendations.
     m("playhead_recs_plays_counted_total", Counter, &[], Both, "Plays counted into trending and co-watch."),
     m(

@@ -118,7 +118,14 @@ pub async fn patch_profile(
         )),
         other => other,
     };
-    let patch = ProfilePatch { name: body.name, kids: body.kids, maturity_limit, private: body.private };
+    let patch = ProfilePatch {
+        name: body.name,
+        kids: body.kids,
+        maturity_limit,
+        private: body.private,
+        history_paused: body.history_paused,
+        keep_resume_points_while_paused: body.keep_resume_points_while_paused,
+    };
     let if_version = if_match(&headers).map(|t| version_of(&t));
     let profile = s.app.patch_profile(&p, id, patch, if_version).await?;
     Ok(with_etag(StatusCode::OK, &profile))

@@ -2,12 +2,12 @@
 //! the recommendation model in service.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use playhead_app::identity::{OAuthError, OAuthErrorCode, RedirectUri, RegisteredClient};
 use playhead_core::FieldError;
-use playhead_core::auth::{Scope, Scopes};
+use playhead_core::auth::{Scope, Scopes, Subject};
 use playhead_core::identity::{ClientType, GrantType};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -111,6 +111,34 @@ pub async fn create_client(
         redirect_uris: client.redirect_uris,
     };
     Ok((StatusCode::CREATED, Json(dto)).into_response())
+}
+
+/// Delete an OAuth client (operators): it can no longer authenticate, its sessions are revoked
+/// and every access token it was issued is refused on every replica within 30 s (RFC 7662
+/// introspection says inactive at once). 404 when there is no such client.
+#[utoipa::path(delete, path = "/v1/admin/clients/{client_id}", tag = "operations", security(("bearer" = [])),
+    params(("client_id" = String, Path, max_length = 100, description = "the client's id")),
+    responses((status = 204, description = "deleted; everything it issued is revoked"), (status = 401, body = Problem),
+    (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn delete_client(
+    State(s): State<RestState>,
+    Auth(p): Auth,
+    Path(client_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    playhead_app::policy::require(&p, playhead_app::access::Operation::DeleteClient)?;
+    let actor = match &p.subject {
+        Subject::Account(a) => a.to_string(),
+        Subject::Service { id } => format!("service:{id}"),
+    };
+    let deleted = s.identity.delete_client(&client_id, &actor).await.map_err(|e| match e {
+        OAuthError::Unavailable(m) => ApiError::App(playhead_app::AppError::Unavailable(m)),
+        other => ApiError::App(playhead_app::AppError::Internal(other.to_string())),
+    })?;
+    if deleted {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::App(playhead_app::AppError::NotFound("client")))
+    }
 }
 
 /// The recommendation model in service: version, training metadata, settings and the

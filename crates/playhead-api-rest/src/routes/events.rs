@@ -54,7 +54,8 @@ fn parse_event(raw: &serde_json::value::RawValue) -> Result<RawEvent, (Option<St
 }
 
 /// Record playback events (history:write). Each event is accepted (durably logged), duplicate,
-/// held (title not in the catalog yet) or rejected (with a problem naming the field).
+/// held (title not in the catalog yet), rejected (with a problem naming the field) or paused
+/// (the profile paused its history: not recorded, a `history-paused` problem; do not retry).
 #[utoipa::path(post, path = "/v1/profiles/{profile_id}/events", tag = "playback", security(("bearer" = [])),
     params(("profile_id" = String, Path, description = "profile id")), request_body = EventBatchDto,
     responses(
@@ -101,6 +102,7 @@ pub async fn post_events(
             duplicate: count(EventStatus::Duplicate),
             held: count(EventStatus::Held),
             rejected: count(EventStatus::Rejected),
+            paused: count(EventStatus::Paused),
             results: results.iter().map(EventResultDto::from).collect(),
         }),
     ))

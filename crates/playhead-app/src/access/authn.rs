@@ -10,11 +10,12 @@
 //! Tokens from a configured external issuer (a platform's own IdP) are verified with that
 //! issuer's key set ([`super::external::ExternalIssuers`]).
 //!
-//! Revoked sessions are checked on every request, cached or not, against [`Revocations`]: a set
-//! of revoked `sid`s refreshed by a background poll (at most every 10 s), so a revocation takes
-//! effect within 30 s with no database read per request. When the set has not been refreshed for
-//! [`Revocations::MAX_STALENESS`], a person's token is answered 503 + Retry-After instead of being
-//! trusted on stale data.
+//! Revocations are checked on every request, cached or not, against [`Revocations`]: the revoked
+//! `sid`s, the denied `jti`s (service tokens revoked by RFC 7009) and the deleted clients,
+//! refreshed by a background poll (at most every 10 s), so a revocation takes effect within 30 s
+//! with no database read per request. When the set has not been refreshed for
+//! [`Revocations::MAX_STALENESS`], any access token of ours is answered 503 + Retry-After instead
+//! of being trusted on stale data (API keys have their own bound, [`API_KEY_CACHE_SECS`]).
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
@@ -24,6 +25,7 @@ use moka::sync::Cache;
 use playhead_auth::external::claimed_issuer;
 use playhead_auth::{Bearer, Verifier, token_digest, verify_api_key};
 use playhead_core::auth::Principal;
+use playhead_core::identity::{DenialKind, TokenDenial};
 use playhead_core::oauth::OAuthErrorCode;
 use playhead_core::ports::{ApiKeyStore, Clock};
 
@@ -41,14 +43,66 @@ pub const MISSING_CREDENTIAL: &str = "send Authorization: Bearer <access token o
 #[derive(Clone)]
 struct CachedPrincipal {
     principal: Principal,
+    /// What names the token on the deny list (our own access tokens only).
+    token: Option<TokenRef>,
     /// Unix seconds after which the entry must not be used.
     valid_until: i64,
 }
 
-/// The revoked sessions this replica knows of, and when it last learned them.
+/// What an access token of ours can be revoked by besides its session: its `jti`, and its
+/// client (a deleted client takes every token it was issued with it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRef {
+    /// The token's `jti`.
+    pub jti: String,
+    /// The client it was issued to.
+    pub client_id: String,
+}
+
+/// What is revoked: sessions (`sid`), single access tokens (`jti`) and deleted clients.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RevokedSet {
+    /// Revoked sessions.
+    pub sessions: HashSet<String>,
+    /// Denied access tokens, by `jti`.
+    pub tokens: HashSet<String>,
+    /// Deleted clients: every token issued to one is refused.
+    pub clients: HashSet<String>,
+}
+
+impl RevokedSet {
+    /// The set from revoked session ids and the deny-list entries in force.
+    pub fn new(sessions: impl IntoIterator<Item = String>, denials: Vec<TokenDenial>) -> Self {
+        let mut set = Self { sessions: sessions.into_iter().collect(), ..Self::default() };
+        for d in denials {
+            match d.kind {
+                DenialKind::Token => set.tokens.insert(d.id),
+                DenialKind::Client => set.clients.insert(d.id),
+            };
+        }
+        set
+    }
+
+    /// Why the credential is revoked, if it is.
+    fn reason(&self, sid: Option<&str>, token: Option<&TokenRef>) -> Option<&'static str> {
+        if sid.is_some_and(|s| self.sessions.contains(s)) {
+            return Some("the session was revoked; sign in again");
+        }
+        let t = token?;
+        if self.clients.contains(&t.client_id) {
+            Some("the client this token was issued to was deleted")
+        } else if self.tokens.contains(&t.jti) {
+            Some("the access token was revoked")
+        } else {
+            None
+        }
+    }
+}
+
+/// The revocations this replica knows of, and when it last learned them.
 #[derive(Debug)]
 pub struct Revocations {
-    state: RwLock<(Arc<HashSet<String>>, Option<Instant>)>,
+    state: RwLock<(Arc<RevokedSet>, Option<Instant>)>,
 }
 
 impl Default for Revocations {
@@ -57,17 +111,28 @@ impl Default for Revocations {
     }
 }
 
+/// What the revocation list says of one credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationVerdict {
+    /// Not revoked.
+    Valid,
+    /// Revoked, and why.
+    Revoked(&'static str),
+    /// The list is too stale to say.
+    Unknown,
+}
+
 impl Revocations {
     /// Older than this, the set is not trusted (503 instead).
     pub const MAX_STALENESS: Duration = Duration::from_secs(30);
 
     /// An empty set that has never been refreshed (stale until the first poll).
     pub fn new() -> Self {
-        Self { state: RwLock::new((Arc::new(HashSet::new()), None)) }
+        Self { state: RwLock::new((Arc::new(RevokedSet::default()), None)) }
     }
 
     /// Replace the set after a successful poll.
-    pub fn replace(&self, revoked: HashSet<String>) {
+    pub fn replace(&self, revoked: RevokedSet) {
         let fresh = (Arc::new(revoked), Some(Instant::now()));
         match self.state.write() {
             Ok(mut g) => *g = fresh,
@@ -82,18 +147,29 @@ impl Revocations {
             Err(p) => p.into_inner(),
         };
         let mut set = (*g.0).clone();
-        set.insert(sid.to_owned());
+        set.sessions.insert(sid.to_owned());
         g.0 = Arc::new(set);
     }
 
     /// `Some(true)` revoked, `Some(false)` not, `None` when the set is too stale to say.
     pub fn is_revoked(&self, sid: &str) -> Option<bool> {
+        match self.verdict(Some(sid), None) {
+            RevocationVerdict::Valid => Some(false),
+            RevocationVerdict::Revoked(_) => Some(true),
+            RevocationVerdict::Unknown => None,
+        }
+    }
+
+    /// Whether a credential with this session and token reference is revoked.
+    pub fn verdict(&self, sid: Option<&str>, token: Option<&TokenRef>) -> RevocationVerdict {
         let g = match self.state.read() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        let fresh = g.1.is_some_and(|at| at.elapsed() <= Self::MAX_STALENESS);
-        fresh.then(|| g.0.contains(sid))
+        if g.1.is_none_or(|at| at.elapsed() > Self::MAX_STALENESS) {
+            return RevocationVerdict::Unknown;
+        }
+        g.0.reason(sid, token).map_or(RevocationVerdict::Valid, RevocationVerdict::Revoked)
     }
 }
 
@@ -176,17 +252,23 @@ impl Authenticator {
         }
     }
 
-    /// Refuse a revoked session; 503 when the revocation set is too stale to trust.
-    fn check_session(&self, principal: &Principal) -> Result<(), AppError> {
-        let (Some(revocations), Some(sid)) = (&self.revocations, principal.session_id.as_deref()) else {
+    /// Refuse a revoked session, token or client; 503 when the revocation set is too stale to
+    /// trust. Credentials that nothing here can revoke (API keys, external issuers' tokens
+    /// without a session) pass.
+    fn check_revoked(&self, principal: &Principal, token: Option<&TokenRef>) -> Result<(), AppError> {
+        let Some(revocations) = &self.revocations else {
             return Ok(());
         };
-        match revocations.is_revoked(sid) {
-            Some(false) => Ok(()),
-            Some(true) => {
-                Err(refused(OAuthErrorCode::InvalidToken, "the session was revoked; sign in again"))
+        let sid = principal.session_id.as_deref();
+        if sid.is_none() && token.is_none() {
+            return Ok(());
+        }
+        match revocations.verdict(sid, token) {
+            RevocationVerdict::Valid => Ok(()),
+            RevocationVerdict::Revoked(why) => Err(refused(OAuthErrorCode::InvalidToken, why)),
+            RevocationVerdict::Unknown => {
+                Err(AppError::Unavailable("the revocation list is stale; retry shortly".into()))
             }
-            None => Err(AppError::Unavailable("the revocation list is stale; retry shortly".into())),
         }
     }
 
@@ -212,12 +294,12 @@ impl Authenticator {
         let digest = token_digest(credential);
         if let Some(hit) = self.cache.get(&digest) {
             if now_secs < hit.valid_until {
-                self.check_session(&hit.principal)?;
+                self.check_revoked(&hit.principal, hit.token.as_ref())?;
                 return Ok(hit.principal);
             }
             self.cache.invalidate(&digest);
         }
-        let (principal, valid_until) = match Bearer::classify(credential) {
+        let (principal, token, valid_until) = match Bearer::classify(credential) {
             Bearer::Jwt(jwt) => {
                 let cap = now_secs + i64::try_from(JWT_CACHE_SECS).unwrap_or(0);
                 // The unverified `iss` only chooses whose keys to try; each verifier checks it
@@ -228,13 +310,15 @@ impl Authenticator {
                     .and_then(|e| claimed_issuer(jwt).filter(|iss| *iss != self.issuer).map(|iss| (e, iss)));
                 if let Some((external, iss)) = external {
                     let (p, exp) = external.authenticate(jwt, &iss, now_secs, now).await?;
-                    (p, exp.min(cap))
+                    (p, None, exp.min(cap))
                 } else {
                     let t = self
                         .current_verifier()
                         .verify(jwt, now_secs)
                         .map_err(|e| refused(e.error_code(), e.to_string()))?;
-                    (t.principal(), t.expires_at().min(cap))
+                    let token =
+                        TokenRef { jti: t.claims().jti.clone(), client_id: t.claims().client_id.clone() };
+                    (t.principal(), Some(token), t.expires_at().min(cap))
                 }
             }
             Bearer::ApiKey(key) => {
@@ -245,7 +329,7 @@ impl Authenticator {
                     .ok_or_else(|| refused(OAuthErrorCode::InvalidToken, "unknown API key"))?;
                 let p = verify_api_key(&record, credential, now)
                     .map_err(|e| refused(OAuthErrorCode::InvalidToken, e.to_string()))?;
-                (p, now_secs + i64::try_from(API_KEY_CACHE_SECS).unwrap_or(0))
+                (p, None, now_secs + i64::try_from(API_KEY_CACHE_SECS).unwrap_or(0))
             }
             Bearer::Unrecognized => {
                 return Err(refused(
@@ -254,8 +338,44 @@ impl Authenticator {
                 ));
             }
         };
-        self.check_session(&principal)?;
-        self.cache.insert(digest, CachedPrincipal { principal: principal.clone(), valid_until });
+        self.check_revoked(&principal, token.as_ref())?;
+        self.cache.insert(digest, CachedPrincipal { principal: principal.clone(), token, valid_until });
         Ok(principal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use playhead_core::Timestamp;
+
+    use super::*;
+
+    fn denial(kind: DenialKind, id: &str) -> TokenDenial {
+        TokenDenial {
+            kind,
+            id: id.into(),
+            client_id: id.into(),
+            revoked_at: Timestamp(0),
+            until: Timestamp(1),
+        }
+    }
+
+    #[test]
+    fn a_token_is_revoked_by_its_session_its_jti_or_its_client_and_the_list_can_be_too_stale() {
+        let r = Revocations::new();
+        let token = |jti: &str, client: &str| TokenRef { jti: jti.into(), client_id: client.into() };
+        assert_eq!(r.verdict(None, Some(&token("j", "c"))), RevocationVerdict::Unknown, "never polled");
+        r.replace(RevokedSet::new(
+            ["s-1".to_owned()],
+            vec![denial(DenialKind::Token, "j-1"), denial(DenialKind::Client, "gone")],
+        ));
+        let revoked = |sid: Option<&str>, t: TokenRef| {
+            matches!(r.verdict(sid, Some(&t)), RevocationVerdict::Revoked(_))
+        };
+        assert!(revoked(Some("s-1"), token("j", "c")));
+        assert!(revoked(None, token("j-1", "c")));
+        assert!(revoked(None, token("j", "gone")));
+        assert!(!revoked(Some("s-2"), token("j", "c")));
+        assert!(!revoked(None, token("gone", "j-1")), "a jti and a client id are never confused");
     }
 }

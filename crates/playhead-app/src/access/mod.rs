@@ -22,7 +22,10 @@ use playhead_core::ports::IdentityStore;
 use playhead_core::rate::{Quota, RateDecision};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-pub use authn::{API_KEY_CACHE_SECS, Authenticator, MISSING_CREDENTIAL, Revocations};
+pub use authn::{
+    API_KEY_CACHE_SECS, Authenticator, MISSING_CREDENTIAL, RevocationVerdict, Revocations, RevokedSet,
+    TokenRef,
+};
 pub use external::{ExternalIssuers, FetchFuture, JWKS_MIN_REFETCH, JwksFetcher};
 pub use operation::{Access, Charge, Operation, Requirement};
 

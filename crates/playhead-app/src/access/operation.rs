@@ -150,6 +150,8 @@ operations! {
     RecordImpressions = "recs.impressions",
     /// Register an OAuth client (operators).
     CreateClient = "admin.create_client",
+    /// Delete an OAuth client and revoke everything it issued (operators).
+    DeleteClient = "admin.delete_client",
     /// Describe the API itself (gRPC server reflection: which services and messages exist).
     DescribeApi = "meta.describe_api",
     /// The recommendation model in service and its self-tuning report (operators).
@@ -192,7 +194,7 @@ impl Operation {
             O::SendFeedback | O::RecordImpressions => {
                 (Access::Scope(Scope::FeedbackWrite), Charge::Class(Write))
             }
-            O::CreateClient => (Access::Scope(Scope::Admin), Charge::Class(Write)),
+            O::CreateClient | O::DeleteClient => (Access::Scope(Scope::Admin), Charge::Class(Write)),
             O::GetRecsModel => (Access::Scope(Scope::Admin), Charge::Class(Read)),
         };
         let names_profile = matches!(
@@ -254,6 +256,7 @@ mod tests {
             }
         }
         assert_eq!(Operation::CreateClient.scope(), Some(Scope::Admin));
+        assert_eq!(Operation::DeleteClient.scope(), Some(Scope::Admin));
     }
 
     #[test]

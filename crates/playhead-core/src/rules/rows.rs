@@ -174,6 +174,8 @@ mod tests {
             kids,
             maturity_limit: None,
             private: false,
+            history_paused: false,
+            keep_resume_points_while_paused: false,
             version: 1,
             created_at: Timestamp(0),
         }

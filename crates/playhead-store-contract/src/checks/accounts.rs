@@ -25,6 +25,8 @@ fn profile(n: u128, account: AccountId, created_ms: i64) -> Profile {
         kids: false,
         maturity_limit: None,
         private: false,
+        history_paused: false,
+        keep_resume_points_while_paused: false,
         version: 1,
         created_at: at(created_ms),
     }
@@ -62,6 +64,8 @@ pub async fn profiles_round_trip_oldest_first(s: &Stores) {
         kids: true,
         maturity_limit: Some(7),
         private: true,
+        history_paused: true,
+        keep_resume_points_while_paused: true,
         version: 4,
         ..profile(10, a.id, 2_000)
     };
@@ -111,6 +115,8 @@ pub async fn update_profile_checks_the_version(s: &Stores) {
         kids: true,
         maturity_limit: Some(12),
         private: true,
+        history_paused: true,
+        keep_resume_points_while_paused: false,
         version: 2,
         ..original.clone()
     };

@@ -10,7 +10,9 @@ mod catalog;
 mod idempotency;
 mod identity;
 mod log;
+mod prune;
 mod recs;
+mod revocation;
 mod viewing;
 
 pub use accounts::*;
@@ -19,17 +21,21 @@ pub use catalog::*;
 pub use idempotency::*;
 pub use identity::*;
 pub use log::*;
+pub use prune::*;
 pub use recs::*;
+pub use revocation::*;
 pub use viewing::*;
 
-const SOURCES: [&str; 8] = [
+const SOURCES: [&str; 10] = [
     include_str!("accounts.rs"),
     include_str!("api_keys.rs"),
     include_str!("catalog.rs"),
     include_str!("idempotency.rs"),
     include_str!("identity.rs"),
     include_str!("log.rs"),
+    include_str!("prune.rs"),
     include_str!("recs.rs"),
+    include_str!("revocation.rs"),
     include_str!("viewing.rs"),
 ];
 

@@ -22,7 +22,9 @@ mod multi_process;
 mod nats;
 mod oauth;
 mod ops;
+mod pause;
 #[cfg(feature = "recs")]
 mod recs_cli;
+mod revocation;
 mod scale_out;
 mod traces;

@@ -18,12 +18,17 @@ use crate::support::*;
 
 const PASSWORD: &str = "correct horse battery";
 
-struct Client {
-    id: String,
-    secret: Option<String>,
+pub(crate) struct Client {
+    pub(crate) id: String,
+    pub(crate) secret: Option<String>,
 }
 
-async fn client(t: &TestApp, kind: ClientType, grants: &[GrantType], redirect: Option<&str>) -> Client {
+pub(crate) async fn client(
+    t: &TestApp,
+    kind: ClientType,
+    grants: &[GrantType],
+    redirect: Option<&str>,
+) -> Client {
     let RegisteredClient { client: c, secret } = t
         .identity
         .create_client(
@@ -38,7 +43,7 @@ async fn client(t: &TestApp, kind: ClientType, grants: &[GrantType], redirect: O
     Client { id: c.client_id, secret }
 }
 
-async fn form(t: &TestApp, path: &str, c: Option<&Client>, fields: &[(&str, &str)]) -> Response {
+pub(crate) async fn form(t: &TestApp, path: &str, c: Option<&Client>, fields: &[(&str, &str)]) -> Response {
     let mut fields: Vec<(&str, &str)> = fields.to_vec();
     let mut req = t.http.post(t.url(path));
     if let Some(c) = c {
@@ -50,7 +55,7 @@ async fn form(t: &TestApp, path: &str, c: Option<&Client>, fields: &[(&str, &str
     req.form(&fields).send().await.unwrap()
 }
 
-async fn oauth_err(r: Response) -> (StatusCode, String) {
+pub(crate) async fn oauth_err(r: Response) -> (StatusCode, String) {
     let status = r.status();
     assert_eq!(r.headers()["content-type"], "application/json", "OAuth errors are RFC 6749 JSON");
     let v: Value = r.json().await.unwrap();
@@ -96,7 +101,7 @@ async fn sign_in(t: &TestApp, email: &str) -> String {
     set_cookie(&r, "__Host-playhead-session").expect("session cookie")
 }
 
-async fn person(t: &TestApp, email: &str) -> Viewer {
+pub(crate) async fn person(t: &TestApp, email: &str) -> Viewer {
     let v = t.viewer(email).await;
     t.identity.set_password(v.account, PASSWORD).await.unwrap();
     v
@@ -140,7 +145,7 @@ async fn sign_in_as(t: &TestApp, v: &Viewer) -> String {
     sign_in(t, me["email"].as_str().unwrap()).await
 }
 
-async fn tokens_via_device(t: &TestApp, c: &Client, v: &Viewer, bind: bool) -> Value {
+pub(crate) async fn tokens_via_device(t: &TestApp, c: &Client, v: &Viewer, bind: bool) -> Value {
     let device_code = approved_device(t, c, v, bind).await;
     let r = form(
         t,

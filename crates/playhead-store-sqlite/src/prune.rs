@@ -1,0 +1,49 @@
+//! The pruning job's deletes ([`Pruner`]): one small batch of one table per call, by rowid, so
+//! the writer is held for one short statement at a time and ingest keeps flowing between batches.
+
+use async_trait::async_trait;
+use playhead_core::StoreError;
+use playhead_core::ports::{PruneKind, Pruner};
+use playhead_core::time::Timestamp;
+
+use crate::SqliteStore;
+use crate::error;
+
+/// What is past the horizon (`?1`) in each table, for rows aliased `t`.
+const fn due(kind: PruneKind) -> &'static str {
+    match kind {
+        PruneKind::AuthCodes | PruneKind::DeviceCodes | PruneKind::RefreshTokens | PruneKind::WebSessions => {
+            "t.expires_at < ?1"
+        }
+        // Every access token of a session was issued with a refresh token that expires later,
+        // or (no refresh grant) at its creation: neither is left after the horizon. A session
+        // revoked after the horizon stays, so the revocation poll keeps seeing it.
+        PruneKind::Sessions => {
+            "t.created_at < ?1 AND (t.revoked_at IS NULL OR t.revoked_at < ?1) AND NOT EXISTS \
+             (SELECT 1 FROM refresh_tokens r WHERE r.session_id = t.id AND r.expires_at >= ?1)"
+        }
+        PruneKind::IdempotencyKeys => {
+            "(t.state = 'done' AND t.expires_at < ?1) OR (t.state = 'running' AND t.started_at < ?1)"
+        }
+        PruneKind::Audit => "t.at < ?1",
+        PruneKind::TokenDenials => "t.until < ?1",
+    }
+}
+
+#[async_trait]
+impl Pruner for SqliteStore {
+    async fn prune(&self, kind: PruneKind, horizon: Timestamp, batch: u32) -> Result<u64, StoreError> {
+        let table = kind.table();
+        let sql = format!(
+            "DELETE FROM {table} WHERE rowid IN (SELECT t.rowid FROM {table} t WHERE {} LIMIT ?2)",
+            due(kind)
+        );
+        let r = sqlx::query(&sql)
+            .bind(horizon.0)
+            .bind(i64::from(batch))
+            .execute(&self.writer)
+            .await
+            .map_err(error::db)?;
+        Ok(r.rows_affected())
+    }
+}
