@@ -13,6 +13,7 @@ pub mod changes;
 pub mod clock;
 pub mod consumer;
 pub mod cursor;
+pub mod erase;
 pub mod error;
 pub mod identity;
 pub mod ingest;
@@ -26,8 +27,8 @@ pub mod recs;
 use std::sync::Arc;
 
 use playhead_core::ports::{
-    AccountStore, ApiKeyStore, Catalog, Clock, EventLog, IdempotencyStore, RateLimiter, RecsStore,
-    ViewingStore,
+    AccountStore, ApiKeyStore, Catalog, Clock, ErasureStore, EventLog, IdempotencyStore, RateLimiter,
+    RecsStore, ViewingStore,
 };
 use playhead_core::rules::Rules;
 use tokio::sync::Notify;
@@ -54,6 +55,8 @@ pub struct Ports {
     pub limiter: Arc<dyn RateLimiter>,
     /// Recommendation state (feedback, impressions, live counters).
     pub recs: Arc<dyn RecsStore>,
+    /// Erasure sagas and the erase watermark.
+    pub erasure: Arc<dyn ErasureStore>,
 }
 
 /// Tunables of the application layer (the binary fills them from config).
@@ -74,6 +77,9 @@ pub struct AppConfig {
     pub row_cache: bool,
     /// Request quotas per route class.
     pub quotas: limits::Quotas,
+    /// How long an erasure runner's lease on a saga lasts without progress: after a crash, the
+    /// saga resumes on any runner once it expires.
+    pub erasure_lease_ms: i64,
 }
 
 impl Default for AppConfig {
@@ -86,6 +92,7 @@ impl Default for AppConfig {
             cursor_key: [0; 32],
             row_cache: true,
             quotas: limits::Quotas::default(),
+            erasure_lease_ms: erase::DEFAULT_LEASE_MS,
         }
     }
 }
@@ -102,6 +109,7 @@ impl std::fmt::Debug for AppConfig {
             cursor_key: _,
             row_cache,
             quotas,
+            erasure_lease_ms,
         } = self;
         f.debug_struct("AppConfig")
             .field("rules", rules)
@@ -111,6 +119,7 @@ impl std::fmt::Debug for AppConfig {
             .field("cursor_key", &"[redacted]")
             .field("row_cache", row_cache)
             .field("quotas", quotas)
+            .field("erasure_lease_ms", erasure_lease_ms)
             .finish()
     }
 }
@@ -122,6 +131,8 @@ pub struct App {
     pub(crate) config: Arc<AppConfig>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) wake: Arc<Notify>,
+    /// Wakes the erasure runner when a saga is asked for.
+    pub(crate) erasures_wake: Arc<Notify>,
     /// Applies in progress (claimed, not yet committed and invalidated).
     pub(crate) applying: Arc<tokio::sync::watch::Sender<usize>>,
     pub(crate) cursors: cursor::CursorCodec,
@@ -150,6 +161,7 @@ impl App {
             config: Arc::new(config),
             clock,
             wake: Arc::new(Notify::new()),
+            erasures_wake: Arc::new(Notify::new()),
             applying: Arc::new(tokio::sync::watch::Sender::new(0)),
             cursors,
             cache,

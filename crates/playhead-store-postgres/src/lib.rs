@@ -40,6 +40,7 @@ mod accounts;
 mod api_keys;
 mod catalog;
 mod codec;
+mod erasure;
 mod error;
 mod idempotency;
 mod identity;

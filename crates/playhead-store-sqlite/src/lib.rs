@@ -32,6 +32,7 @@ mod api_keys;
 pub mod backup;
 mod catalog;
 mod codec;
+mod erasure;
 mod error;
 mod idempotency;
 mod identity;
