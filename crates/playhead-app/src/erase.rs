@@ -39,6 +39,14 @@ fn requested_by(p: &Principal) -> String {
     }
 }
 
+/// Test hook for the crash test: the runner stalls for good after saving this step done, still
+/// holding its lease, so the test can SIGKILL the process between two steps. Never set in
+/// production (`PLAYHEAD_TEST_*` is not a settings key).
+fn stall_after() -> Option<&'static str> {
+    static STALL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    STALL.get_or_init(|| std::env::var("PLAYHEAD_TEST_ERASURE_STALL_AFTER").ok()).as_deref()
+}
+
 fn new_id() -> ErasureId {
     ErasureId(Uuid::now_v7())
 }
@@ -193,6 +201,10 @@ impl App {
             }
             if failed {
                 return Ok(ran);
+            }
+            if stall_after() == Some(step.as_str()) {
+                tracing::warn!(erasure.step = step.as_str(), "PLAYHEAD_TEST_ERASURE_STALL_AFTER: stalling (tests only)");
+                std::future::pending::<()>().await;
             }
         }
         tracing::info!(erasure.id = %saga.id, erasure.scope = saga.scope.kind(), "erasure done");
