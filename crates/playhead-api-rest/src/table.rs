@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 
 use crate::RestState;
 use crate::middleware::{RouteGate, RouteInfo, gate};
-use crate::routes::{accounts, admin, erase, events, health, history, oauth, progress, recs, rows, titles};
+use crate::routes::{accounts, admin, erase, events, export, health, history, oauth, progress, recs, rows, titles};
 
 enum Handler {
     /// In the OpenAPI document (the paths come from the handler's attribute).
@@ -185,6 +185,9 @@ pub fn table() -> Vec<RouteEntry> {
         api(O::EraseAccount, routes!(erase::erase_account)),
         api(O::EraseProfile, routes!(erase::erase_profile)),
         api(O::GetErasure, routes!(erase::get_erasure)),
+        // Data export (issue 16).
+        api(O::RequestExport, routes!(export::request_export)),
+        api(O::GetExport, routes!(export::get_export)),
         // Catalog.
         api(O::ListTitles, routes!(titles::list_titles)),
         api(O::GetTitle, routes!(titles::get_title)),

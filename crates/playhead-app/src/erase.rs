@@ -175,8 +175,7 @@ impl App {
             let failed = match result {
                 Ok(()) => {
                     saga.step_done(step, now);
-                    metrics::counter!("playhead_erasure_steps_total", "step" => step.as_str(), "result" => "done")
-                        .increment(1);
+                    metrics::counter!("playhead_erasure_steps_done_total").increment(1);
                     if step == Step::StopAccepting
                         && let Some(fresh) = self.ports.erasure.erasure(saga.id).await?
                     {
@@ -187,8 +186,7 @@ impl App {
                 }
                 Err(e) => {
                     saga.step_failed(step, &e.to_string(), now);
-                    metrics::counter!("playhead_erasure_steps_total", "step" => step.as_str(), "result" => "failed")
-                        .increment(1);
+                    metrics::counter!("playhead_erasure_step_failures_total", "step" => step.as_str()).increment(1);
                     tracing::warn!(erasure.id = %saga.id, erasure.step = step.as_str(), error = %e,
                         "erasure step failed; retried with backoff");
                     true

@@ -15,6 +15,7 @@ pub mod consumer;
 pub mod cursor;
 pub mod erase;
 pub mod error;
+pub mod export;
 pub mod identity;
 pub mod ingest;
 pub mod limits;
@@ -27,8 +28,8 @@ pub mod recs;
 use std::sync::Arc;
 
 use playhead_core::ports::{
-    AccountStore, ApiKeyStore, Catalog, Clock, ErasureStore, EventLog, IdempotencyStore, RateLimiter,
-    RecsStore, ViewingStore,
+    AccountStore, ApiKeyStore, Catalog, Clock, ErasureStore, EventLog, ExportStore, IdempotencyStore,
+    RateLimiter, RecsStore, ViewingStore,
 };
 use playhead_core::rules::Rules;
 use tokio::sync::Notify;
@@ -57,6 +58,8 @@ pub struct Ports {
     pub recs: Arc<dyn RecsStore>,
     /// Erasure sagas and the erase watermark.
     pub erasure: Arc<dyn ErasureStore>,
+    /// Data export requests.
+    pub exports: Arc<dyn ExportStore>,
 }
 
 /// Tunables of the application layer (the binary fills them from config).

@@ -21,5 +21,5 @@ pub mod time;
 pub mod title;
 
 pub use error::{FieldError, StoreError};
-pub use ids::{AccountId, ErasureId, EventId, PlayId, ProfileId, SessionId, TitleId};
+pub use ids::{AccountId, ErasureId, EventId, ExportId, PlayId, ProfileId, SessionId, TitleId};
 pub use time::Timestamp;

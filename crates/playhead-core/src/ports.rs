@@ -764,3 +764,36 @@ pub trait ErasureStore: Send + Sync {
         entry: &crate::identity::AuditEntry,
     ) -> Result<(), StoreError>;
 }
+
+/// An OAuth client an account has authorised (a sign-in session through it), for exports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorisedClient {
+    /// The client.
+    pub client_id: String,
+    /// The scopes granted.
+    pub scopes: String,
+    /// When the session started.
+    pub created_at: Timestamp,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// Data export requests (issue 16, decision 0088). The archive itself is read from the other
+/// ports when it is fetched, so this port keeps only who asked for which account, and when.
+#[async_trait]
+pub trait ExportStore: Send + Sync {
+    /// Record an export request. `NotFound` when the account does not exist.
+    async fn create_export(
+        &self,
+        id: crate::ids::ExportId,
+        account: AccountId,
+        requested_by: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// The account and request time of an export (`None`: unknown, or its account was erased).
+    async fn export(&self, id: crate::ids::ExportId) -> Result<Option<(AccountId, Timestamp)>, StoreError>;
+    /// The account's sign-in sessions by client, oldest first.
+    async fn authorised_clients(&self, account: AccountId) -> Result<Vec<AuthorisedClient>, StoreError>;
+    /// Every hidden title of a profile with its `hidden_at`, by title id.
+    async fn hidden_titles(&self, profile: ProfileId) -> Result<Vec<(TitleId, Timestamp)>, StoreError>;
+}

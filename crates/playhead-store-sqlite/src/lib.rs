@@ -34,6 +34,7 @@ mod catalog;
 mod codec;
 mod erasure;
 mod error;
+mod export;
 mod idempotency;
 mod identity;
 mod log;

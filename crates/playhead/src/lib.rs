@@ -26,8 +26,8 @@ use playhead_app::{App, AppConfig, Ports};
 use playhead_core::StoreError;
 use playhead_core::ports::Clock;
 use playhead_core::ports::{
-    AccountStore, ApiKeyStore, Catalog, ErasureStore, EventLog, IdempotencyStore, IdentityStore, RateLimiter,
-    RecsStore, ViewingStore,
+    AccountStore, ApiKeyStore, Catalog, ErasureStore, EventLog, ExportStore, IdempotencyStore, IdentityStore,
+    RateLimiter, RecsStore, ViewingStore,
 };
 use playhead_store_postgres::{PgConfig, PgStore};
 use playhead_store_sqlite::SqliteStore;
@@ -166,6 +166,7 @@ where
         + IdempotencyStore
         + RecsStore
         + ErasureStore
+        + ExportStore
         + Clone
         + 'static,
 {
@@ -179,6 +180,7 @@ where
         limiter,
         recs: Arc::new(s.clone()),
         erasure: Arc::new(s.clone()),
+        exports: Arc::new(s.clone()),
     }
 }
 

@@ -304,6 +304,15 @@ enum Admin {
         #[arg(long)]
         wait: bool,
     },
+    /// Write an account's data export (playhead.export.v1, docs/export.schema.json) to FILE.
+    Export {
+        /// The account.
+        #[arg(long)]
+        account: AccountId,
+        /// The file to create (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// An erasure saga's status.
     Erasure {
         /// The erasure id.
@@ -732,6 +741,30 @@ async fn admin(rt: &playhead::Runtime, cmd: Admin) -> anyhow::Result<()> {
                 }
             }
             print(&erasure_json(&saga));
+        }
+        Admin::Export { account, out } => {
+            use tokio::io::AsyncWriteExt;
+            let mut file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&out)
+                .await
+                .with_context(|| format!("creating {}", out.display()))?;
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+            let app = rt.app.clone();
+            let writer = tokio::spawn(async move { app.write_export(account, &tx).await });
+            let mut bytes = 0u64;
+            while let Some(chunk) = rx.recv().await {
+                file.write_all(&chunk).await.with_context(|| format!("writing {}", out.display()))?;
+                bytes += chunk.len() as u64;
+            }
+            let written = writer.await.context("export task")?;
+            if let Err(e) = written {
+                let _ = tokio::fs::remove_file(&out).await;
+                anyhow::bail!("export failed: {e}");
+            }
+            file.sync_all().await.with_context(|| format!("syncing {}", out.display()))?;
+            print(&json!({"status": "exported", "file": out, "bytes": bytes}));
         }
         Admin::Erasure { id } => {
             let saga = rt.app.erasure_by_id(id).await?.context("no such erasure")?;

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod admin;
 pub mod erase;
 pub mod events;
+pub mod export;
 pub mod health;
 pub mod history;
 pub mod oauth;

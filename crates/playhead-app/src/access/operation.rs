@@ -118,6 +118,10 @@ operations! {
     EraseProfile = "accounts.erase_profile",
     /// Read an erasure saga's status.
     GetErasure = "accounts.get_erasure",
+    /// Ask for an account's data export.
+    RequestExport = "accounts.request_export",
+    /// Fetch an account's data export (the archive).
+    GetExport = "accounts.get_export",
     /// List titles.
     ListTitles = "catalog.list_titles",
     /// Read a title.
@@ -186,6 +190,9 @@ impl Operation {
             O::UpdateProfile => (Access::Scope(Scope::ProfilesWrite), Charge::Class(Write)),
             O::EraseAccount | O::EraseProfile => (Access::Scope(Scope::ProfilesWrite), Charge::Class(Write)),
             O::GetErasure => (Access::Scope(Scope::ProfilesWrite), Charge::Class(Read)),
+            O::RequestExport => (Access::Scope(Scope::HistoryRead), Charge::Class(Write)),
+            // A whole history in one response: charged as a bulk transfer.
+            O::GetExport => (Access::Scope(Scope::HistoryRead), Charge::Class(Import)),
             O::PutTitle | O::PatchTitle => (Access::Scope(Scope::CatalogWrite), Charge::Class(Write)),
             O::ImportTitles => (Access::Scope(Scope::CatalogWrite), Charge::Class(Import)),
             O::RecordEvents => (Access::Scope(Scope::HistoryWrite), Charge::Class(Ingest)),
