@@ -370,4 +370,14 @@ async fn fault_a_saga_interrupted_by_sigkill_resumes_after_restart() {
         .await
         .unwrap();
     assert_eq!(events, 0, "the held event is gone");
+    drop(c);
+
+    // The account stays, without the profile: its export says so (`playhead admin export`).
+    let out = dir.path().join("export.json");
+    let done = run(&["admin", "export", "--account", &account, "--out", out.to_str().unwrap()]);
+    assert_eq!(done["status"], "exported");
+    let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(doc["format"], "playhead.export.v1");
+    assert_eq!(doc["account"]["account_id"], account.as_str());
+    assert_eq!(doc["profiles"], json!([]));
 }

@@ -16,6 +16,7 @@ mod api_rows;
 mod api_validation;
 mod durability;
 mod erase;
+mod export;
 mod external_idp;
 mod graphql;
 mod grpc;
