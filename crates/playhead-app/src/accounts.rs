@@ -142,7 +142,7 @@ impl App {
         policy::require(p, op)?;
         let load = async { Ok(self.ports.accounts.profile(id).await?) };
         let Some(profile) = self.cache.profile(id, load).await? else {
-            return Err(self.missing_profile(p, id).await);
+            return Err(self.missing_profile(p, id, op).await);
         };
         if policy::may_reach_profile(p, &profile) { Ok(profile) } else { Err(AppError::NotFound("profile")) }
     }
@@ -159,7 +159,7 @@ impl App {
         let load = async { Ok(self.ports.accounts.profile(id).await?) };
         let (profile, prefetched) = self.cache.profile_for_row(id, row, load).await?;
         let Some(profile) = profile else {
-            return Err(self.missing_profile(p, id).await);
+            return Err(AppError::NotFound("profile"));
         };
         if policy::may_reach_profile(p, &profile) {
             Ok((profile, prefetched))

@@ -79,7 +79,7 @@ impl App {
         let profiles = self.ports.accounts.profiles_of(account).await?.into_iter().map(|p| p.id).collect();
         let saga = Erasure::new(new_id(), Scope::Account(account), profiles, by, self.clock.now());
         let saga = self.ports.erasure.start_erasure(&saga).await?;
-        self.erasures_wake.notify_one();
+        self.stop_accepting_now(&saga).await;
         tracing::info!(audit.action = "erasure.requested", erasure.id = %saga.id, erasure.scope = "account", "erasure requested");
         Ok(saga)
     }
@@ -107,9 +107,22 @@ impl App {
         let scope = Scope::Profile { account: profile.account_id, profile: id };
         let saga = Erasure::new(new_id(), scope, vec![id], requested_by(p), self.clock.now());
         let saga = self.ports.erasure.start_erasure(&saga).await?;
-        self.erasures_wake.notify_one();
+        self.stop_accepting_now(&saga).await;
         tracing::info!(audit.action = "erasure.requested", erasure.id = %saga.id, erasure.scope = "profile", "erasure requested");
         Ok(saga)
+    }
+
+    /// Run `stop_accepting` in the request itself, so the profiles are gone and the sessions
+    /// revoked when the 202 is sent (a GET right after must not find them). The step is
+    /// idempotent: the runner runs it again under its lease and records it done; if it fails
+    /// here, the runner's retries take over.
+    async fn stop_accepting_now(&self, saga: &Erasure) {
+        if saga.next_step() == Some(Step::StopAccepting) {
+            if let Err(e) = self.run_step(saga, Step::StopAccepting).await {
+                tracing::warn!(erasure.id = %saga.id, error = %e, "stop_accepting failed in the request; the runner retries it");
+            }
+        }
+        self.erasures_wake.notify_one();
     }
 
     /// A saga's status: to the account it erases, or an operator.
@@ -138,9 +151,13 @@ impl App {
         }
     }
 
-    /// The answer for a profile that is not in the store: `Gone` when it was erased and `p` may
-    /// know, else "not found".
-    pub(crate) async fn missing_profile(&self, p: &Principal, id: ProfileId) -> AppError {
+    /// The answer for a profile that is not in the store: to a player still sending events or
+    /// resume points for an erased profile, `Gone` (stop retrying) when `p` may know; else (and
+    /// for every read) "not found", as for an id that never existed.
+    pub(crate) async fn missing_profile(&self, p: &Principal, id: ProfileId, op: Operation) -> AppError {
+        if !matches!(op, Operation::RecordEvents | Operation::SetProgress) {
+            return AppError::NotFound("profile");
+        }
         match self.ports.erasure.erased_profile(id).await {
             Ok(Some((account, saga))) if self.owns_erased(p, id, account) => AppError::Gone(format!(
                 "this profile was erased at its owner's request (erasure {saga}); nothing is recorded for it \

@@ -163,7 +163,7 @@ impl ErasureStore for PgStore {
             .map_err(error::db)?;
         row.map(|r| {
             let c = codec::cols(&r);
-            Ok((AccountId(c.uuid("account_id")?), ErasureId(c.uuid("erasure_id")?)))
+            Ok::<_, StoreError>((AccountId(c.uuid("account_id")?), ErasureId(c.uuid("erasure_id")?)))
         })
         .transpose()
     }

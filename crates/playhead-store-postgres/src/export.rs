@@ -41,7 +41,7 @@ impl ExportStore for PgStore {
             .map_err(error::db)?;
         row.map(|r| {
             let c = codec::cols(&r);
-            Ok((AccountId(c.uuid("account_id")?), c.timestamp("requested_at")?))
+            Ok::<_, StoreError>((AccountId(c.uuid("account_id")?), c.timestamp("requested_at")?))
         })
         .transpose()
     }

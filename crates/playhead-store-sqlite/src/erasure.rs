@@ -138,7 +138,7 @@ impl ErasureStore for SqliteStore {
         row.map(|r| {
             let c = codec::cols(&r);
             use playhead_store_rows::Columns;
-            Ok((AccountId(c.uuid("account_id")?), ErasureId(c.uuid("erasure_id")?)))
+            Ok::<_, StoreError>((AccountId(c.uuid("account_id")?), ErasureId(c.uuid("erasure_id")?)))
         })
         .transpose()
     }

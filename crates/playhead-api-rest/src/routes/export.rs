@@ -25,6 +25,27 @@ pub struct ExportAcceptedDto {
     pub archive: String,
 }
 
+/// The archive's top level (the full shape: docs/export.schema.json).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportArchiveDto {
+    /// `playhead.export.v1`.
+    pub format: String,
+    /// When the archive was written (RFC 3339).
+    pub exported_at: String,
+    /// The account: id, e-mail, creation time.
+    #[schema(value_type = Object)]
+    pub account: serde_json::Value,
+    /// The OAuth clients the account signed in through.
+    #[schema(value_type = Vec<Object>)]
+    pub clients_authorised: Vec<serde_json::Value>,
+    /// Follows and followers; null until the feed exists.
+    #[schema(value_type = Option<Object>)]
+    pub follows: Option<serde_json::Value>,
+    /// Each profile with its plays, resume points, hidden titles and feedback.
+    #[schema(value_type = Vec<Object>)]
+    pub profiles: Vec<serde_json::Value>,
+}
+
 /// Ask for an account's data export (its own account, or an operator's request).
 #[utoipa::path(post, path = "/v1/accounts/{account_id}/exports", tag = "export", security(("bearer" = [])),
     params(("account_id" = String, Path, description = "account id")), responses(
@@ -53,7 +74,7 @@ pub async fn request_export(
 /// and feedback. Streamed as it is read, so any history size is served in bounded memory.
 #[utoipa::path(get, path = "/v1/accounts/{account_id}/exports/{export_id}", tag = "export", security(("bearer" = [])),
     params(("account_id" = String, Path, description = "account id"), ("export_id" = String, Path, description = "export id")),
-    responses((status = 200, description = "the archive (application/json, playhead.export.v1)", content_type = "application/json", body = Object),
+    responses((status = 200, description = "the archive (application/json, playhead.export.v1)", content_type = "application/json", body = ExportArchiveDto),
     (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
     (status = 404, body = Problem)))]
 pub async fn get_export(

@@ -358,8 +358,16 @@ async fn fault_a_saga_interrupted_by_sigkill_resumes_after_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(done["steps"].as_array().unwrap().iter().all(|s| s["state"] == "done"), "{done}");
+    let r = http
+        .post(format!("{base}/v1/profiles/{profile}/events"))
+        .bearer_auth(&token)
+        .json(&json!({"events": [ev("m1", "start", 0, 1)]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::GONE, "a player still sending is told to stop");
     let r = http.get(format!("{base}/v1/profiles/{profile}/history")).bearer_auth(&token).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::GONE);
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
     child.kill().unwrap();
     child.wait().unwrap();
     let url = format!("sqlite://{}?mode=ro", dir.path().join("playhead.db").display());
