@@ -289,6 +289,15 @@ impl RowCache {
         Ok(())
     }
 
+    /// Delete other keys from the shared cache's Redis (an erased account's rate-limit state);
+    /// nothing to do without one.
+    pub async fn delete_shared(&self, keys: &[String]) -> Result<(), AppError> {
+        match &self.shared {
+            Some(shared) => shared.cache.delete(keys).await.map_err(AppError::from),
+            None => Ok(()),
+        }
+    }
+
     /// Forget every row (a catalog write changed titles that rows embed).
     pub async fn invalidate_all_rows(&self) {
         if let Some(shared) = &self.shared {

@@ -245,6 +245,14 @@ impl App {
                 for p in &saga.profiles {
                     self.cache.evict(*p).await?;
                 }
+                if let Scope::Account(a) = saga.scope {
+                    // The account's rate-limit state (same Redis, same prefix; see `App::charge`).
+                    let keys: Vec<String> = ["read", "write", "ingest", "import", "auth"]
+                        .iter()
+                        .map(|class| format!("rl:{class}:acct:{a}"))
+                        .collect();
+                    self.cache.delete_shared(&keys).await?;
+                }
             }
             Step::Audit => {
                 let detail = serde_json::json!({

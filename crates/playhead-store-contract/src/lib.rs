@@ -34,7 +34,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use playhead_core::ports::{
-    AccountStore, ApiKeyStore, Catalog, EventLog, IdempotencyStore, IdentityStore, RecsStore, ViewingStore,
+    AccountStore, ApiKeyStore, Catalog, ErasureStore, EventLog, IdempotencyStore, IdentityStore, RecsStore,
+    ViewingStore,
 };
 
 /// One store under test, seen through every port, plus whatever keeps it alive.
@@ -55,6 +56,8 @@ pub struct Stores {
     pub recs: Arc<dyn RecsStore>,
     /// The authorization server's state.
     pub identity: Arc<dyn IdentityStore>,
+    /// Erasure sagas and steps.
+    pub erasure: Arc<dyn ErasureStore>,
     /// Keeps a temporary directory or test database alive until the check ends (dropped last).
     pub guard: Box<dyn Any + Send + Sync>,
 }
@@ -71,6 +74,7 @@ impl Stores {
             + IdempotencyStore
             + RecsStore
             + IdentityStore
+            + ErasureStore
             + 'static,
     {
         let store = Arc::new(store);
@@ -82,7 +86,8 @@ impl Stores {
             api_keys: store.clone(),
             idempotency: store.clone(),
             recs: store.clone(),
-            identity: store,
+            identity: store.clone(),
+            erasure: store,
             guard: Box::new(guard),
         }
     }
@@ -187,6 +192,9 @@ macro_rules! contract_suite {
             signing_keys_rotate_and_audit_appends,
             external_identities_link_once_per_issuer_and_subject,
             shared_secrets_are_decided_once,
+            // erasure
+            sagas_are_leased_to_one_runner,
+            erase_steps_leave_nothing_and_run_twice,
         }
     };
 }
