@@ -299,7 +299,7 @@ enum Admin {
         account: Option<AccountId>,
         /// The profile to erase.
         #[arg(long)]
-        profile: Option<playhead_core::ids::ProfileId>,
+        profile: Option<ProfileId>,
         /// Run the saga here until it is done (retrying failed steps), then print its status.
         #[arg(long)]
         wait: bool,
