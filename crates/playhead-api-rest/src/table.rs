@@ -22,7 +22,9 @@ use utoipa_axum::routes;
 
 use crate::RestState;
 use crate::middleware::{RouteGate, RouteInfo, gate};
-use crate::routes::{accounts, admin, erase, events, export, health, history, oauth, progress, recs, rows, titles};
+use crate::routes::{
+    accounts, admin, erase, events, export, health, history, oauth, progress, recs, rows, titles,
+};
 
 enum Handler {
     /// In the OpenAPI document (the paths come from the handler's attribute).

@@ -281,7 +281,8 @@ impl RowCache {
         if let Some(shared) = &self.shared {
             // Decoded copies in this process expire within SHARED_ROW_TTL and are only reached
             // after a profile lookup, which now finds nothing.
-            let keys = [profile_key(p), row_key(p, Row::Continue), row_key(p, Row::NextUp), generation_key(p)];
+            let keys =
+                [profile_key(p), row_key(p, Row::Continue), row_key(p, Row::NextUp), generation_key(p)];
             return shared.cache.delete(&keys).await.map_err(AppError::from);
         }
         // In process: a new generation makes every entry unreachable until its TTL drops it.

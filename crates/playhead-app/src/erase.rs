@@ -117,10 +117,10 @@ impl App {
     /// idempotent: the runner runs it again under its lease and records it done; if it fails
     /// here, the runner's retries take over.
     async fn stop_accepting_now(&self, saga: &Erasure) {
-        if saga.next_step() == Some(Step::StopAccepting) {
-            if let Err(e) = self.run_step(saga, Step::StopAccepting).await {
-                tracing::warn!(erasure.id = %saga.id, error = %e, "stop_accepting failed in the request; the runner retries it");
-            }
+        if saga.next_step() == Some(Step::StopAccepting)
+            && let Err(e) = self.run_step(saga, Step::StopAccepting).await
+        {
+            tracing::warn!(erasure.id = %saga.id, error = %e, "stop_accepting failed in the request; the runner retries it");
         }
         self.erasures_wake.notify_one();
     }
@@ -203,7 +203,8 @@ impl App {
                 }
                 Err(e) => {
                     saga.step_failed(step, &e.to_string(), now);
-                    metrics::counter!("playhead_erasure_step_failures_total", "step" => step.as_str()).increment(1);
+                    metrics::counter!("playhead_erasure_step_failures_total", "step" => step.as_str())
+                        .increment(1);
                     tracing::warn!(erasure.id = %saga.id, erasure.step = step.as_str(), error = %e,
                         "erasure step failed; retried with backoff");
                     true
@@ -218,7 +219,10 @@ impl App {
                 return Ok(ran);
             }
             if stall_after() == Some(step.as_str()) {
-                tracing::warn!(erasure.step = step.as_str(), "PLAYHEAD_TEST_ERASURE_STALL_AFTER: stalling (tests only)");
+                tracing::warn!(
+                    erasure.step = step.as_str(),
+                    "PLAYHEAD_TEST_ERASURE_STALL_AFTER: stalling (tests only)"
+                );
                 std::future::pending::<()>().await;
             }
         }
@@ -233,7 +237,8 @@ impl App {
                 store.erase_stop(saga, self.clock.now()).await?;
                 // This process forgets the profiles at once; other replicas read through Redis
                 // (evicted below) or nothing (in-process caches are off in scale-out).
-                let fresh = store.erasure(saga.id).await?.map_or_else(|| saga.profiles.clone(), |e| e.profiles);
+                let fresh =
+                    store.erasure(saga.id).await?.map_or_else(|| saga.profiles.clone(), |e| e.profiles);
                 for p in fresh {
                     self.cache.invalidate(p).await;
                 }

@@ -51,7 +51,12 @@ impl App {
     }
 
     /// Check that `p` may fetch export `id` of `account` (it exists and is that account's).
-    pub async fn export_access(&self, p: &Principal, account: AccountId, id: ExportId) -> Result<(), AppError> {
+    pub async fn export_access(
+        &self,
+        p: &Principal,
+        account: AccountId,
+        id: ExportId,
+    ) -> Result<(), AppError> {
         policy::require(p, Operation::GetExport)?;
         if !policy::may_manage_account(p, account) {
             return Err(AppError::NotFound("export"));
@@ -64,7 +69,11 @@ impl App {
 
     /// Write `account`'s archive to `out` in chunks that concatenate to one JSON document. Stops
     /// quietly when the reader goes away. `NotFound` when the account does not exist (erased).
-    pub async fn write_export(&self, account: AccountId, out: &mpsc::Sender<Vec<u8>>) -> Result<(), AppError> {
+    pub async fn write_export(
+        &self,
+        account: AccountId,
+        out: &mpsc::Sender<Vec<u8>>,
+    ) -> Result<(), AppError> {
         let Some(acc) = self.ports.accounts.account(account).await? else {
             return Err(AppError::NotFound("account"));
         };
@@ -159,7 +168,8 @@ impl App {
                 .into_iter()
                 .map(|f| json!({"title_id": f.title_id.as_str(), "kind": f.kind.as_str(), "at": ts(f.at)}))
                 .collect();
-            let tail = json!({"resume_points": resume, "hidden_titles": hidden, "feedback": feedback}).to_string();
+            let tail =
+                json!({"resume_points": resume, "hidden_titles": hidden, "feedback": feedback}).to_string();
             if !send(format!("],{}", &tail[1..])).await {
                 return Ok(());
             }

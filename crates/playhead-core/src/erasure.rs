@@ -37,8 +37,14 @@ pub enum Step {
 
 impl Step {
     /// Every step, in the order they run.
-    pub const ORDER: [Step; 6] =
-        [Step::StopAccepting, Step::DropQueued, Step::RecsSignals, Step::DeleteRows, Step::EvictCache, Step::Audit];
+    pub const ORDER: [Step; 6] = [
+        Step::StopAccepting,
+        Step::DropQueued,
+        Step::RecsSignals,
+        Step::DeleteRows,
+        Step::EvictCache,
+        Step::Audit,
+    ];
 
     /// The wire and stored name.
     pub const fn as_str(self) -> &'static str {

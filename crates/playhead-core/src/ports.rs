@@ -711,7 +711,8 @@ pub trait ErasureStore: Send + Sync {
         erasure: &crate::erasure::Erasure,
     ) -> Result<crate::erasure::Erasure, StoreError>;
     /// One saga.
-    async fn erasure(&self, id: crate::ids::ErasureId) -> Result<Option<crate::erasure::Erasure>, StoreError>;
+    async fn erasure(&self, id: crate::ids::ErasureId)
+    -> Result<Option<crate::erasure::Erasure>, StoreError>;
     /// Lease one unfinished saga due at `now` (its `next_attempt_at` passed) whose lease is free
     /// or expired to `owner` until `lease_until`, oldest first. Concurrent callers (one runner per
     /// replica) never get the same saga while its lease holds, so a replica that dies mid-saga

@@ -146,12 +146,11 @@ impl ErasureStore for PgStore {
     }
 
     async fn erasure_backlog(&self) -> Result<(u64, u64), StoreError> {
-        let (n, failing): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COUNT(*) FILTER (WHERE failing) FROM erasures WHERE NOT done",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(error::db)?;
+        let (n, failing): (i64, i64) =
+            sqlx::query_as("SELECT COUNT(*), COUNT(*) FILTER (WHERE failing) FROM erasures WHERE NOT done")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(error::db)?;
         Ok((codec::to_u64(n), codec::to_u64(failing)))
     }
 
@@ -228,12 +227,14 @@ impl ErasureStore for PgStore {
                 }
             }
             Scope::Profile { .. } => {
-                sqlx::query("UPDATE sessions SET revoked_at = COALESCE(revoked_at, $2) WHERE profile_id = ANY($1)")
-                    .bind(&profiles)
-                    .bind(now.0)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(error::db)?;
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = COALESCE(revoked_at, $2) WHERE profile_id = ANY($1)",
+                )
+                .bind(&profiles)
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(error::db)?;
             }
         }
         tx.commit().await.map_err(error::db)

@@ -69,11 +69,12 @@ impl ExportStore for PgStore {
     }
 
     async fn hidden_titles(&self, profile: ProfileId) -> Result<Vec<(TitleId, Timestamp)>, StoreError> {
-        let rows = sqlx::query("SELECT title_id, hidden_at FROM hides WHERE profile_id = $1 ORDER BY title_id")
-            .bind(profile.0)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(error::db)?;
+        let rows =
+            sqlx::query("SELECT title_id, hidden_at FROM hides WHERE profile_id = $1 ORDER BY title_id")
+                .bind(profile.0)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(error::db)?;
         rows.iter()
             .map(|r| {
                 let c = codec::cols(r);

@@ -11,8 +11,7 @@ use crate::columns::{Columns, FromColumns};
 use crate::error::corrupt;
 
 /// The columns [`Erasure`]'s decoder reads, from `erasures`.
-pub const ERASURE_COLS: &str =
-    "id, scope, account_id, profile_id, profiles, requested_by, requested_at, steps, next_attempt_at, completed_at";
+pub const ERASURE_COLS: &str = "id, scope, account_id, profile_id, profiles, requested_by, requested_at, steps, next_attempt_at, completed_at";
 
 /// The unique key of an unfinished saga: one per account or profile at a time.
 pub fn target(scope: Scope) -> String {
@@ -24,7 +23,8 @@ pub fn target(scope: Scope) -> String {
 
 /// The JSON text of the steps.
 pub fn steps_json(e: &Erasure) -> Result<String, StoreError> {
-    serde_json::to_string(&e.steps).map_err(|err| StoreError::Internal(format!("encoding erasure steps: {err}")))
+    serde_json::to_string(&e.steps)
+        .map_err(|err| StoreError::Internal(format!("encoding erasure steps: {err}")))
 }
 
 /// The JSON text of the profile list.

@@ -31,11 +31,12 @@ fn failing(e: &Erasure) -> bool {
 impl ErasureStore for SqliteStore {
     async fn start_erasure(&self, e: &Erasure) -> Result<Erasure, StoreError> {
         let mut tx = self.begin_write().await?;
-        let existing = sqlx::query(&format!("SELECT {ERASURE_COLS} FROM erasures WHERE target = ?1 AND done = 0"))
-            .bind(target(e.scope))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(error::db)?;
+        let existing =
+            sqlx::query(&format!("SELECT {ERASURE_COLS} FROM erasures WHERE target = ?1 AND done = 0"))
+                .bind(target(e.scope))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(error::db)?;
         if let Some(row) = existing {
             return codec::decode(&row);
         }
@@ -151,7 +152,9 @@ impl ErasureStore for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(error::db)?;
-        ids.iter().map(|s| AccountId::parse(s).map_err(|e| error::corrupt("sessions.account_id", e))).collect()
+        ids.iter()
+            .map(|s| AccountId::parse(s).map_err(|e| error::corrupt("sessions.account_id", e)))
+            .collect()
     }
 
     async fn erase_stop(&self, e: &Erasure, now: Timestamp) -> Result<(), StoreError> {
@@ -194,10 +197,10 @@ impl ErasureStore for SqliteStore {
             .await
             .map_err(error::db)?;
         let revoke = match e.scope {
-            Scope::Account(a) => sqlx::query(
-                "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?2) WHERE account_id = ?1",
-            )
-            .bind(a.to_string()),
+            Scope::Account(a) => {
+                sqlx::query("UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?2) WHERE account_id = ?1")
+                    .bind(a.to_string())
+            }
             Scope::Profile { .. } => sqlx::query(
                 "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?2) \
                  WHERE profile_id IN (SELECT value FROM json_each(?1))",
@@ -206,12 +209,14 @@ impl ErasureStore for SqliteStore {
         };
         revoke.bind(now.0).execute(&mut *tx).await.map_err(error::db)?;
         if let Scope::Account(a) = e.scope {
-            sqlx::query("UPDATE web_sessions SET revoked_at = COALESCE(revoked_at, ?2) WHERE account_id = ?1")
-                .bind(a.to_string())
-                .bind(now.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(error::db)?;
+            sqlx::query(
+                "UPDATE web_sessions SET revoked_at = COALESCE(revoked_at, ?2) WHERE account_id = ?1",
+            )
+            .bind(a.to_string())
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(error::db)?;
         }
         tx.commit().await.map_err(error::db)
     }
@@ -227,11 +232,13 @@ impl ErasureStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(error::db)?;
-        sqlx::query("DELETE FROM events WHERE state = 'held' AND profile_id IN (SELECT value FROM json_each(?1))")
-            .bind(&list)
-            .execute(&mut *tx)
-            .await
-            .map_err(error::db)?;
+        sqlx::query(
+            "DELETE FROM events WHERE state = 'held' AND profile_id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(&list)
+        .execute(&mut *tx)
+        .await
+        .map_err(error::db)?;
         tx.commit().await.map_err(error::db)
     }
 
@@ -266,13 +273,15 @@ impl ErasureStore for SqliteStore {
                     .map_err(error::db)?;
             }
             for (item, shard, weight) in &u.votes {
-                sqlx::query("UPDATE recs_trending SET weight = MAX(weight - ?3, 0.0) WHERE item = ?1 AND shard = ?2")
-                    .bind(item.as_str())
-                    .bind(i64::from(*shard))
-                    .bind(*weight)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(error::db)?;
+                sqlx::query(
+                    "UPDATE recs_trending SET weight = MAX(weight - ?3, 0.0) WHERE item = ?1 AND shard = ?2",
+                )
+                .bind(item.as_str())
+                .bind(i64::from(*shard))
+                .bind(*weight)
+                .execute(&mut *tx)
+                .await
+                .map_err(error::db)?;
             }
             for table in ["recs_counted_plays", "recs_feedback", "recs_impressions"] {
                 sqlx::query(&format!("DELETE FROM {table} WHERE profile_id = ?1"))
@@ -289,11 +298,13 @@ impl ErasureStore for SqliteStore {
         let list = ids_json(&profile_strings(e))?;
         let mut tx = self.begin_write().await?;
         for table in ["events", "progress", "hides", "viewings", "tombstones", "auth_codes", "device_codes"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE profile_id IN (SELECT value FROM json_each(?1))"))
-                .bind(&list)
-                .execute(&mut *tx)
-                .await
-                .map_err(error::db)?;
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE profile_id IN (SELECT value FROM json_each(?1))"
+            ))
+            .bind(&list)
+            .execute(&mut *tx)
+            .await
+            .map_err(error::db)?;
         }
         sqlx::query(
             "DELETE FROM refresh_tokens WHERE session_id IN \

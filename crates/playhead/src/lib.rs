@@ -471,7 +471,9 @@ pub async fn launch(
     }
     // The step in hand is one transaction: let it finish (or roll back) before the pool closes.
     if tokio::time::timeout(grace, erasures).await.is_err() {
-        tracing::warn!("the erasure runner's step in hand did not finish; the saga resumes at the next start");
+        tracing::warn!(
+            "the erasure runner's step in hand did not finish; the saga resumes at the next start"
+        );
     }
     if let Some(t) = metrics_task {
         t.abort();

@@ -100,9 +100,11 @@ impl From<&Erasure> for ErasureDto {
 
 fn accepted(e: &Erasure) -> Response {
     let status = format!("/v1/erasures/{}", e.id);
-    let mut res =
-        (StatusCode::ACCEPTED, Json(ErasureAcceptedDto { erasure_id: e.id.to_string(), status: status.clone() }))
-            .into_response();
+    let mut res = (
+        StatusCode::ACCEPTED,
+        Json(ErasureAcceptedDto { erasure_id: e.id.to_string(), status: status.clone() }),
+    )
+        .into_response();
     if let Ok(v) = HeaderValue::from_str(&status) {
         res.headers_mut().insert(header::LOCATION, v);
     }

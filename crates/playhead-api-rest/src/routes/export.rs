@@ -1,11 +1,11 @@
 //! Data export (issue 16): ask for an account's archive, then fetch it, streamed.
 
 use axum::Json;
-use futures::StreamExt;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use playhead_core::FieldError;
 use playhead_core::ids::ExportId;
 use serde::Serialize;
@@ -60,9 +60,11 @@ pub async fn request_export(
     let account = account_id(&id)?;
     let export = s.app.request_export(&p, account).await?;
     let archive = format!("/v1/accounts/{account}/exports/{export}");
-    let mut res =
-        (StatusCode::ACCEPTED, Json(ExportAcceptedDto { export_id: export.to_string(), archive: archive.clone() }))
-            .into_response();
+    let mut res = (
+        StatusCode::ACCEPTED,
+        Json(ExportAcceptedDto { export_id: export.to_string(), archive: archive.clone() }),
+    )
+        .into_response();
     if let Ok(v) = HeaderValue::from_str(&archive) {
         res.headers_mut().insert(header::LOCATION, v);
     }

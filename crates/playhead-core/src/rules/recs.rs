@@ -143,7 +143,7 @@ pub struct Uncount {
 /// the adapter never lets a counter go below zero.
 pub fn uncount(plays: &[(PlayId, TitleId, Timestamp)], half_life_ms: i64) -> Uncount {
     let mut sorted: Vec<&(PlayId, TitleId, Timestamp)> = plays.iter().collect();
-    sorted.sort_by(|x, y| (x.2, x.0).cmp(&(y.2, y.0)));
+    sorted.sort_by_key(|x| (x.2, x.0));
     let mut pairs: std::collections::BTreeMap<(TitleId, String), u32> = std::collections::BTreeMap::new();
     let mut votes = Vec::new();
     let mut recent: Vec<TitleId> = Vec::new();

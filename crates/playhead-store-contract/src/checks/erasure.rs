@@ -44,7 +44,8 @@ pub async fn sagas_are_leased_to_one_runner(s: &Stores) {
     assert!(s.erasure.save_erasure(&progressed, "a", Some(min(3))).await.expect("save"));
     // a dies: after its lease, b takes the saga over where a left it.
     assert!(s.erasure.claim_erasure("b", min(2), min(4)).await.expect("claim").is_none());
-    let taken = s.erasure.claim_erasure("b", Timestamp(min(3).0 + 1), min(9)).await.expect("claim").expect("expired");
+    let taken =
+        s.erasure.claim_erasure("b", Timestamp(min(3).0 + 1), min(9)).await.expect("claim").expect("expired");
     assert_eq!(taken.next_step(), Some(Step::DropQueued));
     // A failed step waits for its backoff.
     let mut failed = taken.clone();
@@ -75,7 +76,10 @@ pub async fn erase_steps_leave_nothing_and_run_twice(s: &Stores) {
         s.log.append(&[queued(&events[0]), queued(&events[1])], 1_000).await.expect("append");
         count(s, profile, play(base + 1), "a", min(1)).await;
         count(s, profile, play(base + 2), "b", min(2)).await;
-        s.recs.set_feedback(profile, &Feedback { title_id: tid("a"), kind: FeedbackKind::Up, at: min(3) }).await.expect("feedback");
+        s.recs
+            .set_feedback(profile, &Feedback { title_id: tid("a"), kind: FeedbackKind::Up, at: min(3) })
+            .await
+            .expect("feedback");
         s.recs.record_impressions(profile, &[tid("a")], min(3)).await.expect("impressions");
         s.viewing.hide(profile, &tid("a"), min(3)).await.expect("hide");
     }
@@ -84,7 +88,11 @@ pub async fn erase_steps_leave_nothing_and_run_twice(s: &Stores) {
     assert_eq!((a.count, a.neighbours[0].1), (2, 2));
 
     let account = s.accounts.profile(p).await.expect("profile").expect("exists").account_id;
-    let e = s.erasure.start_erasure(&saga(1, Scope::Profile { account, profile: p }, vec![p])).await.expect("start");
+    let e = s
+        .erasure
+        .start_erasure(&saga(1, Scope::Profile { account, profile: p }, vec![p]))
+        .await
+        .expect("start");
     for _ in 0..2 {
         s.erasure.erase_stop(&e, min(5)).await.expect("stop");
         s.erasure.erase_queued(&e).await.expect("queued");

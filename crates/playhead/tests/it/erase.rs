@@ -42,13 +42,16 @@ async fn traces(app: &TestApp, needles: &[String]) -> Vec<String> {
             .await
             .unwrap();
             for t in tables {
-                let cols: Vec<String> = sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{t}')"))
-                    .fetch_all(&mut c)
-                    .await
-                    .unwrap();
+                let cols: Vec<String> =
+                    sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{t}')"))
+                        .fetch_all(&mut c)
+                        .await
+                        .unwrap();
                 for col in cols {
                     for n in needles {
-                        let q = format!("SELECT COUNT(*) FROM {t} WHERE CAST({col} AS TEXT) LIKE '%' || ?1 || '%'");
+                        let q = format!(
+                            "SELECT COUNT(*) FROM {t} WHERE CAST({col} AS TEXT) LIKE '%' || ?1 || '%'"
+                        );
                         let k: i64 = sqlx::query_scalar(&q).bind(n).fetch_one(&mut c).await.unwrap();
                         if k > 0 {
                             found.push(format!("{t}.{col}: {k}"));
@@ -70,7 +73,9 @@ async fn traces(app: &TestApp, needles: &[String]) -> Vec<String> {
             .unwrap();
             for (t, col) in cols {
                 for n in needles {
-                    let q = format!("SELECT COUNT(*) FROM {schema}.\"{t}\" WHERE \"{col}\"::text LIKE '%' || $1 || '%'");
+                    let q = format!(
+                        "SELECT COUNT(*) FROM {schema}.\"{t}\" WHERE \"{col}\"::text LIKE '%' || $1 || '%'"
+                    );
                     let k: i64 = sqlx::query_scalar(&q).bind(n).fetch_one(&mut c).await.unwrap();
                     if k > 0 {
                         found.push(format!("{t}.{col}: {k}"));
@@ -153,7 +158,8 @@ async fn an_erased_account_leaves_nothing_in_any_store() {
     assert!(r.status().is_success(), "{}", r.status());
     let r = app.post(&gone.token, &p("impressions"), &json!({"title_ids": ["m1", "m2"]})).await;
     assert!(r.status().is_success(), "{}", r.status());
-    let r = app.http.delete(app.url(&p("continue-watching/m3"))).bearer_auth(&gone.token).send().await.unwrap();
+    let r =
+        app.http.delete(app.url(&p("continue-watching/m3"))).bearer_auth(&gone.token).send().await.unwrap();
     assert!(r.status().is_success(), "{}", r.status());
     let held = app
         .http
@@ -172,15 +178,25 @@ async fn an_erased_account_leaves_nothing_in_any_store() {
         assert!(!redis_keys(&app, &needles).await.is_empty(), "the shared cache holds the profile's rows");
     }
 
-    let r = app.http.delete(app.url(&format!("/v1/accounts/{}", gone.account))).bearer_auth(&gone.token).send().await.unwrap();
+    let r = app
+        .http
+        .delete(app.url(&format!("/v1/accounts/{}", gone.account)))
+        .bearer_auth(&gone.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     let body: Value = r.json().await.unwrap();
     let id = body["erasure_id"].as_str().unwrap().to_owned();
     assert_eq!(location, format!("/v1/erasures/{id}"));
     let status = wait_done(&app, &gone.token, &id).await;
-    let steps: Vec<&str> = status["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
-    assert_eq!(steps, ["stop_accepting", "drop_queued", "recs_signals", "delete_rows", "evict_cache", "audit"]);
+    let steps: Vec<&str> =
+        status["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(
+        steps,
+        ["stop_accepting", "drop_queued", "recs_signals", "delete_rows", "evict_cache", "audit"]
+    );
     assert!(status["steps"].as_array().unwrap().iter().all(|s| s["state"] == "done"), "{status}");
 
     // New events for the erased profile get a clear, final answer; others get "not found".
@@ -192,7 +208,8 @@ async fn an_erased_account_leaves_nothing_in_any_store() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "another account learns nothing");
 
     // No table holds the person's data; what is left is the saga, the watermark and one audit entry.
-    let allowed = |t: &str| ["erasures.", "erased_profiles.", "audit_log.detail"].iter().any(|a| t.starts_with(a));
+    let allowed =
+        |t: &str| ["erasures.", "erased_profiles.", "audit_log.detail"].iter().any(|a| t.starts_with(a));
     let left = traces(&app, &needles).await;
     assert!(left.iter().all(|t| allowed(t)), "data left after the erasure: {left:?}");
     let audit = scalar(
@@ -208,7 +225,8 @@ async fn an_erased_account_leaves_nothing_in_any_store() {
     assert_eq!(pair(&app).await, 1, "co-watch keeps only the other profile's pair");
     // The token still in use keeps a rate-limit key (`rl:`, a timestamp) until its window passes;
     // the erasure deleted the one it had.
-    let left: Vec<String> = redis_keys(&app, &needles).await.into_iter().filter(|k| !k.contains(":rl:")).collect();
+    let left: Vec<String> =
+        redis_keys(&app, &needles).await.into_iter().filter(|k| !k.contains(":rl:")).collect();
     assert!(left.is_empty(), "Redis keys name the erased account or profile: {left:?}");
 
     // A replay of the whole log, and (scale-out) of the whole JetStream stream, brings nothing back.
@@ -258,7 +276,13 @@ async fn the_last_admin_account_is_not_erased() {
         revoked_at: None,
     };
     app.identity.store().create_session(&session("admin-session", admin.account)).await.unwrap();
-    let r = app.http.delete(app.url(&format!("/v1/accounts/{}", admin.account))).bearer_auth(&admin.token).send().await.unwrap();
+    let r = app
+        .http
+        .delete(app.url(&format!("/v1/accounts/{}", admin.account)))
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
     let problem: Value = r.json().await.unwrap();
     assert!(problem["detail"].as_str().unwrap().contains("last account with an admin"), "{problem}");
@@ -267,7 +291,8 @@ async fn the_last_admin_account_is_not_erased() {
     let other = app.viewer("admin2@example.com").await;
     app.identity.store().create_session(&session("admin-session-2", other.account)).await.unwrap();
     let url = app.url(&format!("/v1/profiles/{}", admin.profile));
-    let first: Value = app.http.delete(&url).bearer_auth(&admin.token).send().await.unwrap().json().await.unwrap();
+    let first: Value =
+        app.http.delete(&url).bearer_auth(&admin.token).send().await.unwrap().json().await.unwrap();
     let again = app.http.delete(&url).bearer_auth(&admin.token).send().await.unwrap();
     assert_eq!(again.status(), StatusCode::ACCEPTED);
     let again: Value = again.json().await.unwrap();
@@ -280,7 +305,13 @@ async fn the_last_admin_account_is_not_erased() {
     // Someone else's erasure is not found.
     let r = app.get(&other.token, &format!("/v1/erasures/{}", first["erasure_id"].as_str().unwrap())).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = app.http.delete(app.url(&format!("/v1/accounts/{}", admin.account))).bearer_auth(&other.token).send().await.unwrap();
+    let r = app
+        .http
+        .delete(app.url(&format!("/v1/accounts/{}", admin.account)))
+        .bearer_auth(&other.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     app.stop().await;
 }
@@ -314,7 +345,8 @@ async fn fault_a_saga_interrupted_by_sigkill_resumes_after_restart() {
         cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
         let mut c = cmd.spawn().unwrap();
         let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(c.stdout.take().unwrap()), &mut line).unwrap();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(c.stdout.take().unwrap()), &mut line)
+            .unwrap();
         assert!(line.contains(&port.to_string()), "server did not start: {line:?}");
         c
     };
@@ -336,7 +368,15 @@ async fn fault_a_saga_interrupted_by_sigkill_resumes_after_restart() {
     };
     let t0 = Instant::now();
     loop {
-        let s: Value = http.get(format!("{base}{status_url}")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        let s: Value = http
+            .get(format!("{base}{status_url}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if step_state(&s, "drop_queued") == "done" {
             assert_eq!(step_state(&s, "delete_rows"), "pending", "{s}");
             assert_eq!(s["state"], "running");
@@ -353,7 +393,15 @@ async fn fault_a_saga_interrupted_by_sigkill_resumes_after_restart() {
     let base = format!("http://127.0.0.1:{port}");
     let t0 = Instant::now();
     let done = loop {
-        let s: Value = http.get(format!("{base}{status_url}")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        let s: Value = http
+            .get(format!("{base}{status_url}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if s["state"] == "done" {
             break s;
         }
@@ -369,7 +417,8 @@ async fn fault_a_saga_interrupted_by_sigkill_resumes_after_restart() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::GONE, "a player still sending is told to stop");
-    let r = http.get(format!("{base}/v1/profiles/{profile}/history")).bearer_auth(&token).send().await.unwrap();
+    let r =
+        http.get(format!("{base}/v1/profiles/{profile}/history")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     child.kill().unwrap();
     child.wait().unwrap();

@@ -30,7 +30,11 @@ async fn an_export_round_trips_what_the_api_shows() {
     app.import(&ops, &[movie("m1", 20), movie("m2", 20), movie("m3", 60)]).await;
     let v = app.viewer("export@example.com").await;
     let second: Value = app
-        .post(&v.token, &format!("/v1/accounts/{}/profiles", v.account), &json!({"name": "Kid", "kids": true}))
+        .post(
+            &v.token,
+            &format!("/v1/accounts/{}/profiles", v.account),
+            &json!({"name": "Kid", "kids": true}),
+        )
         .await
         .json()
         .await
@@ -59,7 +63,8 @@ async fn an_export_round_trips_what_the_api_shows() {
     assert!(doc["follows"].is_null());
     let profiles = doc["profiles"].as_array().unwrap();
     assert_eq!(profiles.len(), 2);
-    let by_id: BTreeMap<&str, &Value> = profiles.iter().map(|x| (x["profile_id"].as_str().unwrap(), x)).collect();
+    let by_id: BTreeMap<&str, &Value> =
+        profiles.iter().map(|x| (x["profile_id"].as_str().unwrap(), x)).collect();
 
     // Every play the API lists, with its period and watched figures, for each profile.
     for (id, token) in [(v.profile.to_string(), &v.token), (kid.clone(), &v.token)] {
@@ -68,13 +73,31 @@ async fn an_export_round_trips_what_the_api_shows() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|x| json!([x["play_id"], x["title_id"], x["started_at"], x["ended_at"], x["watched_ms"], x["completed"]]))
+            .map(|x| {
+                json!([
+                    x["play_id"],
+                    x["title_id"],
+                    x["started_at"],
+                    x["ended_at"],
+                    x["watched_ms"],
+                    x["completed"]
+                ])
+            })
             .collect();
         let exported: Vec<Value> = by_id[id.as_str()]["plays"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|x| json!([x["play_id"], x["title_id"], x["started_at"], x["ended_at"], x["watched_ms"], x["completed"]]))
+            .map(|x| {
+                json!([
+                    x["play_id"],
+                    x["title_id"],
+                    x["started_at"],
+                    x["ended_at"],
+                    x["watched_ms"],
+                    x["completed"]
+                ])
+            })
             .collect();
         assert!(!shown.is_empty());
         assert_eq!(exported, shown, "profile {id}: the archive's plays are the API's");
@@ -89,7 +112,10 @@ async fn an_export_round_trips_what_the_api_shows() {
         assert_eq!(exported["duration_ms"], shown["duration_ms"], "{t}");
     }
     assert_eq!(main["hidden_titles"][0]["title_id"], "m3");
-    assert_eq!(main["feedback"], json!([{"title_id": "m2", "kind": "not_interested", "at": main["feedback"][0]["at"]}]));
+    assert_eq!(
+        main["feedback"],
+        json!([{"title_id": "m2", "kind": "not_interested", "at": main["feedback"][0]["at"]}])
+    );
 
     // Someone else's account or export: not found.
     let other = app.viewer("other@example.com").await;
@@ -103,7 +129,12 @@ async fn an_export_round_trips_what_the_api_shows() {
         .unwrap();
     let r = app.get(&other.token, mine["archive"].as_str().unwrap()).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = app.get(&other.token, &format!("/v1/accounts/{}/exports/{}", other.account, mine["export_id"].as_str().unwrap())).await;
+    let r = app
+        .get(
+            &other.token,
+            &format!("/v1/accounts/{}/exports/{}", other.account, mine["export_id"].as_str().unwrap()),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "an export id of another account");
     app.stop().await;
 }
