@@ -100,6 +100,7 @@ pub fn map(e: AppError) -> Error {
             ext.set("resource", *what);
         }
         AppError::Conflict(_) => ext.set("code", "CONFLICT"),
+        AppError::Gone(_) => ext.set("code", "GONE"),
         AppError::PreconditionFailed | AppError::PreconditionRequired => {
             ext.set("code", "PRECONDITION_FAILED")
         }
@@ -134,6 +135,7 @@ pub fn status_of<T>(r: &Result<T, AppError>) -> u16 {
         Err(AppError::MissingScope(_) | AppError::Forbidden(_)) => 403,
         Err(AppError::NotFound(_)) => 404,
         Err(AppError::Conflict(_)) => 409,
+        Err(AppError::Gone(_)) => 410,
         Err(AppError::PreconditionFailed) => 412,
         Err(AppError::PreconditionRequired) => 428,
         Err(AppError::RateLimited { .. } | AppError::TooManyInFlight { .. }) => 429,

@@ -41,6 +41,8 @@ pub fn status(e: AppError) -> Status {
         AppError::Forbidden(why) => Status::permission_denied(why),
         AppError::NotFound(what) => Status::not_found(format!("{what} not found")),
         AppError::Conflict(why) => Status::already_exists(why),
+        // Not NOT_FOUND: a player must stop retrying, and learn why.
+        AppError::Gone(why) => Status::failed_precondition(why),
         AppError::PreconditionFailed => Status::failed_precondition(
             "expected_version does not match: the resource changed since it was read",
         ),

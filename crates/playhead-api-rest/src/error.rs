@@ -211,6 +211,7 @@ impl IntoResponse for ApiError {
             ApiError::App(AppError::NotFound(what)) => {
                 (Problem::new("not-found", "Not found", S::NOT_FOUND, format!("{what} not found")), vec![])
             }
+            ApiError::App(AppError::Gone(why)) => (Problem::new("gone", "Gone", S::GONE, why), vec![]),
             ApiError::App(AppError::Conflict(what)) => {
                 (Problem::new("conflict", "Conflict", S::CONFLICT, what), vec![])
             }

@@ -164,6 +164,8 @@ impl RestState {
         (name = "rows", description = "Continue watching and Next up"),
         (name = "recommendations", description = "Recommendations with reasons, similar titles, feedback"),
         (name = "profiles", description = "Accounts and profiles"),
+        (name = "export", description = "An account's data as one JSON archive (playhead.export.v1)"),
+        (name = "erasure", description = "Erasing an account or a profile everywhere (a saga with a visible status)"),
         (name = "catalog", description = "Titles"),
         (name = "operations", description = "Health"),
     )

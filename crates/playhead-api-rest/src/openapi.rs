@@ -262,7 +262,7 @@ fn constrain(p: &mut utoipa::openapi::path::Parameter) {
         return;
     }
     let schema = match p.name.as_str() {
-        "profile_id" | "account_id" | "play_id" => ObjectBuilder::new()
+        "profile_id" | "account_id" | "play_id" | "erasure_id" | "export_id" => ObjectBuilder::new()
             .schema_type(Type::String)
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
         "title_id" => {

@@ -22,7 +22,9 @@ use utoipa_axum::routes;
 
 use crate::RestState;
 use crate::middleware::{RouteGate, RouteInfo, gate};
-use crate::routes::{accounts, admin, events, health, history, oauth, progress, recs, rows, titles};
+use crate::routes::{
+    accounts, admin, erase, events, export, health, history, oauth, progress, recs, rows, titles,
+};
 
 enum Handler {
     /// In the OpenAPI document (the paths come from the handler's attribute).
@@ -181,6 +183,13 @@ pub fn table() -> Vec<RouteEntry> {
         api(O::CreateProfile, routes!(accounts::create_profile)),
         api(O::GetProfile, routes!(accounts::get_profile)),
         api(O::UpdateProfile, routes!(accounts::patch_profile)),
+        // Erasure (issue 16).
+        api(O::EraseAccount, routes!(erase::erase_account)),
+        api(O::EraseProfile, routes!(erase::erase_profile)),
+        api(O::GetErasure, routes!(erase::get_erasure)),
+        // Data export (issue 16).
+        api(O::RequestExport, routes!(export::request_export)),
+        api(O::GetExport, routes!(export::get_export)),
         // Catalog.
         api(O::ListTitles, routes!(titles::list_titles)),
         api(O::GetTitle, routes!(titles::get_title)),

@@ -147,7 +147,9 @@ impl App {
     ) -> Result<Profile, AppError> {
         policy::require(p, op)?;
         let load = async { Ok(self.ports.accounts.profile(id).await?) };
-        let profile = self.cache.profile(id, load).await?.ok_or(AppError::NotFound("profile"))?;
+        let Some(profile) = self.cache.profile(id, load).await? else {
+            return Err(self.missing_profile(p, id, op).await);
+        };
         if policy::may_reach_profile(p, &profile) { Ok(profile) } else { Err(AppError::NotFound("profile")) }
     }
 
@@ -162,7 +164,9 @@ impl App {
         policy::require(p, row.operation())?;
         let load = async { Ok(self.ports.accounts.profile(id).await?) };
         let (profile, prefetched) = self.cache.profile_for_row(id, row, load).await?;
-        let profile = profile.ok_or(AppError::NotFound("profile"))?;
+        let Some(profile) = profile else {
+            return Err(AppError::NotFound("profile"));
+        };
         if policy::may_reach_profile(p, &profile) {
             Ok((profile, prefetched))
         } else {

@@ -274,6 +274,31 @@ impl RowCache {
         }
     }
 
+    /// Remove everything kept for an erased profile (its store rows are already deleted, so no
+    /// reader can load it back): the shared cache's keys, or this process's entries. An `Err`
+    /// means the shared cache did not answer; the erasure retries.
+    pub async fn evict(&self, p: ProfileId) -> Result<(), AppError> {
+        if let Some(shared) = &self.shared {
+            // Decoded copies in this process expire within SHARED_ROW_TTL and are only reached
+            // after a profile lookup, which now finds nothing.
+            let keys =
+                [profile_key(p), row_key(p, Row::Continue), row_key(p, Row::NextUp), generation_key(p)];
+            return shared.cache.delete(&keys).await.map_err(AppError::from);
+        }
+        // In process: a new generation makes every entry unreachable until its TTL drops it.
+        self.invalidate(p).await;
+        Ok(())
+    }
+
+    /// Delete other keys from the shared cache's Redis (an erased account's rate-limit state);
+    /// nothing to do without one.
+    pub async fn delete_shared(&self, keys: &[String]) -> Result<(), AppError> {
+        match &self.shared {
+            Some(shared) => shared.cache.delete(keys).await.map_err(AppError::from),
+            None => Ok(()),
+        }
+    }
+
     /// Forget every row (a catalog write changed titles that rows embed).
     pub async fn invalidate_all_rows(&self) {
         if let Some(shared) = &self.shared {
@@ -507,6 +532,14 @@ mod tests {
             for k in keys {
                 let n: u64 = m.get(k).and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()).unwrap_or(0);
                 m.insert(k.clone(), (n + 1).to_string().into_bytes());
+            }
+            Ok(())
+        }
+        async fn delete(&self, keys: &[String]) -> Result<(), playhead_core::StoreError> {
+            self.up()?;
+            let mut m = self.map.lock().unwrap();
+            for k in keys {
+                m.remove(k);
             }
             Ok(())
         }

@@ -50,6 +50,10 @@ pub enum AppError {
     /// The resource does not exist or is not the caller's.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The resource was erased (or is being erased) at its owner's request: it will never come
+    /// back, so clients stop retrying (HTTP 410).
+    #[error("gone: {0}")]
+    Gone(String),
     /// A uniqueness or limit conflict.
     #[error("conflict: {0}")]
     Conflict(String),

@@ -13,7 +13,9 @@ pub mod changes;
 pub mod clock;
 pub mod consumer;
 pub mod cursor;
+pub mod erase;
 pub mod error;
+pub mod export;
 pub mod identity;
 pub mod ingest;
 pub mod limits;
@@ -28,8 +30,8 @@ pub mod telemetry;
 use std::sync::Arc;
 
 use playhead_core::ports::{
-    AccountStore, ApiKeyStore, Catalog, Clock, EventLog, IdempotencyStore, RateLimiter, RecsStore,
-    ViewingStore,
+    AccountStore, ApiKeyStore, Catalog, Clock, ErasureStore, EventLog, ExportStore, IdempotencyStore,
+    RateLimiter, RecsStore, ViewingStore,
 };
 use playhead_core::rules::Rules;
 use tokio::sync::Notify;
@@ -56,6 +58,10 @@ pub struct Ports {
     pub limiter: Arc<dyn RateLimiter>,
     /// Recommendation state (feedback, impressions, live counters).
     pub recs: Arc<dyn RecsStore>,
+    /// Erasure sagas and the erase watermark.
+    pub erasure: Arc<dyn ErasureStore>,
+    /// Data export requests.
+    pub exports: Arc<dyn ExportStore>,
 }
 
 /// Tunables of the application layer (the binary fills them from config).
@@ -76,6 +82,9 @@ pub struct AppConfig {
     pub row_cache: bool,
     /// Request quotas per route class.
     pub quotas: limits::Quotas,
+    /// How long an erasure runner's lease on a saga lasts without progress: after a crash, the
+    /// saga resumes on any runner once it expires.
+    pub erasure_lease_ms: i64,
 }
 
 impl Default for AppConfig {
@@ -88,6 +97,7 @@ impl Default for AppConfig {
             cursor_key: [0; 32],
             row_cache: true,
             quotas: limits::Quotas::default(),
+            erasure_lease_ms: erase::DEFAULT_LEASE_MS,
         }
     }
 }
@@ -104,6 +114,7 @@ impl std::fmt::Debug for AppConfig {
             cursor_key: _,
             row_cache,
             quotas,
+            erasure_lease_ms,
         } = self;
         f.debug_struct("AppConfig")
             .field("rules", rules)
@@ -113,6 +124,7 @@ impl std::fmt::Debug for AppConfig {
             .field("cursor_key", &"[redacted]")
             .field("row_cache", row_cache)
             .field("quotas", quotas)
+            .field("erasure_lease_ms", erasure_lease_ms)
             .finish()
     }
 }
@@ -124,6 +136,8 @@ pub struct App {
     pub(crate) config: Arc<AppConfig>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) wake: Arc<Notify>,
+    /// Wakes the erasure runner when a saga is asked for.
+    pub(crate) erasures_wake: Arc<Notify>,
     /// Applies in progress (claimed, not yet committed and invalidated).
     pub(crate) applying: Arc<tokio::sync::watch::Sender<usize>>,
     pub(crate) cursors: cursor::CursorCodec,
@@ -152,6 +166,7 @@ impl App {
             config: Arc::new(config),
             clock,
             wake: Arc::new(Notify::new()),
+            erasures_wake: Arc::new(Notify::new()),
             applying: Arc::new(tokio::sync::watch::Sender::new(0)),
             cursors,
             cache,

@@ -85,6 +85,19 @@ pub fn may_change_maturity(p: &Principal, now_secs: i64) -> Result<(), AppError>
     }
 }
 
+/// Erasing an account or a profile cannot be undone: it needs a sign-in within
+/// [`RECENT_AUTH_SECS`], like a maturity change (operators holding `admin` without an
+/// interactive sign-in are exempt).
+pub fn may_erase(p: &Principal, now_secs: i64) -> Result<(), AppError> {
+    if p.scopes.contains(Scope::Admin) && p.account().is_none() {
+        return Ok(());
+    }
+    match p.auth_time {
+        Some(t) if now_secs - t <= RECENT_AUTH_SECS => Ok(()),
+        _ => Err(AppError::Forbidden("erasing needs a recent sign-in (within 5 minutes); sign in again")),
+    }
+}
+
 /// A profile-bound token may use its profile but never change its settings.
 pub fn may_change_settings(p: &Principal, _profile: ProfileId) -> Result<(), AppError> {
     if p.bound_profile.is_some() {

@@ -63,6 +63,14 @@ uuid_id!(
     /// The client's id for a playback event; the dedupe key.
     EventId
 );
+uuid_id!(
+    /// One erasure saga (an account's or a profile's data being erased).
+    ErasureId
+);
+uuid_id!(
+    /// One data export request.
+    ExportId
+);
 
 /// Longest title id accepted.
 pub const TITLE_ID_MAX_LEN: usize = 128;

@@ -367,6 +367,9 @@ pub trait SharedCache: Send + Sync {
     async fn put(&self, key: &str, value: &[u8], ttl: std::time::Duration) -> Result<(), StoreError>;
     /// Increment each counter at `keys` (absent counts as 0) and keep it for `ttl` from now.
     async fn bump(&self, keys: &[String], ttl: std::time::Duration) -> Result<(), StoreError>;
+    /// Delete `keys` (absent ones are fine). Unlike a read, a failed delete matters to the caller
+    /// (an erasure retries until it succeeds).
+    async fn delete(&self, keys: &[String]) -> Result<(), StoreError>;
 }
 
 /// A resume point as it stands after a committed change: what live subscribers (GraphQL's
@@ -827,4 +830,102 @@ pub trait Pruner: Send + Sync {
     /// Delete at most `batch` rows of `kind` past `horizon` (see each [`PruneKind`]); returns how
     /// many were deleted (fewer than `batch`: nothing more is due now).
     async fn prune(&self, kind: PruneKind, horizon: Timestamp, batch: u32) -> Result<u64, StoreError>;
+/// Erasure sagas, the erase watermark, and each step's store work (issue 16, decisions
+/// 0085-0087). Every step method is idempotent: run again after a crash half-way, or after it
+/// succeeded, it changes nothing more and succeeds.
+#[async_trait]
+pub trait ErasureStore: Send + Sync {
+    /// Store a new saga; when an unfinished saga with the same scope exists, store nothing and
+    /// return that one (asking twice while it runs gives the same saga).
+    async fn start_erasure(
+        &self,
+        erasure: &crate::erasure::Erasure,
+    ) -> Result<crate::erasure::Erasure, StoreError>;
+    /// One saga.
+    async fn erasure(&self, id: crate::ids::ErasureId)
+    -> Result<Option<crate::erasure::Erasure>, StoreError>;
+    /// Lease one unfinished saga due at `now` (its `next_attempt_at` passed) whose lease is free
+    /// or expired to `owner` until `lease_until`, oldest first. Concurrent callers (one runner per
+    /// replica) never get the same saga while its lease holds, so a replica that dies mid-saga
+    /// only delays it until the lease expires.
+    async fn claim_erasure(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<crate::erasure::Erasure>, StoreError>;
+    /// Save the saga's steps and `next_attempt_at` if `owner` still holds its lease; the lease
+    /// then lasts until `lease_until` (`None`: released). `false` (nothing saved) when the lease
+    /// was lost to another runner.
+    async fn save_erasure(
+        &self,
+        erasure: &crate::erasure::Erasure,
+        owner: &str,
+        lease_until: Option<Timestamp>,
+    ) -> Result<bool, StoreError>;
+    /// Unfinished sagas, and how many of them have a step failing, for metrics.
+    async fn erasure_backlog(&self) -> Result<(u64, u64), StoreError>;
+    /// The erase watermark of a profile: the account that owned it and the saga that erased it.
+    async fn erased_profile(
+        &self,
+        profile: ProfileId,
+    ) -> Result<Option<(AccountId, crate::ids::ErasureId)>, StoreError>;
+    /// Accounts holding an unrevoked sign-in session with the `admin` scope (the operators).
+    async fn admin_accounts(&self) -> Result<Vec<AccountId>, StoreError>;
+    /// Step `stop_accepting`: write the watermark of every profile, delete the profile rows
+    /// (account scope: every profile of the account), and revoke the sessions that reach them
+    /// (account scope: every session of the account; profile scope: sessions bound to it).
+    async fn erase_stop(&self, erasure: &crate::erasure::Erasure, now: Timestamp) -> Result<(), StoreError>;
+    /// Step `drop_queued`: delete the profiles' held events and their queue (outbox) rows, so
+    /// nothing is left to apply and no broker redelivery matches a row.
+    async fn erase_queued(&self, erasure: &crate::erasure::Erasure) -> Result<(), StoreError>;
+    /// Step `recs_signals`: subtract what the profiles' counted plays added to co-watch and
+    /// trending ([`crate::rules::recs::uncount`], never below zero) and delete their counted
+    /// plays, feedback and impressions, in one transaction.
+    async fn erase_recs_signals(&self, erasure: &crate::erasure::Erasure) -> Result<(), StoreError>;
+    /// Step `delete_rows`: delete the profiles' events, resume points, hides, plays and
+    /// tombstones; account scope also its password, browser sessions, codes, refresh tokens,
+    /// external identities, idempotency records and the account row. Revoked session rows stay
+    /// (the revocation list needs them; they hold ids only).
+    async fn erase_rows(&self, erasure: &crate::erasure::Erasure) -> Result<(), StoreError>;
+    /// Step `audit`: append `entry` to the audit log once per saga (a second call with the same
+    /// saga id appends nothing).
+    async fn erase_audit(
+        &self,
+        erasure: crate::ids::ErasureId,
+        entry: &crate::identity::AuditEntry,
+    ) -> Result<(), StoreError>;
+}
+
+/// An OAuth client an account has authorised (a sign-in session through it), for exports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorisedClient {
+    /// The client.
+    pub client_id: String,
+    /// The scopes granted.
+    pub scopes: String,
+    /// When the session started.
+    pub created_at: Timestamp,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// Data export requests (issue 16, decision 0088). The archive itself is read from the other
+/// ports when it is fetched, so this port keeps only who asked for which account, and when.
+#[async_trait]
+pub trait ExportStore: Send + Sync {
+    /// Record an export request. `NotFound` when the account does not exist.
+    async fn create_export(
+        &self,
+        id: crate::ids::ExportId,
+        account: AccountId,
+        requested_by: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// The account and request time of an export (`None`: unknown, or its account was erased).
+    async fn export(&self, id: crate::ids::ExportId) -> Result<Option<(AccountId, Timestamp)>, StoreError>;
+    /// The account's sign-in sessions by client, oldest first.
+    async fn authorised_clients(&self, account: AccountId) -> Result<Vec<AuthorisedClient>, StoreError>;
+    /// Every hidden title of a profile with its `hidden_at`, by title id.
+    async fn hidden_titles(&self, profile: ProfileId) -> Result<Vec<(TitleId, Timestamp)>, StoreError>;
 }

@@ -123,4 +123,19 @@ impl SharedCache for RedisSharedCache {
         })
         .await
     }
+
+    async fn delete(&self, keys: &[String]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        self.run(|mut conn| async move {
+            let mut cmd = redis::cmd("DEL");
+            for k in &keys {
+                cmd.arg(k);
+            }
+            cmd.query_async::<()>(&mut conn).await
+        })
+        .await
+    }
 }

@@ -34,7 +34,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use playhead_core::ports::{
-    AccountStore, ApiKeyStore, Catalog, EventLog, IdempotencyStore, IdentityStore, Pruner, RecsStore,
+    AccountStore, ApiKeyStore, Catalog, ErasureStore, EventLog, IdempotencyStore, IdentityStore, Pruner,
+    RecsStore,
     ViewingStore,
 };
 
@@ -58,6 +59,8 @@ pub struct Stores {
     pub identity: Arc<dyn IdentityStore>,
     /// The pruning job's deletes.
     pub pruner: Arc<dyn Pruner>,
+    /// Erasure sagas and steps.
+    pub erasure: Arc<dyn ErasureStore>,
     /// Keeps a temporary directory or test database alive until the check ends (dropped last).
     pub guard: Box<dyn Any + Send + Sync>,
 }
@@ -75,6 +78,7 @@ impl Stores {
             + RecsStore
             + IdentityStore
             + Pruner
+            + ErasureStore
             + 'static,
     {
         let store = Arc::new(store);
@@ -87,7 +91,8 @@ impl Stores {
             idempotency: store.clone(),
             recs: store.clone(),
             pruner: store.clone(),
-            identity: store,
+            identity: store.clone(),
+            erasure: store,
             guard: Box::new(guard),
         }
     }
@@ -205,6 +210,9 @@ macro_rules! contract_suite {
             idempotency_records_past_the_horizon_are_pruned,
             audit_entries_before_the_horizon_are_pruned,
             ended_token_denials_are_pruned,
+            // erasure
+            sagas_are_leased_to_one_runner,
+            erase_steps_leave_nothing_and_run_twice,
         }
     };
 }

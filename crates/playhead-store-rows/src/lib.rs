@@ -22,6 +22,7 @@
 
 mod columns;
 pub mod decode;
+pub mod erasure;
 mod error;
 pub mod identity;
 #[cfg(test)]

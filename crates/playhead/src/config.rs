@@ -426,6 +426,9 @@ pub struct Limits {
     /// limit). Reaching it behaves exactly like a full disk: writes answer 503 with Retry-After,
     /// nothing half-written, reads go on. Keeps one deployment from filling a shared disk.
     pub max_database_mib: u32,
+    /// Seconds an erasure runner's lease on a saga lasts without progress: after a crash or the
+    /// loss of a replica, another runner resumes the saga once it expires (decision 0085).
+    pub erasure_lease_secs: u64,
 }
 
 impl Default for Limits {
@@ -437,6 +440,7 @@ impl Default for Limits {
             shutdown_grace_secs: 20,
             drain_delay_secs: 0,
             max_database_mib: 0,
+            erasure_lease_secs: 30,
         }
     }
 }
@@ -498,6 +502,10 @@ impl Settings {
         anyhow::ensure!(
             s.limits.consumer_batch > 0,
             "invalid configuration: limits.consumer_batch must be positive"
+        );
+        anyhow::ensure!(
+            (1..=3_600).contains(&s.limits.erasure_lease_secs),
+            "invalid configuration: limits.erasure_lease_secs must be 1-3600"
         );
         anyhow::ensure!(
             s.limits.max_backlog > 0,

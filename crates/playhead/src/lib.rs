@@ -27,8 +27,8 @@ use playhead_app::{App, AppConfig, Ports};
 use playhead_core::StoreError;
 use playhead_core::ports::Clock;
 use playhead_core::ports::{
-    AccountStore, ApiKeyStore, Catalog, EventLog, IdempotencyStore, IdentityStore, RateLimiter, RecsStore,
-    ViewingStore,
+    AccountStore, ApiKeyStore, Catalog, ErasureStore, EventLog, ExportStore, IdempotencyStore, IdentityStore,
+    RateLimiter, RecsStore, ViewingStore,
 };
 use playhead_store_postgres::{PgConfig, PgStore};
 use playhead_store_sqlite::SqliteStore;
@@ -174,6 +174,8 @@ where
         + ApiKeyStore
         + IdempotencyStore
         + RecsStore
+        + ErasureStore
+        + ExportStore
         + Clone
         + 'static,
 {
@@ -186,6 +188,8 @@ where
         idempotency: Arc::new(s.clone()),
         limiter,
         recs: Arc::new(s.clone()),
+        erasure: Arc::new(s.clone()),
+        exports: Arc::new(s.clone()),
     }
 }
 
@@ -326,6 +330,8 @@ fn app_config(settings: &Settings, cursor_key: [u8; 32]) -> AppConfig {
         // applies events: in scale-out mode rows are cached in Redis or not at all.
         row_cache: !settings.scale_out(),
         quotas: settings.rate_limits.quotas(),
+        // Validated to 1-3600 s when loaded.
+        erasure_lease_ms: i64::try_from(settings.limits.erasure_lease_secs).unwrap_or(30) * 1000,
     }
 }
 
@@ -406,9 +412,12 @@ pub async fn launch(
     let ready = Arc::new(Ready { store: rt.store.clone(), draining: shutdown.clone() });
     // Scale-out with NATS: relay, sweeper and a durable consumer instead of the in-process one.
     let consumer = match &rt.pipeline {
-        Some(p) => p.spawn(stop_rx),
-        None => rt.app.spawn_consumer(stop_rx),
+        Some(p) => p.spawn(stop_rx.clone()),
+        None => rt.app.spawn_consumer(stop_rx.clone()),
     };
+    // Erasure sagas (issue 16): every replica runs one; leases keep them from running one saga
+    // twice, and let any of them resume a saga whose replica died.
+    let erasures = rt.app.spawn_erasure_runner(stop_rx);
     // Training runs beside serving (its CPU work on blocking threads); requests read whichever
     // model is installed.
     #[cfg(feature = "recs")]
@@ -475,6 +484,12 @@ pub async fn launch(
         tracing::warn!(
             grace_secs = grace.as_secs(),
             "the consumer's batch in hand did not finish; it stays queued"
+        );
+    }
+    // The step in hand is one transaction: let it finish (or roll back) before the pool closes.
+    if tokio::time::timeout(grace, erasures).await.is_err() {
+        tracing::warn!(
+            "the erasure runner's step in hand did not finish; the saga resumes at the next start"
         );
     }
     if let Some(t) = metrics_task {

@@ -285,6 +285,34 @@ enum Admin {
     ApiKey(ApiKeyCmd),
     /// Re-queue every logged event (replay); state does not change when nothing was lost.
     Replay,
+    /// Erase an account or a profile everywhere (a saga, decision 0085). A running server's
+    /// runner carries it out; with --wait this command runs it to the end itself.
+    Erase {
+        /// The account to erase (with every profile).
+        #[arg(long, conflicts_with = "profile", required_unless_present = "profile")]
+        account: Option<AccountId>,
+        /// The profile to erase.
+        #[arg(long)]
+        profile: Option<ProfileId>,
+        /// Run the saga here until it is done (retrying failed steps), then print its status.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Write an account's data export (playhead.export.v1, docs/export.schema.json) to FILE.
+    Export {
+        /// The account.
+        #[arg(long)]
+        account: AccountId,
+        /// The file to create (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// An erasure saga's status.
+    Erasure {
+        /// The erasure id.
+        #[arg(long)]
+        id: playhead_core::ids::ErasureId,
+    },
     /// Set an account's password (read from the first line of standard input).
     SetPassword {
         /// Account id.
@@ -398,6 +426,15 @@ enum ApiKeyCmd {
         #[arg(long)]
         prefix: String,
     },
+}
+
+fn erasure_json(e: &playhead_core::erasure::Erasure) -> serde_json::Value {
+    let steps: Vec<serde_json::Value> = e
+        .steps
+        .iter()
+        .map(|s| json!({"step": s.step.as_str(), "state": s.state, "attempts": s.attempts, "last_error": s.last_error}))
+        .collect();
+    json!({"erasure_id": e.id.to_string(), "scope": e.scope.kind(), "state": e.state(), "steps": steps})
 }
 
 fn print(v: &serde_json::Value) {
@@ -705,6 +742,62 @@ async fn admin(rt: &playhead::Runtime, cmd: Admin) -> anyhow::Result<()> {
         Admin::Replay => {
             let done = rt.app.replay_log().await?;
             print(&json!({"requeued": done.requeued, "applied": done.applied}));
+        }
+        Admin::Erase { account, profile, wait } => {
+            // The operator at the console: an admin service principal (audited as `service:cli`).
+            let operator = playhead_core::auth::Principal {
+                subject: playhead_core::auth::Subject::Service { id: "cli".into() },
+                scopes: Scope::ALL.into_iter().collect(),
+                bound_profile: None,
+                session_id: None,
+                auth_time: None,
+            };
+            let saga = match (account, profile) {
+                (Some(a), _) => rt.app.erase_account(&operator, a).await?,
+                (None, Some(p)) => rt.app.erase_profile(&operator, p).await?,
+                (None, None) => anyhow::bail!("give --account or --profile"),
+            };
+            let mut saga = saga;
+            if wait {
+                let owner = format!("cli:{}", uuid::Uuid::new_v4());
+                loop {
+                    rt.app.run_erasures(&owner).await?;
+                    saga = rt.app.erasure_by_id(saga.id).await?.context("the erasure vanished")?;
+                    if saga.is_done() {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
+            print(&erasure_json(&saga));
+        }
+        Admin::Export { account, out } => {
+            use tokio::io::AsyncWriteExt;
+            let mut file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&out)
+                .await
+                .with_context(|| format!("creating {}", out.display()))?;
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+            let app = rt.app.clone();
+            let writer = tokio::spawn(async move { app.write_export(account, &tx).await });
+            let mut bytes = 0u64;
+            while let Some(chunk) = rx.recv().await {
+                file.write_all(&chunk).await.with_context(|| format!("writing {}", out.display()))?;
+                bytes += chunk.len() as u64;
+            }
+            let written = writer.await.context("export task")?;
+            if let Err(e) = written {
+                let _ = tokio::fs::remove_file(&out).await;
+                anyhow::bail!("export failed: {e}");
+            }
+            file.sync_all().await.with_context(|| format!("syncing {}", out.display()))?;
+            print(&json!({"status": "exported", "file": out, "bytes": bytes}));
+        }
+        Admin::Erasure { id } => {
+            let saga = rt.app.erasure_by_id(id).await?.context("no such erasure")?;
+            print(&erasure_json(&saga));
         }
         Admin::Backup { .. } | Admin::Restore { .. } => {
             anyhow::bail!("backup and restore run without opening the store (see run)")

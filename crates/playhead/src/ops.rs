@@ -147,6 +147,23 @@ pub const CATALOGUE: &[Metric] = &[
         Both,
         "Held events queued because their title arrived.",
     ),
+    // Erasure sagas (issue 16).
+    m("playhead_erasures_open", Gauge, &[], Both, "Erasure sagas not finished yet."),
+    m(
+        "playhead_erasures_failing",
+        Gauge,
+        &[],
+        Both,
+        "Erasure sagas with a step that failed 5 times or more (still retried).",
+    ),
+    m("playhead_erasure_steps_done_total", Counter, &[], Both, "Erasure saga steps completed."),
+    m(
+        "playhead_erasure_step_failures_total",
+        Counter,
+        &["step"],
+        Both,
+        "Erasure saga step attempts that failed and will be retried.",
+    ),
     // The JetStream pipeline.
     m("playhead_outbox_unpublished", Gauge, &[], Nats, "Outbox rows not handed to NATS yet."),
     m("playhead_outbox_unapplied", Gauge, &[], Nats, "Outbox rows whose event is not applied yet."),
@@ -278,6 +295,11 @@ pub const DEGRADED_LAG_MS: i64 = 60_000;
 const KNOWN_LABELS: &[(&str, &str, &[&str])] = &[
     ("playhead_events_dropped_total", "reason", &["held_expired", "invalid_at_apply"]),
     ("playhead_rate_limited_total", "class", &["read", "write", "ingest", "import", "auth"]),
+    (
+        "playhead_erasure_step_failures_total",
+        "step",
+        &["stop_accepting", "drop_queued", "recs_signals", "delete_rows", "evict_cache", "audit"],
+    ),
 ];
 
 /// Register every metric's HELP text, and create the label-free counters and gauges at zero, so

@@ -61,7 +61,8 @@ fn parse_event(raw: &serde_json::value::RawValue) -> Result<RawEvent, (Option<St
     responses(
         (status = 202, body = EventBatchResultDto, description = "one result per event"),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 413, body = Problem, description = "over 1 MiB or 500 events"),
+        (status = 404, body = Problem), (status = 410, body = Problem, description = "the profile was erased: stop sending"),
+        (status = 413, body = Problem, description = "over 1 MiB or 500 events"),
         (status = 415, body = Problem),
         (status = 503, body = Problem, description = "event log full; nothing stored; see Retry-After")))]
 pub async fn post_events(

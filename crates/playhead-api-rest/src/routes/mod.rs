@@ -3,7 +3,9 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod erase;
 pub mod events;
+pub mod export;
 pub mod health;
 pub mod history;
 pub mod oauth;

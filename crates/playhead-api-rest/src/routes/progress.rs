@@ -71,7 +71,8 @@ pub async fn get_progress(
         ("If-Match" = Option<String>, Header, description = "the ETag from your last GET; a stale one answers 412")),
     request_body = ProgressPutDto,
     responses((status = 200, body = ProgressDto), (status = 400, body = Problem), (status = 401, body = Problem),
-    (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)))]
+    (status = 403, body = Problem), (status = 404, body = Problem),
+    (status = 410, body = Problem, description = "the profile was erased: stop sending"), (status = 412, body = Problem)))]
 pub async fn put_progress(
     State(s): State<RestState>,
     Auth(p): Auth,

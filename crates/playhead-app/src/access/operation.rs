@@ -112,6 +112,16 @@ operations! {
     GetProfile = "accounts.get_profile",
     /// Change a profile's settings.
     UpdateProfile = "accounts.update_profile",
+    /// Erase an account and everything it holds (a saga; issue 16).
+    EraseAccount = "accounts.erase_account",
+    /// Erase one profile and everything it holds (a saga; issue 16).
+    EraseProfile = "accounts.erase_profile",
+    /// Read an erasure saga's status.
+    GetErasure = "accounts.get_erasure",
+    /// Ask for an account's data export.
+    RequestExport = "accounts.request_export",
+    /// Fetch an account's data export (the archive).
+    GetExport = "accounts.get_export",
     /// List titles.
     ListTitles = "catalog.list_titles",
     /// Read a title.
@@ -180,6 +190,11 @@ impl Operation {
             O::CreateProfile => (Access::Scope(Scope::ProfilesWrite), Charge::Class(Write)),
             O::GetProfile => (Access::Scope(Scope::HistoryRead), Charge::Class(Read)),
             O::UpdateProfile => (Access::Scope(Scope::ProfilesWrite), Charge::Class(Write)),
+            O::EraseAccount | O::EraseProfile => (Access::Scope(Scope::ProfilesWrite), Charge::Class(Write)),
+            O::GetErasure => (Access::Scope(Scope::ProfilesWrite), Charge::Class(Read)),
+            O::RequestExport => (Access::Scope(Scope::HistoryRead), Charge::Class(Write)),
+            // A whole history in one response: charged as a bulk transfer.
+            O::GetExport => (Access::Scope(Scope::HistoryRead), Charge::Class(Import)),
             O::PutTitle | O::PatchTitle => (Access::Scope(Scope::CatalogWrite), Charge::Class(Write)),
             O::ImportTitles => (Access::Scope(Scope::CatalogWrite), Charge::Class(Import)),
             O::RecordEvents => (Access::Scope(Scope::HistoryWrite), Charge::Class(Ingest)),
@@ -201,6 +216,7 @@ impl Operation {
             self,
             O::GetProfile
                 | O::UpdateProfile
+                | O::EraseProfile
                 | O::RecordEvents
                 | O::GetProgress
                 | O::SetProgress

@@ -127,6 +127,40 @@ pub fn decayed(sum: f64, now: Timestamp, half_life_ms: i64) -> f64 {
     sum / decay_weight(now, half_life_ms)
 }
 
+/// What one profile's counted plays added to the shared counters, to be taken out again when the
+/// profile is erased (decision 0086).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Uncount {
+    /// `(a, b, n)`: co-watch rows to decrease by `n` (`b` empty: `a`'s own count).
+    pub pairs: Vec<(TitleId, String, u32)>,
+    /// `(item, shard, weight)`: trending votes to subtract.
+    pub votes: Vec<(TitleId, u32, f64)>,
+}
+
+/// Replay the window rule over a profile's counted plays `(play, item, at)` in `(at, play)`
+/// order and collect what they added. Plays counted out of that order may have paired with a
+/// slightly different window when they arrived; the difference is bounded by the window, and
+/// the adapter never lets a counter go below zero.
+pub fn uncount(plays: &[(PlayId, TitleId, Timestamp)], half_life_ms: i64) -> Uncount {
+    let mut sorted: Vec<&(PlayId, TitleId, Timestamp)> = plays.iter().collect();
+    sorted.sort_by_key(|x| (x.2, x.0));
+    let mut pairs: std::collections::BTreeMap<(TitleId, String), u32> = std::collections::BTreeMap::new();
+    let mut votes = Vec::new();
+    let mut recent: Vec<TitleId> = Vec::new();
+    for (play, item, at) in sorted {
+        if let Some(partners) = window_partners(&recent, item) {
+            *pairs.entry((item.clone(), String::new())).or_default() += 1;
+            for p in partners {
+                *pairs.entry((item.clone(), p.as_str().to_owned())).or_default() += 1;
+                *pairs.entry((p.clone(), item.as_str().to_owned())).or_default() += 1;
+            }
+            votes.push((item.clone(), shard_of(*play), decay_weight(*at, half_life_ms)));
+        }
+        recent.push(item.clone());
+    }
+    Uncount { pairs: pairs.into_iter().map(|((a, b), n)| (a, b, n)).collect(), votes }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +171,21 @@ mod tests {
 
     fn t(s: &str) -> TitleId {
         TitleId::parse(s).expect("title id")
+    }
+
+    #[test]
+    fn uncount_takes_out_what_counting_in_order_added() {
+        let (p1, p2, p3) = (pid(), pid(), pid());
+        let plays = vec![(p2, t("b"), Timestamp(2)), (p1, t("a"), Timestamp(1)), (p3, t("a"), Timestamp(3))];
+        let u = uncount(&plays, 1);
+        // a enters (own count), b enters and pairs with a both ways; the second a is in the window.
+        let find = |a: &str, b: &str| u.pairs.iter().find(|(x, y, _)| x.as_str() == a && y == b).map(|p| p.2);
+        assert_eq!(find("a", ""), Some(1));
+        assert_eq!(find("b", ""), Some(1));
+        assert_eq!(find("a", "b"), Some(1));
+        assert_eq!(find("b", "a"), Some(1));
+        assert_eq!(u.pairs.len(), 4);
+        assert_eq!(u.votes.len(), 2, "one vote per item entering the window");
     }
 
     #[test]

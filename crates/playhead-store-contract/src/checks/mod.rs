@@ -7,6 +7,7 @@
 mod accounts;
 mod api_keys;
 mod catalog;
+mod erasure;
 mod idempotency;
 mod identity;
 mod log;
@@ -18,6 +19,7 @@ mod viewing;
 pub use accounts::*;
 pub use api_keys::*;
 pub use catalog::*;
+pub use erasure::*;
 pub use idempotency::*;
 pub use identity::*;
 pub use log::*;
@@ -26,10 +28,11 @@ pub use recs::*;
 pub use revocation::*;
 pub use viewing::*;
 
-const SOURCES: [&str; 10] = [
+const SOURCES: [&str; 11] = [
     include_str!("accounts.rs"),
     include_str!("api_keys.rs"),
     include_str!("catalog.rs"),
+    include_str!("erasure.rs"),
     include_str!("idempotency.rs"),
     include_str!("identity.rs"),
     include_str!("log.rs"),

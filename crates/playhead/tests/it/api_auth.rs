@@ -67,6 +67,14 @@ async fn another_accounts_profile_is_not_found_on_every_profile_route() {
     t.settle().await;
     let h = t.get_json(&a.token, &format!("/v1/profiles/{}/history", a.profile)).await;
     let play = h["items"][0]["play_id"].as_str().unwrap().to_owned();
+    // A real export of A's: B must not fetch it either.
+    let export: Value = t
+        .post(&a.token, &format!("/v1/accounts/{}/exports", a.account), &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let export = export["export_id"].as_str().unwrap().to_owned();
     for (method, path) in operations(&t)
         .await
         .into_iter()
@@ -77,6 +85,7 @@ async fn another_accounts_profile_is_not_found_on_every_profile_route() {
                 .replace("{profile_id}", &a.profile.to_string())
                 .replace("{account_id}", &a.account.to_string())
                 .replace("{play_id}", &play)
+                .replace("{export_id}", &export)
                 .replace("{title_id}", "m1"),
         );
         let body = match (method.as_str(), path.as_str()) {

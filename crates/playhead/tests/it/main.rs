@@ -15,6 +15,8 @@ mod api_recs;
 mod api_rows;
 mod api_validation;
 mod durability;
+mod erase;
+mod export;
 mod external_idp;
 mod graphql;
 mod grpc;
