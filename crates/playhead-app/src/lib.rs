@@ -14,6 +14,7 @@ pub mod clock;
 pub mod consumer;
 pub mod cursor;
 pub mod error;
+pub mod feed;
 pub mod identity;
 pub mod ingest;
 pub mod limits;
@@ -26,8 +27,8 @@ pub mod recs;
 use std::sync::Arc;
 
 use playhead_core::ports::{
-    AccountStore, ApiKeyStore, Catalog, Clock, EventLog, IdempotencyStore, RateLimiter, RecsStore,
-    ViewingStore,
+    AccountStore, ApiKeyStore, Catalog, Clock, EventLog, FeedStore, IdempotencyStore, IdentityStore, RateLimiter,
+    RecsStore, ViewingStore,
 };
 use playhead_core::rules::Rules;
 use tokio::sync::Notify;
@@ -54,6 +55,8 @@ pub struct Ports {
     pub limiter: Arc<dyn RateLimiter>,
     /// Recommendation state (feedback, impressions, live counters).
     pub recs: Arc<dyn RecsStore>,
+    /// The follow graph, activities and inboxes.
+    pub feed: Arc<dyn FeedStore>,
 }
 
 /// Tunables of the application layer (the binary fills them from config).
@@ -74,6 +77,10 @@ pub struct AppConfig {
     pub row_cache: bool,
     /// Request quotas per route class.
     pub quotas: limits::Quotas,
+    /// The feed's rules and sizes (fan-out threshold, inbox size, activity age).
+    pub feed: playhead_core::feed::FeedRules,
+    /// Follows (and follow requests) one profile may make per window.
+    pub follow_quota: playhead_core::rate::Quota,
 }
 
 impl Default for AppConfig {
@@ -86,6 +93,8 @@ impl Default for AppConfig {
             cursor_key: [0; 32],
             row_cache: true,
             quotas: limits::Quotas::default(),
+            feed: playhead_core::feed::FeedRules::default(),
+            follow_quota: playhead_core::rate::Quota { limit: 60, window_ms: 60 * playhead_core::time::MINUTE_MS },
         }
     }
 }
@@ -102,6 +111,8 @@ impl std::fmt::Debug for AppConfig {
             cursor_key: _,
             row_cache,
             quotas,
+            feed,
+            follow_quota,
         } = self;
         f.debug_struct("AppConfig")
             .field("rules", rules)
@@ -111,6 +122,8 @@ impl std::fmt::Debug for AppConfig {
             .field("cursor_key", &"[redacted]")
             .field("row_cache", row_cache)
             .field("quotas", quotas)
+            .field("feed", feed)
+            .field("follow_quota", follow_quota)
             .finish()
     }
 }
@@ -129,6 +142,10 @@ pub struct App {
     pub(crate) recs: Arc<dyn playhead_core::recs::RecsEngine>,
     /// Live resume-point changes ([`changes`]).
     pub(crate) changes: changes::Changes,
+    /// Wakes the feed's fan-out worker when activities are published.
+    pub(crate) feed_wake: Arc<Notify>,
+    /// Where use cases write audit entries (the feed's refused spam follows).
+    pub(crate) audit: Option<Arc<dyn IdentityStore>>,
 }
 
 impl App {
@@ -155,7 +172,16 @@ impl App {
             cache,
             recs: Arc::new(recs::NoRecs),
             changes: changes::Changes::default(),
+            feed_wake: Arc::new(Notify::new()),
+            audit: None,
         }
+    }
+
+    /// Write the audit entries of use cases (refused spam follows) to `store`.
+    #[must_use]
+    pub fn with_audit_store(mut self, store: Arc<dyn IdentityStore>) -> Self {
+        self.audit = Some(store);
+        self
     }
 
     /// How many applies are in progress right now; it changes after each one has committed and

@@ -285,13 +285,14 @@ impl App {
             }
         }
         tx.record_applied(&event).await?;
-        let mut changed = Vec::new();
-        self.apply_in_tx(tx.as_mut(), std::slice::from_ref(&event), &mut changed).await?;
+        let mut effects = crate::apply::Effects::default();
+        self.apply_in_tx(tx.as_mut(), std::slice::from_ref(&event), &mut effects).await?;
         tx.commit().await?;
         self.cache.invalidate(profile).await;
-        for c in changed {
+        for c in effects.changed {
             self.announce_progress(c);
         }
+        self.publish_plays(&effects.plays).await;
         let row = self.ports.viewing.progress(profile, title_id).await?;
         Ok(view(row.as_ref(), &title, self))
     }
@@ -456,7 +457,8 @@ impl App {
             other => other.into(),
         })?;
         self.cache.invalidate(profile).await;
-        Ok(())
+        // Deletes win in the feed too: what the play published leaves every feed.
+        self.retract(profile, playhead_core::ports::ActivityRef::Play(play)).await
     }
 
     /// Hide a title from Continue watching until the next event for it; progress is kept.
@@ -465,7 +467,7 @@ impl App {
         self.title_or_404(title).await?;
         self.ports.viewing.hide(profile, title, self.clock.now()).await?;
         self.cache.invalidate(profile).await;
-        Ok(())
+        self.retract(profile, playhead_core::ports::ActivityRef::Title(title.clone())).await
     }
 
     /// The Continue watching row.

@@ -49,7 +49,8 @@ async fn app(dir: &std::path::Path) -> App {
         api_keys: Arc::new(store.clone()),
         idempotency: Arc::new(store.clone()),
         limiter: Arc::new(playhead_app::ratelimit::LocalRateLimiter::new(std::time::Duration::from_secs(60))),
-        recs: Arc::new(store),
+        recs: Arc::new(store.clone()),
+        feed: Arc::new(store),
     };
     App::new(ports, AppConfig::default(), Arc::new(ManualClock::at(Timestamp(NOW))))
 }

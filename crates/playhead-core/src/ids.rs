@@ -63,6 +63,10 @@ uuid_id!(
     /// The client's id for a playback event; the dedupe key.
     EventId
 );
+uuid_id!(
+    /// One activity in the followers' feed (UUIDv7 stamped with its time).
+    ActivityId
+);
 
 /// Longest title id accepted.
 pub const TITLE_ID_MAX_LEN: usize = 128;

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod error;
 pub mod event;
+pub mod feed;
 pub mod identity;
 pub mod ids;
 pub mod oauth;
@@ -20,5 +21,5 @@ pub mod time;
 pub mod title;
 
 pub use error::{FieldError, StoreError};
-pub use ids::{AccountId, EventId, PlayId, ProfileId, SessionId, TitleId};
+pub use ids::{AccountId, ActivityId, EventId, PlayId, ProfileId, SessionId, TitleId};
 pub use time::Timestamp;

@@ -34,7 +34,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use playhead_core::ports::{
-    AccountStore, ApiKeyStore, Catalog, EventLog, IdempotencyStore, IdentityStore, RecsStore, ViewingStore,
+    AccountStore, ApiKeyStore, Catalog, EventLog, FeedStore, IdempotencyStore, IdentityStore, RecsStore,
+    ViewingStore,
 };
 
 /// One store under test, seen through every port, plus whatever keeps it alive.
@@ -55,6 +56,8 @@ pub struct Stores {
     pub recs: Arc<dyn RecsStore>,
     /// The authorization server's state.
     pub identity: Arc<dyn IdentityStore>,
+    /// The follow graph, activities and inboxes.
+    pub feed: Arc<dyn FeedStore>,
     /// Keeps a temporary directory or test database alive until the check ends (dropped last).
     pub guard: Box<dyn Any + Send + Sync>,
 }
@@ -71,6 +74,7 @@ impl Stores {
             + IdempotencyStore
             + RecsStore
             + IdentityStore
+            + FeedStore
             + 'static,
     {
         let store = Arc::new(store);
@@ -82,7 +86,8 @@ impl Stores {
             api_keys: store.clone(),
             idempotency: store.clone(),
             recs: store.clone(),
-            identity: store,
+            identity: store.clone(),
+            feed: store,
             guard: Box::new(guard),
         }
     }
@@ -187,6 +192,14 @@ macro_rules! contract_suite {
             signing_keys_rotate_and_audit_appends,
             external_identities_link_once_per_issuer_and_subject,
             shared_secrets_are_decided_once,
+            // feed
+            follows_count_once_and_list_in_id_order,
+            blocks_end_follows_both_ways,
+            activities_are_stored_once_and_only_for_existing_plays,
+            the_feed_merges_inbox_and_pulled_authors_newest_first,
+            a_threshold_change_keeps_feeds_whole,
+            fan_out_is_bounded_and_inboxes_keep_the_newest,
+            removed_activities_leave_every_feed,
         }
     };
 }

@@ -41,6 +41,7 @@ mod api_keys;
 mod catalog;
 mod codec;
 mod error;
+mod feed;
 mod idempotency;
 mod identity;
 mod log;

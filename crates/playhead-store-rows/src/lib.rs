@@ -22,6 +22,7 @@
 
 mod columns;
 pub mod decode;
+pub mod feed;
 mod error;
 pub mod identity;
 #[cfg(test)]

@@ -33,6 +33,7 @@ pub mod backup;
 mod catalog;
 mod codec;
 mod error;
+mod feed;
 mod idempotency;
 mod identity;
 mod log;

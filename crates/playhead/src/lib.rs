@@ -165,6 +165,7 @@ where
         + ApiKeyStore
         + IdempotencyStore
         + RecsStore
+        + playhead_core::ports::FeedStore
         + Clone
         + 'static,
 {
@@ -177,6 +178,7 @@ where
         idempotency: Arc::new(s.clone()),
         limiter,
         recs: Arc::new(s.clone()),
+        feed: Arc::new(s.clone()),
     }
 }
 
@@ -211,7 +213,8 @@ pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
     let cursor_key = cursor_key(&store, &settings.data_dir).await?;
     let (limiter, redis) = rate_limiter(&settings).await?;
     let ports = store.ports(limiter);
-    let mut app = App::new(ports, app_config(&settings, cursor_key), Arc::new(SystemClock));
+    let mut app = App::new(ports, app_config(&settings, cursor_key), Arc::new(SystemClock))
+        .with_audit_store(store.identity());
     if let Some(url) = &settings.redis_url {
         // Rows shared through Redis, invalidated by whichever replica applies a write; reads go
         // to PostgreSQL whenever Redis does not answer (decision 0022).
@@ -317,6 +320,8 @@ fn app_config(settings: &Settings, cursor_key: [u8; 32]) -> AppConfig {
         // applies events: in scale-out mode rows are cached in Redis or not at all.
         row_cache: !settings.scale_out(),
         quotas: settings.rate_limits.quotas(),
+        feed: settings.feed.rules(),
+        follow_quota: settings.feed.follow_quota(),
     }
 }
 
@@ -398,8 +403,10 @@ pub async fn launch(
     // Scale-out with NATS: relay, sweeper and a durable consumer instead of the in-process one.
     let consumer = match &rt.pipeline {
         Some(p) => p.spawn(stop_rx),
-        None => rt.app.spawn_consumer(stop_rx),
+        None => rt.app.spawn_consumer(stop_rx.clone()),
     };
+    // The feed's fan-out: its own task in bounded steps, in both modes (decision 0061).
+    let fanout = rt.app.spawn_fanout(stop_rx);
     // Training runs beside serving (its CPU work on blocking threads); requests read whichever
     // model is installed.
     #[cfg(feature = "recs")]
@@ -453,6 +460,9 @@ pub async fn launch(
     // Every request has finished (or the grace period ran out): write what they audited.
     if !gate.flush_audit(grace).await {
         tracing::error!("audit entries not written before shutdown");
+    }
+    if tokio::time::timeout(grace, fanout).await.is_err() {
+        tracing::warn!("the feed fan-out step in hand did not finish; its activity stays queued");
     }
     if tokio::time::timeout(grace, consumer).await.is_err() {
         tracing::warn!(

@@ -115,6 +115,7 @@ async fn harness_with(row_cache: bool, max_in_flight: usize) -> Harness {
             3600,
         ))),
         recs: counted(&store),
+        feed: Arc::new(store.clone()),
     };
     let app = App::new(ports, AppConfig { row_cache, ..AppConfig::default() }, Arc::new(SystemClock));
     let keys = Arc::new(KeySet::ephemeral().unwrap());

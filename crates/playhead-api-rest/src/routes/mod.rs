@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod events;
+pub mod feed;
 pub mod health;
 pub mod history;
 pub mod oauth;

@@ -7,6 +7,7 @@
 mod accounts;
 mod api_keys;
 mod catalog;
+mod feed;
 mod idempotency;
 mod identity;
 mod log;
@@ -16,16 +17,18 @@ mod viewing;
 pub use accounts::*;
 pub use api_keys::*;
 pub use catalog::*;
+pub use feed::*;
 pub use idempotency::*;
 pub use identity::*;
 pub use log::*;
 pub use recs::*;
 pub use viewing::*;
 
-const SOURCES: [&str; 8] = [
+const SOURCES: [&str; 9] = [
     include_str!("accounts.rs"),
     include_str!("api_keys.rs"),
     include_str!("catalog.rs"),
+    include_str!("feed.rs"),
     include_str!("idempotency.rs"),
     include_str!("identity.rs"),
     include_str!("log.rs"),
