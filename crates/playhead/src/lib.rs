@@ -402,7 +402,7 @@ pub async fn launch(
     let ready = Arc::new(Ready { store: rt.store.clone(), draining: shutdown.clone() });
     // Scale-out with NATS: relay, sweeper and a durable consumer instead of the in-process one.
     let consumer = match &rt.pipeline {
-        Some(p) => p.spawn(stop_rx),
+        Some(p) => p.spawn(stop_rx.clone()),
         None => rt.app.spawn_consumer(stop_rx.clone()),
     };
     // The feed's fan-out: its own task in bounded steps, in both modes (decision 0061).
