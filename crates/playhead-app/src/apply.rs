@@ -147,7 +147,8 @@ impl App {
             let item = item_of(title);
             for (key, new_events) in by_key {
                 let plays = &mut effects.plays;
-                self.recompute_viewings(tx, profile, &title_id, &facts, &key, &new_events, &item, plays).await?;
+                self.recompute_viewings(tx, profile, &title_id, &facts, &key, &new_events, &item, plays)
+                    .await?;
             }
         }
         if !dropped.is_empty() {

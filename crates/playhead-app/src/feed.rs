@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use playhead_core::FieldError;
+use playhead_core::auth::Principal;
 use playhead_core::feed::{
     Activity, ActivityKind, AppliedPlay, FollowState, PlayContext, activities_for_play, check_follow,
     loved_activity, publishes,
@@ -26,7 +27,6 @@ use playhead_core::ports::{ActivityRef, FollowEdge, FollowSide, PlayQuery};
 use playhead_core::profile::Profile;
 use playhead_core::time::Timestamp;
 use playhead_core::title::{Title, TitleKind};
-use playhead_core::auth::Principal;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -150,9 +150,18 @@ impl App {
     }
 
     /// Stop following `target` (or withdraw a request). 404 when there was no such edge.
-    pub async fn unfollow(&self, p: &Principal, profile: ProfileId, target: ProfileId) -> Result<(), AppError> {
+    pub async fn unfollow(
+        &self,
+        p: &Principal,
+        profile: ProfileId,
+        target: ProfileId,
+    ) -> Result<(), AppError> {
         self.reachable_profile(p, profile, Operation::Unfollow).await?;
-        if self.ports.feed.unfollow(profile, target).await? { Ok(()) } else { Err(AppError::NotFound("follow")) }
+        if self.ports.feed.unfollow(profile, target).await? {
+            Ok(())
+        } else {
+            Err(AppError::NotFound("follow"))
+        }
     }
 
     /// A follow list of `profile`, by the other profile's id, `limit` per page.
@@ -210,7 +219,11 @@ impl App {
         }
         if approve {
             let inbox_max = self.config.feed.inbox_max;
-            Ok(self.ports.feed.follow(requester, profile, FollowState::Following, self.clock.now(), inbox_max).await?)
+            Ok(self
+                .ports
+                .feed
+                .follow(requester, profile, FollowState::Following, self.clock.now(), inbox_max)
+                .await?)
         } else {
             self.ports.feed.unfollow(requester, profile).await?;
             Ok(FollowState::Requested)
@@ -223,15 +236,28 @@ impl App {
         self.reachable_profile(p, profile, Operation::Block).await?;
         let other = self.other_profile(target).await?;
         if other.id == profile {
-            return Err(AppError::invalid(FieldError::new("profile_id", "self_block", "a profile cannot block itself")));
+            return Err(AppError::invalid(FieldError::new(
+                "profile_id",
+                "self_block",
+                "a profile cannot block itself",
+            )));
         }
         Ok(self.ports.feed.block(profile, other.id, self.clock.now()).await?)
     }
 
     /// Lift a block. 404 when there was none.
-    pub async fn unblock(&self, p: &Principal, profile: ProfileId, target: ProfileId) -> Result<(), AppError> {
+    pub async fn unblock(
+        &self,
+        p: &Principal,
+        profile: ProfileId,
+        target: ProfileId,
+    ) -> Result<(), AppError> {
         self.reachable_profile(p, profile, Operation::Unblock).await?;
-        if self.ports.feed.unblock(profile, target).await? { Ok(()) } else { Err(AppError::NotFound("block")) }
+        if self.ports.feed.unblock(profile, target).await? {
+            Ok(())
+        } else {
+            Err(AppError::NotFound("block"))
+        }
     }
 
     /// Whether `profile` shares its activity.
@@ -241,7 +267,12 @@ impl App {
     }
 
     /// Turn sharing on or off. Off hides everything `profile` published from every feed at once.
-    pub async fn set_feed_settings(&self, p: &Principal, profile: ProfileId, share: bool) -> Result<bool, AppError> {
+    pub async fn set_feed_settings(
+        &self,
+        p: &Principal,
+        profile: ProfileId,
+        share: bool,
+    ) -> Result<bool, AppError> {
         self.reachable_profile(p, profile, Operation::SetFeedSettings).await?;
         self.ports.feed.set_share_activity(profile, share).await?;
         Ok(share)
@@ -344,7 +375,12 @@ impl App {
             }
             ctx.completed_episodes.insert(title.id.clone());
         } else {
-            let q = PlayQuery { before: None, limit: 100, title_id: Some(title.id.clone()), completed: Some(true) };
+            let q = PlayQuery {
+                before: None,
+                limit: 100,
+                title_id: Some(title.id.clone()),
+                completed: Some(true),
+            };
             let earlier = self.ports.viewing.plays(actor, &q).await?;
             ctx.completed_before = earlier.iter().any(|v| v.id != play.id && v.started_at < play.started_at);
         }
@@ -377,7 +413,8 @@ impl App {
                 return Ok(());
             }
             let now = self.clock.now();
-            if let Some(a) = loved_activity(profile.id, title, at, new_activity_id(at), &self.config.feed, now)
+            if let Some(a) =
+                loved_activity(profile.id, title, at, new_activity_id(at), &self.config.feed, now)
                 && self.ports.feed.add_activities(&[a]).await? > 0
             {
                 metrics::counter!("playhead_feed_activities_total", "kind" => "loved").increment(1);
@@ -403,7 +440,8 @@ impl App {
         let r = self.config.feed;
         let mut steps = 0;
         while steps < max_steps {
-            let Some(step) = self.ports.feed.fanout_step(r.fanout_threshold, r.inbox_max, r.fanout_step_rows).await?
+            let Some(step) =
+                self.ports.feed.fanout_step(r.fanout_threshold, r.inbox_max, r.fanout_step_rows).await?
             else {
                 break;
             };

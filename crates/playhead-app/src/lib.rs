@@ -27,8 +27,8 @@ pub mod recs;
 use std::sync::Arc;
 
 use playhead_core::ports::{
-    AccountStore, ApiKeyStore, Catalog, Clock, EventLog, FeedStore, IdempotencyStore, IdentityStore, RateLimiter,
-    RecsStore, ViewingStore,
+    AccountStore, ApiKeyStore, Catalog, Clock, EventLog, FeedStore, IdempotencyStore, IdentityStore,
+    RateLimiter, RecsStore, ViewingStore,
 };
 use playhead_core::rules::Rules;
 use tokio::sync::Notify;
@@ -94,7 +94,10 @@ impl Default for AppConfig {
             row_cache: true,
             quotas: limits::Quotas::default(),
             feed: playhead_core::feed::FeedRules::default(),
-            follow_quota: playhead_core::rate::Quota { limit: 60, window_ms: 60 * playhead_core::time::MINUTE_MS },
+            follow_quota: playhead_core::rate::Quota {
+                limit: 60,
+                window_ms: 60 * playhead_core::time::MINUTE_MS,
+            },
         }
     }
 }

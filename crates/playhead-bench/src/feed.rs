@@ -18,7 +18,7 @@ use anyhow::Context;
 use playhead_core::feed::{Activity, ActivityKind, FanoutMode};
 use playhead_core::ids::{ActivityId, ProfileId};
 use playhead_core::ports::FeedStore;
-use playhead_core::{TitleId, Timestamp};
+use playhead_core::{Timestamp, TitleId};
 use sqlx::Connection;
 use uuid::Uuid;
 
@@ -157,7 +157,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
-    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss, reason = "an index")]
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "an index"
+    )]
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }
@@ -190,7 +195,9 @@ pub async fn run(opts: FeedBench) -> anyhow::Result<()> {
             let path = dir.path().join("feed.db");
             let store = playhead_store_sqlite::SqliteStore::open(&path).await?;
             let mut conn = sqlx::SqliteConnection::connect_with(
-                &sqlx::sqlite::SqliteConnectOptions::new().filename(&path).busy_timeout(std::time::Duration::from_secs(60)),
+                &sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(&path)
+                    .busy_timeout(std::time::Duration::from_secs(60)),
             )
             .await?;
             sqlx::raw_sql("PRAGMA synchronous = FULL").execute(&mut conn).await?;
@@ -200,7 +207,8 @@ pub async fn run(opts: FeedBench) -> anyhow::Result<()> {
             let name = format!("bench_feed_{}", Uuid::new_v4().simple());
             let mut admin = sqlx::PgConnection::connect(&opts.database_url).await.context("connect")?;
             sqlx::raw_sql(&format!("CREATE SCHEMA {name}")).execute(&mut admin).await?;
-            let config = playhead_store_postgres::PgConfig { schema: Some(name.clone()), ..Default::default() };
+            let config =
+                playhead_store_postgres::PgConfig { schema: Some(name.clone()), ..Default::default() };
             let store = playhead_store_postgres::PgStore::connect_with(&opts.database_url, &config).await?;
             let mut conn = sqlx::PgConnection::connect(&opts.database_url).await?;
             sqlx::raw_sql(&format!("SET search_path = {name}")).execute(&mut conn).await?;
@@ -219,7 +227,10 @@ pub async fn run(opts: FeedBench) -> anyhow::Result<()> {
 async fn measure(store: &dyn FeedStore, seeder: &mut Seeder, opts: &FeedBench) -> anyhow::Result<()> {
     println!("## Write cost of one activity (fan-out step {} rows, inbox {INBOX_MAX})", opts.step_rows);
     println!();
-    println!("| followers | push rows | push ms | pull rows | pull ms | hybrid (threshold {}) | hybrid ms |", opts.threshold);
+    println!(
+        "| followers | push rows | push ms | pull rows | pull ms | hybrid (threshold {}) | hybrid ms |",
+        opts.threshold
+    );
     println!("|---:|---:|---:|---:|---:|---|---:|");
     let author = uuid_of(0xA0_0000_0000);
     for &n in &opts.followers {
@@ -232,12 +243,19 @@ async fn measure(store: &dyn FeedStore, seeder: &mut Seeder, opts: &FeedBench) -
         let (pull_rows, pull_ms, _) = write_once(store, a, 2, 0, opts.step_rows).await?;
         let (_, hybrid_ms, mode) = write_once(store, a, 3, opts.threshold, opts.step_rows).await?;
         let mode = if mode == FanoutMode::Push { "push" } else { "pull" };
-        println!("| {n} | {push_rows} | {push_ms:.1} | {pull_rows} | {pull_ms:.1} | {mode} | {hybrid_ms:.1} |");
+        println!(
+            "| {n} | {push_rows} | {push_ms:.1} | {pull_rows} | {pull_ms:.1} | {mode} | {hybrid_ms:.1} |"
+        );
     }
     println!();
-    println!("## Read latency: first page of 20, reader following K authors ({PER_AUTHOR} activities each), {} reads", opts.reads);
+    println!(
+        "## Read latency: first page of 20, reader following K authors ({PER_AUTHOR} activities each), {} reads",
+        opts.reads
+    );
     println!();
-    println!("| K followed | push p50 ms | push p99 ms | pull p50 ms | pull p99 ms | hybrid (1% pulled) p50 ms | hybrid p99 ms |");
+    println!(
+        "| K followed | push p50 ms | push p99 ms | pull p50 ms | pull p99 ms | hybrid (1% pulled) p50 ms | hybrid p99 ms |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     let reader = uuid_of(0xB0_0000_0000);
     for &k in &opts.followees {
@@ -251,7 +269,10 @@ async fn measure(store: &dyn FeedStore, seeder: &mut Seeder, opts: &FeedBench) -
                 let started = Instant::now();
                 let page = store.feed(ProfileId(reader), None, None, 20).await?;
                 times.push(started.elapsed().as_secs_f64() * 1000.0);
-                anyhow::ensure!(page.len() == 20.min(usize::try_from(k * PER_AUTHOR).unwrap_or(20)), "short page");
+                anyhow::ensure!(
+                    page.len() == 20.min(usize::try_from(k * PER_AUTHOR).unwrap_or(20)),
+                    "short page"
+                );
             }
             times.sort_by(f64::total_cmp);
             cells.push(format!("{:.2} | {:.2}", percentile(&times, 0.5), percentile(&times, 0.99)));

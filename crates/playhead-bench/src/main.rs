@@ -792,8 +792,16 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::ReadSeed { data_dir } => read_seed(data_dir).await,
         Cmd::Feed { backend, followers, followees, reads, step_rows, threshold, database_url } => {
-            feed::run(feed::FeedBench { backend, followers, followees, reads, step_rows, threshold, database_url })
-                .await
+            feed::run(feed::FeedBench {
+                backend,
+                followers,
+                followees,
+                reads,
+                step_rows,
+                threshold,
+                database_url,
+            })
+            .await
         }
         Cmd::ReadBaseline { listen, body } => read_baseline(listen, body).await,
     }

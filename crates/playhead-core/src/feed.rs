@@ -241,7 +241,10 @@ pub struct PlayContext {
 ///   exists (so a rewatch from episode 1 publishes nothing either);
 /// - `finished_season` / `finished_series` when that first completion of an episode made every
 ///   episode of its season (specials, season 0, aside) / of the whole series completed.
-#[expect(clippy::too_many_arguments, reason = "the play, its titles, its context, the rules, the clock and the id maker")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the play, its titles, its context, the rules, the clock and the id maker"
+)]
 pub fn activities_for_play(
     actor: ProfileId,
     applied: &AppliedPlay,
@@ -393,9 +396,7 @@ mod tests {
 
     fn run(a: &AppliedPlay, t: &Title, s: Option<&Title>, ctx: &PlayContext) -> Vec<Activity> {
         let actor = ProfileId(Uuid::from_u128(1));
-        activities_for_play(actor, a, t, s, ctx, &FeedRules::default(), NOW, |_| {
-            ActivityId(Uuid::now_v7())
-        })
+        activities_for_play(actor, a, t, s, ctx, &FeedRules::default(), NOW, |_| ActivityId(Uuid::now_v7()))
     }
 
     #[test]
@@ -492,6 +493,8 @@ mod tests {
         let id = ActivityId(Uuid::now_v7());
         let actor = ProfileId(Uuid::from_u128(1));
         assert!(loved_activity(actor, &m, NOW, id, &rules, NOW).is_some());
-        assert!(loved_activity(actor, &m, NOW.plus_ms(-rules.max_activity_age_ms - 1), id, &rules, NOW).is_none());
+        assert!(
+            loved_activity(actor, &m, NOW.plus_ms(-rules.max_activity_age_ms - 1), id, &rules, NOW).is_none()
+        );
     }
 }

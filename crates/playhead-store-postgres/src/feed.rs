@@ -46,7 +46,11 @@ async fn add_followers(conn: &mut PgConnection, profile: ProfileId, delta: i64) 
 
 /// Remove one edge with the follower's inbox rows of the followee (the followee's row is locked
 /// by the caller).
-async fn remove_edge(conn: &mut PgConnection, follower: ProfileId, followee: ProfileId) -> Result<bool, StoreError> {
+async fn remove_edge(
+    conn: &mut PgConnection,
+    follower: ProfileId,
+    followee: ProfileId,
+) -> Result<bool, StoreError> {
     let state: Option<String> =
         sqlx::query_scalar("DELETE FROM follows WHERE follower = $1 AND followee = $2 RETURNING state")
             .bind(follower.0)

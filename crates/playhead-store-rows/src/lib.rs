@@ -22,8 +22,8 @@
 
 mod columns;
 pub mod decode;
-pub mod feed;
 mod error;
+pub mod feed;
 pub mod identity;
 #[cfg(test)]
 mod tests;

@@ -43,7 +43,11 @@ async fn remove_edge(
     Ok(state.is_some())
 }
 
-async fn add_followers(conn: &mut SqliteConnection, profile: ProfileId, delta: i64) -> Result<(), StoreError> {
+async fn add_followers(
+    conn: &mut SqliteConnection,
+    profile: ProfileId,
+    delta: i64,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO feed_profiles (profile_id, followers) VALUES (?1, max(?2, 0)) \
          ON CONFLICT (profile_id) DO UPDATE SET followers = max(followers + ?2, 0)",
@@ -57,7 +61,11 @@ async fn add_followers(conn: &mut SqliteConnection, profile: ProfileId, delta: i
 }
 
 /// Keep only the newest `inbox_max` rows of each of `readers` (a JSON array of ids).
-async fn trim_inboxes(conn: &mut SqliteConnection, readers_json: &str, inbox_max: u32) -> Result<(), StoreError> {
+async fn trim_inboxes(
+    conn: &mut SqliteConnection,
+    readers_json: &str,
+    inbox_max: u32,
+) -> Result<(), StoreError> {
     sqlx::query(
         "DELETE FROM feed_inbox WHERE (reader, at, activity_id) IN ( \
            SELECT reader, at, activity_id FROM ( \

@@ -176,7 +176,8 @@ async fn list(
     list: FollowList,
     q: PageParams,
 ) -> Result<Json<Page<FollowDto>>, ApiError> {
-    let page = s.app.follow_list(p, profile_id(id)?, list, q.cursor.as_deref(), limit(q.limit.as_deref())?).await?;
+    let page =
+        s.app.follow_list(p, profile_id(id)?, list, q.cursor.as_deref(), limit(q.limit.as_deref())?).await?;
     Ok(Json(follow_page(page, list)))
 }
 

@@ -51,23 +51,47 @@ async fn feed(s: &Stores, reader: ProfileId, limit: u32) -> Vec<ActivityId> {
 pub async fn follows_count_once_and_list_in_id_order(s: &Stores) {
     let (a, b, c) = (pid(1), pid(2), pid(3));
     let f = &s.feed;
-    assert_eq!(f.follow(a, c, FollowState::Following, at(0), 10).await.expect("feed store"), FollowState::Following);
-    assert_eq!(f.follow(a, b, FollowState::Following, at(1), 10).await.expect("feed store"), FollowState::Following);
-    assert_eq!(f.follow(a, b, FollowState::Following, at(2), 10).await.expect("feed store"), FollowState::Following);
+    assert_eq!(
+        f.follow(a, c, FollowState::Following, at(0), 10).await.expect("feed store"),
+        FollowState::Following
+    );
+    assert_eq!(
+        f.follow(a, b, FollowState::Following, at(1), 10).await.expect("feed store"),
+        FollowState::Following
+    );
+    assert_eq!(
+        f.follow(a, b, FollowState::Following, at(2), 10).await.expect("feed store"),
+        FollowState::Following
+    );
     assert_eq!(f.follow_count_of(b).await, 1, "a repeated follow counts once");
     // A request stays a request; an accepted follow is never downgraded to one.
-    assert_eq!(f.follow(c, b, FollowState::Requested, at(3), 10).await.expect("feed store"), FollowState::Requested);
-    assert_eq!(f.follow(a, b, FollowState::Requested, at(4), 10).await.expect("feed store"), FollowState::Following);
+    assert_eq!(
+        f.follow(c, b, FollowState::Requested, at(3), 10).await.expect("feed store"),
+        FollowState::Requested
+    );
+    assert_eq!(
+        f.follow(a, b, FollowState::Requested, at(4), 10).await.expect("feed store"),
+        FollowState::Following
+    );
     assert_eq!(f.follow_count_of(b).await, 1, "a request is not a follower");
-    let following = f.follows(a, FollowSide::Following, FollowState::Following, None, 10).await.expect("feed store");
+    let following =
+        f.follows(a, FollowSide::Following, FollowState::Following, None, 10).await.expect("feed store");
     assert_eq!(following.iter().map(|e| e.followee).collect::<Vec<_>>(), vec![b, c], "by id");
-    let page = f.follows(a, FollowSide::Following, FollowState::Following, Some(b), 10).await.expect("feed store");
+    let page =
+        f.follows(a, FollowSide::Following, FollowState::Following, Some(b), 10).await.expect("feed store");
     assert_eq!(page.iter().map(|e| e.followee).collect::<Vec<_>>(), vec![c], "after is exclusive");
-    let requests = f.follows(b, FollowSide::Followers, FollowState::Requested, None, 10).await.expect("feed store");
+    let requests =
+        f.follows(b, FollowSide::Followers, FollowState::Requested, None, 10).await.expect("feed store");
     assert_eq!(requests.len(), 1);
-    assert_eq!((requests[0].follower, requests[0].state, requests[0].since), (c, FollowState::Requested, at(3)));
+    assert_eq!(
+        (requests[0].follower, requests[0].state, requests[0].since),
+        (c, FollowState::Requested, at(3))
+    );
     // Approving: the request becomes a follow.
-    assert_eq!(f.follow(c, b, FollowState::Following, at(5), 10).await.expect("feed store"), FollowState::Following);
+    assert_eq!(
+        f.follow(c, b, FollowState::Following, at(5), 10).await.expect("feed store"),
+        FollowState::Following
+    );
     assert_eq!(f.follow_count_of(b).await, 2);
     assert_eq!(f.follow_state(c, b).await.expect("feed store"), Some(FollowState::Following));
     assert!(f.unfollow(a, b).await.expect("feed store"));
@@ -90,7 +114,10 @@ pub async fn blocks_end_follows_both_ways(s: &Stores) {
     f.block(a, b, at(2)).await.expect("feed store");
     assert!(f.blocked_either_way(a, b).await.expect("feed store"));
     assert!(f.blocked_either_way(b, a).await.expect("feed store"));
-    assert_eq!((f.follow_state(a, b).await.expect("feed store"), f.follow_state(b, a).await.expect("feed store")), (None, None));
+    assert_eq!(
+        (f.follow_state(a, b).await.expect("feed store"), f.follow_state(b, a).await.expect("feed store")),
+        (None, None)
+    );
     assert_eq!((f.follow_count_of(a).await, f.follow_count_of(b).await), (0, 0));
     assert!(feed(s, a, 10).await.is_empty(), "the blocked profile left the blocker's feed");
     assert!(f.unblock(a, b).await.expect("feed store"));
@@ -106,7 +133,11 @@ pub async fn activities_are_stored_once_and_only_for_existing_plays(s: &Stores) 
     finished.kind = ActivityKind::Finished;
     finished.play_id = Some(PlayId(Uuid::from_u128(77)));
     finished.subject_key = PlayId(Uuid::from_u128(77)).to_string();
-    assert_eq!(s.feed.add_activities(std::slice::from_ref(&finished)).await.expect("feed store"), 0, "no such play");
+    assert_eq!(
+        s.feed.add_activities(std::slice::from_ref(&finished)).await.expect("feed store"),
+        0,
+        "no such play"
+    );
     let v = viewing(77, actor, "t1", None, at(0), at(60_000), true);
     store_viewings(s, &[], &[v]).await;
     assert_eq!(s.feed.add_activities(std::slice::from_ref(&finished)).await.expect("feed store"), 1);
@@ -142,7 +173,10 @@ pub async fn the_feed_merges_inbox_and_pulled_authors_newest_first(s: &Stores) {
     let page2 = s.feed.feed(reader, None, last, 2).await.expect("feed store");
     assert_eq!(ids(&page2), vec![b2.id, a1.id]);
     // The reader's maturity limit filters pushed and pulled entries alike.
-    assert_eq!(ids(&s.feed.feed(reader, Some(12), None, 10).await.expect("feed store")), vec![a3.id, b2.id, a1.id]);
+    assert_eq!(
+        ids(&s.feed.feed(reader, Some(12), None, 10).await.expect("feed store")),
+        vec![a3.id, b2.id, a1.id]
+    );
     // Sharing off hides everything the author published; on again shows it.
     f.set_share_activity(small, false).await.expect("feed store");
     assert!(!f.share_activity(small).await.expect("feed store"));
@@ -217,7 +251,12 @@ pub async fn removed_activities_leave_every_feed(s: &Stores) {
     assert_eq!(f.remove_activities(pid(9), &subject).await.expect("feed store"), 0, "only the actor's own");
     assert_eq!(f.remove_activities(author, &subject).await.expect("feed store"), 1);
     assert_eq!(feed(s, reader, 10).await, vec![z.id]);
-    assert_eq!(f.remove_activities(author, &ActivityRef::Play(PlayId(Uuid::from_u128(5)))).await.expect("feed store"), 0);
+    assert_eq!(
+        f.remove_activities(author, &ActivityRef::Play(PlayId(Uuid::from_u128(5))))
+            .await
+            .expect("feed store"),
+        0
+    );
     // Removed before its fan-out: the queue forgets it too.
     let w = act(author, 4);
     f.add_activities(std::slice::from_ref(&w)).await.expect("feed store");

@@ -27,7 +27,14 @@ fn film(id: &str, maturity: u8) -> Value {
 }
 
 fn catalog() -> Vec<Value> {
-    vec![film("m1", 7), film("m2", 7), film("adult", 18), series("show"), episode("show", 1, 1, 10), episode("show", 1, 2, 10)]
+    vec![
+        film("m1", 7),
+        film("m2", 7),
+        film("adult", 18),
+        series("show"),
+        episode("show", 1, 1, 10),
+        episode("show", 1, 2, 10),
+    ]
 }
 
 async fn profile(t: &TestApp, email: &str, new: playhead_app::accounts::NewProfile) -> Viewer {
@@ -45,7 +52,13 @@ async fn follow(t: &TestApp, who: &Viewer, whom: &Viewer) -> reqwest::Response {
     t.post(&who.token, &format!("/v1/profiles/{}/following", who.profile), &body).await
 }
 
-async fn send(t: &TestApp, method: reqwest::Method, token: &str, path: &str, body: Option<Value>) -> reqwest::Response {
+async fn send(
+    t: &TestApp,
+    method: reqwest::Method,
+    token: &str,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
     let mut r = t.http.request(method, t.url(path)).bearer_auth(token);
     if let Some(b) = body {
         r = r.json(&b);
@@ -105,7 +118,8 @@ async fn flows() {
 
     // Sharing off takes everything alice published out of the feed; on again brings it back.
     let settings = format!("/v1/profiles/{}/feed-settings", alice.profile);
-    let r = send(&t, reqwest::Method::PUT, &alice.token, &settings, Some(json!({"share_activity": false}))).await;
+    let r =
+        send(&t, reqwest::Method::PUT, &alice.token, &settings, Some(json!({"share_activity": false}))).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(!kinds(&feed(&t, &bob).await).iter().any(|(_, title)| title == "m1"));
     assert_eq!(t.get_json(&alice.token, &settings).await, json!({"share_activity": false}));
@@ -113,23 +127,44 @@ async fn flows() {
     send(&t, reqwest::Method::PUT, &alice.token, &settings, Some(json!({"share_activity": true}))).await;
     let got = kinds(&feed(&t, &bob).await);
     assert!(got.contains(&("finished".into(), "m1".into())), "{got:?}");
-    assert!(!got.iter().any(|(_, title)| title == "m2"), "nothing is published while sharing is off: {got:?}");
+    assert!(
+        !got.iter().any(|(_, title)| title == "m2"),
+        "nothing is published while sharing is off: {got:?}"
+    );
 
     // Block: the follow ends both ways and carol leaves bob's feed; bob cannot follow again.
-    let r = t.post(&carol.token, &format!("/v1/profiles/{}/blocks", carol.profile), &json!({"profile_id": bob.profile.to_string()})).await;
+    let r = t
+        .post(
+            &carol.token,
+            &format!("/v1/profiles/{}/blocks", carol.profile),
+            &json!({"profile_id": bob.profile.to_string()}),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert!(!kinds(&feed(&t, &bob).await).iter().any(|(_, title)| title.starts_with("show")));
     let r = follow(&t, &bob, &carol).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     let path = format!("/v1/profiles/{}/blocks/{}", carol.profile, bob.profile);
-    assert_eq!(send(&t, reqwest::Method::DELETE, &carol.token, &path, None).await.status(), StatusCode::NO_CONTENT);
-    assert_eq!(send(&t, reqwest::Method::DELETE, &carol.token, &path, None).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        send(&t, reqwest::Method::DELETE, &carol.token, &path, None).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        send(&t, reqwest::Method::DELETE, &carol.token, &path, None).await.status(),
+        StatusCode::NOT_FOUND
+    );
 
     // Unfollow: alice leaves bob's feed.
     let path = format!("/v1/profiles/{}/following/{}", bob.profile, alice.profile);
-    assert_eq!(send(&t, reqwest::Method::DELETE, &bob.token, &path, None).await.status(), StatusCode::NO_CONTENT);
-    assert_eq!(send(&t, reqwest::Method::DELETE, &bob.token, &path, None).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        send(&t, reqwest::Method::DELETE, &bob.token, &path, None).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        send(&t, reqwest::Method::DELETE, &bob.token, &path, None).await.status(),
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(feed(&t, &bob).await["items"], json!([]));
     t.stop().await;
 }
@@ -155,13 +190,20 @@ async fn rewatches_old_plays_maturity_deletes_and_cursors() {
     let f = feed(&t, &teen).await;
     assert_eq!(kinds(&f).len(), 6, "{f}");
     let got = kinds(&f);
-    assert_eq!(got.iter().filter(|(k, t)| k == "finished" && t == "m1").count(), 1, "a rewatch is not news: {got:?}");
+    assert_eq!(
+        got.iter().filter(|(k, t)| k == "finished" && t == "m1").count(),
+        1,
+        "a rewatch is not news: {got:?}"
+    );
     assert!(!got.iter().any(|(_, t)| t == "m2"), "an old backfill is not news: {got:?}");
     assert!(!got.iter().any(|(_, t)| t == "adult"), "above the reader's maturity limit: {got:?}");
     assert!(got.contains(&("finished_season".into(), "show".into())), "{got:?}");
     assert!(got.contains(&("finished_series".into(), "show".into())), "{got:?}");
     assert!(got.contains(&("started_series".into(), "show".into())), "{got:?}");
-    assert_eq!(f["items"].as_array().unwrap().iter().find(|i| i["kind"] == "finished_season").unwrap()["season"], 1);
+    assert_eq!(
+        f["items"].as_array().unwrap().iter().find(|i| i["kind"] == "finished_season").unwrap()["season"],
+        1
+    );
 
     // Pages of one: every item once, in the same order, then no cursor.
     let mut paged = Vec::new();
@@ -184,21 +226,31 @@ async fn rewatches_old_plays_maturity_deletes_and_cursors() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
     // Deleting the play removes what it published; hiding a title too.
-    let history = t.get_json(&alice.token, &format!("/v1/profiles/{}/history?title_id=m1", alice.profile)).await;
+    let history =
+        t.get_json(&alice.token, &format!("/v1/profiles/{}/history?title_id=m1", alice.profile)).await;
     for play in history["items"].as_array().unwrap() {
         let path = format!("/v1/profiles/{}/history/{}", alice.profile, play["play_id"].as_str().unwrap());
-        assert_eq!(send(&t, reqwest::Method::DELETE, &alice.token, &path, None).await.status(), StatusCode::NO_CONTENT);
+        assert_eq!(
+            send(&t, reqwest::Method::DELETE, &alice.token, &path, None).await.status(),
+            StatusCode::NO_CONTENT
+        );
     }
     let got = kinds(&feed(&t, &teen).await);
     assert!(!got.iter().any(|(_, t)| t == "m1"), "{got:?}");
     let hide = format!("/v1/profiles/{}/continue-watching/show.s1e2", alice.profile);
-    assert_eq!(send(&t, reqwest::Method::DELETE, &alice.token, &hide, None).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        send(&t, reqwest::Method::DELETE, &alice.token, &hide, None).await.status(),
+        StatusCode::NO_CONTENT
+    );
     let got = kinds(&feed(&t, &teen).await);
     assert!(!got.iter().any(|(_, t)| t == "show.s1e2"), "{got:?}");
 
     // A thumbs-up publishes `loved`; a thumbs-down takes it back.
     let fb = format!("/v1/profiles/{}/feedback", alice.profile);
-    assert_eq!(t.post(&alice.token, &fb, &json!({"title_id": "m2", "kind": "up"})).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        t.post(&alice.token, &fb, &json!({"title_id": "m2", "kind": "up"})).await.status(),
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(kinds(&feed(&t, &teen).await)[0], ("loved".into(), "m2".into()));
     t.post(&alice.token, &fb, &json!({"title_id": "m2", "kind": "down"})).await;
     assert!(!kinds(&feed(&t, &teen).await).iter().any(|(k, _)| k == "loved"));
@@ -228,7 +280,11 @@ async fn a_threshold_change_needs_no_rebuild() {
     let bob = Viewer { token: t.token(bob.account, &TestApp::viewer_scopes(), 3600), ..bob };
     finish(&t, &alice, "m2", 5).await;
     t.app.fanout(1_000).await.unwrap();
-    assert_eq!(kinds(&feed(&t, &bob).await), pairs(&[("finished", "m2"), ("finished", "m1")]), "pushed and pulled");
+    assert_eq!(
+        kinds(&feed(&t, &bob).await),
+        pairs(&[("finished", "m2"), ("finished", "m1")]),
+        "pushed and pulled"
+    );
     t.stop().await;
     drop(dir);
 }
@@ -245,20 +301,44 @@ async fn bad_follows_are_clear_4xx_problems() {
     };
     let (s, p) = problem(follow(&t, &alice, &alice).await).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!((p["errors"][0]["field"].as_str(), p["errors"][0]["code"].as_str()), (Some("profile_id"), Some("self_follow")), "{p}");
+    assert_eq!(
+        (p["errors"][0]["field"].as_str(), p["errors"][0]["code"].as_str()),
+        (Some("profile_id"), Some("self_follow")),
+        "{p}"
+    );
     let (s, p) = problem(follow(&t, &alice, &kid).await).await;
     assert_eq!((s, p["errors"][0]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("kids_profile")), "{p}");
     let (s, p) = problem(follow(&t, &kid, &alice).await).await;
     assert_eq!((s, p["errors"][0]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("kids_profile")), "{p}");
     let ghost = json!({"profile_id": uuid::Uuid::now_v7().to_string()});
-    let (s, p) = problem(t.post(&alice.token, &format!("/v1/profiles/{}/following", alice.profile), &ghost).await).await;
-    assert_eq!((s, p["errors"][0]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("unknown_profile")), "{p}");
-    let (s, p) = problem(t.post(&alice.token, &format!("/v1/profiles/{}/following", alice.profile), &json!({"profile_id": "nope"})).await).await;
+    let (s, p) =
+        problem(t.post(&alice.token, &format!("/v1/profiles/{}/following", alice.profile), &ghost).await)
+            .await;
+    assert_eq!(
+        (s, p["errors"][0]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unknown_profile")),
+        "{p}"
+    );
+    let (s, p) = problem(
+        t.post(
+            &alice.token,
+            &format!("/v1/profiles/{}/following", alice.profile),
+            &json!({"profile_id": "nope"}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!((s, p["errors"][0]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("profile_id")), "{p}");
     let path = format!("/v1/profiles/{}/follow-requests/{}", alice.profile, kid.profile);
-    let (s, p) = problem(send(&t, reqwest::Method::PUT, &alice.token, &path, Some(json!({"decision": "maybe"}))).await).await;
+    let (s, p) = problem(
+        send(&t, reqwest::Method::PUT, &alice.token, &path, Some(json!({"decision": "maybe"}))).await,
+    )
+    .await;
     assert_eq!((s, p["errors"][0]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("decision")), "{p}");
-    let (s, _) = problem(send(&t, reqwest::Method::PUT, &alice.token, &path, Some(json!({"decision": "approve"}))).await).await;
+    let (s, _) = problem(
+        send(&t, reqwest::Method::PUT, &alice.token, &path, Some(json!({"decision": "approve"}))).await,
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "no such request");
     // Without feed scopes: 403 naming the scope.
     let token = t.token(alice.account, "history:read", 600);
