@@ -301,9 +301,9 @@ impl App {
         let titles = self.title_map(rows.iter().map(|a| a.title_id.clone())).await?;
         let mut actors: HashMap<ProfileId, Option<Profile>> = HashMap::new();
         for a in &rows {
-            if !actors.contains_key(&a.actor) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = actors.entry(a.actor) {
                 let load = async { Ok(self.ports.accounts.profile(a.actor).await?) };
-                actors.insert(a.actor, self.cache.profile(a.actor, load).await?);
+                slot.insert(self.cache.profile(a.actor, load).await?);
             }
         }
         let items = rows
