@@ -301,6 +301,11 @@ const KNOWN_LABELS: &[(&str, &str, &[&str])] = &[
     ("playhead_events_dropped_total", "reason", &["held_expired", "invalid_at_apply"]),
     ("playhead_rate_limited_total", "class", &["read", "write", "ingest", "import", "auth", "follow"]),
     ("playhead_feed_fanout_total", "mode", &["push", "pull"]),
+    (
+        "playhead_feed_activities_total",
+        "kind",
+        &["finished", "started_series", "finished_season", "finished_series", "loved"],
+    ),
 ];
 
 /// Register every metric's HELP text, and create the label-free counters and gauges at zero, so
