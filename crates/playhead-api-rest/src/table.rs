@@ -23,7 +23,7 @@ use utoipa_axum::routes;
 use crate::RestState;
 use crate::middleware::{RouteGate, RouteInfo, gate};
 use crate::routes::{
-    accounts, admin, erase, events, export, health, history, oauth, progress, recs, rows, titles,
+    accounts, admin, erase, events, export, feed, health, history, oauth, progress, recs, rows, titles,
 };
 
 enum Handler {
@@ -211,6 +211,18 @@ pub fn table() -> Vec<RouteEntry> {
         api(O::GetSimilar, routes!(recs::similar)),
         api(O::SendFeedback, routes!(recs::feedback)),
         api(O::RecordImpressions, routes!(recs::impressions)),
+        // Followers and the activity feed.
+        api(O::Follow, routes!(feed::follow)),
+        api(O::Unfollow, routes!(feed::unfollow)),
+        api(O::ListFollowing, routes!(feed::following)),
+        api(O::ListFollowers, routes!(feed::followers)),
+        api(O::ListFollowRequests, routes!(feed::follow_requests)),
+        api(O::DecideFollowRequest, routes!(feed::decide_request)),
+        api(O::Block, routes!(feed::block)),
+        api(O::Unblock, routes!(feed::unblock)),
+        api(O::GetFeedSettings, routes!(feed::get_settings)),
+        api(O::SetFeedSettings, routes!(feed::put_settings)),
+        api(O::GetFeed, routes!(feed::feed)),
         // Operators.
         api(O::CreateClient, routes!(admin::create_client)),
         api(O::DeleteClient, routes!(admin::delete_client)),

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use playhead_core::event::{PlaybackEvent, clamp_position};
+use playhead_core::feed::AppliedPlay;
 use playhead_core::ids::{PlayId, ProfileId, TitleId};
 use playhead_core::ports::{GroupEvent, ProgressChange, QueuedEvent, Viewing, ViewingTx};
 use playhead_core::rules::TitleFacts;
@@ -22,6 +23,15 @@ use playhead_core::{EventId, Timestamp};
 use uuid::Uuid;
 
 use crate::{App, AppError, telemetry};
+
+/// What an apply changed that others hear about after its commit.
+#[derive(Debug, Default)]
+pub(crate) struct Effects {
+    /// Resume points moved (live subscribers).
+    pub changed: Vec<ProgressChange>,
+    /// Plays that became plays or completed (the feed).
+    pub plays: Vec<AppliedPlay>,
+}
 
 /// Counts from one apply.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -64,17 +74,20 @@ impl App {
         let events: Vec<PlaybackEvent> =
             batch.iter().filter(|q| claimed.contains(&q.event.event_id)).map(|q| q.event.clone()).collect();
         let redelivered = (batch.len() - events.len()) as u64;
-        let mut changed = Vec::new();
-        let mut stats = self.apply_in_tx(tx.as_mut(), &events, &mut changed).await?;
+        let mut effects = Effects::default();
+        let mut stats = self.apply_in_tx(tx.as_mut(), &events, &mut effects).await?;
         tx.commit().await?;
         let touched: std::collections::BTreeSet<ProfileId> = events.iter().map(|e| e.profile_id).collect();
         for p in touched {
             self.cache.invalidate(p).await;
         }
         // After the commit and the invalidation: a subscriber that re-reads sees the change.
-        for c in changed {
+        for c in effects.changed {
             self.announce_progress(c);
         }
+        // After the commit too, and outside the apply transaction: a feed's work never holds a
+        // resume point back.
+        self.publish_plays(&effects.plays).await;
         stats.redelivered = redelivered;
         for q in batch {
             if let Some((span, t)) = q.trace.and_then(|t| traced.get(&t.trace_id())) {
@@ -94,13 +107,13 @@ impl App {
         Ok(stats)
     }
 
-    /// Apply events inside an open transaction (the caller commits, then announces `changed`:
-    /// the resume points this apply moved).
+    /// Apply events inside an open transaction (the caller commits, then announces
+    /// `effects.changed`, the resume points this apply moved, and publishes `effects.plays`).
     pub(crate) async fn apply_in_tx(
         &self,
         tx: &mut dyn ViewingTx,
         events: &[PlaybackEvent],
-        changed: &mut Vec<ProgressChange>,
+        effects: &mut Effects,
     ) -> Result<ApplyStats, AppError> {
         let mut stats = ApplyStats::default();
         if events.is_empty() {
@@ -134,14 +147,16 @@ impl App {
                 continue;
             }
             stats.applied += valid.len() as u64;
-            self.merge_resume_point(tx, profile, &title_id, &facts, &valid, changed).await?;
+            self.merge_resume_point(tx, profile, &title_id, &facts, &valid, &mut effects.changed).await?;
             let mut by_key: BTreeMap<SessionKey, Vec<&PlaybackEvent>> = BTreeMap::new();
             for e in valid {
                 by_key.entry(SessionKey::of(e)).or_default().push(e);
             }
             let item = item_of(title);
             for (key, new_events) in by_key {
-                self.recompute_viewings(tx, profile, &title_id, &facts, &key, &new_events, &item).await?;
+                let plays = &mut effects.plays;
+                self.recompute_viewings(tx, profile, &title_id, &facts, &key, &new_events, &item, plays)
+                    .await?;
             }
         }
         if !dropped.is_empty() {
@@ -236,6 +251,7 @@ impl App {
         key: &SessionKey,
         new_events: &[&PlaybackEvent],
         item: &TitleId,
+        plays: &mut Vec<AppliedPlay>,
     ) -> Result<(), AppError> {
         let rules = &self.config.rules;
         let Some((stored, span)) = self.affected_events(tx, profile, title_id, key, new_events).await? else {
@@ -263,6 +279,16 @@ impl App {
         let changed = !remove.is_empty() || upsert.iter().any(|v| !existing.contains(v));
         if changed {
             tx.replace_viewings(&remove, &upsert).await?;
+        }
+        // Plays that became plays or reached the watched point now: what the feed may publish.
+        let before: HashMap<PlayId, &Viewing> = existing.iter().map(|v| (v.id, v)).collect();
+        for v in upsert.iter().filter(|v| v.is_play) {
+            let prev = before.get(&v.id);
+            let newly_play = prev.is_none_or(|p| !p.is_play);
+            let newly_completed = v.completed && prev.is_none_or(|p| !(p.completed && p.is_play));
+            if newly_play || newly_completed {
+                plays.push(AppliedPlay { play: v.clone(), newly_completed, newly_play });
+            }
         }
         self.count_new_positives(tx, profile, facts, item, &existing, &upsert).await
     }

@@ -16,6 +16,7 @@ pub mod cursor;
 pub mod erase;
 pub mod error;
 pub mod export;
+pub mod feed;
 pub mod identity;
 pub mod ingest;
 pub mod limits;
@@ -30,7 +31,8 @@ pub mod telemetry;
 use std::sync::Arc;
 
 use playhead_core::ports::{
-    AccountStore, ApiKeyStore, Catalog, Clock, ErasureStore, EventLog, ExportStore, IdempotencyStore,
+    AccountStore, ApiKeyStore, Catalog, Clock, ErasureStore, EventLog, ExportStore, FeedStore, IdempotencyStore,
+    IdentityStore,
     RateLimiter, RecsStore, ViewingStore,
 };
 use playhead_core::rules::Rules;
@@ -62,6 +64,8 @@ pub struct Ports {
     pub erasure: Arc<dyn ErasureStore>,
     /// Data export requests.
     pub exports: Arc<dyn ExportStore>,
+    /// The follow graph, activities and inboxes.
+    pub feed: Arc<dyn FeedStore>,
 }
 
 /// Tunables of the application layer (the binary fills them from config).
@@ -85,6 +89,10 @@ pub struct AppConfig {
     /// How long an erasure runner's lease on a saga lasts without progress: after a crash, the
     /// saga resumes on any runner once it expires.
     pub erasure_lease_ms: i64,
+    /// The feed's rules and sizes (fan-out threshold, inbox size, activity age).
+    pub feed: playhead_core::feed::FeedRules,
+    /// Follows (and follow requests) one profile may make per window.
+    pub follow_quota: playhead_core::rate::Quota,
 }
 
 impl Default for AppConfig {
@@ -98,6 +106,11 @@ impl Default for AppConfig {
             row_cache: true,
             quotas: limits::Quotas::default(),
             erasure_lease_ms: erase::DEFAULT_LEASE_MS,
+            feed: playhead_core::feed::FeedRules::default(),
+            follow_quota: playhead_core::rate::Quota {
+                limit: 60,
+                window_ms: 60 * playhead_core::time::MINUTE_MS,
+            },
         }
     }
 }
@@ -115,6 +128,8 @@ impl std::fmt::Debug for AppConfig {
             row_cache,
             quotas,
             erasure_lease_ms,
+            feed,
+            follow_quota,
         } = self;
         f.debug_struct("AppConfig")
             .field("rules", rules)
@@ -125,6 +140,8 @@ impl std::fmt::Debug for AppConfig {
             .field("row_cache", row_cache)
             .field("quotas", quotas)
             .field("erasure_lease_ms", erasure_lease_ms)
+            .field("feed", feed)
+            .field("follow_quota", follow_quota)
             .finish()
     }
 }
@@ -145,6 +162,10 @@ pub struct App {
     pub(crate) recs: Arc<dyn playhead_core::recs::RecsEngine>,
     /// Live resume-point changes ([`changes`]).
     pub(crate) changes: changes::Changes,
+    /// Wakes the feed's fan-out worker when activities are published.
+    pub(crate) feed_wake: Arc<Notify>,
+    /// Where use cases write audit entries (the feed's refused spam follows).
+    pub(crate) audit: Option<Arc<dyn IdentityStore>>,
 }
 
 impl App {
@@ -172,7 +193,16 @@ impl App {
             cache,
             recs: Arc::new(recs::NoRecs),
             changes: changes::Changes::default(),
+            feed_wake: Arc::new(Notify::new()),
+            audit: None,
         }
+    }
+
+    /// Write the audit entries of use cases (refused spam follows) to `store`.
+    #[must_use]
+    pub fn with_audit_store(mut self, store: Arc<dyn IdentityStore>) -> Self {
+        self.audit = Some(store);
+        self
     }
 
     /// How many applies are in progress right now; it changes after each one has committed and

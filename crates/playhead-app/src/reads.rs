@@ -284,21 +284,23 @@ impl App {
                 return Err(AppError::PreconditionFailed);
             }
         }
-        let mut changed = Vec::new();
+        let mut effects = crate::apply::Effects::default();
         if paused {
             // History paused: the resume point the person set is kept, but no event is stored,
             // so it can never become part of a play.
             let facts = TitleFacts::from(&title);
-            self.merge_resume_point(tx.as_mut(), profile, title_id, &facts, &[&event], &mut changed).await?;
+            self.merge_resume_point(tx.as_mut(), profile, title_id, &facts, &[&event], &mut effects.changed)
+                .await?;
         } else {
             tx.record_applied(&event).await?;
-            self.apply_in_tx(tx.as_mut(), std::slice::from_ref(&event), &mut changed).await?;
+            self.apply_in_tx(tx.as_mut(), std::slice::from_ref(&event), &mut effects).await?;
         }
         tx.commit().await?;
         self.cache.invalidate(profile).await;
-        for c in changed {
+        for c in effects.changed {
             self.announce_progress(c);
         }
+        self.publish_plays(&effects.plays).await;
         let row = self.ports.viewing.progress(profile, title_id).await?;
         Ok(view(row.as_ref(), &title, self))
     }
@@ -463,7 +465,8 @@ impl App {
             other => other.into(),
         })?;
         self.cache.invalidate(profile).await;
-        Ok(())
+        // Deletes win in the feed too: what the play published leaves every feed.
+        self.retract(profile, playhead_core::ports::ActivityRef::Play(play)).await
     }
 
     /// Hide a title from Continue watching until the next event for it; progress is kept.
@@ -472,7 +475,7 @@ impl App {
         self.title_or_404(title).await?;
         self.ports.viewing.hide(profile, title, self.clock.now()).await?;
         self.cache.invalidate(profile).await;
-        Ok(())
+        self.retract(profile, playhead_core::ports::ActivityRef::Title(title.clone())).await
     }
 
     /// The Continue watching row.

@@ -207,16 +207,17 @@ impl App {
         title: TitleId,
         kind: FeedbackKind,
     ) -> Result<(), AppError> {
-        self.reachable_profile(p, profile_id, Operation::SendFeedback).await?;
-        if self.ports.catalog.title(&title).await?.is_none() {
+        let profile = self.reachable_profile(p, profile_id, Operation::SendFeedback).await?;
+        let Some(stored) = self.ports.catalog.title(&title).await? else {
             return Err(AppError::invalid(FieldError::new(
                 "title_id",
                 "unknown_title",
                 "is not in the catalog",
             )));
-        }
+        };
         let at = self.clock.now();
         self.ports.recs.set_feedback(profile_id, &Feedback { title_id: title, kind, at }).await?;
+        self.publish_feedback(&profile, &stored.title, kind == FeedbackKind::Up, at).await;
         Ok(())
     }
 

@@ -51,7 +51,8 @@ async fn app(dir: &std::path::Path) -> App {
         limiter: Arc::new(playhead_app::ratelimit::LocalRateLimiter::new(std::time::Duration::from_secs(60))),
         recs: Arc::new(store.clone()),
         erasure: Arc::new(store.clone()),
-        exports: Arc::new(store),
+        exports: Arc::new(store.clone()),
+        feed: Arc::new(store),
     };
     App::new(ports, AppConfig::default(), Arc::new(ManualClock::at(Timestamp(NOW))))
 }

@@ -15,7 +15,12 @@
 //!   running beside it), against the same payloads published raw to a JetStream stream of the
 //!   same configuration, 500 in flight at a time.
 //!
+//! - `feed`: the followers' feed fan-out crossover: write cost of one activity (push, pull,
+//!   hybrid) by follower count, and feed read latency by followed count (`feed.rs`).
+//!
 //! Benchmarks are not tests: nothing here asserts a speed.
+
+mod feed;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,6 +58,31 @@ enum Cmd {
         /// Runs (median and spread are reported).
         #[arg(long, default_value_t = 5)]
         runs: usize,
+    },
+    /// The feed's fan-out crossover: push / pull / hybrid write cost by followers, read latency
+    /// by followed profiles (docs/benchmarks.md, decision 0061).
+    Feed {
+        /// sqlite (a temp file) or postgres (a throwaway schema on --database-url).
+        #[arg(long, value_enum, default_value = "sqlite")]
+        backend: feed::FeedBackend,
+        /// Follower counts of the author (comma separated).
+        #[arg(long, value_delimiter = ',', default_value = "10,1000,100000,1000000")]
+        followers: Vec<u64>,
+        /// Followed counts of the reader (comma separated).
+        #[arg(long, value_delimiter = ',', default_value = "10,100,1000,5000")]
+        followees: Vec<u64>,
+        /// Feed reads per configuration.
+        #[arg(long, default_value_t = 200)]
+        reads: usize,
+        /// Inbox rows per fan-out step.
+        #[arg(long, default_value_t = 1000)]
+        step_rows: u32,
+        /// The hybrid's threshold.
+        #[arg(long, default_value_t = 10_000)]
+        threshold: u64,
+        /// PostgreSQL (with --backend postgres).
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+        database_url: String,
     },
     /// Ingest throughput: gRPC StreamEvents vs REST batches of 500 (same events, same clients).
     IngestGrpc {
@@ -763,6 +793,18 @@ async fn main() -> anyhow::Result<()> {
             relay(events, runs, &database_url, &nats_url).await
         }
         Cmd::ReadSeed { data_dir } => read_seed(data_dir).await,
+        Cmd::Feed { backend, followers, followees, reads, step_rows, threshold, database_url } => {
+            feed::run(feed::FeedBench {
+                backend,
+                followers,
+                followees,
+                reads,
+                step_rows,
+                threshold,
+                database_url,
+            })
+            .await
+        }
         Cmd::ReadBaseline { listen, body } => read_baseline(listen, body).await,
     }
 }

@@ -71,6 +71,10 @@ uuid_id!(
     /// One data export request.
     ExportId
 );
+uuid_id!(
+    /// One activity in the followers' feed (UUIDv7 stamped with its time).
+    ActivityId
+);
 
 /// Longest title id accepted.
 pub const TITLE_ID_MAX_LEN: usize = 128;

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod erasure;
 pub mod error;
 pub mod event;
+pub mod feed;
 pub mod identity;
 pub mod ids;
 pub mod oauth;
@@ -22,5 +23,5 @@ pub mod title;
 pub mod trace;
 
 pub use error::{FieldError, StoreError};
-pub use ids::{AccountId, ErasureId, EventId, ExportId, PlayId, ProfileId, SessionId, TitleId};
+pub use ids::{AccountId, ActivityId, ErasureId, EventId, ExportId, PlayId, ProfileId, SessionId, TitleId};
 pub use time::Timestamp;

@@ -830,6 +830,8 @@ pub trait Pruner: Send + Sync {
     /// Delete at most `batch` rows of `kind` past `horizon` (see each [`PruneKind`]); returns how
     /// many were deleted (fewer than `batch`: nothing more is due now).
     async fn prune(&self, kind: PruneKind, horizon: Timestamp, batch: u32) -> Result<u64, StoreError>;
+}
+
 /// Erasure sagas, the erase watermark, and each step's store work (issue 16, decisions
 /// 0085-0087). Every step method is idempotent: run again after a crash half-way, or after it
 /// succeeded, it changes nothing more and succeeds.
@@ -928,4 +930,141 @@ pub trait ExportStore: Send + Sync {
     async fn authorised_clients(&self, account: AccountId) -> Result<Vec<AuthorisedClient>, StoreError>;
     /// Every hidden title of a profile with its `hidden_at`, by title id.
     async fn hidden_titles(&self, profile: ProfileId) -> Result<Vec<(TitleId, Timestamp)>, StoreError>;
+}
+
+/// One follow edge as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowEdge {
+    /// Who follows (or asked to).
+    pub follower: ProfileId,
+    /// Whom.
+    pub followee: ProfileId,
+    /// Requested or following.
+    pub state: crate::feed::FollowState,
+    /// When the edge was made (or the request approved).
+    pub since: Timestamp,
+}
+
+/// Which side of the graph a listing walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowSide {
+    /// Edges where the profile is the follower (whom it follows).
+    Following,
+    /// Edges where the profile is the followee (who follows it).
+    Followers,
+}
+
+/// Which activities of one actor to remove.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActivityRef {
+    /// Everything published from this play (it was deleted).
+    Play(PlayId),
+    /// Everything about this title, shown or played (it was hidden).
+    Title(TitleId),
+    /// The one activity of this kind and subject key (a thumbs-up taken back).
+    Subject(crate::feed::ActivityKind, String),
+}
+
+/// What one fan-out step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FanoutStep {
+    /// The activity worked on.
+    pub activity: crate::ids::ActivityId,
+    /// How its author's activities reach followers now.
+    pub mode: crate::feed::FanoutMode,
+    /// Inbox rows written by this step.
+    pub rows: u64,
+    /// The activity's fan-out is finished (its queue entry is gone).
+    pub done: bool,
+}
+
+/// The follow graph, published activities, readers' inboxes and the fan-out queue (issue 14,
+/// decision 0061).
+///
+/// The feed a reader sees is the union of its inbox (activities pushed to it) and the activities
+/// of the profiles it follows that were never fully pushed (authors at or above the threshold,
+/// and activities whose fan-out has not finished), filtered at read time by the graph as it is
+/// now: only accepted follows, only actors sharing their activity, only titles within the
+/// reader's maturity limit. So following, unfollowing, blocking, turning sharing off and changing
+/// the threshold give correct feeds without any rebuild.
+#[async_trait]
+pub trait FeedStore: Send + Sync {
+    /// Make or upgrade the edge `follower -> followee` as `state` at `at` and return the edge's
+    /// state now: an accepted edge stays accepted; a new or requested edge takes `state`. When
+    /// the edge becomes accepted, the followee's follower count grows by one and its newest
+    /// `inbox_max` activities are copied into the follower's inbox (so a new follow shows
+    /// earlier activities without waiting for new ones). Idempotent.
+    async fn follow(
+        &self,
+        follower: ProfileId,
+        followee: ProfileId,
+        state: crate::feed::FollowState,
+        at: Timestamp,
+        inbox_max: u32,
+    ) -> Result<crate::feed::FollowState, StoreError>;
+    /// Remove the edge (requested or accepted) and the follower's inbox entries of the followee.
+    /// `false` when there was none.
+    async fn unfollow(&self, follower: ProfileId, followee: ProfileId) -> Result<bool, StoreError>;
+    /// The edge's state, if there is one.
+    async fn follow_state(
+        &self,
+        follower: ProfileId,
+        followee: ProfileId,
+    ) -> Result<Option<crate::feed::FollowState>, StoreError>;
+    /// Edges on one `side` of `profile` in `state`, ordered by the other profile's id, after
+    /// `after` (exclusive), at most `limit`.
+    async fn follows(
+        &self,
+        profile: ProfileId,
+        side: FollowSide,
+        state: crate::feed::FollowState,
+        after: Option<ProfileId>,
+        limit: u32,
+    ) -> Result<Vec<FollowEdge>, StoreError>;
+    /// Accepted followers of `profile`.
+    async fn follower_count(&self, profile: ProfileId) -> Result<u64, StoreError>;
+    /// Record that `blocker` blocks `blocked` and remove the follow edges both ways (with their
+    /// inbox entries) in one transaction. Idempotent.
+    async fn block(&self, blocker: ProfileId, blocked: ProfileId, at: Timestamp) -> Result<(), StoreError>;
+    /// Lift a block. `false` when there was none.
+    async fn unblock(&self, blocker: ProfileId, blocked: ProfileId) -> Result<bool, StoreError>;
+    /// Whether either profile blocks the other.
+    async fn blocked_either_way(&self, a: ProfileId, b: ProfileId) -> Result<bool, StoreError>;
+    /// Turn publishing on or off for `profile` (default on). Off hides its earlier activities
+    /// from every feed at once (they are filtered at read time, not deleted).
+    async fn set_share_activity(&self, profile: ProfileId, share: bool) -> Result<(), StoreError>;
+    /// Whether `profile` publishes (true unless turned off).
+    async fn share_activity(&self, profile: ProfileId) -> Result<bool, StoreError>;
+    /// Store activities and queue each new one for fan-out. Idempotent on (actor, kind,
+    /// subject key): an activity published before is not stored again. An activity with a
+    /// `play_id` is stored only while that play exists (a play deleted in the meantime publishes
+    /// nothing). Returns how many were new.
+    async fn add_activities(&self, activities: &[crate::feed::Activity]) -> Result<u64, StoreError>;
+    /// Remove an actor's activities (with their inbox entries and queued fan-out). Returns how many.
+    async fn remove_activities(&self, actor: ProfileId, which: &ActivityRef) -> Result<u64, StoreError>;
+    /// One bounded step of the fan-out queue, oldest activity first: decide the author's mode
+    /// with `threshold` (on its follower count now); `Pull` finishes the entry at once; `Push`
+    /// writes at most `max_rows` inbox rows (followers in id order, continuing where the last
+    /// step stopped), trims those inboxes to `inbox_max` (oldest dropped) and finishes the entry
+    /// (marking the activity pushed) once every follower got it. `None` when the queue is empty.
+    /// Concurrent callers (one per replica) never lose an entry; a row written twice is one row.
+    async fn fanout_step(
+        &self,
+        threshold: u64,
+        inbox_max: u32,
+        max_rows: u32,
+    ) -> Result<Option<FanoutStep>, StoreError>;
+    /// Activities waiting for fan-out.
+    async fn fanout_backlog(&self) -> Result<u64, StoreError>;
+    /// The reader's feed, newest first by `(at, id)`, strictly before `before`, at most `limit`:
+    /// its inbox merged with the not-fully-pushed activities of the profiles it follows, each
+    /// activity once, keeping only actors it follows now (accepted), who share their activity,
+    /// and titles with maturity at most `maturity_limit` (`None`: no limit).
+    async fn feed(
+        &self,
+        reader: ProfileId,
+        maturity_limit: Option<u8>,
+        before: Option<(Timestamp, crate::ids::ActivityId)>,
+        limit: u32,
+    ) -> Result<Vec<crate::feed::Activity>, StoreError>;
 }

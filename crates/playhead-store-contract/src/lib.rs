@@ -34,8 +34,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use playhead_core::ports::{
-    AccountStore, ApiKeyStore, Catalog, ErasureStore, EventLog, IdempotencyStore, IdentityStore, Pruner,
-    RecsStore,
+    AccountStore, ApiKeyStore, Catalog, ErasureStore, EventLog, FeedStore, IdempotencyStore, IdentityStore,
+    Pruner, RecsStore,
     ViewingStore,
 };
 
@@ -61,6 +61,8 @@ pub struct Stores {
     pub pruner: Arc<dyn Pruner>,
     /// Erasure sagas and steps.
     pub erasure: Arc<dyn ErasureStore>,
+    /// The follow graph, activities and inboxes.
+    pub feed: Arc<dyn FeedStore>,
     /// Keeps a temporary directory or test database alive until the check ends (dropped last).
     pub guard: Box<dyn Any + Send + Sync>,
 }
@@ -79,6 +81,7 @@ impl Stores {
             + IdentityStore
             + Pruner
             + ErasureStore
+            + FeedStore
             + 'static,
     {
         let store = Arc::new(store);
@@ -92,7 +95,8 @@ impl Stores {
             recs: store.clone(),
             pruner: store.clone(),
             identity: store.clone(),
-            erasure: store,
+            erasure: store.clone(),
+            feed: store,
             guard: Box::new(guard),
         }
     }
@@ -213,6 +217,14 @@ macro_rules! contract_suite {
             // erasure
             sagas_are_leased_to_one_runner,
             erase_steps_leave_nothing_and_run_twice,
+            // feed
+            follows_count_once_and_list_in_id_order,
+            blocks_end_follows_both_ways,
+            activities_are_stored_once_and_only_for_existing_plays,
+            the_feed_merges_inbox_and_pulled_authors_newest_first,
+            a_threshold_change_keeps_feeds_whole,
+            fan_out_is_bounded_and_inboxes_keep_the_newest,
+            removed_activities_leave_every_feed,
         }
     };
 }

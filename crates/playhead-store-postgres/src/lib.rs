@@ -43,6 +43,7 @@ mod codec;
 mod erasure;
 mod error;
 mod export;
+mod feed;
 mod idempotency;
 mod identity;
 mod log;

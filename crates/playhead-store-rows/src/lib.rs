@@ -24,6 +24,7 @@ mod columns;
 pub mod decode;
 pub mod erasure;
 mod error;
+pub mod feed;
 pub mod identity;
 #[cfg(test)]
 mod tests;

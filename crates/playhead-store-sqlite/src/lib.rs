@@ -35,6 +35,7 @@ mod codec;
 mod erasure;
 mod error;
 mod export;
+mod feed;
 mod idempotency;
 mod identity;
 mod log;

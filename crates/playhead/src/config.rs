@@ -67,6 +67,8 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     /// What is kept how long, and the pruning job (`[retention]`).
     pub retention: RetentionSettings,
+    /// The followers' activity feed (`[feed]`).
+    pub feed: FeedSettings,
 }
 
 /// OpenTelemetry trace export (decision 0075). Off until `otlp_endpoint` is set; the W3C trace
@@ -92,6 +94,37 @@ impl Default for TelemetrySettings {
             service_name: "playhead".into(),
             sample_ratio: 1.0,
             export_timeout_secs: 10,
+        }
+    }
+}
+
+/// The followers' activity feed (`[feed]`; docs/configuration.md, decision 0061).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedSettings {
+    /// Authors with at least this many followers are merged into feeds at read time (pull);
+    /// others are written into each follower's inbox (push). Changing it needs no rebuild.
+    pub fanout_threshold: u64,
+    /// Entries kept per reader inbox (the oldest are dropped).
+    pub inbox_max: u32,
+    /// Plays (and feedback) older than this many hours when applied publish nothing, so
+    /// backfills and late uploads do not flood feeds.
+    pub max_activity_age_hours: u32,
+    /// Inbox rows one fan-out step writes at most (the unit of back pressure).
+    pub fanout_step_rows: u32,
+    /// Follows and follow requests one profile may make per hour (more: 429, audited).
+    pub follows_per_hour: u32,
+}
+
+impl Default for FeedSettings {
+    fn default() -> Self {
+        let rules = playhead_core::feed::FeedRules::default();
+        Self {
+            fanout_threshold: rules.fanout_threshold,
+            inbox_max: rules.inbox_max,
+            max_activity_age_hours: u32::try_from(rules.max_activity_age_ms / 3_600_000).unwrap_or(72),
+            fanout_step_rows: rules.fanout_step_rows,
+            follows_per_hour: 60,
         }
     }
 }
@@ -124,6 +157,23 @@ impl RetentionSettings {
             interval: std::time::Duration::from_secs(self.prune_interval_secs),
             audit_retention_ms: (self.audit_days > 0).then(|| i64::from(self.audit_days) * 86_400_000),
         }
+    }
+}
+
+impl FeedSettings {
+    /// The rules the application runs with.
+    pub fn rules(&self) -> playhead_core::feed::FeedRules {
+        playhead_core::feed::FeedRules {
+            fanout_threshold: self.fanout_threshold,
+            inbox_max: self.inbox_max,
+            max_activity_age_ms: i64::from(self.max_activity_age_hours) * 3_600_000,
+            fanout_step_rows: self.fanout_step_rows,
+        }
+    }
+
+    /// The per-profile follow quota.
+    pub fn follow_quota(&self) -> playhead_core::rate::Quota {
+        playhead_core::rate::Quota { limit: self.follows_per_hour, window_ms: 3_600_000 }
     }
 }
 
@@ -471,6 +521,7 @@ impl Default for Settings {
             graphql: GraphqlSettings::default(),
             telemetry: TelemetrySettings::default(),
             retention: RetentionSettings::default(),
+            feed: FeedSettings::default(),
         }
     }
 }
@@ -535,6 +586,18 @@ impl Settings {
         anyhow::ensure!(
             (1..=10_000).contains(&s.retention.prune_batch),
             "invalid configuration: retention.prune_batch must be 1-10000"
+        );
+        anyhow::ensure!(
+            (1..=10_000).contains(&s.feed.inbox_max),
+            "invalid configuration: feed.inbox_max must be 1-10000"
+        );
+        anyhow::ensure!(
+            (1..=100_000).contains(&s.feed.fanout_step_rows),
+            "invalid configuration: feed.fanout_step_rows must be 1-100000"
+        );
+        anyhow::ensure!(
+            s.feed.follows_per_hour > 0,
+            "invalid configuration: feed.follows_per_hour must be positive"
         );
         s.validate_backends()?;
         s.external_verifiers()?;

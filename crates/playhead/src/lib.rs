@@ -176,6 +176,7 @@ where
         + RecsStore
         + ErasureStore
         + ExportStore
+        + playhead_core::ports::FeedStore
         + Clone
         + 'static,
 {
@@ -190,6 +191,7 @@ where
         recs: Arc::new(s.clone()),
         erasure: Arc::new(s.clone()),
         exports: Arc::new(s.clone()),
+        feed: Arc::new(s.clone()),
     }
 }
 
@@ -224,7 +226,8 @@ pub async fn open(settings: Settings) -> anyhow::Result<Runtime> {
     let cursor_key = cursor_key(&store, &settings.data_dir).await?;
     let (limiter, redis) = rate_limiter(&settings).await?;
     let ports = store.ports(limiter);
-    let mut app = App::new(ports, app_config(&settings, cursor_key), Arc::new(SystemClock));
+    let mut app = App::new(ports, app_config(&settings, cursor_key), Arc::new(SystemClock))
+        .with_audit_store(store.identity());
     if let Some(url) = &settings.redis_url {
         // Rows shared through Redis, invalidated by whichever replica applies a write; reads go
         // to PostgreSQL whenever Redis does not answer (decision 0022).
@@ -332,6 +335,8 @@ fn app_config(settings: &Settings, cursor_key: [u8; 32]) -> AppConfig {
         quotas: settings.rate_limits.quotas(),
         // Validated to 1-3600 s when loaded.
         erasure_lease_ms: i64::try_from(settings.limits.erasure_lease_secs).unwrap_or(30) * 1000,
+        feed: settings.feed.rules(),
+        follow_quota: settings.feed.follow_quota(),
     }
 }
 
@@ -417,7 +422,9 @@ pub async fn launch(
     };
     // Erasure sagas (issue 16): every replica runs one; leases keep them from running one saga
     // twice, and let any of them resume a saga whose replica died.
-    let erasures = rt.app.spawn_erasure_runner(stop_rx);
+    let erasures = rt.app.spawn_erasure_runner(stop_rx.clone());
+    // The feed's fan-out: its own task in bounded steps, in both modes (decision 0061).
+    let fanout = rt.app.spawn_fanout(stop_rx);
     // Training runs beside serving (its CPU work on blocking threads); requests read whichever
     // model is installed.
     #[cfg(feature = "recs")]
@@ -479,6 +486,9 @@ pub async fn launch(
     // Every request has finished (or the grace period ran out): write what they audited.
     if !gate.flush_audit(grace).await {
         tracing::error!("audit entries not written before shutdown");
+    }
+    if tokio::time::timeout(grace, fanout).await.is_err() {
+        tracing::warn!("the feed fan-out step in hand did not finish; its activity stays queued");
     }
     if tokio::time::timeout(grace, consumer).await.is_err() {
         tracing::warn!(

@@ -257,6 +257,30 @@ pub const CATALOGUE: &[Metric] = &[
         Recs,
         "The served recommendation model's version (value 1).",
     ),
+    // The followers' feed.
+    m(
+        "playhead_feed_activities_total",
+        Counter,
+        &["kind"],
+        Both,
+        "Activities published, by kind (finished, started_series, finished_season, finished_series, loved).",
+    ),
+    m(
+        "playhead_feed_publish_failures_total",
+        Counter,
+        &[],
+        Both,
+        "Activities (or feedback retractions) not published because a store read or write failed.",
+    ),
+    m("playhead_feed_fanout_rows_total", Counter, &[], Both, "Inbox rows written by the feed fan-out."),
+    m(
+        "playhead_feed_fanout_total",
+        Counter,
+        &["mode"],
+        Both,
+        "Activities whose fan-out finished, by mode (push: into inboxes; pull: merged at read time).",
+    ),
+    m("playhead_feed_fanout_backlog", Gauge, &[], Both, "Activities waiting for their fan-out."),
     // Health and resources.
     m("playhead_ready", Gauge, &[], Both, "1 while /readyz would answer 200."),
     m(
@@ -294,11 +318,17 @@ pub const DEGRADED_LAG_MS: i64 = 60_000;
 /// Counters whose label values are known in advance, created at zero like the label-free ones.
 const KNOWN_LABELS: &[(&str, &str, &[&str])] = &[
     ("playhead_events_dropped_total", "reason", &["held_expired", "invalid_at_apply"]),
-    ("playhead_rate_limited_total", "class", &["read", "write", "ingest", "import", "auth"]),
+    ("playhead_rate_limited_total", "class", &["read", "write", "ingest", "import", "auth", "follow"]),
     (
         "playhead_erasure_step_failures_total",
         "step",
         &["stop_accepting", "drop_queued", "recs_signals", "delete_rows", "evict_cache", "audit"],
+    ),
+    ("playhead_feed_fanout_total", "mode", &["push", "pull"]),
+    (
+        "playhead_feed_activities_total",
+        "kind",
+        &["finished", "started_series", "finished_season", "finished_series", "loved"],
     ),
 ];
 

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod erase;
 pub mod events;
 pub mod export;
+pub mod feed;
 pub mod health;
 pub mod history;
 pub mod oauth;

@@ -166,6 +166,28 @@ operations! {
     DescribeApi = "meta.describe_api",
     /// The recommendation model in service and its self-tuning report (operators).
     GetRecsModel = "admin.recs_model",
+    /// Follow a profile (or ask to).
+    Follow = "feed.follow",
+    /// Stop following a profile (or withdraw a request).
+    Unfollow = "feed.unfollow",
+    /// Whom a profile follows.
+    ListFollowing = "feed.list_following",
+    /// Who follows a profile.
+    ListFollowers = "feed.list_followers",
+    /// Requests waiting for a private profile's decision.
+    ListFollowRequests = "feed.list_follow_requests",
+    /// Approve or deny a follow request.
+    DecideFollowRequest = "feed.decide_follow_request",
+    /// Block a profile.
+    Block = "feed.block",
+    /// Lift a block.
+    Unblock = "feed.unblock",
+    /// Read the activity feed.
+    GetFeed = "feed.get_feed",
+    /// Read whether a profile shares its activity.
+    GetFeedSettings = "feed.get_settings",
+    /// Turn sharing on or off.
+    SetFeedSettings = "feed.set_settings",
 }
 
 impl Operation {
@@ -211,6 +233,14 @@ impl Operation {
             }
             O::CreateClient | O::DeleteClient => (Access::Scope(Scope::Admin), Charge::Class(Write)),
             O::GetRecsModel => (Access::Scope(Scope::Admin), Charge::Class(Read)),
+            // Follows also pay a per-profile follow quota inside the use case (spam runs: 429,
+            // audited); the route class is the ordinary write quota.
+            O::Follow | O::Unfollow | O::DecideFollowRequest | O::Block | O::Unblock | O::SetFeedSettings => {
+                (Access::Scope(Scope::FeedWrite), Charge::Class(Write))
+            }
+            O::ListFollowing | O::ListFollowers | O::ListFollowRequests | O::GetFeed | O::GetFeedSettings => {
+                (Access::Scope(Scope::FeedRead), Charge::Class(Read))
+            }
         };
         let names_profile = matches!(
             self,
@@ -229,6 +259,17 @@ impl Operation {
                 | O::GetRecommendations
                 | O::SendFeedback
                 | O::RecordImpressions
+                | O::Follow
+                | O::Unfollow
+                | O::ListFollowing
+                | O::ListFollowers
+                | O::ListFollowRequests
+                | O::DecideFollowRequest
+                | O::Block
+                | O::Unblock
+                | O::GetFeed
+                | O::GetFeedSettings
+                | O::SetFeedSettings
         );
         let carries_secrets =
             matches!(self, O::Token | O::DeviceAuthorization | O::Revoke | O::Introspect | O::CreateClient);

@@ -8,6 +8,7 @@ mod accounts;
 mod api_keys;
 mod catalog;
 mod erasure;
+mod feed;
 mod idempotency;
 mod identity;
 mod log;
@@ -20,6 +21,7 @@ pub use accounts::*;
 pub use api_keys::*;
 pub use catalog::*;
 pub use erasure::*;
+pub use feed::*;
 pub use idempotency::*;
 pub use identity::*;
 pub use log::*;
@@ -28,11 +30,12 @@ pub use recs::*;
 pub use revocation::*;
 pub use viewing::*;
 
-const SOURCES: [&str; 11] = [
+const SOURCES: [&str; 12] = [
     include_str!("accounts.rs"),
     include_str!("api_keys.rs"),
     include_str!("catalog.rs"),
     include_str!("erasure.rs"),
+    include_str!("feed.rs"),
     include_str!("idempotency.rs"),
     include_str!("identity.rs"),
     include_str!("log.rs"),
