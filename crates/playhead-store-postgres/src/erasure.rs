@@ -324,6 +324,21 @@ impl ErasureStore for PgStore {
         for table in ["events", "progress", "hides", "viewings", "tombstones", "auth_codes", "device_codes"] {
             exec(&mut tx, &format!("DELETE FROM {table} WHERE profile_id = ANY($1)"), &profiles).await?;
         }
+        // The feed (issue 14): its graph edges both ways (the followees' counts drop with them),
+        // its activities wherever they were pushed, its inbox and settings.
+        for sql in [
+            "UPDATE feed_profiles fp SET followers = greatest(fp.followers - f.n, 0) FROM \
+               (SELECT followee, count(*) AS n FROM follows WHERE follower = ANY($1) AND state = 'following' \
+                GROUP BY followee) f WHERE fp.profile_id = f.followee",
+            "DELETE FROM follows WHERE follower = ANY($1) OR followee = ANY($1)",
+            "DELETE FROM blocks WHERE blocker = ANY($1) OR blocked = ANY($1)",
+            "DELETE FROM feed_fanout WHERE activity_id IN (SELECT id FROM activities WHERE actor = ANY($1))",
+            "DELETE FROM feed_inbox WHERE reader = ANY($1) OR actor = ANY($1)",
+            "DELETE FROM activities WHERE actor = ANY($1)",
+            "DELETE FROM feed_profiles WHERE profile_id = ANY($1)",
+        ] {
+            exec(&mut tx, sql, &profiles).await?;
+        }
         exec(
             &mut tx,
             "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE profile_id = ANY($1))",

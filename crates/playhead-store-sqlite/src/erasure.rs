@@ -306,6 +306,26 @@ impl ErasureStore for SqliteStore {
             .await
             .map_err(error::db)?;
         }
+        // The feed (issue 14): its graph edges both ways (the followees' counts drop with them),
+        // its activities wherever they were pushed, its inbox and settings.
+        for sql in [
+            "UPDATE feed_profiles SET followers = max(followers - (SELECT count(*) FROM follows f \
+               WHERE f.followee = feed_profiles.profile_id AND f.state = 'following' \
+               AND f.follower IN (SELECT value FROM json_each(?1))), 0) \
+             WHERE profile_id IN (SELECT followee FROM follows WHERE follower IN (SELECT value FROM json_each(?1)))",
+            "DELETE FROM follows WHERE follower IN (SELECT value FROM json_each(?1)) \
+               OR followee IN (SELECT value FROM json_each(?1))",
+            "DELETE FROM blocks WHERE blocker IN (SELECT value FROM json_each(?1)) \
+               OR blocked IN (SELECT value FROM json_each(?1))",
+            "DELETE FROM feed_fanout WHERE activity_id IN \
+               (SELECT id FROM activities WHERE actor IN (SELECT value FROM json_each(?1)))",
+            "DELETE FROM feed_inbox WHERE reader IN (SELECT value FROM json_each(?1)) \
+               OR actor IN (SELECT value FROM json_each(?1))",
+            "DELETE FROM activities WHERE actor IN (SELECT value FROM json_each(?1))",
+            "DELETE FROM feed_profiles WHERE profile_id IN (SELECT value FROM json_each(?1))",
+        ] {
+            sqlx::query(sql).bind(&list).execute(&mut *tx).await.map_err(error::db)?;
+        }
         sqlx::query(
             "DELETE FROM refresh_tokens WHERE session_id IN \
              (SELECT id FROM sessions WHERE profile_id IN (SELECT value FROM json_each(?1)))",
