@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::routing::{MethodRouter, get, post};
 use playhead_app::access::Operation;
 use utoipa::openapi::path::{PathItem, Paths};
@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 
 use crate::RestState;
 use crate::middleware::{RouteGate, RouteInfo, gate};
-use crate::routes::{accounts, admin, events, health, history, oauth, progress, recs, rows, titles};
+use crate::routes::{accounts, admin, events, health, history, oauth, pin, progress, recs, rows, titles};
 
 enum Handler {
     /// In the OpenAPI document (the paths come from the handler's attribute).
@@ -87,10 +87,7 @@ impl RouteEntry {
                 // The import streams up to 256 MiB: it gets no request timeout, only its own
                 // size limit. OAuth endpoints and pages answer without long work.
                 let mr = if self.path.starts_with("/v1/") && self.op != Operation::ImportTitles {
-                    mr.route_layer(tower_http::timeout::TimeoutLayer::with_status_code(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        s.limits.request_timeout,
-                    ))
+                    mr.route_layer(axum::middleware::from_fn_with_state(s.limits.request_timeout, deadline))
                 } else {
                     mr
                 };
@@ -110,6 +107,20 @@ impl RouteEntry {
                 router.route(&path, gated(mr))
             }
         }
+    }
+}
+
+/// The request timeout: a handler still running after `limit` is dropped and the client gets a
+/// 503 problem with Retry-After (inside the gate, so it carries the RateLimit headers too).
+async fn deadline(
+    axum::extract::State(limit): axum::extract::State<std::time::Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => crate::error::ApiError::RequestTimeout(limit).into_response(),
     }
 }
 
@@ -175,12 +186,16 @@ pub fn table() -> Vec<RouteEntry> {
         page(O::SigninSubmit, Method::POST, "/signin", post(oauth::signin_submit)),
         page(O::DevicePage, Method::GET, "/device", get(oauth::device_page)),
         page(O::DeviceSubmit, Method::POST, "/device", post(oauth::device_submit)),
+        api(O::DeviceQr, routes!(oauth::qr::device_qr)),
         page(O::Signout, Method::POST, "/signout", post(oauth::signout)),
         // Accounts and profiles.
         api(O::GetMe, routes!(accounts::me)),
         api(O::CreateProfile, routes!(accounts::create_profile)),
         api(O::GetProfile, routes!(accounts::get_profile)),
         api(O::UpdateProfile, routes!(accounts::patch_profile)),
+        api(O::SetProfilePin, routes!(pin::put_pin)),
+        api(O::RemoveProfilePin, routes!(pin::delete_pin)),
+        api(O::VerifyProfilePin, routes!(pin::verify_pin)),
         // Catalog.
         api(O::ListTitles, routes!(titles::list_titles)),
         api(O::GetTitle, routes!(titles::get_title)),
@@ -226,7 +241,8 @@ mod tests {
         }
         // Served beside the table: REST describes itself with /openapi.json (Swagger UI's
         // route); the operation exists for gRPC's server reflection.
-        let beside_the_table = [Operation::DescribeApi];
+        // Unmatched is the fallback's: the router answers every path no route serves with it.
+        let beside_the_table = [Operation::DescribeApi, Operation::Unmatched];
         for op in Operation::ALL.iter().filter(|op| !beside_the_table.contains(op)) {
             assert!(table.iter().any(|e| e.op() == *op), "{} has no REST route", op.name());
         }

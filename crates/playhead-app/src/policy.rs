@@ -85,6 +85,21 @@ pub fn may_change_maturity(p: &Principal, now_secs: i64) -> Result<(), AppError>
     }
 }
 
+/// Setting, replacing or removing a parental PIN protects (or unprotects) a profile: like a
+/// maturity change, it needs a sign-in within [`RECENT_AUTH_SECS`] (admins without an account
+/// are exempt: an operator resetting a forgotten PIN).
+pub fn may_change_pin(p: &Principal, now_secs: i64) -> Result<(), AppError> {
+    if p.account().is_none() && p.scopes.contains(Scope::Admin) {
+        return Ok(());
+    }
+    match p.auth_time {
+        Some(t) if now_secs - t <= RECENT_AUTH_SECS => Ok(()),
+        _ => Err(AppError::Forbidden(
+            "setting or removing a profile PIN needs a recent sign-in (within 5 minutes); sign in again",
+        )),
+    }
+}
+
 /// A profile-bound token may use its profile but never change its settings.
 pub fn may_change_settings(p: &Principal, _profile: ProfileId) -> Result<(), AppError> {
     if p.bound_profile.is_some() {

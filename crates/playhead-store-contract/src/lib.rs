@@ -165,6 +165,7 @@ macro_rules! contract_suite {
             plays_filter_by_title_and_completion,
             episode_plays_name_their_series,
             delete_play_is_scoped_to_its_profile,
+            delete_play_if_checks_the_entity_tag,
             backfill_dedupes_and_respects_deletes,
             // API keys
             api_keys_are_found_by_prefix_and_revocable,
@@ -187,6 +188,7 @@ macro_rules! contract_suite {
             signing_keys_rotate_and_audit_appends,
             external_identities_link_once_per_issuer_and_subject,
             shared_secrets_are_decided_once,
+            profile_pins_round_trip,
         }
     };
 }

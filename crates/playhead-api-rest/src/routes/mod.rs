@@ -7,6 +7,7 @@ pub mod events;
 pub mod health;
 pub mod history;
 pub mod oauth;
+pub mod pin;
 pub mod progress;
 pub mod recs;
 pub mod rows;

@@ -22,6 +22,7 @@ mod multi_process;
 mod nats;
 mod oauth;
 mod ops;
+mod pages;
 #[cfg(feature = "recs")]
 mod recs_cli;
 mod scale_out;

@@ -18,12 +18,12 @@ use crate::support::*;
 
 const PASSWORD: &str = "correct horse battery";
 
-struct Client {
-    id: String,
+pub(crate) struct Client {
+    pub(crate) id: String,
     secret: Option<String>,
 }
 
-async fn client(t: &TestApp, kind: ClientType, grants: &[GrantType], redirect: Option<&str>) -> Client {
+pub(crate) async fn client(t: &TestApp, kind: ClientType, grants: &[GrantType], redirect: Option<&str>) -> Client {
     let RegisteredClient { client: c, secret } = t
         .identity
         .create_client(
@@ -38,7 +38,7 @@ async fn client(t: &TestApp, kind: ClientType, grants: &[GrantType], redirect: O
     Client { id: c.client_id, secret }
 }
 
-async fn form(t: &TestApp, path: &str, c: Option<&Client>, fields: &[(&str, &str)]) -> Response {
+pub(crate) async fn form(t: &TestApp, path: &str, c: Option<&Client>, fields: &[(&str, &str)]) -> Response {
     let mut fields: Vec<(&str, &str)> = fields.to_vec();
     let mut req = t.http.post(t.url(path));
     if let Some(c) = c {
@@ -50,7 +50,7 @@ async fn form(t: &TestApp, path: &str, c: Option<&Client>, fields: &[(&str, &str
     req.form(&fields).send().await.unwrap()
 }
 
-async fn oauth_err(r: Response) -> (StatusCode, String) {
+pub(crate) async fn oauth_err(r: Response) -> (StatusCode, String) {
     let status = r.status();
     assert_eq!(r.headers()["content-type"], "application/json", "OAuth errors are RFC 6749 JSON");
     let v: Value = r.json().await.unwrap();
@@ -58,7 +58,7 @@ async fn oauth_err(r: Response) -> (StatusCode, String) {
     (status, v["error"].as_str().unwrap().to_owned())
 }
 
-fn set_cookie(r: &Response, name: &str) -> Option<String> {
+pub(crate) fn set_cookie(r: &Response, name: &str) -> Option<String> {
     r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
         let first = v.split(';').next()?;
         let (k, val) = first.split_once('=')?;
@@ -71,14 +71,14 @@ fn set_cookie(r: &Response, name: &str) -> Option<String> {
     })
 }
 
-fn hidden(html: &str, name: &str) -> String {
+pub(crate) fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker).unwrap_or_else(|| panic!("no {name} in {html}")) + marker.len();
     html[start..].split('"').next().unwrap().replace("&amp;", "&")
 }
 
 /// Sign in through the hosted page; returns the session cookie value.
-async fn sign_in(t: &TestApp, email: &str) -> String {
+pub(crate) async fn sign_in(t: &TestApp, email: &str) -> String {
     let page = t.http.get(t.url("/signin")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let csrf_cookie = set_cookie(&page, "__Host-playhead-csrf").expect("csrf cookie");
@@ -96,13 +96,13 @@ async fn sign_in(t: &TestApp, email: &str) -> String {
     set_cookie(&r, "__Host-playhead-session").expect("session cookie")
 }
 
-async fn person(t: &TestApp, email: &str) -> Viewer {
+pub(crate) async fn person(t: &TestApp, email: &str) -> Viewer {
     let v = t.viewer(email).await;
     t.identity.set_password(v.account, PASSWORD).await.unwrap();
     v
 }
 
-fn session(cookie: &str) -> String {
+pub(crate) fn session(cookie: &str) -> String {
     format!("__Host-playhead-session={cookie}")
 }
 
@@ -121,7 +121,7 @@ async fn approved_device(t: &TestApp, c: &Client, v: &Viewer, bind: bool) -> Str
         .await
         .unwrap();
     let html = page.text().await.unwrap();
-    assert!(html.contains("Living-room TV") && html.contains("history:read"), "{html}");
+    assert!(html.contains("Living-room TV") && html.contains("See what you watched"), "{html}");
     let csrf = hidden(&html, "csrf");
     let profile = v.profile.to_string();
     let mut fields =
@@ -135,7 +135,7 @@ async fn approved_device(t: &TestApp, c: &Client, v: &Viewer, bind: bool) -> Str
     d["device_code"].as_str().unwrap().to_owned()
 }
 
-async fn sign_in_as(t: &TestApp, v: &Viewer) -> String {
+pub(crate) async fn sign_in_as(t: &TestApp, v: &Viewer) -> String {
     let me = t.get_json(&v.token, "/v1/me").await;
     sign_in(t, me["email"].as_str().unwrap()).await
 }
@@ -154,7 +154,7 @@ async fn tokens_via_device(t: &TestApp, c: &Client, v: &Viewer, bind: bool) -> V
     r.json().await.unwrap()
 }
 
-async fn poll_device(t: &TestApp, c: &Client, device_code: &str) -> Response {
+pub(crate) async fn poll_device(t: &TestApp, c: &Client, device_code: &str) -> Response {
     form(
         t,
         "/oauth/token",
@@ -414,7 +414,7 @@ async fn the_authorization_code_flow_needs_pkce_and_a_code_works_once() {
         .text()
         .await
         .unwrap();
-    assert!(html.contains("Living-room TV") && html.contains("history:read"), "{html}");
+    assert!(html.contains("Living-room TV") && html.contains("See what you watched"), "{html}");
     let mut fields: Vec<(String, String)> = [
         "client_id",
         "redirect_uri",
@@ -1107,7 +1107,7 @@ async fn a_store_failure_on_the_consent_page_is_an_error_page_not_an_empty_list(
     let r = consent().await.unwrap();
     assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let html = r.text().await.unwrap();
-    assert!(html.contains("Something went wrong") && !html.contains("Whole account"), "{html}");
+    assert!(html.contains("Something went wrong") && !html.contains("the whole account"), "{html}");
     assert!(!html.contains("profiles"), "the cause stays in the log: {html}");
     t.stop().await;
 }
