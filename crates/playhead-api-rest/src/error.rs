@@ -352,7 +352,9 @@ impl IntoResponse for ApiError {
                     "wrong-pin",
                     "Wrong PIN",
                     S::FORBIDDEN,
-                    format!("the PIN is not right; {attempts_left} attempts left before the profile is locked"),
+                    format!(
+                        "the PIN is not right; {attempts_left} attempts left before the profile is locked"
+                    ),
                 ),
                 vec![],
             ),
@@ -368,7 +370,10 @@ impl IntoResponse for ApiError {
                 vec![retry_after(retry_after_secs.max(1))],
             ),
             ApiError::RequestTimeout(limit) => {
-                tracing::warn!(timeout_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX), "request timed out");
+                tracing::warn!(
+                    timeout_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                    "request timed out"
+                );
                 (
                     Problem::new(
                         "request-timeout",

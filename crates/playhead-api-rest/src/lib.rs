@@ -195,7 +195,10 @@ async fn not_found(axum::extract::State(s): axum::extract::State<RestState>, req
 
 /// A known path with a method it does not serve (TRACE, say): 405 with `Allow` (axum adds it
 /// from the route's methods), never 500.
-async fn method_not_allowed(axum::extract::State(s): axum::extract::State<RestState>, req: Request) -> Response {
+async fn method_not_allowed(
+    axum::extract::State(s): axum::extract::State<RestState>,
+    req: Request,
+) -> Response {
     unmatched(&s, req, ApiError::MethodNotAllowed).await
 }
 

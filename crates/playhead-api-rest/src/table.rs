@@ -227,6 +227,32 @@ pub fn table() -> Vec<RouteEntry> {
 mod tests {
     use super::*;
 
+    /// A handler still running at the deadline is dropped and the client learns why, in the
+    /// API's error format, with when to retry (issue 17).
+    #[tokio::test]
+    async fn a_request_past_the_timeout_is_a_problem_with_retry_after() {
+        use tower::ServiceExt as _;
+        let app = axum::Router::new()
+            .route("/slow", get(std::future::pending::<&'static str>))
+            .route("/fast", get(|| async { "done" }))
+            .layer(axum::middleware::from_fn_with_state(std::time::Duration::from_millis(20), deadline));
+        let call = |path: &'static str| {
+            let app = app.clone();
+            async move {
+                let req = axum::http::Request::get(path).body(axum::body::Body::empty()).expect("request");
+                app.oneshot(req).await.expect("infallible")
+            }
+        };
+        let slow = call("/slow").await;
+        assert_eq!(slow.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(slow.headers()["content-type"], "application/problem+json");
+        assert_eq!(slow.headers()["retry-after"], "2");
+        let body = axum::body::to_bytes(slow.into_body(), 1 << 16).await.expect("body");
+        let problem: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(problem["type"], "/problems/request-timeout", "{problem}");
+        assert_eq!(call("/fast").await.status(), axum::http::StatusCode::OK);
+    }
+
     #[test]
     fn every_operation_has_a_route_and_no_route_is_declared_twice() {
         let table = table();

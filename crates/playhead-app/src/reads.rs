@@ -464,9 +464,11 @@ impl App {
         if_match: &IfMatch,
     ) -> Result<(), AppError> {
         self.reachable_profile(p, profile, Operation::DeletePlay).await?;
-        self.ports.viewing.delete_play_if(profile, play, self.clock.now(), if_match).await.map_err(|e| match e {
-            StoreError::NotFound => AppError::NotFound("play"),
-            other => other.into(),
+        self.ports.viewing.delete_play_if(profile, play, self.clock.now(), if_match).await.map_err(|e| {
+            match e {
+                StoreError::NotFound => AppError::NotFound("play"),
+                other => other.into(),
+            }
         })?;
         self.cache.invalidate(profile).await;
         Ok(())

@@ -14,11 +14,11 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use async_trait::async_trait;
 use playhead_core::StoreError;
 use playhead_core::event::PlaybackEvent;
-use playhead_core::precondition::{IfMatch, play_etag};
 use playhead_core::ids::{EventId, PlayId, ProfileId, TitleId};
 use playhead_core::ports::{
     BackfillOutcome, GroupEvent, PlayQuery, ResumeRow, Viewing, ViewingStore, ViewingTx,
 };
+use playhead_core::precondition::{IfMatch, play_etag};
 use playhead_core::rules::progress::ProgressRecord;
 use playhead_core::rules::recs::PlayCount;
 use playhead_core::rules::viewing::SessionKey;
@@ -580,7 +580,8 @@ impl ViewingStore for PgStore {
             .map_err(error::db)?
             .ok_or(StoreError::NotFound)?;
             let c = codec::cols(&row);
-            let current = play_etag(Timestamp(c.i64("ended_at")?), c.i64("watched_ms")?, c.bool("completed")?);
+            let current =
+                play_etag(Timestamp(c.i64("ended_at")?), c.i64("watched_ms")?, c.bool("completed")?);
             if !if_match.admits(&current) {
                 return Err(StoreError::PreconditionFailed);
             }

@@ -9,11 +9,11 @@
 use async_trait::async_trait;
 use playhead_core::StoreError;
 use playhead_core::event::PlaybackEvent;
-use playhead_core::precondition::{IfMatch, play_etag};
 use playhead_core::ids::{EventId, PlayId, ProfileId, TitleId};
 use playhead_core::ports::{
     BackfillOutcome, GroupEvent, PlayQuery, ResumeRow, Viewing, ViewingStore, ViewingTx,
 };
+use playhead_core::precondition::{IfMatch, play_etag};
 use playhead_core::rules::progress::ProgressRecord;
 use playhead_core::rules::recs::PlayCount;
 use playhead_core::rules::viewing::SessionKey;

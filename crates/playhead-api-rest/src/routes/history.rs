@@ -11,10 +11,10 @@ use serde::Deserialize;
 use super::{limit, play_id, profile_id, title_id};
 use crate::RestState;
 use crate::auth::Auth;
-use axum::response::IntoResponse;
 use crate::dto::{BackfillDto, BackfillResultDto, BackfillResultsDto, Page, PlayDto, PlayV2Dto};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery};
+use axum::response::IntoResponse;
 
 /// Query of GET history.
 #[derive(Debug, Deserialize)]

@@ -118,7 +118,9 @@ pub async fn verify_pin(
             Err(ApiError::BadParam(FieldError::new("pin", "invalid", "must be 4-6 digits")))
         }
         Err(PinRefusal::Wrong { attempts_left }) => Err(ApiError::WrongPin { attempts_left }),
-        Err(PinRefusal::Locked { retry_after_secs }) => Err(ApiError::TooManyPinAttempts { retry_after_secs }),
+        Err(PinRefusal::Locked { retry_after_secs }) => {
+            Err(ApiError::TooManyPinAttempts { retry_after_secs })
+        }
         Err(PinRefusal::Other(e)) => Err(identity_error(e)),
     }
 }

@@ -70,10 +70,14 @@ impl UserCodeProblem {
     /// What the person should know and do.
     pub fn message(self) -> &'static str {
         match self {
-            Self::Malformed => "That is not a device code: it is 8 letters, like BCDF-GHJK (no vowels or digits).",
+            Self::Malformed => {
+                "That is not a device code: it is 8 letters, like BCDF-GHJK (no vowels or digits)."
+            }
             Self::Unknown => "That code is not right. Check the code on your device and type it again.",
             Self::Expired => "That code has expired. Start again on your device to get a new code.",
-            Self::Used => "That code was already used. If your device is not signed in, start again on it to get a new code.",
+            Self::Used => {
+                "That code was already used. If your device is not signed in, start again on it to get a new code."
+            }
         }
     }
 

@@ -120,7 +120,12 @@ impl AuthServer {
     }
 
     /// Remove a profile's PIN; `false` when it had none.
-    pub async fn remove_pin(&self, actor: &str, profile: ProfileId, addr: Option<&str>) -> Result<bool, OAuthError> {
+    pub async fn remove_pin(
+        &self,
+        actor: &str,
+        profile: ProfileId,
+        addr: Option<&str>,
+    ) -> Result<bool, OAuthError> {
         let removed = self.store.remove_profile_pin(profile).await?;
         if removed {
             self.audit(actor, "pin.removed", json!({"profile_id": profile.to_string()}), addr).await;

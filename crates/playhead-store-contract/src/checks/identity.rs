@@ -348,7 +348,10 @@ pub async fn profile_pins_round_trip(s: &Stores) {
     assert_eq!(s.identity.profile_pin(p).await.expect("profile_pin"), None);
     s.identity.set_profile_pin(p, "$argon2id$v=19$first", at(1)).await.expect("set_profile_pin");
     s.identity.set_profile_pin(p, "$argon2id$v=19$second", at(2)).await.expect("replace");
-    assert_eq!(s.identity.profile_pin(p).await.expect("profile_pin").as_deref(), Some("$argon2id$v=19$second"));
+    assert_eq!(
+        s.identity.profile_pin(p).await.expect("profile_pin").as_deref(),
+        Some("$argon2id$v=19$second")
+    );
     assert!(
         matches!(
             s.identity.set_profile_pin(ProfileId(Uuid::now_v7()), "x", at(3)).await,

@@ -631,7 +631,10 @@ pub async fn delete_play_if_checks_the_entity_tag(s: &Stores) {
 
     let stale = IfMatch::OneOf(vec![play_etag(first.started_at, first.watched_ms, first.completed)]);
     assert!(
-        matches!(s.viewing.delete_play_if(p, first.id, min(200), &stale).await, Err(StoreError::PreconditionFailed)),
+        matches!(
+            s.viewing.delete_play_if(p, first.id, min(200), &stale).await,
+            Err(StoreError::PreconditionFailed)
+        ),
         "a stale tag must be PreconditionFailed"
     );
     assert_eq!(s.viewing.plays(p, &query).await.expect("plays").len(), 2, "nothing deleted");

@@ -23,7 +23,12 @@ pub(crate) struct Client {
     secret: Option<String>,
 }
 
-pub(crate) async fn client(t: &TestApp, kind: ClientType, grants: &[GrantType], redirect: Option<&str>) -> Client {
+pub(crate) async fn client(
+    t: &TestApp,
+    kind: ClientType,
+    grants: &[GrantType],
+    redirect: Option<&str>,
+) -> Client {
     let RegisteredClient { client: c, secret } = t
         .identity
         .create_client(

@@ -80,7 +80,8 @@ async fn an_expired_code_is_named_as_such() {
     let cookie = sign_in(&t, "ex@example.com").await;
     let d = device_code(&t, &tv).await;
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    let (status, html) = page(&t, &cookie, &format!("/device?user_code={}", d["user_code"].as_str().unwrap())).await;
+    let (status, html) =
+        page(&t, &cookie, &format!("/device?user_code={}", d["user_code"].as_str().unwrap())).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(html.contains("expired") && html.contains("Start again on your device"), "{html}");
     t.stop().await;
@@ -108,7 +109,10 @@ async fn the_qr_code_draws_the_complete_verification_uri() {
     let r = t.http.get(t.url("/device/qr?user_code=bcdf-ghjk")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-type"], "image/svg+xml");
-    assert!(r.headers()["ratelimit"].to_str().unwrap().starts_with("\"auth\""), "charged like any anonymous call");
+    assert!(
+        r.headers()["ratelimit"].to_str().unwrap().starts_with("\"auth\""),
+        "charged like any anonymous call"
+    );
     let svg = r.text().await.unwrap();
     assert!(svg.contains("<svg") && svg.contains("BCDF-GHJK") && svg.contains("/device"), "{svg}");
     for bad in ["", "?user_code=BCDF", "?user_code=AEIO-UAEI", "?user_code=BCDF%20GHJK"] {
@@ -205,14 +209,20 @@ async fn parental_pins_guard_binding_and_switching() {
     let r = verify_pin(&t, &v.token, &profile, "2580").await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(r.headers().contains_key("retry-after"));
-    assert_eq!(oauth_err(poll_device(&t, &tv, d["device_code"].as_str().unwrap()).await).await.1, "authorization_pending");
+    assert_eq!(
+        oauth_err(poll_device(&t, &tv, d["device_code"].as_str().unwrap()).await).await.1,
+        "authorization_pending"
+    );
 
     let audit = t.identity.store().audit_since(playhead_core::Timestamp(0), 500).await.unwrap();
     let count = |action: &str| audit.iter().filter(|e| e.action == action).count();
     assert_eq!(count("pin.set"), 1);
     assert_eq!(count("pin.failed"), 5);
     assert!(count("pin.locked") >= 3, "the lockout and each refused attempt are audited");
-    assert!(audit.iter().all(|e| !e.detail.contains("2580") && !e.detail.contains("1111")), "no PIN in the audit");
+    assert!(
+        audit.iter().all(|e| !e.detail.contains("2580") && !e.detail.contains("1111")),
+        "no PIN in the audit"
+    );
 
     // The account resets it (a new PIN) or removes it: a profile without a PIN has nothing to
     // guess, so binding to it needs no PIN at all.
@@ -272,7 +282,11 @@ async fn delete_honours_if_match() {
         .await
         .unwrap();
     assert_eq!(v2["items"][0]["etag"], now.as_str(), "both representations carry the same tag");
-    assert_eq!(delete("W/\"x\"").await.unwrap().status(), StatusCode::PRECONDITION_FAILED, "weak tags never match");
+    assert_eq!(
+        delete("W/\"x\"").await.unwrap().status(),
+        StatusCode::PRECONDITION_FAILED,
+        "weak tags never match"
+    );
     assert_eq!(delete(&now).await.unwrap().status(), StatusCode::NO_CONTENT);
     assert_eq!(delete("*").await.unwrap().status(), StatusCode::NOT_FOUND, "gone");
     t.stop().await;
@@ -288,7 +302,10 @@ async fn unmatched_paths_and_errors_carry_rate_limit_headers() {
     assert!(anon.headers()["ratelimit"].to_str().unwrap().starts_with("\"auth\";r="));
     let signed = t.get(&v.token, "/v1/no-such-thing").await;
     assert_eq!(signed.status(), StatusCode::NOT_FOUND);
-    assert!(signed.headers()["ratelimit"].to_str().unwrap().starts_with("\"read\";r="), "the caller's own quota");
+    assert!(
+        signed.headers()["ratelimit"].to_str().unwrap().starts_with("\"read\";r="),
+        "the caller's own quota"
+    );
     let wrong_method = t.http.patch(t.url("/v1/me")).bearer_auth(&v.token).send().await.unwrap();
     assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert!(wrong_method.headers().contains_key("ratelimit"));

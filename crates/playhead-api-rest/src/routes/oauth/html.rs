@@ -173,7 +173,9 @@ pub(crate) fn profile_chooser(
     out.push_str("</fieldset>");
     if !pinned.is_empty() {
         let (alert, aria) = match pin_error {
-            Some(m) => (error_box("pin-error", m), " aria-invalid=\"true\" aria-describedby=\"pin-hint pin-error\""),
+            Some(m) => {
+                (error_box("pin-error", m), " aria-invalid=\"true\" aria-describedby=\"pin-hint pin-error\"")
+            }
             None => (String::new(), " aria-describedby=\"pin-hint\""),
         };
         out.push_str(&format!(

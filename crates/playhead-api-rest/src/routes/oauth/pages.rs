@@ -16,8 +16,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use playhead_app::identity::{
-    AuthorizeError, AuthorizeParams, AuthorizeRequest, DeviceRefusal, OAuthError, OAuthErrorCode,
-    PinRefusal, UserCodeProblem, WebUser,
+    AuthorizeError, AuthorizeParams, AuthorizeRequest, DeviceRefusal, OAuthError, OAuthErrorCode, PinRefusal,
+    UserCodeProblem, WebUser,
 };
 use playhead_core::identity::{display_user_code, normalize_user_code};
 use playhead_core::ids::ProfileId;
@@ -128,6 +128,7 @@ fn signin_form(csrf: &str, return_to: &str, email: &str, error: Option<&str>) ->
          <div class=\"field\"><label for=\"password\">Password</label>\
          <input id=\"password\" type=\"password\" name=\"password\" autocomplete=\"current-password\" required{invalid}></div>\
          <div class=\"actions\"><button type=\"submit\">Sign in</button></div></form>",
+        csrf = esc(csrf),
         rt = esc(return_to),
         email = esc(email),
     )
@@ -249,7 +250,10 @@ fn signout_form(user: &WebUser) -> String {
 /// Step one of the device page: type the code shown on the device.
 fn code_form(typed: &str, problem: Option<UserCodeProblem>, user: &WebUser) -> Response {
     let (alert, aria) = match problem {
-        Some(p) => (error_box("code-error", p.message()), " aria-invalid=\"true\" aria-describedby=\"code-hint code-error\""),
+        Some(p) => (
+            error_box("code-error", p.message()),
+            " aria-invalid=\"true\" aria-describedby=\"code-hint code-error\"",
+        ),
         None => (String::new(), " aria-describedby=\"code-hint\""),
     };
     let status = if problem.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
@@ -300,6 +304,8 @@ pub(crate) async fn device_page(
     let consent = match s.identity.device_consent(&user, Some(&typed), &peer_addr).await {
         Ok(c) => c,
         Err(DeviceRefusal::Code(problem)) => return code_form(&typed, Some(problem), &user),
+        // A lookup asks for no PIN; were it ever to, the code step is where to start again.
+        Err(DeviceRefusal::Pin(_)) => return code_form(&typed, None, &user),
         Err(DeviceRefusal::Other(e)) => return page_error(&e),
     };
     let Some((client, scopes)) = &consent.pending else {
@@ -309,7 +315,8 @@ pub(crate) async fn device_page(
         Ok(p) => p,
         Err(e) => return page_error(&e),
     };
-    let view = ConfirmView { typed: &typed, client, scopes: *scopes, profiles: &consent.profiles, pinned: &pinned };
+    let view =
+        ConfirmView { typed: &typed, client, scopes: *scopes, profiles: &consent.profiles, pinned: &pinned };
     confirm_page(&view, &user, None, None)
 }
 
@@ -324,7 +331,12 @@ struct ConfirmView<'a> {
 
 /// Step two of the device page: the app, what it asks, the profile chooser; `pin_error` (with
 /// the profile that was chosen) when a PIN was missing or wrong.
-fn confirm_page(v: &ConfirmView<'_>, user: &WebUser, chosen: Option<&str>, pin_error: Option<&str>) -> Response {
+fn confirm_page(
+    v: &ConfirmView<'_>,
+    user: &WebUser,
+    chosen: Option<&str>,
+    pin_error: Option<&str>,
+) -> Response {
     // Shown as the device shows it, whatever the person typed.
     let code = normalize_user_code(v.typed).map_or_else(|| v.typed.to_owned(), |c| display_user_code(&c));
     let status = if pin_error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
@@ -409,8 +421,11 @@ pub(crate) async fn device_submit(
             else {
                 return code_form(typed, Some(UserCodeProblem::Unknown), &user);
             };
-            let view = ConfirmView { typed, client, scopes: *scopes, profiles: &consent.profiles, pinned: &pinned };
-            let mut res = confirm_page(&view, &user, form.get("profile_id").map(String::as_str), Some(&refusal.message()));
+            let view =
+                ConfirmView { typed, client, scopes: *scopes, profiles: &consent.profiles, pinned: &pinned };
+            let message = refusal.message();
+            let chosen = form.get("profile_id").map(String::as_str);
+            let mut res = confirm_page(&view, &user, chosen, Some(&message));
             if let PinRefusal::Locked { retry_after_secs } = refusal {
                 *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
                 res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
@@ -533,7 +548,8 @@ async fn consent_page(
             scopes = scope_list(req.scopes),
             hidden = hidden_fields(q),
             csrf = session_csrf(user),
-            profiles = profile_chooser(&profiles, &pinned, chosen, pin_error.map(PinRefusal::message).as_deref()),
+            profiles =
+                profile_chooser(&profiles, &pinned, chosen, pin_error.map(PinRefusal::message).as_deref()),
             signout = signout_form(user),
         ),
         origin.as_deref(),
