@@ -634,7 +634,7 @@ mod tests {
         assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(down.headers()[header::RETRY_AFTER], "2");
         let html = body(down).await;
-        assert!(html.contains("Temporarily unavailable") && !html.contains("db.internal"), "{html}");
+        assert!(html.contains("briefly unavailable") && !html.contains("db.internal"), "{html}");
 
         let bug = page_error(&OAuthError::Internal("corrupt row 7".into()));
         assert_eq!(bug.status(), StatusCode::INTERNAL_SERVER_ERROR);
