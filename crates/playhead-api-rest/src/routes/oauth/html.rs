@@ -59,6 +59,8 @@ button.secondary{background:transparent;color:var(--accent)}
 .linkish{border:0;background:none;color:var(--accent);padding:0;min-height:0;font-weight:500;text-decoration:underline;text-underline-offset:.15em}
 .error{padding:.75rem 1rem;border-radius:.5rem;background:var(--err-bg);color:var(--err);font-weight:600;border-left:4px solid var(--err)}
 .done{color:var(--ok);font-weight:600}
+.nowrap{white-space:nowrap}
+form+p{margin-top:1.25rem}
 ul.scopes{margin:0 0 1.25rem;padding-left:1.25rem}
 ul.scopes li{margin:0 0 .25rem}
 .who{margin-top:1.75rem;padding-top:1rem;border-top:1px solid var(--line);color:var(--muted);font-size:.9375rem;display:flex;flex-wrap:wrap;gap:.5rem;align-items:baseline;justify-content:space-between}

@@ -344,7 +344,7 @@ fn confirm_page(
         status,
         "Connect a device",
         &format!(
-            "<p><strong>{name}</strong> with the code <strong>{code}</strong> \
+            "<p><strong>{name}</strong> with the code <strong class=\"nowrap\">{code}</strong> \
              asks to use your Playhead account to:</p>{scopes}\
              <form method=\"post\" action=\"/device\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
