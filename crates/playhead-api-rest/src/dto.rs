@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use playhead_app::ingest::{EventResult, EventStatus};
 use playhead_app::reads::{ProgressView, RowItem};
 use playhead_core::ports::Viewing;
+use playhead_core::precondition::play_etag;
 use playhead_core::profile::Profile;
 use playhead_core::title::Title;
 use serde::{Deserialize, Serialize};
@@ -371,6 +372,9 @@ pub struct PlayDto {
     pub completed: bool,
     /// Title summary (null if the title left the catalog).
     pub title: Option<TitleSummary>,
+    /// Entity tag of the play as shown: send it as If-Match on DELETE to delete only this
+    /// version (events that reach the play later change it).
+    pub etag: String,
 }
 
 impl PlayDto {
@@ -384,6 +388,7 @@ impl PlayDto {
             watched_ms: v.watched_ms,
             completed: v.completed,
             title: t.map(TitleSummary::from),
+            etag: play_etag(v.ended_at, v.watched_ms, v.completed),
         }
     }
 }
@@ -399,6 +404,8 @@ pub struct PlayV2Dto {
     pub period: PeriodDto,
     /// How much was watched.
     pub watched: WatchedDto,
+    /// Entity tag of the play as shown (If-Match on DELETE).
+    pub etag: String,
 }
 
 /// A time span.
@@ -434,6 +441,7 @@ impl PlayV2Dto {
                 percent: playhead_core::rules::progress::percent(v.watched_ms, duration),
                 completed: v.completed,
             },
+            etag: play_etag(v.ended_at, v.watched_ms, v.completed),
         }
     }
 }

@@ -123,6 +123,21 @@ pub enum ApiError {
     /// This Idempotency-Key was used for another request.
     #[error("idempotency key reused")]
     IdempotencyKeyReused,
+    /// A parental PIN was wrong; this many attempts are left before the profile locks.
+    #[error("wrong PIN")]
+    WrongPin {
+        /// Attempts left.
+        attempts_left: u32,
+    },
+    /// Too many PIN attempts (the profile is locked, or the address is over its limit).
+    #[error("too many PIN attempts")]
+    TooManyPinAttempts {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
+    /// The request ran past the configured request timeout and was abandoned.
+    #[error("request timed out after {0:?}")]
+    RequestTimeout(std::time::Duration),
 }
 
 impl From<FieldError> for ApiError {
@@ -340,6 +355,46 @@ impl IntoResponse for ApiError {
                 ),
                 vec![],
             ),
+            ApiError::WrongPin { attempts_left } => (
+                Problem::new(
+                    "wrong-pin",
+                    "Wrong PIN",
+                    S::FORBIDDEN,
+                    format!(
+                        "the PIN is not right; {attempts_left} attempts left before the profile is locked"
+                    ),
+                ),
+                vec![],
+            ),
+            ApiError::TooManyPinAttempts { retry_after_secs } => (
+                Problem::new(
+                    "pin-locked",
+                    "Too many PIN attempts",
+                    S::TOO_MANY_REQUESTS,
+                    format!(
+                        "too many wrong PINs: the profile is locked (the attempt was audited); retry after {retry_after_secs} s"
+                    ),
+                ),
+                vec![retry_after(retry_after_secs.max(1))],
+            ),
+            ApiError::RequestTimeout(limit) => {
+                tracing::warn!(
+                    timeout_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                    "request timed out"
+                );
+                (
+                    Problem::new(
+                        "request-timeout",
+                        "Request timed out",
+                        S::SERVICE_UNAVAILABLE,
+                        format!(
+                            "the request took longer than the server's {} s limit and was abandoned; retry after Retry-After seconds (a POST with the same Idempotency-Key is safe to retry)",
+                            limit.as_secs_f64()
+                        ),
+                    ),
+                    vec![retry_after(2)],
+                )
+            }
             ApiError::NotModified(etag) => {
                 let mut res = StatusCode::NOT_MODIFIED.into_response();
                 if let Ok(v) = HeaderValue::from_str(&etag) {

@@ -191,24 +191,51 @@ impl utoipa::Modify for BearerAuth {
 
 /// Unmatched paths: 404, counted under the `unmatched` route label (never the raw path, which
 /// would explode label cardinality and leak ids).
-async fn not_found(req: Request) -> Response {
-    let started = std::time::Instant::now();
-    let res = ApiError::App(playhead_app::AppError::NotFound("route")).into_response();
-    middleware::record_red(req.method().as_str(), "unmatched", res.status().as_u16(), started);
-    res
+async fn not_found(axum::extract::State(s): axum::extract::State<RestState>, req: Request) -> Response {
+    unmatched(&s, req, ApiError::App(playhead_app::AppError::NotFound("route"))).await
 }
 
 /// A known path with a method it does not serve (TRACE, say): 405 with `Allow` (axum adds it
 /// from the route's methods), never 500.
-async fn method_not_allowed(req: Request) -> Response {
+async fn method_not_allowed(
+    axum::extract::State(s): axum::extract::State<RestState>,
+    req: Request,
+) -> Response {
+    unmatched(&s, req, ApiError::MethodNotAllowed).await
+}
+
+/// Answer a request no route serves. It passes the gate as [`Operation::Unmatched`] first: it is
+/// charged like any read (so probing paths is rate limited) and carries the same
+/// `RateLimit-Policy` / `RateLimit` headers as every other answer.
+///
+/// [`Operation::Unmatched`]: playhead_app::access::Operation::Unmatched
+async fn unmatched(s: &RestState, req: Request, answer: ApiError) -> Response {
     let started = std::time::Instant::now();
-    let res = ApiError::MethodNotAllowed.into_response();
+    let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
+    let headers = req.headers();
+    let mut admission = s
+        .gate
+        .admit(
+            playhead_app::access::Operation::Unmatched,
+            headers.get(axum::http::header::AUTHORIZATION).map(HeaderValue::as_bytes),
+            || routes::oauth::client_addr(s, headers, peer),
+        )
+        .await;
+    let mut res = match admission.refusal.take() {
+        Some(refused) => ApiError::App(refused).into_response(),
+        None => answer.into_response(),
+    };
+    if let Some(charged) = admission.charged {
+        middleware::rate_limit_headers(res.headers_mut(), &charged);
+    }
     middleware::record_red(req.method().as_str(), "unmatched", res.status().as_u16(), started);
     res
 }
 
-/// Security headers on every answer; HTML pages (the docs) also get a content security policy
-/// that allows only this origin's scripts and styles (Swagger UI's inline bootstrap included).
+/// Security headers on every answer; HTML pages without a policy of their own (the docs) get a
+/// content security policy that allows only this origin's scripts and styles (Swagger UI's
+/// inline bootstrap included). The hosted sign-in pages set a stricter one (no script at all,
+/// their one style sheet by hash: `routes/oauth/html.rs`), which is kept.
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let html = res
@@ -220,13 +247,15 @@ async fn security_headers(req: Request, next: Next) -> Response {
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    if html {
+    if html && !h.contains_key("content-security-policy") {
         h.insert(
             "content-security-policy",
             HeaderValue::from_static(
                 "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
             ),
         );
+    }
+    if html {
         h.insert("cache-control", HeaderValue::from_static("no-store"));
     }
     res

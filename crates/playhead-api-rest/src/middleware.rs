@@ -147,7 +147,7 @@ async fn admitted(g: &RouteGate, mut req: Request, next: Next) -> Response {
 }
 
 /// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
-fn rate_limit_headers(h: &mut HeaderMap, c: &Charged) {
+pub(crate) fn rate_limit_headers(h: &mut HeaderMap, c: &Charged) {
     let name = c.class.as_str();
     set(h, "ratelimit-policy", format!("\"{name}\";q={};w={}", c.quota.limit, c.quota.window_ms / 1000));
     set(h, "ratelimit", format!("\"{name}\";r={};t={}", c.decision.remaining, secs_up(c.decision.reset_ms)));

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::routing::{MethodRouter, get, post};
 use playhead_app::access::Operation;
 use utoipa::openapi::path::{PathItem, Paths};
@@ -23,7 +23,7 @@ use utoipa_axum::routes;
 use crate::RestState;
 use crate::middleware::{RouteGate, RouteInfo, gate};
 use crate::routes::{
-    accounts, admin, erase, events, export, feed, health, history, oauth, progress, recs, rows, titles,
+    accounts, admin, erase, events, export, feed, health, history, oauth, pin, progress, recs, rows, titles,
 };
 
 enum Handler {
@@ -89,10 +89,7 @@ impl RouteEntry {
                 // The import streams up to 256 MiB: it gets no request timeout, only its own
                 // size limit. OAuth endpoints and pages answer without long work.
                 let mr = if self.path.starts_with("/v1/") && self.op != Operation::ImportTitles {
-                    mr.route_layer(tower_http::timeout::TimeoutLayer::with_status_code(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        s.limits.request_timeout,
-                    ))
+                    mr.route_layer(axum::middleware::from_fn_with_state(s.limits.request_timeout, deadline))
                 } else {
                     mr
                 };
@@ -112,6 +109,20 @@ impl RouteEntry {
                 router.route(&path, gated(mr))
             }
         }
+    }
+}
+
+/// The request timeout: a handler still running after `limit` is dropped and the client gets a
+/// 503 problem with Retry-After (inside the gate, so it carries the RateLimit headers too).
+async fn deadline(
+    axum::extract::State(limit): axum::extract::State<std::time::Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => crate::error::ApiError::RequestTimeout(limit).into_response(),
     }
 }
 
@@ -177,6 +188,7 @@ pub fn table() -> Vec<RouteEntry> {
         page(O::SigninSubmit, Method::POST, "/signin", post(oauth::signin_submit)),
         page(O::DevicePage, Method::GET, "/device", get(oauth::device_page)),
         page(O::DeviceSubmit, Method::POST, "/device", post(oauth::device_submit)),
+        api(O::DeviceQr, routes!(oauth::qr::device_qr)),
         page(O::Signout, Method::POST, "/signout", post(oauth::signout)),
         // Accounts and profiles.
         api(O::GetMe, routes!(accounts::me)),
@@ -190,6 +202,9 @@ pub fn table() -> Vec<RouteEntry> {
         // Data export (issue 16).
         api(O::RequestExport, routes!(export::request_export)),
         api(O::GetExport, routes!(export::get_export)),
+        api(O::SetProfilePin, routes!(pin::put_pin)),
+        api(O::RemoveProfilePin, routes!(pin::delete_pin)),
+        api(O::VerifyProfilePin, routes!(pin::verify_pin)),
         // Catalog.
         api(O::ListTitles, routes!(titles::list_titles)),
         api(O::GetTitle, routes!(titles::get_title)),
@@ -234,6 +249,32 @@ pub fn table() -> Vec<RouteEntry> {
 mod tests {
     use super::*;
 
+    /// A handler still running at the deadline is dropped and the client learns why, in the
+    /// API's error format, with when to retry (issue 17).
+    #[tokio::test]
+    async fn a_request_past_the_timeout_is_a_problem_with_retry_after() {
+        use tower::ServiceExt as _;
+        let app = axum::Router::new()
+            .route("/slow", get(std::future::pending::<&'static str>))
+            .route("/fast", get(|| async { "done" }))
+            .layer(axum::middleware::from_fn_with_state(std::time::Duration::from_millis(20), deadline));
+        let call = |path: &'static str| {
+            let app = app.clone();
+            async move {
+                let req = axum::http::Request::get(path).body(axum::body::Body::empty()).expect("request");
+                app.oneshot(req).await.expect("infallible")
+            }
+        };
+        let slow = call("/slow").await;
+        assert_eq!(slow.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(slow.headers()["content-type"], "application/problem+json");
+        assert_eq!(slow.headers()["retry-after"], "2");
+        let body = axum::body::to_bytes(slow.into_body(), 1 << 16).await.expect("body");
+        let problem: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(problem["type"], "/problems/request-timeout", "{problem}");
+        assert_eq!(call("/fast").await.status(), axum::http::StatusCode::OK);
+    }
+
     #[test]
     fn every_operation_has_a_route_and_no_route_is_declared_twice() {
         let table = table();
@@ -248,7 +289,8 @@ mod tests {
         }
         // Served beside the table: REST describes itself with /openapi.json (Swagger UI's
         // route); the operation exists for gRPC's server reflection.
-        let beside_the_table = [Operation::DescribeApi];
+        // Unmatched is the fallback's: the router answers every path no route serves with it.
+        let beside_the_table = [Operation::DescribeApi, Operation::Unmatched];
         for op in Operation::ALL.iter().filter(|op| !beside_the_table.contains(op)) {
             assert!(table.iter().any(|e| e.op() == *op), "{} has no REST route", op.name());
         }

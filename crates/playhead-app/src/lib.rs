@@ -21,6 +21,7 @@ pub mod identity;
 pub mod ingest;
 pub mod limits;
 pub mod operator;
+pub mod pin;
 pub mod policy;
 pub mod prune;
 pub mod ratelimit;

@@ -89,12 +89,29 @@ pub fn may_change_maturity(p: &Principal, now_secs: i64) -> Result<(), AppError>
 /// [`RECENT_AUTH_SECS`], like a maturity change (operators holding `admin` without an
 /// interactive sign-in are exempt).
 pub fn may_erase(p: &Principal, now_secs: i64) -> Result<(), AppError> {
-    if p.scopes.contains(Scope::Admin) && p.account().is_none() {
+    recently_signed_in(p, now_secs, "erasing needs a recent sign-in (within 5 minutes); sign in again")
+}
+
+/// Setting, replacing or removing a parental PIN protects (or unprotects) a profile: like a
+/// maturity change, it needs a sign-in within [`RECENT_AUTH_SECS`] (admins without an account
+/// are exempt: an operator resetting a forgotten PIN).
+pub fn may_change_pin(p: &Principal, now_secs: i64) -> Result<(), AppError> {
+    recently_signed_in(
+        p,
+        now_secs,
+        "setting or removing a profile PIN needs a recent sign-in (within 5 minutes); sign in again",
+    )
+}
+
+/// The one recent-sign-in rule: an interactive sign-in within [`RECENT_AUTH_SECS`], or an
+/// operator (`admin` without an account).
+fn recently_signed_in(p: &Principal, now_secs: i64, refusal: &'static str) -> Result<(), AppError> {
+    if p.account().is_none() && p.scopes.contains(Scope::Admin) {
         return Ok(());
     }
     match p.auth_time {
         Some(t) if now_secs - t <= RECENT_AUTH_SECS => Ok(()),
-        _ => Err(AppError::Forbidden("erasing needs a recent sign-in (within 5 minutes); sign in again")),
+        _ => Err(AppError::Forbidden(refusal)),
     }
 }
 

@@ -8,6 +8,7 @@ use playhead_core::auth::Principal;
 use playhead_core::event::{Admitted, BatchContext, EventKind, PlaybackEvent, Reported, check_admission};
 use playhead_core::ids::{DeviceId, PlayId, ProfileId, TitleId};
 use playhead_core::ports::{BackfillOutcome, PlayQuery, ResumeRow, Viewing};
+use playhead_core::precondition::IfMatch;
 use playhead_core::profile::Profile;
 use playhead_core::rules::TitleFacts;
 use playhead_core::rules::progress::{ProgressRecord, ProgressState, percent, state};
@@ -459,10 +460,24 @@ impl App {
 
     /// Delete a play; it stays deleted whatever is redelivered.
     pub async fn delete_play(&self, p: &Principal, profile: ProfileId, play: PlayId) -> Result<(), AppError> {
+        self.delete_play_if(p, profile, play, &IfMatch::Absent).await
+    }
+
+    /// Delete a play if its current entity tag is admitted by `if_match` (412 otherwise, judged
+    /// in the deleting transaction); 404 for a play that is not the profile's.
+    pub async fn delete_play_if(
+        &self,
+        p: &Principal,
+        profile: ProfileId,
+        play: PlayId,
+        if_match: &IfMatch,
+    ) -> Result<(), AppError> {
         self.reachable_profile(p, profile, Operation::DeletePlay).await?;
-        self.ports.viewing.delete_play(profile, play, self.clock.now()).await.map_err(|e| match e {
-            StoreError::NotFound => AppError::NotFound("play"),
-            other => other.into(),
+        self.ports.viewing.delete_play_if(profile, play, self.clock.now(), if_match).await.map_err(|e| {
+            match e {
+                StoreError::NotFound => AppError::NotFound("play"),
+                other => other.into(),
+            }
         })?;
         self.cache.invalidate(profile).await;
         // Deletes win in the feed too: what the play published leaves every feed.

@@ -295,6 +295,16 @@ pub trait ViewingStore: Send + Sync {
     /// Delete a play and tombstone its events so no redelivery or late event brings it back.
     /// `NotFound` when the play is not this profile's.
     async fn delete_play(&self, profile: ProfileId, play: PlayId, now: Timestamp) -> Result<(), StoreError>;
+    /// [`ViewingStore::delete_play`] only if the play's current entity tag
+    /// ([`crate::precondition::play_etag`]) is admitted by `if_match`, judged in the deleting
+    /// transaction: `PreconditionFailed` otherwise (`NotFound` first when there is no such play).
+    async fn delete_play_if(
+        &self,
+        profile: ProfileId,
+        play: PlayId,
+        now: Timestamp,
+        if_match: &crate::precondition::IfMatch,
+    ) -> Result<(), StoreError>;
     /// Store backfilled plays, deduplicated on (profile, title, started_at).
     async fn backfill(&self, plays: &[Viewing]) -> Result<Vec<BackfillOutcome>, StoreError>;
 }
@@ -653,6 +663,13 @@ pub trait IdentityStore: Send + Sync {
     async fn set_password(&self, account: AccountId, phc: &str) -> Result<(), StoreError>;
     /// An account's password hash.
     async fn password(&self, account: AccountId) -> Result<Option<String>, StoreError>;
+    /// Set (or replace) a profile's parental PIN hash (PHC string). `NotFound` when there is no
+    /// such profile.
+    async fn set_profile_pin(&self, profile: ProfileId, phc: &str, at: Timestamp) -> Result<(), StoreError>;
+    /// Remove a profile's PIN; `Ok(false)` when it had none.
+    async fn remove_profile_pin(&self, profile: ProfileId) -> Result<bool, StoreError>;
+    /// A profile's PIN hash, if it has a PIN.
+    async fn profile_pin(&self, profile: ProfileId) -> Result<Option<String>, StoreError>;
 
     /// Register a client. `Conflict` on a duplicate client_id.
     async fn create_client(&self, client: &crate::identity::OAuthClient) -> Result<(), StoreError>;
@@ -708,6 +725,12 @@ pub trait IdentityStore: Send + Sync {
     async fn device_code(&self, hash: [u8; 32]) -> Result<Option<crate::identity::DeviceCode>, StoreError>;
     /// Find a still-pending device authorization by its user code.
     async fn pending_device_code(
+        &self,
+        user_code: &str,
+    ) -> Result<Option<crate::identity::DeviceCode>, StoreError>;
+    /// The newest device authorization with this user code, whatever its status (a pending one
+    /// first): the device page tells a person whether a code is unknown, expired or used.
+    async fn device_code_by_user_code(
         &self,
         user_code: &str,
     ) -> Result<Option<crate::identity::DeviceCode>, StoreError>;

@@ -180,6 +180,7 @@ macro_rules! contract_suite {
             plays_filter_by_title_and_completion,
             episode_plays_name_their_series,
             delete_play_is_scoped_to_its_profile,
+            delete_play_if_checks_the_entity_tag,
             backfill_dedupes_and_respects_deletes,
             // API keys
             api_keys_are_found_by_prefix_and_revocable,
@@ -225,6 +226,7 @@ macro_rules! contract_suite {
             a_threshold_change_keeps_feeds_whole,
             fan_out_is_bounded_and_inboxes_keep_the_newest,
             removed_activities_leave_every_feed,
+            profile_pins_round_trip,
         }
     };
 }

@@ -18,6 +18,7 @@ use playhead_core::ids::{EventId, PlayId, ProfileId, TitleId};
 use playhead_core::ports::{
     BackfillOutcome, GroupEvent, PlayQuery, ResumeRow, Viewing, ViewingStore, ViewingTx,
 };
+use playhead_core::precondition::{IfMatch, play_etag};
 use playhead_core::rules::progress::ProgressRecord;
 use playhead_core::rules::recs::PlayCount;
 use playhead_core::rules::viewing::SessionKey;
@@ -553,10 +554,38 @@ impl ViewingStore for PgStore {
     }
 
     async fn delete_play(&self, profile: ProfileId, play: PlayId, now: Timestamp) -> Result<(), StoreError> {
+        self.delete_play_if(profile, play, now, &IfMatch::Absent).await
+    }
+
+    async fn delete_play_if(
+        &self,
+        profile: ProfileId,
+        play: PlayId,
+        now: Timestamp,
+        if_match: &IfMatch,
+    ) -> Result<(), StoreError> {
         // Under the profile's apply lock: an apply that read this viewing before the delete would
-        // otherwise write it back after it (and miss the tombstone when grouping events).
+        // otherwise write it back after it (and miss the tombstone when grouping events). The
+        // lock also keeps the play as the precondition saw it until the delete.
         let mut tx = self.begin_tx().await?;
         lock_profile(&mut tx, profile).await?;
+        if let IfMatch::OneOf(_) = if_match {
+            let row = sqlx::query(
+                "SELECT ended_at, watched_ms, completed FROM viewings WHERE profile_id = $1 AND id = $2 AND is_play",
+            )
+            .bind(profile.0)
+            .bind(play.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(error::db)?
+            .ok_or(StoreError::NotFound)?;
+            let c = codec::cols(&row);
+            let current =
+                play_etag(Timestamp(c.i64("ended_at")?), c.i64("watched_ms")?, c.bool("completed")?);
+            if !if_match.admits(&current) {
+                return Err(StoreError::PreconditionFailed);
+            }
+        }
         // A backfilled play has no events: its tombstone marks just its start, which is what a
         // later backfill of the same play is checked against.
         let tombstoned = sqlx::query(

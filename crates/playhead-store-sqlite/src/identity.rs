@@ -11,7 +11,7 @@ use playhead_core::identity::{
     AuditEntry, AuthCode, CodeUse, DeviceCode, OAuthClient, RefreshToken, RefreshUse, Session,
     SigningKeyRecord, TokenDenial, WebSession,
 };
-use playhead_core::ids::AccountId;
+use playhead_core::ids::{AccountId, ProfileId};
 use playhead_core::ports::IdentityStore;
 use playhead_core::profile::Account;
 use playhead_core::time::Timestamp;
@@ -43,6 +43,37 @@ impl IdentityStore for SqliteStore {
     async fn password(&self, account: AccountId) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar("SELECT phc FROM credentials WHERE account_id = ?1")
             .bind(account.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(error::db)
+    }
+
+    async fn set_profile_pin(&self, profile: ProfileId, phc: &str, at: Timestamp) -> Result<(), StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO profile_pins (profile_id, phc, updated_at) SELECT id, ?2, ?3 FROM profiles WHERE id = ?1 \
+             ON CONFLICT (profile_id) DO UPDATE SET phc = excluded.phc, updated_at = excluded.updated_at",
+        )
+        .bind(profile.to_string())
+        .bind(phc)
+        .bind(at.0)
+        .execute(&self.writer)
+        .await
+        .map_err(error::db)?;
+        if r.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    }
+
+    async fn remove_profile_pin(&self, profile: ProfileId) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM profile_pins WHERE profile_id = ?1")
+            .bind(profile.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(error::db)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn profile_pin(&self, profile: ProfileId) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT phc FROM profile_pins WHERE profile_id = ?1")
+            .bind(profile.to_string())
             .fetch_optional(&self.reader)
             .await
             .map_err(error::db)
@@ -281,6 +312,18 @@ impl IdentityStore for SqliteStore {
     async fn pending_device_code(&self, user_code: &str) -> Result<Option<DeviceCode>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {DEVICE_COLS} FROM device_codes WHERE user_code = ?1 AND status = 'pending'"
+        ))
+        .bind(user_code)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(error::db)?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    async fn device_code_by_user_code(&self, user_code: &str) -> Result<Option<DeviceCode>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {DEVICE_COLS} FROM device_codes WHERE user_code = ?1 \
+             ORDER BY status = 'pending' DESC, expires_at DESC LIMIT 1"
         ))
         .bind(user_code)
         .fetch_optional(&self.reader)

@@ -13,6 +13,7 @@ use playhead_core::ids::{EventId, PlayId, ProfileId, TitleId};
 use playhead_core::ports::{
     BackfillOutcome, GroupEvent, PlayQuery, ResumeRow, Viewing, ViewingStore, ViewingTx,
 };
+use playhead_core::precondition::{IfMatch, play_etag};
 use playhead_core::rules::progress::ProgressRecord;
 use playhead_core::rules::recs::PlayCount;
 use playhead_core::rules::viewing::SessionKey;
@@ -401,9 +402,21 @@ impl ViewingStore for SqliteStore {
     }
 
     async fn delete_play(&self, profile: ProfileId, play: PlayId, now: Timestamp) -> Result<(), StoreError> {
+        self.delete_play_if(profile, play, now, &IfMatch::Absent).await
+    }
+
+    async fn delete_play_if(
+        &self,
+        profile: ProfileId,
+        play: PlayId,
+        now: Timestamp,
+        if_match: &IfMatch,
+    ) -> Result<(), StoreError> {
+        // The write transaction holds SQLite's one writer lock: no apply changes the play between
+        // the precondition and the delete.
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(
-            "SELECT title_id, session_key, started_at, ended_at FROM viewings \
+            "SELECT title_id, session_key, started_at, ended_at, watched_ms, completed FROM viewings \
              WHERE id = ?1 AND profile_id = ?2 AND is_play = 1",
         )
         .bind(play.to_string())
@@ -416,6 +429,10 @@ impl ViewingStore for SqliteStore {
         let title = c.string("title_id")?;
         let key = c.opt_string("session_key")?;
         let started_at = c.i64("started_at")?;
+        let current = play_etag(Timestamp(c.i64("ended_at")?), c.i64("watched_ms")?, c.bool("completed")?);
+        if !if_match.admits(&current) {
+            return Err(StoreError::PreconditionFailed);
+        }
         // A backfilled play has no events: its tombstone marks just its start, which is what a
         // later backfill of the same play is checked against.
         let to = if key.is_some() { c.i64("ended_at")? } else { started_at };

@@ -110,6 +110,16 @@ impl<S: ViewingStore> ViewingStore for Counting<S> {
         self.n.hit();
         self.inner.delete_play(profile, play, now).await
     }
+    async fn delete_play_if(
+        &self,
+        profile: ProfileId,
+        play: PlayId,
+        now: Timestamp,
+        if_match: &playhead_core::precondition::IfMatch,
+    ) -> Result<(), StoreError> {
+        self.n.hit();
+        self.inner.delete_play_if(profile, play, now, if_match).await
+    }
     async fn backfill(&self, plays: &[Viewing]) -> Result<Vec<BackfillOutcome>, StoreError> {
         self.n.hit();
         self.inner.backfill(plays).await

@@ -5,16 +5,16 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use playhead_app::reads::{BackfillPlay, BackfillResult, HistoryQuery};
 use playhead_core::FieldError;
+use playhead_core::precondition::IfMatch;
 use serde::Deserialize;
 
 use super::{limit, play_id, profile_id, title_id};
 use crate::RestState;
 use crate::auth::Auth;
-use axum::response::IntoResponse;
-
 use crate::dto::{BackfillDto, BackfillResultDto, BackfillResultsDto, Page, PlayDto, PlayV2Dto};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery};
+use axum::response::IntoResponse;
 
 /// Query of GET history.
 #[derive(Debug, Deserialize)]
@@ -148,16 +148,21 @@ pub async fn post_history(
     Ok((StatusCode::ACCEPTED, Json(BackfillResultsDto { results })))
 }
 
-/// Delete a play; redelivered events never bring it back.
+/// Delete a play; redelivered events never bring it back. With If-Match (the play's `etag` from
+/// history, or `*`), only the version the client saw is deleted: 412 when events changed it since.
 #[utoipa::path(delete, path = "/v1/profiles/{profile_id}/history/{play_id}", tag = "history", security(("bearer" = [])),
-    params(("profile_id" = String, Path, description = "profile id"), ("play_id" = String, Path, description = "play id")),
+    params(("profile_id" = String, Path, description = "profile id"), ("play_id" = String, Path, description = "play id"),
+        ("If-Match" = Option<String>, Header, description = "the play's etag from history (or *): delete only that version")),
     responses((status = 204, description = "deleted"), (status = 400, body = Problem), (status = 401, body = Problem),
-    (status = 403, body = Problem), (status = 404, body = Problem)))]
+    (status = 403, body = Problem), (status = 404, body = Problem),
+    (status = 412, description = "the play changed since the etag in If-Match", body = Problem)))]
 pub async fn delete_play(
     State(s): State<RestState>,
     Auth(p): Auth,
+    headers: axum::http::HeaderMap,
     Path((profile, play)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    s.app.delete_play(&p, profile_id(&profile)?, play_id(&play)?).await?;
+    let precondition = IfMatch::parse(super::if_match(&headers).as_deref());
+    s.app.delete_play_if(&p, profile_id(&profile)?, play_id(&play)?, &precondition).await?;
     Ok(StatusCode::NO_CONTENT)
 }

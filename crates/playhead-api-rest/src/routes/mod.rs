@@ -10,6 +10,7 @@ pub mod feed;
 pub mod health;
 pub mod history;
 pub mod oauth;
+pub mod pin;
 pub mod progress;
 pub mod recs;
 pub mod rows;

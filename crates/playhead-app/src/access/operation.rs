@@ -102,6 +102,8 @@ operations! {
     DevicePage = "oauth.device_page",
     /// A user code entered.
     DeviceSubmit = "oauth.device_submit",
+    /// The QR code (SVG) of a device grant's verification_uri_complete, for TV apps.
+    DeviceQr = "oauth.device_qr",
     /// Sign out of the hosted pages.
     Signout = "oauth.signout",
     /// The caller's account and profiles.
@@ -122,6 +124,12 @@ operations! {
     RequestExport = "accounts.request_export",
     /// Fetch an account's data export (the archive).
     GetExport = "accounts.get_export",
+    /// Set or replace a profile's parental PIN.
+    SetProfilePin = "accounts.set_profile_pin",
+    /// Remove a profile's parental PIN.
+    RemoveProfilePin = "accounts.remove_profile_pin",
+    /// Check a profile's parental PIN (an app switching to the profile).
+    VerifyProfilePin = "accounts.verify_profile_pin",
     /// List titles.
     ListTitles = "catalog.list_titles",
     /// Read a title.
@@ -188,6 +196,9 @@ operations! {
     GetFeedSettings = "feed.get_settings",
     /// Turn sharing on or off.
     SetFeedSettings = "feed.set_settings",
+    /// A request no route serves (404, or 405 for a method the path lacks): admitted only to be
+    /// charged and to report its quota in the RateLimit headers like every answer.
+    Unmatched = "http.unmatched",
 }
 
 impl Operation {
@@ -205,13 +216,21 @@ impl Operation {
             O::Token => (OAuthClient, Charge::Exempt),
             O::DeviceAuthorization | O::Revoke | O::Introspect => (OAuthClient, Charge::Class(Write)),
             O::AuthorizePage | O::SigninPage | O::DevicePage => (Browser, Charge::Class(Read)),
+            // Looks nothing up (it only draws the URL it is given a code for); charged per
+            // address like any anonymous call.
+            O::DeviceQr | O::Unmatched => (Public, Charge::Class(Read)),
             O::AuthorizeSubmit | O::SigninSubmit | O::DeviceSubmit | O::Signout => {
                 (Browser, Charge::Class(Write))
             }
             O::GetMe | O::ListTitles | O::GetTitle => (Authenticated, Charge::Class(Read)),
             O::CreateProfile => (Access::Scope(Scope::ProfilesWrite), Charge::Class(Write)),
             O::GetProfile => (Access::Scope(Scope::HistoryRead), Charge::Class(Read)),
-            O::UpdateProfile => (Access::Scope(Scope::ProfilesWrite), Charge::Class(Write)),
+            O::UpdateProfile | O::SetProfilePin | O::RemoveProfilePin => {
+                (Access::Scope(Scope::ProfilesWrite), Charge::Class(Write))
+            }
+            // Any token that reaches the profile (an app switching profiles holds history:read);
+            // guesses are limited per address and per profile inside the check.
+            O::VerifyProfilePin => (Access::Scope(Scope::HistoryRead), Charge::Class(Write)),
             O::EraseAccount | O::EraseProfile => (Access::Scope(Scope::ProfilesWrite), Charge::Class(Write)),
             O::GetErasure => (Access::Scope(Scope::ProfilesWrite), Charge::Class(Read)),
             O::RequestExport => (Access::Scope(Scope::HistoryRead), Charge::Class(Write)),
@@ -247,6 +266,9 @@ impl Operation {
             O::GetProfile
                 | O::UpdateProfile
                 | O::EraseProfile
+                | O::SetProfilePin
+                | O::RemoveProfilePin
+                | O::VerifyProfilePin
                 | O::RecordEvents
                 | O::GetProgress
                 | O::SetProgress

@@ -104,14 +104,20 @@ impl AuthServer {
         })
     }
 
-    /// The person approved: issue a code.
+    /// The person approved: issue a code. Binding it to a profile with a parental PIN needs that
+    /// PIN.
     pub async fn issue_code(
         &self,
         user: &WebUser,
         req: &AuthorizeRequest,
         profile: Option<ProfileId>,
-    ) -> Result<String, OAuthError> {
+        pin: Option<&str>,
+        addr: &str,
+    ) -> Result<String, super::PinRefusal> {
         let profile = self.own_profile(user.account, profile).await?;
+        if let Some(p) = profile {
+            self.check_pin(&user.account.to_string(), p, pin, addr).await?;
+        }
         let code = secret("pha_");
         let now = self.clock.now();
         self.store

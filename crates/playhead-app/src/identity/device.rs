@@ -52,6 +52,78 @@ pub struct DeviceConsent {
     pub profiles: Vec<Profile>,
 }
 
+/// Why a typed user code cannot be approved, in words a person can act on (the device page
+/// shows them beside the code field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserCodeProblem {
+    /// Not 8 letters of the alphabet (dashes, spaces and case do not matter).
+    Malformed,
+    /// No device asked for this code.
+    Unknown,
+    /// The device's request ran out of time.
+    Expired,
+    /// Already approved or denied.
+    Used,
+}
+
+impl UserCodeProblem {
+    /// What the person should know and do.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Malformed => {
+                "That is not a device code: it is 8 letters, like BCDF-GHJK (no vowels or digits)."
+            }
+            Self::Unknown => "That code is not right. Check the code on your device and type it again.",
+            Self::Expired => "That code has expired. Start again on your device to get a new code.",
+            Self::Used => {
+                "That code was already used. If your device is not signed in, start again on it to get a new code."
+            }
+        }
+    }
+
+    /// For the audit log.
+    fn reason(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::Unknown => "unknown",
+            Self::Expired => "expired",
+            Self::Used => "used",
+        }
+    }
+}
+
+/// A device page request that did not go through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceRefusal {
+    /// The typed code: the page asks for it again.
+    Code(UserCodeProblem),
+    /// The chosen profile has a PIN, and it was missing or wrong (or the profile is locked).
+    Pin(super::PinRefusal),
+    /// Anything else (rate limit, a profile not in the account, our failures).
+    Other(OAuthError),
+}
+
+impl From<super::PinRefusal> for DeviceRefusal {
+    fn from(e: super::PinRefusal) -> Self {
+        match e {
+            super::PinRefusal::Other(e) => Self::Other(e),
+            pin => Self::Pin(pin),
+        }
+    }
+}
+
+impl From<OAuthError> for DeviceRefusal {
+    fn from(e: OAuthError) -> Self {
+        Self::Other(e)
+    }
+}
+
+impl From<StoreError> for DeviceRefusal {
+    fn from(e: StoreError) -> Self {
+        Self::Other(e.into())
+    }
+}
+
 impl AuthServer {
     /// Start a device authorization: authenticate the client, then draw the codes.
     pub async fn device_authorization(
@@ -101,7 +173,7 @@ impl AuthServer {
         user: &WebUser,
         typed: Option<&str>,
         addr: &str,
-    ) -> Result<DeviceConsent, OAuthError> {
+    ) -> Result<DeviceConsent, DeviceRefusal> {
         let pending = match typed.filter(|t| !t.is_empty()) {
             Some(t) => {
                 let (device, client) = self.pending_device(t, addr).await?;
@@ -112,36 +184,52 @@ impl AuthServer {
         Ok(DeviceConsent { pending, profiles: self.consent_profiles(user).await? })
     }
 
-    /// Look up a pending device authorization by what a person typed (rate limited per address).
-    async fn pending_device(&self, typed: &str, addr: &str) -> Result<(DeviceCode, OAuthClient), OAuthError> {
+    /// Look up a pending device authorization by what a person typed (rate limited per address;
+    /// every refusal is audited with its reason).
+    async fn pending_device(
+        &self,
+        typed: &str,
+        addr: &str,
+    ) -> Result<(DeviceCode, OAuthClient), DeviceRefusal> {
         self.charge_address(addr).await?;
-        let not_found =
-            || OAuthError::invalid_request("that code is not valid (check it, or start again on the device)");
-        let Some(code) = normalize_user_code(typed) else {
-            self.audit("anonymous", "device.bad_code", json!({"reason": "malformed"}), Some(addr)).await;
-            return Err(not_found());
+        let found = match normalize_user_code(typed) {
+            None => Err(UserCodeProblem::Malformed),
+            Some(code) => {
+                let now = self.clock.now();
+                match self.store.device_code_by_user_code(&code).await? {
+                    None => Err(UserCodeProblem::Unknown),
+                    Some(d) if now >= d.expires_at => Err(UserCodeProblem::Expired),
+                    Some(d) if d.status != DeviceStatus::Pending => Err(UserCodeProblem::Used),
+                    Some(d) => match self.store.client(&d.client_id).await? {
+                        Some(client) => Ok((d, client)),
+                        // The client was deleted: its request can never complete.
+                        None => Err(UserCodeProblem::Unknown),
+                    },
+                }
+            }
         };
-        let found = self.store.pending_device_code(&code).await?;
-        let Some(device) = found.filter(|d| self.clock.now() < d.expires_at) else {
-            self.audit("anonymous", "device.bad_code", json!({"reason": "unknown or expired"}), Some(addr))
-                .await;
-            return Err(not_found());
-        };
-        let client = self.store.client(&device.client_id).await?.ok_or_else(not_found)?;
-        Ok((device, client))
+        if let Err(problem) = &found {
+            self.audit("anonymous", "device.bad_code", json!({"reason": problem.reason()}), Some(addr)).await;
+        }
+        found.map_err(DeviceRefusal::Code)
     }
 
-    /// A signed-in person approves or denies a device (this consumes the user code).
+    /// A signed-in person approves or denies a device (this consumes the user code). Binding it
+    /// to a profile with a parental PIN needs that PIN.
     pub async fn decide_device(
         &self,
         user: &WebUser,
         typed: &str,
         approve: bool,
         profile: Option<ProfileId>,
+        pin: Option<&str>,
         addr: &str,
-    ) -> Result<(), OAuthError> {
+    ) -> Result<(), DeviceRefusal> {
         let (device, _client) = self.pending_device(typed, addr).await?;
         let profile = if approve { self.own_profile(user.account, profile).await? } else { None };
+        if let Some(p) = profile {
+            self.check_pin(&user.account.to_string(), p, pin, addr).await?;
+        }
         let mut next = device.clone();
         next.version += 1;
         next.status = if approve {
@@ -150,9 +238,8 @@ impl AuthServer {
             DeviceStatus::Denied
         };
         self.store.update_device_code(&next, device.version).await.map_err(|e| match e {
-            StoreError::PreconditionFailed => {
-                OAuthError::invalid_request("this code was just used; start again on the device")
-            }
+            // Approved or denied in another tab a moment ago.
+            StoreError::PreconditionFailed => DeviceRefusal::Code(UserCodeProblem::Used),
             other => other.into(),
         })?;
         let action = if approve { "device.approved" } else { "device.denied" };

@@ -24,6 +24,7 @@ mod device;
 mod error;
 mod introspect;
 mod keys;
+mod pin;
 mod session;
 mod signin;
 
@@ -41,9 +42,10 @@ use sha2::{Digest, Sha256};
 
 pub use clients::{ClientAuth, RegisteredClient};
 pub use code::{AuthorizeParams, AuthorizeRequest};
-pub use device::{DeviceConsent, DeviceGrant};
+pub use device::{DeviceConsent, DeviceGrant, DeviceRefusal, UserCodeProblem};
 pub use error::{AuthorizeError, OAuthError};
 pub use introspect::Introspection;
+pub use pin::PinRefusal;
 pub use playhead_core::oauth::{OAuthErrorCode, RedirectUri};
 pub use session::{TokenGrant, TokenResponse};
 pub use signin::{SignedIn, WebUser};

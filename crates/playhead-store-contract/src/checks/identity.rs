@@ -196,7 +196,18 @@ pub async fn device_codes_update_conditionally(s: &Stores) {
     assert!(stored == approved || stored == denied, "{stored:?}");
     assert!(matches!(s.identity.update_device_code(&approved, 1).await, Err(StoreError::PreconditionFailed)));
     assert_eq!(s.identity.pending_device_code("BCDFGHJK").await.expect("pending"), None);
+    // The decided one is still found by its user code (the page says "already used")...
+    assert_eq!(
+        s.identity.device_code_by_user_code("BCDFGHJK").await.expect("by user code").as_ref(),
+        Some(&stored)
+    );
+    assert_eq!(s.identity.device_code_by_user_code("BCDFGHJZ").await.expect("by user code"), None);
     s.identity.create_device_code(&clash).await.expect("the user code is free once not pending");
+    // ...until the code is drawn again: then the pending one is the one a person means.
+    assert_eq!(
+        s.identity.device_code_by_user_code("BCDFGHJK").await.expect("by user code").as_ref(),
+        Some(&clash)
+    );
 }
 
 /// A refresh token rotates once: of two concurrent presentations exactly one gets `Rotated` and
@@ -328,4 +339,27 @@ pub async fn signing_keys_rotate_and_audit_appends(s: &Stores) {
         vec![entry(2, "refresh.reuse"), entry(3, "profiles_any.access")]
     );
     assert_eq!(s.identity.audit_since(at(0), 1).await.expect("audit_since"), vec![entry(1, "signin.failed")]);
+}
+
+/// A profile's parental PIN hash is set, replaced, read and removed; a PIN for a missing profile
+/// is `NotFound`.
+pub async fn profile_pins_round_trip(s: &Stores) {
+    let p = crate::fixtures::new_profile(s, 1_700).await;
+    assert_eq!(s.identity.profile_pin(p).await.expect("profile_pin"), None);
+    s.identity.set_profile_pin(p, "$argon2id$v=19$first", at(1)).await.expect("set_profile_pin");
+    s.identity.set_profile_pin(p, "$argon2id$v=19$second", at(2)).await.expect("replace");
+    assert_eq!(
+        s.identity.profile_pin(p).await.expect("profile_pin").as_deref(),
+        Some("$argon2id$v=19$second")
+    );
+    assert!(
+        matches!(
+            s.identity.set_profile_pin(ProfileId(Uuid::now_v7()), "x", at(3)).await,
+            Err(StoreError::NotFound)
+        ),
+        "a PIN for a missing profile must be NotFound"
+    );
+    assert!(s.identity.remove_profile_pin(p).await.expect("remove"));
+    assert!(!s.identity.remove_profile_pin(p).await.expect("remove again"), "nothing left to remove");
+    assert_eq!(s.identity.profile_pin(p).await.expect("profile_pin"), None);
 }

@@ -11,6 +11,7 @@ use playhead_core::StoreError;
 use playhead_core::event::PlaybackEvent;
 use playhead_core::ids::{EventId, PlayId, ProfileId};
 use playhead_core::ports::{BackfillOutcome, PlayQuery, ResumeRow, Viewing};
+use playhead_core::precondition::{IfMatch, play_etag};
 use playhead_core::rules::viewing::SessionKey;
 use playhead_core::time::Timestamp;
 use uuid::Uuid;
@@ -616,6 +617,38 @@ pub async fn delete_play_is_scoped_to_its_profile(s: &Stores) {
     s.viewing.delete_play(p, mine.id, min(200)).await.expect("delete_play");
     assert_eq!(s.viewing.plays(p, &query).await.expect("plays"), vec![]);
     not_found(s.viewing.delete_play(p, mine.id, min(201)).await, "a deleted play");
+}
+
+/// `delete_play_if` deletes only the version the precondition names: a stale entity tag is
+/// `PreconditionFailed` and leaves the play; `*` and the current tag delete it; an unknown play
+/// is `NotFound` whatever the precondition.
+pub async fn delete_play_if_checks_the_entity_tag(s: &Stores) {
+    let p = new_profile(s, 1).await;
+    let first = viewing(1, p, "m", Some(implicit(Some("tv"))), min(0), min(60), true);
+    let second = viewing(2, p, "n", Some(implicit(Some("tv"))), min(100), min(160), true);
+    store_viewings(s, &[], &[first.clone(), second.clone()]).await;
+    let query = PlayQuery { limit: 10, ..Default::default() };
+
+    let stale = IfMatch::OneOf(vec![play_etag(first.started_at, first.watched_ms, first.completed)]);
+    assert!(
+        matches!(
+            s.viewing.delete_play_if(p, first.id, min(200), &stale).await,
+            Err(StoreError::PreconditionFailed)
+        ),
+        "a stale tag must be PreconditionFailed"
+    );
+    assert_eq!(s.viewing.plays(p, &query).await.expect("plays").len(), 2, "nothing deleted");
+    let current = IfMatch::OneOf(vec![
+        "\"other\"".into(),
+        play_etag(first.ended_at, first.watched_ms, first.completed),
+    ]);
+    s.viewing.delete_play_if(p, first.id, min(200), &current).await.expect("the current tag deletes");
+    s.viewing.delete_play_if(p, second.id, min(200), &IfMatch::Any).await.expect("* deletes");
+    assert_eq!(s.viewing.plays(p, &query).await.expect("plays"), vec![]);
+    assert!(matches!(
+        s.viewing.delete_play_if(p, play(999), min(200), &current).await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 /// Backfilled plays are stored without a key and deduplicated on (profile, title, started_at)

@@ -26,6 +26,7 @@ mod nats;
 mod oauth;
 mod ops;
 mod pause;
+mod pages;
 #[cfg(feature = "recs")]
 mod recs_cli;
 mod revocation;

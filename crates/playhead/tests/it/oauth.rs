@@ -63,7 +63,7 @@ pub(crate) async fn oauth_err(r: Response) -> (StatusCode, String) {
     (status, v["error"].as_str().unwrap().to_owned())
 }
 
-fn set_cookie(r: &Response, name: &str) -> Option<String> {
+pub(crate) fn set_cookie(r: &Response, name: &str) -> Option<String> {
     r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
         let first = v.split(';').next()?;
         let (k, val) = first.split_once('=')?;
@@ -76,14 +76,14 @@ fn set_cookie(r: &Response, name: &str) -> Option<String> {
     })
 }
 
-fn hidden(html: &str, name: &str) -> String {
+pub(crate) fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker).unwrap_or_else(|| panic!("no {name} in {html}")) + marker.len();
     html[start..].split('"').next().unwrap().replace("&amp;", "&")
 }
 
 /// Sign in through the hosted page; returns the session cookie value.
-async fn sign_in(t: &TestApp, email: &str) -> String {
+pub(crate) async fn sign_in(t: &TestApp, email: &str) -> String {
     let page = t.http.get(t.url("/signin")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let csrf_cookie = set_cookie(&page, "__Host-playhead-csrf").expect("csrf cookie");
@@ -107,7 +107,7 @@ pub(crate) async fn person(t: &TestApp, email: &str) -> Viewer {
     v
 }
 
-fn session(cookie: &str) -> String {
+pub(crate) fn session(cookie: &str) -> String {
     format!("__Host-playhead-session={cookie}")
 }
 
@@ -126,7 +126,7 @@ async fn approved_device(t: &TestApp, c: &Client, v: &Viewer, bind: bool) -> Str
         .await
         .unwrap();
     let html = page.text().await.unwrap();
-    assert!(html.contains("Living-room TV") && html.contains("history:read"), "{html}");
+    assert!(html.contains("Living-room TV") && html.contains("See what you watched"), "{html}");
     let csrf = hidden(&html, "csrf");
     let profile = v.profile.to_string();
     let mut fields =
@@ -140,7 +140,7 @@ async fn approved_device(t: &TestApp, c: &Client, v: &Viewer, bind: bool) -> Str
     d["device_code"].as_str().unwrap().to_owned()
 }
 
-async fn sign_in_as(t: &TestApp, v: &Viewer) -> String {
+pub(crate) async fn sign_in_as(t: &TestApp, v: &Viewer) -> String {
     let me = t.get_json(&v.token, "/v1/me").await;
     sign_in(t, me["email"].as_str().unwrap()).await
 }
@@ -159,7 +159,7 @@ pub(crate) async fn tokens_via_device(t: &TestApp, c: &Client, v: &Viewer, bind:
     r.json().await.unwrap()
 }
 
-async fn poll_device(t: &TestApp, c: &Client, device_code: &str) -> Response {
+pub(crate) async fn poll_device(t: &TestApp, c: &Client, device_code: &str) -> Response {
     form(
         t,
         "/oauth/token",
@@ -419,7 +419,7 @@ async fn the_authorization_code_flow_needs_pkce_and_a_code_works_once() {
         .text()
         .await
         .unwrap();
-    assert!(html.contains("Living-room TV") && html.contains("history:read"), "{html}");
+    assert!(html.contains("Living-room TV") && html.contains("See what you watched"), "{html}");
     let mut fields: Vec<(String, String)> = [
         "client_id",
         "redirect_uri",
@@ -1112,7 +1112,7 @@ async fn a_store_failure_on_the_consent_page_is_an_error_page_not_an_empty_list(
     let r = consent().await.unwrap();
     assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let html = r.text().await.unwrap();
-    assert!(html.contains("Something went wrong") && !html.contains("Whole account"), "{html}");
+    assert!(html.contains("Something went wrong") && !html.contains("the whole account"), "{html}");
     assert!(!html.contains("profiles"), "the cause stays in the log: {html}");
     t.stop().await;
 }

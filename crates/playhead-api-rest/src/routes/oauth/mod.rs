@@ -12,7 +12,9 @@
 //! - Decisions live in `playhead_app::identity`; an endpoint parses the form, calls one method
 //!   there and shapes the answer.
 
+mod html;
 mod pages;
+pub(crate) mod qr;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

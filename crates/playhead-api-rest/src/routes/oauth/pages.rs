@@ -1,19 +1,29 @@
 //! The hosted HTML pages: sign-in, sign-out, the device page and the consent page of the
-//! authorization endpoint. Plain forms, no JavaScript; every form carries a CSRF token.
+//! authorization endpoint. Plain forms, no JavaScript; every form carries a CSRF token. The
+//! layout, style sheet and content security policy are in `html.rs`.
+//!
+//! The device page has two steps: type the code (a GET form, so `verification_uri_complete`
+//! lands on step two directly), then see which app asks for what, pick a profile and allow or
+//! deny. A code that is malformed, unknown, expired or already used brings step one back with
+//! the reason beside the field.
+
+use std::collections::HashSet;
 
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use playhead_app::identity::{
-    AuthorizeError, AuthorizeParams, AuthorizeRequest, OAuthError, OAuthErrorCode, WebUser,
+    AuthorizeError, AuthorizeParams, AuthorizeRequest, DeviceRefusal, OAuthError, OAuthErrorCode, PinRefusal,
+    UserCodeProblem, WebUser,
 };
+use playhead_core::identity::{display_user_code, normalize_user_code};
 use playhead_core::ids::ProfileId;
-use playhead_core::profile::Profile;
 use sha2::{Digest, Sha256};
 
+use super::html::{error_box, esc, page, page_with, profile_chooser, scope_list};
 use super::{Params, Peer, client_addr};
 use crate::RestState;
 use crate::error::log_oauth_failure;
@@ -22,23 +32,6 @@ use crate::error::log_oauth_failure;
 const SESSION_COOKIE: &str = "__Host-playhead-session";
 /// The pre-sign-in CSRF cookie (double submit).
 const CSRF_COOKIE: &str = "__Host-playhead-csrf";
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-fn page(title: &str, body: &str) -> Response {
-    Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         <title>{t} - Playhead</title></head><body><main><h1>{t}</h1>{body}</main></body></html>",
-        t = esc(title)
-    ))
-    .into_response()
-}
 
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
@@ -94,38 +87,58 @@ fn to_signin(return_to: &str) -> Response {
 /// once here and shown as a generic sentence.
 fn page_error(e: &OAuthError) -> Response {
     log_oauth_failure(e);
-    let msg = match e {
-        OAuthError::Protocol { description, .. } => description.clone(),
-        OAuthError::RateLimited { retry_after_secs } => {
-            format!("Too many attempts. Wait {retry_after_secs} seconds and try again.")
+    let (title, msg) = match e {
+        OAuthError::Protocol { description, .. } => ("That did not work", description.clone()),
+        OAuthError::RateLimited { retry_after_secs } => (
+            "Too many attempts",
+            format!("Too many attempts. Wait {retry_after_secs} seconds and try again."),
+        ),
+        OAuthError::Unavailable(_) => {
+            ("Try again shortly", "Playhead is briefly unavailable. Try again in a moment.".into())
         }
-        OAuthError::Unavailable(_) => "Temporarily unavailable; try again shortly.".into(),
-        OAuthError::Internal(_) => "Something went wrong.".into(),
+        OAuthError::Internal(_) => ("Something went wrong", "Something went wrong on our side.".into()),
     };
-    let mut res = page("Sorry", &format!("<p role=\"alert\">{}</p>", esc(&msg)));
-    *res.status_mut() = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut res = page_with(
+        status,
+        title,
+        &format!("{}<p><a href=\"/device\">Start again</a></p>", error_box("problem", &msg)),
+        None,
+    );
     if let Some(secs) = e.retry_after_secs() {
         res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     res
 }
 
+/// The sign-in form, with an error beside the fields when the last try failed.
+fn signin_form(csrf: &str, return_to: &str, email: &str, error: Option<&str>) -> String {
+    let (alert, invalid) = match error {
+        Some(m) => (error_box("signin-error", m), " aria-invalid=\"true\" aria-describedby=\"signin-error\""),
+        None => (String::new(), ""),
+    };
+    format!(
+        "<p class=\"lead\">Use your Playhead account to connect a device or an app.</p>{alert}\
+         <form method=\"post\" action=\"/signin\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <input type=\"hidden\" name=\"return_to\" value=\"{rt}\">\
+         <div class=\"field\"><label for=\"email\">E-mail address</label>\
+         <input id=\"email\" type=\"email\" name=\"email\" value=\"{email}\" autocomplete=\"username\" \
+         inputmode=\"email\" autocapitalize=\"none\" spellcheck=\"false\" required{invalid}></div>\
+         <div class=\"field\"><label for=\"password\">Password</label>\
+         <input id=\"password\" type=\"password\" name=\"password\" autocomplete=\"current-password\" required{invalid}></div>\
+         <div class=\"actions\"><button type=\"submit\">Sign in</button></div></form>",
+        csrf = esc(csrf),
+        rt = esc(return_to),
+        email = esc(email),
+    )
+}
+
 /// GET /signin.
 pub(crate) async fn signin_page(Query(q): Query<Params>) -> Response {
     let csrf = secret_token();
     let return_to = safe_return(q.get("return_to"));
-    let mut res = page(
-        "Sign in",
-        &format!(
-            "<form method=\"post\" action=\"/signin\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-             <input type=\"hidden\" name=\"return_to\" value=\"{rt}\">\
-             <p><label>E-mail <input type=\"email\" name=\"email\" autocomplete=\"username\" required></label></p>\
-             <p><label>Password <input type=\"password\" name=\"password\" autocomplete=\"current-password\" required></label></p>\
-             <p><button type=\"submit\">Sign in</button></p></form>",
-            rt = esc(&return_to)
-        ),
-    );
+    let mut res = page("Sign in", &signin_form(&csrf, &return_to, "", None));
     set_cookie(&mut res, CSRF_COOKIE, &csrf, 3600);
     res
 }
@@ -146,23 +159,41 @@ pub(crate) async fn signin_submit(
     let addr = client_addr(&s, &headers, peer);
     let expected = cookie(&headers, CSRF_COOKIE).unwrap_or_default();
     let given = form.get("csrf").cloned().unwrap_or_default();
+    let return_to = safe_return(form.get("return_to"));
+    let email = form.get("email").cloned().unwrap_or_default();
     if expected.is_empty() || !same(&expected, &given) {
-        let mut res =
-            page("Sign in", "<p role=\"alert\">The form expired. <a href=\"/signin\">Try again</a>.</p>");
-        *res.status_mut() = StatusCode::FORBIDDEN;
+        // A fresh form: the old one expired (or came from elsewhere); nothing was checked.
+        let csrf = secret_token();
+        let mut res = page_with(
+            StatusCode::FORBIDDEN,
+            "Sign in",
+            &signin_form(&csrf, &return_to, &email, Some("The form expired. Sign in again.")),
+            None,
+        );
+        set_cookie(&mut res, CSRF_COOKIE, &csrf, 3600);
         return res;
     }
-    let email = form.get("email").cloned().unwrap_or_default();
     let password = form.get("password").cloned().unwrap_or_default();
     match s.identity.sign_in(&email, &password, &addr).await {
         Ok(signed_in) => {
-            let mut res = Redirect::to(&safe_return(form.get("return_to"))).into_response();
+            let mut res = Redirect::to(&return_to).into_response();
             set_cookie(&mut res, SESSION_COOKIE, &signed_in.cookie, s.identity.config().web_session_ttl_secs);
             set_cookie(&mut res, CSRF_COOKIE, "", 0);
             res
         }
+        // Wrong e-mail or password: the form again, the e-mail kept, the reason beside it.
+        Err(e @ OAuthError::Protocol { .. }) => {
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let msg = format!("{}. Check both and try again.", capitalised(e.public_description()));
+            page_with(status, "Sign in", &signin_form(&given, &return_to, &email, Some(&msg)), None)
+        }
         Err(e) => page_error(&e),
     }
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
 /// POST /signout.
@@ -184,46 +215,68 @@ pub(crate) async fn signout(
     {
         return page_error(&e);
     }
-    let mut res = page("Signed out", "<p>You are signed out.</p>");
+    let mut res = page(
+        "Signed out",
+        "<p class=\"done\">You are signed out of Playhead in this browser.</p>\
+         <p>Devices and apps you connected stay signed in.</p>\
+         <p><a href=\"/signin\">Sign in again</a></p>",
+    );
     set_cookie(&mut res, SESSION_COOKIE, "", 0);
     res
 }
 
 fn csrf_refused() -> Response {
-    let mut res = page(
-        "Refused",
-        "<p role=\"alert\">The form expired or came from another site. Go back and try again.</p>",
-    );
-    *res.status_mut() = StatusCode::FORBIDDEN;
-    res
+    page_with(
+        StatusCode::FORBIDDEN,
+        "Please try again",
+        &format!(
+            "{}<p><a href=\"/device\">Start again</a></p>",
+            error_box("problem", "The form expired or came from another site. Nothing was changed.")
+        ),
+        None,
+    )
 }
 
-fn profile_options(profiles: &[Profile]) -> String {
-    let mut out = String::from("<option value=\"\">Whole account</option>");
-    for p in profiles {
-        out.push_str(&format!(
-            "<option value=\"{}\">{}{}</option>",
-            p.id,
-            esc(p.name.as_str()),
-            if p.kids { " (kids)" } else { "" }
-        ));
-    }
-    out
-}
-
+/// "Not you? Sign out": the signed-in footer of every page.
 fn signout_form(user: &WebUser) -> String {
     format!(
-        "<form method=\"post\" action=\"/signout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-         <button type=\"submit\">Sign out</button></form>",
+        "<div class=\"who\"><span>Not your account?</span><form method=\"post\" action=\"/signout\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <button type=\"submit\" class=\"linkish\">Sign out</button></form></div>",
         session_csrf(user)
     )
 }
 
-fn scope_list(scopes: playhead_core::auth::Scopes) -> String {
-    scopes.iter().map(|s| format!("<li><code>{}</code></li>", s.as_str())).collect()
+/// Step one of the device page: type the code shown on the device.
+fn code_form(typed: &str, problem: Option<UserCodeProblem>, user: &WebUser) -> Response {
+    let (alert, aria) = match problem {
+        Some(p) => (
+            error_box("code-error", p.message()),
+            " aria-invalid=\"true\" aria-describedby=\"code-hint code-error\"",
+        ),
+        None => (String::new(), " aria-describedby=\"code-hint\""),
+    };
+    let status = if problem.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    page_with(
+        status,
+        "Connect a device",
+        &format!(
+            "<p class=\"lead\">Your TV or other device shows a code. Type it here to sign it in.</p>{alert}\
+             <form method=\"get\" action=\"/device\">\
+             <div class=\"field\"><label for=\"user_code\">Code shown on the device</label>\
+             <span class=\"hint\" id=\"code-hint\">8 letters, like BCDF-GHJK. Capitals and the dash are optional.</span>\
+             <input id=\"user_code\" class=\"code\" type=\"text\" name=\"user_code\" value=\"{typed}\" \
+             autocomplete=\"one-time-code\" autocapitalize=\"characters\" autocorrect=\"off\" spellcheck=\"false\" \
+             maxlength=\"16\" required{aria}></div>\
+             <div class=\"actions\"><button type=\"submit\">Continue</button></div></form>{signout}",
+            typed = esc(typed),
+            signout = signout_form(user),
+        ),
+        None,
+    )
 }
 
-/// GET /device: enter (or confirm) a user code.
+/// GET /device: step one (type the code), or step two (confirm) when a code is given.
 pub(crate) async fn device_page(
     State(s): State<RestState>,
     headers: HeaderMap,
@@ -243,34 +296,70 @@ pub(crate) async fn device_page(
         }
         Err(e) => return page_error(&e),
     };
-    let code = q.get("user_code").cloned().unwrap_or_default();
+    let typed = q.get("user_code").map(|c| c.trim().to_owned()).unwrap_or_default();
+    if typed.is_empty() {
+        return code_form("", None, &user);
+    }
     let peer_addr = client_addr(&s, &headers, peer);
-    let consent = match s.identity.device_consent(&user, Some(&code), &peer_addr).await {
+    let consent = match s.identity.device_consent(&user, Some(&typed), &peer_addr).await {
         Ok(c) => c,
+        Err(DeviceRefusal::Code(problem)) => return code_form(&typed, Some(problem), &user),
+        // A lookup asks for no PIN; were it ever to, the code step is where to start again.
+        Err(DeviceRefusal::Pin(_)) => return code_form(&typed, None, &user),
+        Err(DeviceRefusal::Other(e)) => return page_error(&e),
+    };
+    let Some((client, scopes)) = &consent.pending else {
+        return code_form(&typed, Some(UserCodeProblem::Unknown), &user);
+    };
+    let pinned = match s.identity.pinned_profiles(&consent.profiles).await {
+        Ok(p) => p,
         Err(e) => return page_error(&e),
     };
-    let details = match &consent.pending {
-        Some((client, scopes)) => format!(
-            "<p>The device <strong>{}</strong> asks for:</p><ul>{}</ul>",
-            esc(&client.name),
-            scope_list(*scopes)
-        ),
-        None => String::new(),
-    };
-    page(
+    let view =
+        ConfirmView { typed: &typed, client, scopes: *scopes, profiles: &consent.profiles, pinned: &pinned };
+    confirm_page(&view, &user, None, None)
+}
+
+/// What step two of the device page shows.
+struct ConfirmView<'a> {
+    typed: &'a str,
+    client: &'a playhead_core::identity::OAuthClient,
+    scopes: playhead_core::auth::Scopes,
+    profiles: &'a [playhead_core::profile::Profile],
+    pinned: &'a HashSet<ProfileId>,
+}
+
+/// Step two of the device page: the app, what it asks, the profile chooser; `pin_error` (with
+/// the profile that was chosen) when a PIN was missing or wrong.
+fn confirm_page(
+    v: &ConfirmView<'_>,
+    user: &WebUser,
+    chosen: Option<&str>,
+    pin_error: Option<&str>,
+) -> Response {
+    // Shown as the device shows it, whatever the person typed.
+    let code = normalize_user_code(v.typed).map_or_else(|| v.typed.to_owned(), |c| display_user_code(&c));
+    let status = if pin_error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    page_with(
+        status,
         "Connect a device",
         &format!(
-            "{details}<form method=\"post\" action=\"/device\">\
+            "<p><strong>{name}</strong> with the code <strong class=\"nowrap\">{code}</strong> \
+             asks to use your Playhead account to:</p>{scopes}\
+             <form method=\"post\" action=\"/device\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-             <p><label>Code shown on the device <input name=\"user_code\" value=\"{code}\" autocomplete=\"off\" required></label></p>\
-             <p><label>Profile <select name=\"profile_id\">{profiles}</select></label></p>\
-             <p><button type=\"submit\" name=\"decision\" value=\"approve\">Allow</button> \
-             <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></p></form>{signout}",
-            csrf = session_csrf(&user),
+             <input type=\"hidden\" name=\"user_code\" value=\"{code}\">{profiles}\
+             <div class=\"actions\"><button type=\"submit\" name=\"decision\" value=\"approve\">Allow</button>\
+             <button type=\"submit\" class=\"secondary\" name=\"decision\" value=\"deny\">Deny</button></div>\
+             </form><p><a href=\"/device\">Not the code on your device? Type it again</a></p>{signout}",
+            name = esc(&v.client.name),
             code = esc(&code),
-            profiles = profile_options(&consent.profiles),
-            signout = signout_form(&user),
+            scopes = scope_list(v.scopes),
+            csrf = session_csrf(user),
+            profiles = profile_chooser(v.profiles, v.pinned, chosen, pin_error),
+            signout = signout_form(user),
         ),
+        None,
     )
 }
 
@@ -300,17 +389,50 @@ pub(crate) async fn device_submit(
         return csrf_refused();
     }
     let approve = form.get("decision").is_some_and(|d| d == "approve");
+    let typed = form.get("user_code").map_or("", String::as_str);
+    let pin = form.get("pin").map(String::as_str);
     let result = async {
         let profile = chosen_profile(&form)?;
-        s.identity
-            .decide_device(&user, form.get("user_code").map_or("", String::as_str), approve, profile, &addr)
-            .await
+        s.identity.decide_device(&user, typed, approve, profile, pin, &addr).await
     }
     .await;
     match result {
-        Ok(()) if approve => page("Device connected", "<p>You can go back to your device now.</p>"),
-        Ok(()) => page("Device refused", "<p>The device was not connected.</p>"),
-        Err(e) => page_error(&e),
+        Ok(()) if approve => page(
+            "Device connected",
+            "<p class=\"done\" role=\"status\">Your device is signed in.</p>\
+             <p>You can put this phone away: the device continues by itself in a few seconds.</p>",
+        ),
+        Ok(()) => page(
+            "Device not connected",
+            "<p role=\"status\">You denied the request. The device was not signed in.</p>\
+             <p><a href=\"/device\">Connect a device</a></p>",
+        ),
+        Err(DeviceRefusal::Code(problem)) => code_form(typed, Some(problem), &user),
+        Err(DeviceRefusal::Pin(refusal)) => {
+            // Step two again, the chosen profile kept, the reason beside the PIN field.
+            let consent = match s.identity.device_consent(&user, Some(typed), &addr).await {
+                Ok(c) => c,
+                Err(DeviceRefusal::Code(problem)) => return code_form(typed, Some(problem), &user),
+                Err(DeviceRefusal::Pin(_)) => return code_form(typed, None, &user),
+                Err(DeviceRefusal::Other(e)) => return page_error(&e),
+            };
+            let (Some((client, scopes)), Ok(pinned)) =
+                (&consent.pending, s.identity.pinned_profiles(&consent.profiles).await)
+            else {
+                return code_form(typed, Some(UserCodeProblem::Unknown), &user);
+            };
+            let view =
+                ConfirmView { typed, client, scopes: *scopes, profiles: &consent.profiles, pinned: &pinned };
+            let message = refusal.message();
+            let chosen = form.get("profile_id").map(String::as_str);
+            let mut res = confirm_page(&view, &user, chosen, Some(&message));
+            if let PinRefusal::Locked { retry_after_secs } = refusal {
+                *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            res
+        }
+        Err(DeviceRefusal::Other(e)) => page_error(&e),
     }
 }
 
@@ -384,33 +506,76 @@ pub(crate) async fn authorize_page(
         Ok(None) => return to_signin(&uri.to_string()),
         Err(e) => return page_error(&e),
     };
-    let profiles = match s.identity.consent_profiles(&user).await {
+    consent_page(&s, &q, &req, &user, None, None).await
+}
+
+/// The consent page; `pin_error` (with the profile that was chosen) when a PIN was missing or
+/// wrong.
+async fn consent_page(
+    s: &RestState,
+    q: &Params,
+    req: &AuthorizeRequest,
+    user: &WebUser,
+    chosen: Option<&str>,
+    pin_error: Option<&PinRefusal>,
+) -> Response {
+    let profiles = match s.identity.consent_profiles(user).await {
         Ok(p) => p,
         Err(e) => return page_error(&e),
     };
-    page(
+    let pinned = match s.identity.pinned_profiles(&profiles).await {
+        Ok(p) => p,
+        Err(e) => return page_error(&e),
+    };
+    // The decision redirects to the client: the policy's form-action must admit its origin.
+    let origin = redirect_origin(req.redirect_uri.as_str());
+    let status = match pin_error {
+        None => StatusCode::OK,
+        Some(PinRefusal::Locked { .. }) => StatusCode::TOO_MANY_REQUESTS,
+        Some(_) => StatusCode::BAD_REQUEST,
+    };
+    let mut res = page_with(
+        status,
         "Allow access?",
         &format!(
-            "<p><strong>{name}</strong> asks to use your Playhead account with:</p><ul>{scopes}</ul>\
+            "<p><strong>{name}</strong> asks to use your Playhead account to:</p>{scopes}\
              <form method=\"post\" action=\"/oauth/authorize\">{hidden}\
-             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-             <p><label>Profile <select name=\"profile_id\">{profiles}</select></label></p>\
-             <p><button type=\"submit\" name=\"decision\" value=\"approve\">Allow</button> \
-             <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></p></form>{signout}",
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">{profiles}\
+             <div class=\"actions\"><button type=\"submit\" name=\"decision\" value=\"approve\">Allow</button>\
+             <button type=\"submit\" class=\"secondary\" name=\"decision\" value=\"deny\">Deny</button></div>\
+             </form>{signout}",
             name = esc(&req.client.name),
             scopes = scope_list(req.scopes),
-            hidden = hidden_fields(&q),
-            csrf = session_csrf(&user),
-            profiles = profile_options(&profiles),
-            signout = signout_form(&user),
+            hidden = hidden_fields(q),
+            csrf = session_csrf(user),
+            profiles =
+                profile_chooser(&profiles, &pinned, chosen, pin_error.map(PinRefusal::message).as_deref()),
+            signout = signout_form(user),
         ),
-    )
+        origin.as_deref(),
+    );
+    if let Some(PinRefusal::Locked { retry_after_secs }) = pin_error {
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+    }
+    res
+}
+
+/// `scheme://host[:port]` of a redirect URI (a registered one: it parsed when registered), for
+/// the consent page's `form-action`; `None` for what a policy cannot name safely.
+fn redirect_origin(uri: &str) -> Option<String> {
+    let (scheme, rest) = uri.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let safe = |s: &str, extra: &[u8]| {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+    };
+    (safe(scheme, b"+-.") && safe(authority, b"-.:[]")).then(|| format!("{scheme}://{authority}"))
 }
 
 /// POST /oauth/authorize: the consent decision; redirects back to the client.
 pub(crate) async fn authorize_submit(
     State(s): State<RestState>,
     headers: HeaderMap,
+    Peer(peer): Peer,
     Form(form): Form<Params>,
 ) -> Response {
     let req = match check(&s, &form).await {
@@ -428,14 +593,19 @@ pub(crate) async fn authorize_submit(
     let iss = s.identity.config().issuer.clone();
     let mut params: Vec<(&str, String)> = Vec::new();
     if form.get("decision").is_some_and(|d| d == "approve") {
+        let addr = client_addr(&s, &headers, peer);
         let issued = async {
             let profile = chosen_profile(&form)?;
-            s.identity.issue_code(&user, &req, profile).await
+            s.identity.issue_code(&user, &req, profile, form.get("pin").map(String::as_str), &addr).await
         }
         .await;
         match issued {
             Ok(code) => params.push(("code", code)),
-            Err(e) => return page_error(&e),
+            Err(PinRefusal::Other(e)) => return page_error(&e),
+            Err(refusal) => {
+                let chosen = form.get("profile_id").map(String::as_str);
+                return consent_page(&s, &form, &req, &user, chosen, Some(&refusal)).await;
+            }
         }
     } else {
         params.push(("error", OAuthErrorCode::AccessDenied.as_str().to_owned()));
@@ -464,7 +634,7 @@ mod tests {
         assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(down.headers()[header::RETRY_AFTER], "2");
         let html = body(down).await;
-        assert!(html.contains("Temporarily unavailable") && !html.contains("db.internal"), "{html}");
+        assert!(html.contains("briefly unavailable") && !html.contains("db.internal"), "{html}");
 
         let bug = page_error(&OAuthError::Internal("corrupt row 7".into()));
         assert_eq!(bug.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -477,5 +647,14 @@ mod tests {
         let refused = page_error(&OAuthError::invalid_request("no such profile in your account"));
         assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
         assert!(body(refused).await.contains("no such profile"));
+    }
+
+    #[test]
+    fn the_consent_policy_names_only_a_plain_redirect_origin() {
+        assert_eq!(redirect_origin("https://app.example/cb?x=1").as_deref(), Some("https://app.example"));
+        assert_eq!(redirect_origin("http://127.0.0.1:8080/cb").as_deref(), Some("http://127.0.0.1:8080"));
+        assert_eq!(redirect_origin("com.example.app://cb").as_deref(), Some("com.example.app://cb"));
+        assert_eq!(redirect_origin("https://a.example; script-src *"), None);
+        assert_eq!(redirect_origin("no-scheme"), None);
     }
 }
