@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use playhead_app::ingest::EventResult;
+use playhead_app::library::WatchState;
 use playhead_app::reads::{ProgressView, RowItem};
 use playhead_core::ports::Viewing;
 use playhead_core::profile::Profile;
@@ -94,6 +95,14 @@ pub struct TitleSummary {
     pub episode: Option<i32>,
     /// Minimum age.
     pub maturity: u8,
+    /// The profile watched it: a completed play or a mark (for a series: every available
+    /// episode). Present whenever the answer is for a profile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watched: Option<bool>,
+    /// The profile's plays of it, marks included (for a series: of its episodes). Present
+    /// whenever the answer is for a profile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub play_count: Option<u32>,
 }
 
 impl From<&Title> for TitleSummary {
@@ -107,7 +116,16 @@ impl From<&Title> for TitleSummary {
             season: t.season,
             episode: t.episode,
             maturity: t.maturity,
+            watched: None,
+            play_count: None,
         }
+    }
+}
+
+impl TitleSummary {
+    /// A summary for a profile: with its watched state.
+    pub fn for_profile(t: &Title, w: WatchState) -> Self {
+        Self { watched: Some(w.watched), play_count: Some(w.play_count), ..Self::from(t) }
     }
 }
 
@@ -350,13 +368,15 @@ pub struct PlayDto {
     pub watched_ms: i64,
     /// Reached the watched point.
     pub completed: bool,
+    /// A manual play: the profile marked the title watched (no viewing behind it).
+    pub manual: bool,
     /// Title summary (null if the title left the catalog).
     pub title: Option<TitleSummary>,
 }
 
 impl PlayDto {
-    /// From a stored play and its title.
-    pub fn new(v: &Viewing, t: Option<&Title>) -> Self {
+    /// From a stored play, its title and the title's watched state.
+    pub fn new(v: &Viewing, t: Option<&Title>, w: WatchState) -> Self {
         Self {
             play_id: v.id.to_string(),
             title_id: v.title_id.to_string(),
@@ -364,7 +384,8 @@ impl PlayDto {
             ended_at: ts(v.ended_at),
             watched_ms: v.watched_ms,
             completed: v.completed,
-            title: t.map(TitleSummary::from),
+            manual: v.manual,
+            title: t.map(|t| TitleSummary::for_profile(t, w)),
         }
     }
 }
@@ -380,6 +401,8 @@ pub struct PlayV2Dto {
     pub period: PeriodDto,
     /// How much was watched.
     pub watched: WatchedDto,
+    /// A manual play: the profile marked the title watched (no viewing behind it).
+    pub manual: bool,
 }
 
 /// A time span.
@@ -403,12 +426,13 @@ pub struct WatchedDto {
 }
 
 impl PlayV2Dto {
-    /// From a stored play and its title.
-    pub fn new(v: &Viewing, t: Option<&Title>) -> Self {
+    /// From a stored play, its title and the title's watched state.
+    pub fn new(v: &Viewing, t: Option<&Title>, w: WatchState) -> Self {
         let duration = t.map_or(0, |t| t.duration_ms);
         Self {
             play_id: v.id.to_string(),
-            title: t.map(TitleSummary::from),
+            manual: v.manual,
+            title: t.map(|t| TitleSummary::for_profile(t, w)),
             period: PeriodDto { start: ts(v.started_at), end: ts(v.ended_at) },
             watched: WatchedDto {
                 ms: v.watched_ms,
@@ -493,7 +517,7 @@ impl From<&RowItem> for ContinueItemDto {
     fn from(i: &RowItem) -> Self {
         Self {
             title_id: i.title.id.to_string(),
-            title: TitleSummary::from(&i.title),
+            title: TitleSummary::for_profile(&i.title, i.watch),
             position_ms: i.position_ms,
             percent: i.percent,
             last_watched_at: ts(i.activity_at),
@@ -520,7 +544,7 @@ impl From<&RowItem> for NextUpItemDto {
     fn from(i: &RowItem) -> Self {
         Self {
             title_id: i.title.id.to_string(),
-            title: TitleSummary::from(&i.title),
+            title: TitleSummary::for_profile(&i.title, i.watch),
             series_id: i.title.series_id.as_ref().map(ToString::to_string),
             position_ms: i.position_ms,
             last_watched_at: ts(i.activity_at),
@@ -602,7 +626,10 @@ impl From<&playhead_app::recs::Recommended> for RecommendationDto {
     fn from(r: &playhead_app::recs::Recommended) -> Self {
         Self {
             title_id: r.title.id.to_string(),
-            title: TitleSummary::from(&r.title),
+            title: match r.watch {
+                Some(w) => TitleSummary::for_profile(&r.title, w),
+                None => TitleSummary::from(&r.title),
+            },
             score: if r.score.is_finite() { r.score } else { 0.0 },
             reason: ReasonDto {
                 kind: r.reason.kind.clone(),

@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 
 use crate::RestState;
 use crate::middleware::{RouteGate, RouteInfo, gate};
-use crate::routes::{accounts, admin, events, health, history, oauth, progress, recs, rows, titles};
+use crate::routes::{accounts, admin, events, health, history, library, oauth, progress, recs, rows, titles};
 
 enum Handler {
     /// In the OpenAPI document (the paths come from the handler's attribute).
@@ -197,6 +197,14 @@ pub fn table() -> Vec<RouteEntry> {
         api(O::GetContinueWatching, routes!(rows::continue_watching)),
         api(O::HideFromContinueWatching, routes!(rows::hide)),
         api(O::GetNextUp, routes!(rows::next_up)),
+        // Watched marks and My list.
+        api(O::MarkWatched, routes!(library::mark_watched)),
+        api(O::UnmarkWatched, routes!(library::unmark_watched)),
+        api(O::GetList, routes!(library::list)),
+        api(O::AddToList, routes!(library::list_add)),
+        api(O::RemoveFromList, routes!(library::list_remove)),
+        api(O::GetListSettings, routes!(library::list_settings)),
+        api(O::UpdateListSettings, routes!(library::put_list_settings)),
         // Recommendations.
         api(O::GetRecommendations, routes!(recs::recommendations)),
         api(O::GetSimilar, routes!(recs::similar)),

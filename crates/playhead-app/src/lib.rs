@@ -16,6 +16,7 @@ pub mod cursor;
 pub mod error;
 pub mod identity;
 pub mod ingest;
+pub mod library;
 pub mod limits;
 pub mod operator;
 pub mod policy;

@@ -43,6 +43,7 @@ mod codec;
 mod error;
 mod idempotency;
 mod identity;
+mod library;
 mod log;
 mod outbox;
 mod recs;

@@ -35,6 +35,7 @@ mod codec;
 mod error;
 mod idempotency;
 mod identity;
+mod library;
 mod log;
 mod recs;
 mod viewing;

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod events;
 pub mod health;
 pub mod history;
+pub mod library;
 pub mod oauth;
 pub mod progress;
 pub mod recs;

@@ -140,6 +140,20 @@ operations! {
     HideFromContinueWatching = "rows.hide",
     /// The Next up row.
     GetNextUp = "rows.next_up",
+    /// Mark a title (or its season or series) watched.
+    MarkWatched = "library.mark_watched",
+    /// Remove watched marks (and optionally plays).
+    UnmarkWatched = "library.unmark_watched",
+    /// Put a title on My list.
+    AddToList = "library.list_add",
+    /// Take a title off My list.
+    RemoveFromList = "library.list_remove",
+    /// Read My list.
+    GetList = "library.list",
+    /// Read the My list options.
+    GetListSettings = "library.list_settings",
+    /// Change the My list options.
+    UpdateListSettings = "library.update_list_settings",
     /// Recommendation rows.
     GetRecommendations = "recs.recommendations",
     /// Titles similar to one title.
@@ -181,10 +195,22 @@ impl Operation {
             O::PutTitle | O::PatchTitle => (Access::Scope(Scope::CatalogWrite), Charge::Class(Write)),
             O::ImportTitles => (Access::Scope(Scope::CatalogWrite), Charge::Class(Import)),
             O::RecordEvents => (Access::Scope(Scope::HistoryWrite), Charge::Class(Ingest)),
-            O::GetProgress | O::ListHistory | O::GetContinueWatching | O::GetNextUp => {
+            O::GetProgress
+            | O::ListHistory
+            | O::GetContinueWatching
+            | O::GetNextUp
+            | O::GetList
+            | O::GetListSettings => {
                 (Access::Scope(Scope::HistoryRead), Charge::Class(Read))
             }
-            O::SetProgress | O::DeletePlay | O::HideFromContinueWatching => {
+            O::SetProgress
+            | O::DeletePlay
+            | O::HideFromContinueWatching
+            | O::MarkWatched
+            | O::UnmarkWatched
+            | O::AddToList
+            | O::RemoveFromList
+            | O::UpdateListSettings => {
                 (Access::Scope(Scope::HistoryWrite), Charge::Class(Write))
             }
             O::ImportHistory => (Access::Scope(Scope::HistoryWrite), Charge::Class(Import)),
@@ -208,6 +234,13 @@ impl Operation {
                 | O::GetContinueWatching
                 | O::HideFromContinueWatching
                 | O::GetNextUp
+                | O::MarkWatched
+                | O::UnmarkWatched
+                | O::AddToList
+                | O::RemoveFromList
+                | O::GetList
+                | O::GetListSettings
+                | O::UpdateListSettings
                 | O::GetRecommendations
                 | O::SendFeedback
                 | O::RecordImpressions

@@ -9,6 +9,7 @@ mod api_keys;
 mod catalog;
 mod idempotency;
 mod identity;
+mod library;
 mod log;
 mod recs;
 mod viewing;
@@ -18,16 +19,18 @@ pub use api_keys::*;
 pub use catalog::*;
 pub use idempotency::*;
 pub use identity::*;
+pub use library::*;
 pub use log::*;
 pub use recs::*;
 pub use viewing::*;
 
-const SOURCES: [&str; 8] = [
+const SOURCES: [&str; 9] = [
     include_str!("accounts.rs"),
     include_str!("api_keys.rs"),
     include_str!("catalog.rs"),
     include_str!("idempotency.rs"),
     include_str!("identity.rs"),
+    include_str!("library.rs"),
     include_str!("log.rs"),
     include_str!("recs.rs"),
     include_str!("viewing.rs"),

@@ -9,6 +9,7 @@ mod support;
 mod api_auth;
 mod api_catalog;
 mod api_contract;
+mod api_library;
 mod api_playback;
 #[cfg(feature = "recs")]
 mod api_recs;
