@@ -22,7 +22,9 @@ use utoipa_axum::routes;
 
 use crate::RestState;
 use crate::middleware::{RouteGate, RouteInfo, gate};
-use crate::routes::{accounts, admin, events, health, history, library, oauth, progress, recs, rows, titles};
+use crate::routes::{
+    accounts, admin, devices, events, health, history, library, oauth, progress, recs, rows, titles,
+};
 
 enum Handler {
     /// In the OpenAPI document (the paths come from the handler's attribute).
@@ -181,6 +183,10 @@ pub fn table() -> Vec<RouteEntry> {
         api(O::CreateProfile, routes!(accounts::create_profile)),
         api(O::GetProfile, routes!(accounts::get_profile)),
         api(O::UpdateProfile, routes!(accounts::patch_profile)),
+        // Signed-in devices.
+        api(O::ListSessions, routes!(devices::list_sessions)),
+        api(O::RevokeSession, routes!(devices::revoke_session)),
+        api(O::RevokeAllSessions, routes!(devices::revoke_all)),
         // Catalog.
         api(O::ListTitles, routes!(titles::list_titles)),
         api(O::GetTitle, routes!(titles::get_title)),

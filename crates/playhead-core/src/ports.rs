@@ -682,6 +682,23 @@ pub trait IdentityStore: Send + Sync {
     async fn revoke_session(&self, id: &str, at: Timestamp) -> Result<bool, StoreError>;
     /// Ids of sessions revoked at or after `since` (the revocation cache's poll).
     async fn revoked_sessions_since(&self, since: Timestamp) -> Result<Vec<String>, StoreError>;
+    /// Record that a session was used at `at` from `addr` (a sign-in or a refresh): the first
+    /// address is kept, the last one replaced, and `last_seen_at` never moves back. Unknown ids
+    /// are ignored.
+    async fn touch_session(&self, id: &str, at: Timestamp, addr: Option<&str>) -> Result<(), StoreError>;
+    /// An account's sessions that are not revoked, most recently used first.
+    async fn live_sessions(
+        &self,
+        account: AccountId,
+    ) -> Result<Vec<crate::identity::SessionActivity>, StoreError>;
+    /// Revoke every live session of an account at `at` (sign out everywhere) but `except`, in one
+    /// statement; returns the ids revoked now.
+    async fn revoke_account_sessions(
+        &self,
+        account: AccountId,
+        at: Timestamp,
+        except: Option<&str>,
+    ) -> Result<Vec<String>, StoreError>;
 
     /// Store a browser session.
     async fn create_web_session(&self, session: &crate::identity::WebSession) -> Result<(), StoreError>;

@@ -47,6 +47,7 @@ mod library;
 mod log;
 mod outbox;
 mod recs;
+mod sessions;
 mod viewing;
 
 use std::str::FromStr;

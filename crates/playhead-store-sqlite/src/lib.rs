@@ -38,6 +38,7 @@ mod identity;
 mod library;
 mod log;
 mod recs;
+mod sessions;
 mod viewing;
 
 use std::path::Path;

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod devices;
 pub mod events;
 pub mod health;
 pub mod history;

@@ -162,6 +162,12 @@ operations! {
     SendFeedback = "recs.feedback",
     /// Record which titles were shown.
     RecordImpressions = "recs.impressions",
+    /// The account's signed-in devices.
+    ListSessions = "sessions.list",
+    /// Sign one device out.
+    RevokeSession = "sessions.revoke",
+    /// Sign out everywhere.
+    RevokeAllSessions = "sessions.revoke_all",
     /// Register an OAuth client (operators).
     CreateClient = "admin.create_client",
     /// Describe the API itself (gRPC server reflection: which services and messages exist).
@@ -188,7 +194,10 @@ impl Operation {
             O::AuthorizeSubmit | O::SigninSubmit | O::DeviceSubmit | O::Signout => {
                 (Browser, Charge::Class(Write))
             }
-            O::GetMe | O::ListTitles | O::GetTitle => (Authenticated, Charge::Class(Read)),
+            O::GetMe | O::ListTitles | O::GetTitle | O::ListSessions => (Authenticated, Charge::Class(Read)),
+            // Any token of the person (a scope would let a narrowly scoped app keep a stolen
+            // sibling signed in); bound tokens and services are refused in the use case.
+            O::RevokeSession | O::RevokeAllSessions => (Authenticated, Charge::Class(Write)),
             O::CreateProfile => (Access::Scope(Scope::ProfilesWrite), Charge::Class(Write)),
             O::GetProfile => (Access::Scope(Scope::HistoryRead), Charge::Class(Read)),
             O::UpdateProfile => (Access::Scope(Scope::ProfilesWrite), Charge::Class(Write)),

@@ -180,6 +180,7 @@ impl AuthServer {
             found.scopes,
             found.profile,
             found.auth_time,
+            addr,
         )
         .await
     }

@@ -97,7 +97,7 @@ impl AuthServer {
     ) -> Result<TokenResponse, OAuthError> {
         let client = self.authenticate_client(presented, Some(addr)).await?;
         match grant? {
-            TokenGrant::DeviceCode { device_code } => self.token_device(&client, &device_code).await,
+            TokenGrant::DeviceCode { device_code } => self.token_device(&client, &device_code, Some(addr)).await,
             TokenGrant::AuthorizationCode { code, redirect_uri, code_verifier } => {
                 self.token_code(&client, &code, &redirect_uri, &code_verifier, Some(addr)).await
             }
@@ -117,6 +117,7 @@ impl AuthServer {
         scopes: Scopes,
         profile: Option<ProfileId>,
         auth_time: Timestamp,
+        addr: Option<&str>,
     ) -> Result<TokenResponse, OAuthError> {
         self.start_session_with_id(
             uuid::Uuid::new_v4().to_string(),
@@ -125,6 +126,7 @@ impl AuthServer {
             scopes,
             profile,
             auth_time,
+            addr,
         )
         .await
     }
@@ -137,6 +139,7 @@ impl AuthServer {
         scopes: Scopes,
         profile: Option<ProfileId>,
         auth_time: Timestamp,
+        addr: Option<&str>,
     ) -> Result<TokenResponse, OAuthError> {
         let now = self.clock.now();
         let session = Session {
@@ -150,6 +153,7 @@ impl AuthServer {
             revoked_at: None,
         };
         self.store.create_session(&session).await?;
+        self.touch(&session.id, addr).await;
         let refresh = if client.grants.contains(&GrantType::RefreshToken) {
             let (token, record) = self.new_refresh(&session.id, &client.client_id);
             self.store.create_refresh_token(&record).await?;
@@ -278,6 +282,7 @@ impl AuthServer {
             }
             RefreshUse::Unknown => return Err(invalid("unknown refresh token")),
         }
+        self.touch(&session.id, addr).await;
         let narrowed = Session { scopes, ..session };
         self.access_for(&narrowed, Some(token))
     }

@@ -12,6 +12,7 @@ mod identity;
 mod library;
 mod log;
 mod recs;
+mod sessions;
 mod viewing;
 
 pub use accounts::*;
@@ -22,9 +23,10 @@ pub use identity::*;
 pub use library::*;
 pub use log::*;
 pub use recs::*;
+pub use sessions::*;
 pub use viewing::*;
 
-const SOURCES: [&str; 9] = [
+const SOURCES: [&str; 10] = [
     include_str!("accounts.rs"),
     include_str!("api_keys.rs"),
     include_str!("catalog.rs"),
@@ -33,6 +35,7 @@ const SOURCES: [&str; 9] = [
     include_str!("library.rs"),
     include_str!("log.rs"),
     include_str!("recs.rs"),
+    include_str!("sessions.rs"),
     include_str!("viewing.rs"),
 ];
 
