@@ -90,7 +90,7 @@ fn scope(raw: Option<&str>) -> Result<MarkScope, ApiError> {
 #[utoipa::path(put, path = "/v1/profiles/{profile_id}/watched/{title_id}", tag = "library", security(("bearer" = [])),
     params(("profile_id" = String, Path, description = "profile id"), ("title_id" = String, Path, description = "title id (movie, episode or series)"),
         ("scope" = Option<String>, Query, description = "title (default), season or series", pattern = "^(title|season|series)$"),
-        ("watched_at" = Option<String>, Query, description = "when it was watched (RFC 3339, not in the future); default now", format = DateTime)),
+        ("watched_at" = Option<String>, Query, description = "when it was watched (RFC 3339 date-time, not in the future); default now")),
     responses((status = 200, body = MarkedTitlesDto), (status = 400, body = Problem), (status = 401, body = Problem),
     (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn mark_watched(

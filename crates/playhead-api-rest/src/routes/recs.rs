@@ -60,7 +60,7 @@ pub async fn recommendations(
 /// the profile's watched state.
 #[utoipa::path(get, path = "/v1/titles/{title_id}/similar", tag = "recommendations", security(("bearer" = [])),
     params(("title_id" = String, Path, description = "title id"), ("limit" = Option<u32>, Query, description = "page size, default 20", minimum = 1, maximum = 100),
-        ("profile_id" = Option<String>, Query, description = "answer for this profile (its maturity limit and watched state)", format = Uuid)),
+        ("profile_id" = Option<String>, Query, description = "answer for this profile (a profile id: its maturity limit and watched state)")),
     responses((status = 200, body = Page<RecommendationDto>), (status = 400, body = Problem), (status = 401, body = Problem),
     (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn similar(

@@ -88,7 +88,7 @@ pub async fn the_list_pages_newest_first_and_filters(s: &Stores) {
     // "ghost" is listed, then leaves the catalog: never listed.
     assert!(s.viewing.list_add(p, &tid("ghost"), min(7)).await.expect("add ghost"));
 
-    let page = |q: ListQuery| async move {
+    let page = move |q: ListQuery| async move {
         s.viewing.list_page(p, &q).await.expect("list page").into_iter().map(|e| e.title_id.to_string()).collect::<Vec<_>>()
     };
     assert_eq!(page(ListQuery { limit: 10, ..Default::default() }).await, ["done", "later", "adult", "c", "b", "a"]);
