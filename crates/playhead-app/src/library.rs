@@ -123,7 +123,11 @@ impl App {
         if let Some(at) = watched_at
             && at.0 > now.0 + self.config.rules.skew_allowance_ms
         {
-            return Err(AppError::invalid(FieldError::new("watched_at", "in_future", "must not be in the future")));
+            return Err(AppError::invalid(FieldError::new(
+                "watched_at",
+                "in_future",
+                "must not be in the future",
+            )));
         }
         let at = watched_at.unwrap_or(now);
         let titles = self.scoped_titles(&profile, &target, scope, Some(at)).await?;
@@ -164,7 +168,8 @@ impl App {
         if plays == UnmarkPlays::All {
             let now = self.clock.now();
             for id in &ids {
-                let q = PlayQuery { limit: UNMARK_PLAYS_MAX, title_id: Some(id.clone()), ..Default::default() };
+                let q =
+                    PlayQuery { limit: UNMARK_PLAYS_MAX, title_id: Some(id.clone()), ..Default::default() };
                 for v in self.ports.viewing.plays(profile_id, &q).await? {
                     match self.ports.viewing.delete_play(profile_id, v.id, now).await {
                         // Deleted meanwhile by another request: the outcome is the same.
@@ -187,7 +192,8 @@ impl App {
     ) -> Result<HashMap<TitleId, WatchState>, AppError> {
         let series: Vec<TitleId> =
             titles.iter().filter(|t| t.kind == TitleKind::Series).map(|t| t.id.clone()).collect();
-        let episodes = if series.is_empty() { Vec::new() } else { self.ports.catalog.episodes_of(&series).await? };
+        let episodes =
+            if series.is_empty() { Vec::new() } else { self.ports.catalog.episodes_of(&series).await? };
         let mut ids: Vec<TitleId> = titles.iter().map(|t| t.id.clone()).collect();
         ids.extend(episodes.iter().map(|e| e.id.clone()));
         ids.sort();
@@ -223,14 +229,24 @@ impl App {
     }
 
     /// Put a title on the profile's list (a title already there keeps its place).
-    pub async fn list_add(&self, p: &Principal, profile_id: ProfileId, title: &TitleId) -> Result<bool, AppError> {
+    pub async fn list_add(
+        &self,
+        p: &Principal,
+        profile_id: ProfileId,
+        title: &TitleId,
+    ) -> Result<bool, AppError> {
         let profile = self.reachable_profile(p, profile_id, Operation::AddToList).await?;
         self.visible_title(&profile, title).await?;
         Ok(self.ports.viewing.list_add(profile_id, title, self.clock.now()).await?)
     }
 
     /// Take a title off the profile's list (404 when it is not on it).
-    pub async fn list_remove(&self, p: &Principal, profile_id: ProfileId, title: &TitleId) -> Result<(), AppError> {
+    pub async fn list_remove(
+        &self,
+        p: &Principal,
+        profile_id: ProfileId,
+        title: &TitleId,
+    ) -> Result<(), AppError> {
         self.reachable_profile(p, profile_id, Operation::RemoveFromList).await?;
         if self.ports.viewing.list_remove(profile_id, std::slice::from_ref(title)).await? == 0 {
             return Err(AppError::NotFound("list entry"));
@@ -239,7 +255,12 @@ impl App {
     }
 
     /// A page of the profile's list, newest first, within its maturity limit.
-    pub async fn list(&self, p: &Principal, profile_id: ProfileId, f: ListFilter) -> Result<ListPage, AppError> {
+    pub async fn list(
+        &self,
+        p: &Principal,
+        profile_id: ProfileId,
+        f: ListFilter,
+    ) -> Result<ListPage, AppError> {
         let profile = self.reachable_profile(p, profile_id, Operation::GetList).await?;
         let scope = format!("list:{profile_id}:{}", f.available_only);
         let before = f
@@ -265,7 +286,9 @@ impl App {
         let mut entries = self.ports.viewing.list_page(profile_id, &query).await?;
         let next_cursor = if entries.len() > f.limit as usize {
             entries.truncate(f.limit as usize);
-            entries.last().map(|e| self.cursors.encode(&scope, &(e.added_at.0, e.title_id.as_str().to_owned())))
+            entries
+                .last()
+                .map(|e| self.cursors.encode(&scope, &(e.added_at.0, e.title_id.as_str().to_owned())))
         } else {
             None
         };

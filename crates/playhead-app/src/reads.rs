@@ -533,16 +533,17 @@ impl App {
                 })
             })
             .collect();
-        let mut items: Vec<RowItem> = continue_watching(&cands, &profile, now, &self.config.rules, limit as usize)
-            .into_iter()
-            .map(|c| RowItem {
-                title: c.title.clone(),
-                position_ms: c.progress.position_ms,
-                percent: percent(c.progress.position_ms, c.progress.duration_ms),
-                activity_at: c.progress.occurred_at,
-                watch: Default::default(),
-            })
-            .collect();
+        let mut items: Vec<RowItem> =
+            continue_watching(&cands, &profile, now, &self.config.rules, limit as usize)
+                .into_iter()
+                .map(|c| RowItem {
+                    title: c.title.clone(),
+                    position_ms: c.progress.position_ms,
+                    percent: percent(c.progress.position_ms, c.progress.duration_ms),
+                    activity_at: c.progress.occurred_at,
+                    watch: Default::default(),
+                })
+                .collect();
         self.stamp_watch_states(profile_id, &mut items).await?;
         Ok(items)
     }

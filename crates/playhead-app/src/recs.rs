@@ -12,10 +12,10 @@ use playhead_core::FieldError;
 use playhead_core::auth::Principal;
 use playhead_core::ids::{ProfileId, TitleId};
 use playhead_core::ports::{Feedback, FeedbackKind, PlayQuery};
+use playhead_core::profile::Profile;
 use playhead_core::recs::{RecsEngine, RecsItem, RecsPlay, RecsProfile, RecsReason, RecsRow};
 use playhead_core::rules::recs::{TRENDING_HALF_LIFE_MS, decayed, item_of};
 use playhead_core::time::Timestamp;
-use playhead_core::profile::Profile;
 use playhead_core::title::Title;
 
 use crate::access::Operation;
@@ -176,7 +176,11 @@ impl App {
     /// For a profile: titles above its maturity limit are dropped whatever the engine answered
     /// (the rule is enforced here once, not trusted to every engine), and each title carries the
     /// profile's watched state.
-    async fn resolve(&self, items: Vec<RecsItem>, profile: Option<&Profile>) -> Result<Vec<Recommended>, AppError> {
+    async fn resolve(
+        &self,
+        items: Vec<RecsItem>,
+        profile: Option<&Profile>,
+    ) -> Result<Vec<Recommended>, AppError> {
         let mut titles = self.title_map(items.iter().map(|i| i.title_id.clone())).await?;
         let mut out: Vec<Recommended> = items
             .into_iter()

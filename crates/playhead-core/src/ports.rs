@@ -345,7 +345,11 @@ pub trait ViewingStore: Send + Sync {
     /// Delete the manual plays of these titles (real plays stay). Returns how many.
     async fn unmark_watched(&self, profile: ProfileId, titles: &[TitleId]) -> Result<u64, StoreError>;
     /// Play counts of these titles, in one read (titles without plays are absent).
-    async fn watch_counts(&self, profile: ProfileId, titles: &[TitleId]) -> Result<Vec<WatchCount>, StoreError>;
+    async fn watch_counts(
+        &self,
+        profile: ProfileId,
+        titles: &[TitleId],
+    ) -> Result<Vec<WatchCount>, StoreError>;
     /// Every title the profile watched (a completed or manual play), in no particular order.
     async fn watched_titles(&self, profile: ProfileId) -> Result<Vec<TitleId>, StoreError>;
 

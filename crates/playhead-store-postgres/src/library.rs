@@ -15,9 +15,9 @@ use playhead_store_rows::Columns;
 use uuid::Uuid;
 
 use crate::codec;
-use playhead_store_rows::to_u32;
 use crate::error::{self, Unique};
 use crate::{PgStore, lock_profile};
+use playhead_store_rows::to_u32;
 
 impl PgStore {
     pub(crate) async fn do_mark_watched(
@@ -151,7 +151,11 @@ impl PgStore {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(crate) async fn do_list_remove(&self, profile: ProfileId, titles: &[TitleId]) -> Result<u64, StoreError> {
+    pub(crate) async fn do_list_remove(
+        &self,
+        profile: ProfileId,
+        titles: &[TitleId],
+    ) -> Result<u64, StoreError> {
         if titles.is_empty() {
             return Ok(0);
         }
@@ -203,7 +207,11 @@ impl PgStore {
             .collect()
     }
 
-    pub(crate) async fn do_list_titles(&self, profile: ProfileId, limit: u32) -> Result<Vec<TitleId>, StoreError> {
+    pub(crate) async fn do_list_titles(
+        &self,
+        profile: ProfileId,
+        limit: u32,
+    ) -> Result<Vec<TitleId>, StoreError> {
         let rows = sqlx::query(
             "SELECT title_id FROM list_items WHERE profile_id = $1 \
              ORDER BY added_at DESC, title_id DESC LIMIT $2",

@@ -13,8 +13,8 @@ use playhead_store_rows::Columns;
 
 use crate::SqliteStore;
 use crate::codec::{self, json_list, to_u64};
-use playhead_store_rows::to_u32;
 use crate::error::{self, Unique};
+use playhead_store_rows::to_u32;
 
 impl SqliteStore {
     pub(crate) async fn do_mark_watched(
@@ -144,7 +144,11 @@ impl SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(crate) async fn do_list_remove(&self, profile: ProfileId, titles: &[TitleId]) -> Result<u64, StoreError> {
+    pub(crate) async fn do_list_remove(
+        &self,
+        profile: ProfileId,
+        titles: &[TitleId],
+    ) -> Result<u64, StoreError> {
         if titles.is_empty() {
             return Ok(0);
         }
@@ -198,7 +202,11 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(crate) async fn do_list_titles(&self, profile: ProfileId, limit: u32) -> Result<Vec<TitleId>, StoreError> {
+    pub(crate) async fn do_list_titles(
+        &self,
+        profile: ProfileId,
+        limit: u32,
+    ) -> Result<Vec<TitleId>, StoreError> {
         let rows = sqlx::query(
             "SELECT title_id FROM list_items WHERE profile_id = ?1 \
              ORDER BY added_at DESC, title_id DESC LIMIT ?2",

@@ -32,7 +32,10 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(crate) async fn do_live_sessions(&self, account: AccountId) -> Result<Vec<SessionActivity>, StoreError> {
+    pub(crate) async fn do_live_sessions(
+        &self,
+        account: AccountId,
+    ) -> Result<Vec<SessionActivity>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {SESSION_ACTIVITY_COLS} FROM sessions WHERE account_id = ?1 AND revoked_at IS NULL \
              ORDER BY COALESCE(last_seen_at, created_at) DESC, id"

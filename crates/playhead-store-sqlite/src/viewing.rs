@@ -11,8 +11,8 @@ use playhead_core::StoreError;
 use playhead_core::event::PlaybackEvent;
 use playhead_core::ids::{EventId, PlayId, ProfileId, TitleId};
 use playhead_core::ports::{
-    BackfillOutcome, GroupEvent, ListEntry, ListQuery, PlayQuery, ResumeRow, Viewing, ViewingStore, ViewingTx,
-    WatchCount,
+    BackfillOutcome, GroupEvent, ListEntry, ListQuery, PlayQuery, ResumeRow, Viewing, ViewingStore,
+    ViewingTx, WatchCount,
 };
 use playhead_core::rules::progress::ProgressRecord;
 use playhead_core::rules::recs::PlayCount;
@@ -513,7 +513,11 @@ impl ViewingStore for SqliteStore {
         self.do_unmark_watched(profile, titles).await
     }
 
-    async fn watch_counts(&self, profile: ProfileId, titles: &[TitleId]) -> Result<Vec<WatchCount>, StoreError> {
+    async fn watch_counts(
+        &self,
+        profile: ProfileId,
+        titles: &[TitleId],
+    ) -> Result<Vec<WatchCount>, StoreError> {
         self.do_watch_counts(profile, titles).await
     }
 

@@ -8,8 +8,9 @@ use playhead_core::StoreError;
 use playhead_core::Timestamp;
 use playhead_core::ids::{AccountId, PlayId, ProfileId, TitleId};
 use playhead_core::ports::{
-    AccountStore, BackfillOutcome, Catalog, CoWatchCounts, Feedback, Impressions, PlayQuery, RecsStore,
-    ListEntry, ListQuery, ResumeRow, StoredTitle, UpsertSummary, Viewing, ViewingStore, ViewingTx, WatchCount,
+    AccountStore, BackfillOutcome, Catalog, CoWatchCounts, Feedback, Impressions, ListEntry, ListQuery,
+    PlayQuery, RecsStore, ResumeRow, StoredTitle, UpsertSummary, Viewing, ViewingStore, ViewingTx,
+    WatchCount,
 };
 use playhead_core::profile::{Account, Email, Profile};
 use playhead_core::title::Title;
@@ -128,7 +129,11 @@ impl<S: ViewingStore> ViewingStore for Counting<S> {
         self.n.hit();
         self.inner.unmark_watched(profile, titles).await
     }
-    async fn watch_counts(&self, profile: ProfileId, titles: &[TitleId]) -> Result<Vec<WatchCount>, StoreError> {
+    async fn watch_counts(
+        &self,
+        profile: ProfileId,
+        titles: &[TitleId],
+    ) -> Result<Vec<WatchCount>, StoreError> {
         self.n.hit();
         self.inner.watch_counts(profile, titles).await
     }

@@ -58,7 +58,10 @@ pub struct RevokeAllParams {
 #[utoipa::path(get, path = "/v1/me/sessions", tag = "profiles", security(("bearer" = [])),
     responses((status = 200, body = Page<SessionDto>), (status = 401, body = Problem), (status = 403, body = Problem),
     (status = 404, body = Problem)))]
-pub async fn list_sessions(State(s): State<RestState>, Auth(p): Auth) -> Result<Json<Page<SessionDto>>, ApiError> {
+pub async fn list_sessions(
+    State(s): State<RestState>,
+    Auth(p): Auth,
+) -> Result<Json<Page<SessionDto>>, ApiError> {
     let sessions = s.identity.list_sessions(&p).await?;
     Ok(Json(Page {
         items: sessions

@@ -209,9 +209,7 @@ impl Operation {
             | O::GetContinueWatching
             | O::GetNextUp
             | O::GetList
-            | O::GetListSettings => {
-                (Access::Scope(Scope::HistoryRead), Charge::Class(Read))
-            }
+            | O::GetListSettings => (Access::Scope(Scope::HistoryRead), Charge::Class(Read)),
             O::SetProgress
             | O::DeletePlay
             | O::HideFromContinueWatching
@@ -219,9 +217,7 @@ impl Operation {
             | O::UnmarkWatched
             | O::AddToList
             | O::RemoveFromList
-            | O::UpdateListSettings => {
-                (Access::Scope(Scope::HistoryWrite), Charge::Class(Write))
-            }
+            | O::UpdateListSettings => (Access::Scope(Scope::HistoryWrite), Charge::Class(Write)),
             O::ImportHistory => (Access::Scope(Scope::HistoryWrite), Charge::Class(Import)),
             O::GetRecommendations | O::GetSimilar => (Access::Scope(Scope::RecsRead), Charge::Class(Read)),
             O::SendFeedback | O::RecordImpressions => {

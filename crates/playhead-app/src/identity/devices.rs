@@ -102,11 +102,17 @@ impl AuthServer {
         addr: Option<&str>,
     ) -> Result<String, AppError> {
         let account = Self::device_owner(p, Operation::RevokeSession)?;
-        let session = self.store.session(sid).await?.filter(|s| s.account == account && s.revoked_at.is_none());
+        let session =
+            self.store.session(sid).await?.filter(|s| s.account == account && s.revoked_at.is_none());
         let Some(session) = session else { return Err(AppError::NotFound("session")) };
         self.store.revoke_session(&session.id, self.clock.now()).await?;
-        self.audit(&account.to_string(), "session.revoked", json!({"sid": session.id, "via": "devices"}), addr)
-            .await;
+        self.audit(
+            &account.to_string(),
+            "session.revoked",
+            json!({"sid": session.id, "via": "devices"}),
+            addr,
+        )
+        .await;
         Ok(session.id)
     }
 

@@ -97,7 +97,9 @@ impl AuthServer {
     ) -> Result<TokenResponse, OAuthError> {
         let client = self.authenticate_client(presented, Some(addr)).await?;
         match grant? {
-            TokenGrant::DeviceCode { device_code } => self.token_device(&client, &device_code, Some(addr)).await,
+            TokenGrant::DeviceCode { device_code } => {
+                self.token_device(&client, &device_code, Some(addr)).await
+            }
             TokenGrant::AuthorizationCode { code, redirect_uri, code_verifier } => {
                 self.token_code(&client, &code, &redirect_uri, &code_verifier, Some(addr)).await
             }

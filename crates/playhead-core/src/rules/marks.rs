@@ -56,7 +56,11 @@ pub fn series_of(target: &Title, scope: MarkScope) -> Option<&crate::ids::TitleI
 /// The titles a mark on `target` with `scope` covers, given the episodes of its series
 /// (`episodes` is ignored for a plain title). A series named without a scope means the whole
 /// series: a series itself is not playable, so marking it can only mean its episodes.
-pub fn covered<'a>(target: &'a Title, scope: MarkScope, episodes: &'a [Title]) -> Result<Vec<&'a Title>, ScopeError> {
+pub fn covered<'a>(
+    target: &'a Title,
+    scope: MarkScope,
+    episodes: &'a [Title],
+) -> Result<Vec<&'a Title>, ScopeError> {
     let all_of_series = |series: &crate::ids::TitleId| -> Result<Vec<&'a Title>, ScopeError> {
         let eps: Vec<&Title> = episodes.iter().filter(|e| e.series_id.as_ref() == Some(series)).collect();
         if eps.is_empty() { Err(ScopeError::NoEpisodes) } else { Ok(eps) }
@@ -133,7 +137,12 @@ mod tests {
 
     #[test]
     fn scopes_cover_the_title_its_season_or_its_series() {
-        let eps = vec![ep("e11", 1, 1), ep("e12", 1, 2), ep("e21", 2, 1), Title { series_id: Some(id("other")), ..ep("x", 1, 1) }];
+        let eps = vec![
+            ep("e11", 1, 1),
+            ep("e12", 1, 2),
+            ep("e21", 2, 1),
+            Title { series_id: Some(id("other")), ..ep("x", 1, 1) },
+        ];
         let show = Title { kind: TitleKind::Series, ..movie("show") };
         assert_eq!(ids(&covered(&eps[0], MarkScope::Title, &eps).unwrap()), ["e11"]);
         assert_eq!(ids(&covered(&eps[1], MarkScope::Season, &eps).unwrap()), ["e11", "e12"]);

@@ -30,7 +30,8 @@ pub async fn marks_are_one_manual_play_and_unmarks_leave_real_plays(s: &Stores) 
         .expect("mark");
     assert_eq!(first, vec![play(100), play(101)]);
     // Again, with other ids and without moving: nothing changes.
-    let again = s.viewing.mark_watched(p, &[(tid("m1"), play(200))], min(50), false).await.expect("mark again");
+    let again =
+        s.viewing.mark_watched(p, &[(tid("m1"), play(200))], min(50), false).await.expect("mark again");
     assert_eq!(again, vec![play(100)]);
     let all = s.viewing.plays(p, &PlayQuery { limit: 10, ..Default::default() }).await.expect("plays");
     let m1: Vec<_> = all.iter().filter(|v| v.title_id == tid("m1")).collect();
@@ -83,15 +84,27 @@ pub async fn the_list_pages_newest_first_and_filters(s: &Stores) {
     for (i, t) in ["a", "b", "c", "adult", "later", "done"].iter().enumerate() {
         assert!(s.viewing.list_add(p, &tid(t), min(i as i64 + 1)).await.expect("add"));
     }
-    assert!(s.viewing.list_add(p, &tid("b"), min(99)).await.is_ok_and(|added| !added), "re-add keeps its place");
+    assert!(
+        s.viewing.list_add(p, &tid("b"), min(99)).await.is_ok_and(|added| !added),
+        "re-add keeps its place"
+    );
     assert!(s.viewing.list_add(other, &tid("a"), min(1)).await.expect("other's list"));
     // "ghost" is listed, then leaves the catalog: never listed.
     assert!(s.viewing.list_add(p, &tid("ghost"), min(7)).await.expect("add ghost"));
 
     let page = move |q: ListQuery| async move {
-        s.viewing.list_page(p, &q).await.expect("list page").into_iter().map(|e| e.title_id.to_string()).collect::<Vec<_>>()
+        s.viewing
+            .list_page(p, &q)
+            .await
+            .expect("list page")
+            .into_iter()
+            .map(|e| e.title_id.to_string())
+            .collect::<Vec<_>>()
     };
-    assert_eq!(page(ListQuery { limit: 10, ..Default::default() }).await, ["done", "later", "adult", "c", "b", "a"]);
+    assert_eq!(
+        page(ListQuery { limit: 10, ..Default::default() }).await,
+        ["done", "later", "adult", "c", "b", "a"]
+    );
     // Keyset pages see every entry once.
     let first = s.viewing.list_page(p, &ListQuery { limit: 2, ..Default::default() }).await.expect("first");
     assert_eq!(first.len(), 2);
@@ -105,8 +118,13 @@ pub async fn the_list_pages_newest_first_and_filters(s: &Stores) {
     assert_eq!(rest, ["adult", "c", "b", "a"]);
     // Maturity and availability.
     assert_eq!(
-        page(ListQuery { limit: 10, max_maturity: Some(12), available_at: Some(min(500)), ..Default::default() })
-            .await,
+        page(ListQuery {
+            limit: 10,
+            max_maturity: Some(12),
+            available_at: Some(min(500)),
+            ..Default::default()
+        })
+        .await,
         ["done", "c", "b", "a"]
     );
     // Finished after it was added: left out only when asked. A play finished before the title

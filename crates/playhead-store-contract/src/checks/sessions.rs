@@ -73,7 +73,8 @@ pub async fn revoking_all_sessions_spares_only_the_kept_one(s: &Stores) {
     revoked.sort();
     assert_eq!(revoked, ["r-1"]);
     assert_eq!(s.identity.session("r-3").await.expect("r-3").and_then(|x| x.revoked_at), Some(at(60)));
-    let ids: Vec<String> = s.identity.live_sessions(a).await.expect("live").into_iter().map(|l| l.session.id).collect();
+    let ids: Vec<String> =
+        s.identity.live_sessions(a).await.expect("live").into_iter().map(|l| l.session.id).collect();
     assert_eq!(ids, ["r-2"]);
     assert_eq!(s.identity.revoke_account_sessions(a, at(200), None).await.expect("rest"), ["r-2"]);
     assert!(s.identity.revoke_account_sessions(a, at(300), None).await.expect("none left").is_empty());

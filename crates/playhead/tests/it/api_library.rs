@@ -60,10 +60,12 @@ async fn marks_make_titles_watched_and_rows_and_history_follow() {
     assert_eq!(t.get_json(&v.token, &format!("{base}/history")).await["items"].as_array().unwrap().len(), 2);
 
     // A season mark drives Next up to the next season.
-    let r = put(&t, &v.token, &format!("{base}/watched/s.s1e1?scope=season&watched_at=2026-01-02T03:04:05Z")).await;
+    let r = put(&t, &v.token, &format!("{base}/watched/s.s1e1?scope=season&watched_at=2026-01-02T03:04:05Z"))
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let body: Value = r.json().await.unwrap();
-    let mut marked: Vec<&str> = body["marked"].as_array().unwrap().iter().map(|m| m["title_id"].as_str().unwrap()).collect();
+    let mut marked: Vec<&str> =
+        body["marked"].as_array().unwrap().iter().map(|m| m["title_id"].as_str().unwrap()).collect();
     marked.sort_unstable();
     assert_eq!(marked, ["s.s1e1", "s.s1e2"]);
     let nu = t.get_json(&v.token, &format!("{base}/next-up")).await;
@@ -79,7 +81,10 @@ async fn marks_make_titles_watched_and_rows_and_history_follow() {
     let h = t.get_json(&v.token, &format!("{base}/history")).await;
     assert_eq!(ids(&h), ["m1"]);
     assert_eq!(h["items"][0]["title"]["watched"], false);
-    assert_eq!(delete(&t, &v.token, &format!("{base}/watched/m1?plays=all")).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        delete(&t, &v.token, &format!("{base}/watched/m1?plays=all")).await.status(),
+        StatusCode::NO_CONTENT
+    );
     assert!(ids(&t.get_json(&v.token, &format!("{base}/history")).await).is_empty());
     t.stop().await;
 }
@@ -195,10 +200,19 @@ async fn no_route_returns_a_title_above_a_kids_profiles_limit() {
     let adult_id = playhead_core::TitleId::parse("adult").unwrap();
     let viewing = &t.app.ports().viewing;
     viewing.list_add(kid, &adult_id, playhead_core::Timestamp(now_ms())).await.unwrap();
-    viewing.list_add(kid, &playhead_core::TitleId::parse("family").unwrap(), playhead_core::Timestamp(now_ms())).await.unwrap();
+    viewing
+        .list_add(kid, &playhead_core::TitleId::parse("family").unwrap(), playhead_core::Timestamp(now_ms()))
+        .await
+        .unwrap();
     // The API refuses to mark or list it for the kid: to a kids profile it does not exist.
-    assert_eq!(put(&t, &v.token, &format!("/v1/profiles/{kid}/watched/adult")).await.status(), StatusCode::NOT_FOUND);
-    assert_eq!(put(&t, &v.token, &format!("/v1/profiles/{kid}/list/adult")).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        put(&t, &v.token, &format!("/v1/profiles/{kid}/watched/adult")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        put(&t, &v.token, &format!("/v1/profiles/{kid}/list/adult")).await.status(),
+        StatusCode::NOT_FOUND
+    );
     let r = t.get(&v.token, &format!("/v1/titles/adult/similar?profile_id={kid}")).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
@@ -224,8 +238,22 @@ async fn no_route_returns_a_title_above_a_kids_profiles_limit() {
     }
     assert!(swept >= 8, "only {swept} routes swept");
     // The sweep can fail: the family title does show up where it should.
-    assert!(t.get(&v.token, &format!("/v1/profiles/{kid}/list")).await.text().await.unwrap().contains("\"family\""));
-    assert!(t.get(&v.token, &format!("/v1/profiles/{kid}/history")).await.text().await.unwrap().contains("\"family\""));
+    assert!(
+        t.get(&v.token, &format!("/v1/profiles/{kid}/list"))
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("\"family\"")
+    );
+    assert!(
+        t.get(&v.token, &format!("/v1/profiles/{kid}/history"))
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("\"family\"")
+    );
     t.stop().await;
 }
 

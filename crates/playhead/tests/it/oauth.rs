@@ -1137,25 +1137,46 @@ async fn devices_are_listed_and_signed_out_one_by_one_or_everywhere() {
     let current: Vec<&Value> = items.iter().filter(|d| d["current"] == true).collect();
     assert_eq!(current.len(), 1, "exactly the asking session is current: {list}");
     assert!(current[0]["profile_id"].is_null());
-    let kids_sid = items.iter().find(|d| d["current"] == false).unwrap()["session_id"].as_str().unwrap().to_owned();
+    let kids_sid =
+        items.iter().find(|d| d["current"] == false).unwrap()["session_id"].as_str().unwrap().to_owned();
     assert_eq!(items.iter().find(|d| d["current"] == false).unwrap()["profile_id"], v.profile.to_string());
 
     // A kids TV cannot see or sign out the family's devices; another account cannot find them.
     assert_eq!(t.get(kids_at, "/v1/me/sessions").await.status(), StatusCode::FORBIDDEN);
     let other = person(&t, "eve@example.com").await;
     let eve_at = tokens_via_device(&t, &tv, &other, false).await["access_token"].as_str().unwrap().to_owned();
-    let r = t.http.delete(t.url(&format!("/v1/me/sessions/{kids_sid}"))).bearer_auth(&eve_at).send().await.unwrap();
+    let r = t
+        .http
+        .delete(t.url(&format!("/v1/me/sessions/{kids_sid}")))
+        .bearer_auth(&eve_at)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
 
     // Sign the kids TV out: its refresh token is refused at once, its access token soon.
-    let r = t.http.delete(t.url(&format!("/v1/me/sessions/{kids_sid}"))).bearer_auth(phone_at).send().await.unwrap();
+    let r = t
+        .http
+        .delete(t.url(&format!("/v1/me/sessions/{kids_sid}")))
+        .bearer_auth(phone_at)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let kids_rt = kids_tv["refresh_token"].as_str().unwrap();
-    let r = form(&t, "/oauth/token", Some(&tv), &[("grant_type", "refresh_token"), ("refresh_token", kids_rt)]).await;
+    let r =
+        form(&t, "/oauth/token", Some(&tv), &[("grant_type", "refresh_token"), ("refresh_token", kids_rt)])
+            .await;
     assert_eq!(oauth_err(r).await.1, "invalid_grant");
     eventually(&t, kids_at, &format!("/v1/profiles/{}/history", v.profile), StatusCode::UNAUTHORIZED).await;
-    let r = t.http.delete(t.url(&format!("/v1/me/sessions/{kids_sid}"))).bearer_auth(phone_at).send().await.unwrap();
+    let r = t
+        .http
+        .delete(t.url(&format!("/v1/me/sessions/{kids_sid}")))
+        .bearer_auth(phone_at)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "already signed out");
 
     // A refresh moves "last seen".
