@@ -121,16 +121,11 @@ impl AuthServer {
         auth_time: Timestamp,
         addr: Option<&str>,
     ) -> Result<TokenResponse, OAuthError> {
-        self.start_session_with_id(
-            uuid::Uuid::new_v4().to_string(),
-            account,
-            client,
-            scopes,
-            profile,
-            auth_time,
-            addr,
-        )
-        .await
+        let id = uuid::Uuid::new_v4().to_string();
+        let tokens =
+            self.start_session_with_id(id.clone(), account, client, scopes, profile, auth_time).await?;
+        self.touch(&id, addr).await;
+        Ok(tokens)
     }
 
     pub(super) async fn start_session_with_id(
@@ -141,7 +136,6 @@ impl AuthServer {
         scopes: Scopes,
         profile: Option<ProfileId>,
         auth_time: Timestamp,
-        addr: Option<&str>,
     ) -> Result<TokenResponse, OAuthError> {
         let now = self.clock.now();
         let session = Session {
@@ -155,7 +149,6 @@ impl AuthServer {
             revoked_at: None,
         };
         self.store.create_session(&session).await?;
-        self.touch(&session.id, addr).await;
         let refresh = if client.grants.contains(&GrantType::RefreshToken) {
             let (token, record) = self.new_refresh(&session.id, &client.client_id);
             self.store.create_refresh_token(&record).await?;
