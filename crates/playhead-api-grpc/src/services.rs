@@ -768,7 +768,7 @@ impl pb::recs_service_server::RecsService for Recs {
                 |p, q| async move {
                     let title = cv::title_id("title_id", &q.title_id).map_err(bad)?;
                     let limit = cv::page_size(q.page_size).map_err(bad)?;
-                    let items = app.similar(&p, &title, limit).await.map_err(status)?;
+                    let items = app.similar(&p, &title, None, limit).await.map_err(status)?;
                     Ok(pb::GetSimilarResponse { items: items.iter().map(recommendation).collect() })
                 },
             )

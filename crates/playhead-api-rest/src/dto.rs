@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use playhead_app::ingest::{EventResult, EventStatus};
+use playhead_app::library::WatchState;
 use playhead_app::reads::{ProgressView, RowItem};
 use playhead_core::ports::Viewing;
 use playhead_core::precondition::play_etag;
@@ -95,6 +96,14 @@ pub struct TitleSummary {
     pub episode: Option<i32>,
     /// Minimum age.
     pub maturity: u8,
+    /// The profile watched it: a completed play or a mark (for a series: every available
+    /// episode). Present whenever the answer is for a profile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watched: Option<bool>,
+    /// The profile's plays of it, marks included (for a series: of its episodes). Present
+    /// whenever the answer is for a profile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub play_count: Option<u32>,
 }
 
 impl From<&Title> for TitleSummary {
@@ -108,7 +117,16 @@ impl From<&Title> for TitleSummary {
             season: t.season,
             episode: t.episode,
             maturity: t.maturity,
+            watched: None,
+            play_count: None,
         }
+    }
+}
+
+impl TitleSummary {
+    /// A summary for a profile: with its watched state.
+    pub fn for_profile(t: &Title, w: WatchState) -> Self {
+        Self { watched: Some(w.watched), play_count: Some(w.play_count), ..Self::from(t) }
     }
 }
 
@@ -370,6 +388,8 @@ pub struct PlayDto {
     pub watched_ms: i64,
     /// Reached the watched point.
     pub completed: bool,
+    /// A manual play: the profile marked the title watched (no viewing behind it).
+    pub manual: bool,
     /// Title summary (null if the title left the catalog).
     pub title: Option<TitleSummary>,
     /// Entity tag of the play as shown: send it as If-Match on DELETE to delete only this
@@ -378,8 +398,8 @@ pub struct PlayDto {
 }
 
 impl PlayDto {
-    /// From a stored play and its title.
-    pub fn new(v: &Viewing, t: Option<&Title>) -> Self {
+    /// From a stored play, its title and the title's watched state.
+    pub fn new(v: &Viewing, t: Option<&Title>, w: WatchState) -> Self {
         Self {
             play_id: v.id.to_string(),
             title_id: v.title_id.to_string(),
@@ -387,7 +407,8 @@ impl PlayDto {
             ended_at: ts(v.ended_at),
             watched_ms: v.watched_ms,
             completed: v.completed,
-            title: t.map(TitleSummary::from),
+            manual: v.manual,
+            title: t.map(|t| TitleSummary::for_profile(t, w)),
             etag: play_etag(v.ended_at, v.watched_ms, v.completed),
         }
     }
@@ -406,6 +427,8 @@ pub struct PlayV2Dto {
     pub watched: WatchedDto,
     /// Entity tag of the play as shown (If-Match on DELETE).
     pub etag: String,
+    /// A manual play: the profile marked the title watched (no viewing behind it).
+    pub manual: bool,
 }
 
 /// A time span.
@@ -429,12 +452,13 @@ pub struct WatchedDto {
 }
 
 impl PlayV2Dto {
-    /// From a stored play and its title.
-    pub fn new(v: &Viewing, t: Option<&Title>) -> Self {
+    /// From a stored play, its title and the title's watched state.
+    pub fn new(v: &Viewing, t: Option<&Title>, w: WatchState) -> Self {
         let duration = t.map_or(0, |t| t.duration_ms);
         Self {
             play_id: v.id.to_string(),
-            title: t.map(TitleSummary::from),
+            manual: v.manual,
+            title: t.map(|t| TitleSummary::for_profile(t, w)),
             period: PeriodDto { start: ts(v.started_at), end: ts(v.ended_at) },
             watched: WatchedDto {
                 ms: v.watched_ms,
@@ -520,7 +544,7 @@ impl From<&RowItem> for ContinueItemDto {
     fn from(i: &RowItem) -> Self {
         Self {
             title_id: i.title.id.to_string(),
-            title: TitleSummary::from(&i.title),
+            title: TitleSummary::for_profile(&i.title, i.watch),
             position_ms: i.position_ms,
             percent: i.percent,
             last_watched_at: ts(i.activity_at),
@@ -547,7 +571,7 @@ impl From<&RowItem> for NextUpItemDto {
     fn from(i: &RowItem) -> Self {
         Self {
             title_id: i.title.id.to_string(),
-            title: TitleSummary::from(&i.title),
+            title: TitleSummary::for_profile(&i.title, i.watch),
             series_id: i.title.series_id.as_ref().map(ToString::to_string),
             position_ms: i.position_ms,
             last_watched_at: ts(i.activity_at),
@@ -629,7 +653,10 @@ impl From<&playhead_app::recs::Recommended> for RecommendationDto {
     fn from(r: &playhead_app::recs::Recommended) -> Self {
         Self {
             title_id: r.title.id.to_string(),
-            title: TitleSummary::from(&r.title),
+            title: match r.watch {
+                Some(w) => TitleSummary::for_profile(&r.title, w),
+                None => TitleSummary::from(&r.title),
+            },
             score: if r.score.is_finite() { r.score } else { 0.0 },
             reason: ReasonDto {
                 kind: r.reason.kind.clone(),

@@ -162,6 +162,7 @@ impl RestState {
         (name = "playback", description = "Events and resume points"),
         (name = "history", description = "Per-play history"),
         (name = "rows", description = "Continue watching and Next up"),
+        (name = "library", description = "Watched marks and My list"),
         (name = "recommendations", description = "Recommendations with reasons, similar titles, feedback"),
         (name = "profiles", description = "Accounts and profiles"),
         (name = "export", description = "An account's data as one JSON archive (playhead.export.v1)"),

@@ -23,7 +23,8 @@ use utoipa_axum::routes;
 use crate::RestState;
 use crate::middleware::{RouteGate, RouteInfo, gate};
 use crate::routes::{
-    accounts, admin, erase, events, export, feed, health, history, oauth, pin, progress, recs, rows, titles,
+    accounts, admin, devices, erase, events, export, feed, health, history, library, oauth, pin, progress, recs,
+    rows, titles,
 };
 
 enum Handler {
@@ -205,6 +206,10 @@ pub fn table() -> Vec<RouteEntry> {
         api(O::SetProfilePin, routes!(pin::put_pin)),
         api(O::RemoveProfilePin, routes!(pin::delete_pin)),
         api(O::VerifyProfilePin, routes!(pin::verify_pin)),
+        // Signed-in devices.
+        api(O::ListSessions, routes!(devices::list_sessions)),
+        api(O::RevokeSession, routes!(devices::revoke_session)),
+        api(O::RevokeAllSessions, routes!(devices::revoke_all)),
         // Catalog.
         api(O::ListTitles, routes!(titles::list_titles)),
         api(O::GetTitle, routes!(titles::get_title)),
@@ -221,6 +226,14 @@ pub fn table() -> Vec<RouteEntry> {
         api(O::GetContinueWatching, routes!(rows::continue_watching)),
         api(O::HideFromContinueWatching, routes!(rows::hide)),
         api(O::GetNextUp, routes!(rows::next_up)),
+        // Watched marks and My list.
+        api(O::MarkWatched, routes!(library::mark_watched)),
+        api(O::UnmarkWatched, routes!(library::unmark_watched)),
+        api(O::GetList, routes!(library::list)),
+        api(O::AddToList, routes!(library::list_add)),
+        api(O::RemoveFromList, routes!(library::list_remove)),
+        api(O::GetListSettings, routes!(library::list_settings)),
+        api(O::UpdateListSettings, routes!(library::put_list_settings)),
         // Recommendations.
         api(O::GetRecommendations, routes!(recs::recommendations)),
         api(O::GetSimilar, routes!(recs::similar)),

@@ -392,6 +392,7 @@ fn reconcile(
             watched_ms: summary.watched_ms,
             completed: summary.completed,
             is_play: summary.is_play,
+            manual: false,
         });
     }
     (unused.iter().map(|v| v.id).collect(), upsert)

@@ -19,6 +19,7 @@ pub mod export;
 pub mod feed;
 pub mod identity;
 pub mod ingest;
+pub mod library;
 pub mod limits;
 pub mod operator;
 pub mod pin;

@@ -86,6 +86,9 @@ pub struct RowItem {
     pub percent: f64,
     /// Activity time that ordered the row.
     pub activity_at: Timestamp,
+    /// Watched and play count for the profile (absent in rows cached before they existed).
+    #[serde(default)]
+    pub watch: crate::library::WatchState,
 }
 
 /// The first `len` items of a cached row, shared rather than copied: a row is read far more often
@@ -130,6 +133,9 @@ impl std::ops::Deref for RowPage {
         &self.row[..self.len]
     }
 }
+
+/// History items with their title (if still in the catalog) and its watched state.
+pub type HistoryRows = Vec<(Viewing, Option<Title>, crate::library::WatchState)>;
 
 /// A backfilled play from a client.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -313,7 +319,7 @@ impl App {
         profile: ProfileId,
         q: HistoryQuery,
     ) -> Result<(Vec<(Viewing, Option<Title>)>, Option<String>), AppError> {
-        self.reachable_profile(p, profile, Operation::ListHistory).await?;
+        let viewer = self.reachable_profile(p, profile, Operation::ListHistory).await?;
         let scope = history_scope(profile, &q);
         let before = q
             .cursor
@@ -334,6 +340,11 @@ impl App {
         Ok((
             plays
                 .into_iter()
+                // Kids filtering everywhere (issue 17): a play of a title above the profile's
+                // limit (played before the limit was lowered) is not shown. The cursor was taken
+                // from the unfiltered page, so paging still sees every other play once; a page
+                // may hold fewer than `limit` plays.
+                .filter(|v| titles.get(&v.title_id).is_none_or(|t| viewer.may_see(t.maturity)))
                 .map(|v| {
                     let t = titles.get(&v.title_id).cloned();
                     (v, t)
@@ -341,6 +352,26 @@ impl App {
                 .collect(),
             next,
         ))
+    }
+
+    /// [`App::history`] with the watched state of each play's title (REST's title summaries).
+    pub async fn history_with_state(
+        &self,
+        p: &Principal,
+        profile: ProfileId,
+        q: HistoryQuery,
+    ) -> Result<(HistoryRows, Option<String>), AppError> {
+        let (plays, next) = self.history(p, profile, q).await?;
+        let titles: Vec<&Title> = plays.iter().filter_map(|(_, t)| t.as_ref()).collect();
+        let states = self.watch_states(profile, &titles).await?;
+        let rows = plays
+            .into_iter()
+            .map(|(v, t)| {
+                let s = states.get(&v.title_id).copied().unwrap_or_default();
+                (v, t, s)
+            })
+            .collect();
+        Ok((rows, next))
     }
 
     /// The cursor that continues `q` after `play` (the page's own next cursor is this for its
@@ -455,6 +486,7 @@ impl App {
             watched_ms,
             completed,
             is_play: true,
+            manual: false,
         })
     }
 
@@ -526,15 +558,19 @@ impl App {
                 })
             })
             .collect();
-        Ok(continue_watching(&cands, &profile, now, &self.config.rules, limit as usize)
-            .into_iter()
-            .map(|c| RowItem {
-                title: c.title.clone(),
-                position_ms: c.progress.position_ms,
-                percent: percent(c.progress.position_ms, c.progress.duration_ms),
-                activity_at: c.progress.occurred_at,
-            })
-            .collect())
+        let mut items: Vec<RowItem> =
+            continue_watching(&cands, &profile, now, &self.config.rules, limit as usize)
+                .into_iter()
+                .map(|c| RowItem {
+                    title: c.title.clone(),
+                    position_ms: c.progress.position_ms,
+                    percent: percent(c.progress.position_ms, c.progress.duration_ms),
+                    activity_at: c.progress.occurred_at,
+                    watch: Default::default(),
+                })
+                .collect();
+        self.stamp_watch_states(profile_id, &mut items).await?;
+        Ok(items)
     }
 
     /// The Next up row: one card per series with a completed play, most recent activity first.
@@ -605,8 +641,22 @@ impl App {
                 }
                 _ => (0, 0.0),
             };
-            items.push(RowItem { title, position_ms, percent: pct, activity_at });
+            items.push(RowItem { title, position_ms, percent: pct, activity_at, watch: Default::default() });
         }
+        self.stamp_watch_states(profile_id, &mut items).await?;
         Ok(items)
+    }
+
+    /// Fill each row item's watched state (one read for the whole row).
+    async fn stamp_watch_states(&self, profile: ProfileId, items: &mut [RowItem]) -> Result<(), AppError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let titles: Vec<&Title> = items.iter().map(|i| &i.title).collect();
+        let states = self.watch_states(profile, &titles).await?;
+        for i in items.iter_mut() {
+            i.watch = states.get(&i.title.id).copied().unwrap_or_default();
+        }
+        Ok(())
     }
 }

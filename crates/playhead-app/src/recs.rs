@@ -12,6 +12,7 @@ use playhead_core::FieldError;
 use playhead_core::auth::Principal;
 use playhead_core::ids::{ProfileId, TitleId};
 use playhead_core::ports::{Feedback, FeedbackKind, PlayQuery};
+use playhead_core::profile::Profile;
 use playhead_core::recs::{RecsEngine, RecsItem, RecsPlay, RecsProfile, RecsReason, RecsRow};
 use playhead_core::rules::recs::{TRENDING_HALF_LIFE_MS, decayed, item_of};
 use playhead_core::time::Timestamp;
@@ -41,6 +42,8 @@ pub struct Recommended {
     pub score: f64,
     /// Why.
     pub reason: RecsReason,
+    /// Watched state for the profile asked about (`None` when no profile was named).
+    pub watch: Option<crate::library::WatchState>,
 }
 
 /// An engine that knows nothing: every row is empty. The application's default until the binary
@@ -97,16 +100,22 @@ impl App {
         let profile = self.reachable_profile(p, profile_id, Operation::GetRecommendations).await?;
         let now = self.clock.now();
         let history = PlayQuery { limit: HISTORY_PLAYS, ..Default::default() };
-        let (plays, feedback, impressions, resume, trending) = tokio::try_join!(
+        let (plays, feedback, impressions, resume, trending, watched) = tokio::try_join!(
             self.ports.viewing.plays(profile_id, &history),
             self.ports.recs.feedback(profile_id),
             self.ports.recs.impressions(profile_id),
             self.ports.viewing.recent_progress(profile_id, Timestamp(i64::MIN), ROW_CANDIDATES),
             self.ports.recs.trending(TRENDING_ITEMS),
+            self.ports.viewing.watched_titles(profile_id),
         )?;
+        let listed = self.listed_titles(profile_id).await?;
         let titles = self.title_map(plays.iter().map(|v| v.title_id.clone())).await?;
-        let mut state =
-            RecsProfile { maturity_limit: profile.effective_maturity_limit(), ..RecsProfile::default() };
+        let mut state = RecsProfile {
+            maturity_limit: profile.effective_maturity_limit(),
+            watched,
+            listed,
+            ..RecsProfile::default()
+        };
         state.plays = plays
             .iter()
             .map(|v| RecsPlay {
@@ -160,43 +169,64 @@ impl App {
         let trending: Vec<(TitleId, f64)> =
             trending.into_iter().map(|(t, w)| (t, decayed(w, now, TRENDING_HALF_LIFE_MS))).collect();
         let items = self.recs.recommend(&state, row, limit as usize, now, &trending);
-        self.resolve(items).await
+        self.resolve(items, Some(&profile)).await
     }
 
     /// Join engine results to the catalog (a title deleted since the model was built is skipped).
-    async fn resolve(&self, items: Vec<RecsItem>) -> Result<Vec<Recommended>, AppError> {
+    /// For a profile: titles above its maturity limit are dropped whatever the engine answered
+    /// (the rule is enforced here once, not trusted to every engine), and each title carries the
+    /// profile's watched state.
+    async fn resolve(
+        &self,
+        items: Vec<RecsItem>,
+        profile: Option<&Profile>,
+    ) -> Result<Vec<Recommended>, AppError> {
         let mut titles = self.title_map(items.iter().map(|i| i.title_id.clone())).await?;
-        Ok(items
+        let mut out: Vec<Recommended> = items
             .into_iter()
             .filter_map(|i| {
                 let title = titles.remove(&i.title_id)?;
-                Some(Recommended { title, score: i.score, reason: i.reason })
+                if profile.is_some_and(|p| !p.may_see(title.maturity)) {
+                    return None;
+                }
+                Some(Recommended { title, score: i.score, reason: i.reason, watch: None })
             })
-            .collect())
+            .collect();
+        if let Some(p) = profile {
+            let refs: Vec<&Title> = out.iter().map(|r| &r.title).collect();
+            let states = self.watch_states(p.id, &refs).await?;
+            for r in &mut out {
+                r.watch = Some(states.get(&r.title.id).copied().unwrap_or_default());
+            }
+        }
+        Ok(out)
     }
 
-    /// Titles similar to one title. A profile-bound token (a TV signed in as the kids profile)
-    /// gets only titles within that profile's maturity limit.
+    /// Titles similar to one title, for `profile` when named (its maturity limit applies and
+    /// each title carries its watched state). A profile-bound token (a TV signed in as the kids
+    /// profile) is always answered for its profile, named or not; naming another is 404.
     pub async fn similar(
         &self,
         p: &Principal,
         title: &TitleId,
+        profile: Option<ProfileId>,
         limit: u32,
     ) -> Result<Vec<Recommended>, AppError> {
         policy::require(p, Operation::GetSimilar)?;
-        let maturity_limit = match p.bound_profile {
-            Some(id) => {
-                self.reachable_profile(p, id, Operation::GetSimilar).await?.effective_maturity_limit()
-            }
+        let profile = match profile.or(p.bound_profile) {
+            Some(id) => Some(self.reachable_profile(p, id, Operation::GetSimilar).await?),
             None => None,
         };
-        if self.ports.catalog.title(title).await?.is_none() {
+        let target = self.ports.catalog.title(title).await?.ok_or(AppError::NotFound("title"))?.title;
+        // A title the profile may not see does not exist for it.
+        if profile.as_ref().is_some_and(|pr| !pr.may_see(target.maturity)) {
             return Err(AppError::NotFound("title"));
         }
+        let maturity_limit = profile.as_ref().and_then(Profile::effective_maturity_limit);
         // None: the model has not seen this title (new, or no model trained yet): nothing similar.
         let items =
             self.recs.similar(title, limit as usize, maturity_limit, self.clock.now()).unwrap_or_default();
-        self.resolve(items).await
+        self.resolve(items, profile.as_ref()).await
     }
 
     /// Record feedback on a title (the latest wins).

@@ -386,6 +386,7 @@ mod tests {
                 watched_ms: 3_000_000,
                 completed: newly_completed,
                 is_play: true,
+                manual: false,
             },
             newly_completed,
             newly_play,

@@ -127,6 +127,21 @@ pub struct Session {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// A live session as the account's devices list shows it: the session, and when and from where
+/// it was last used (a sign-in or a token refresh; an access token is used without a store
+/// write, so "last seen" is at most one access-token lifetime behind).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionActivity {
+    /// The session.
+    pub session: Session,
+    /// The client address it was started from, when known.
+    pub first_addr: Option<String>,
+    /// When it was last used (its start when never refreshed).
+    pub last_seen_at: Timestamp,
+    /// The client address it was last used from, when known.
+    pub last_addr: Option<String>,
+}
+
 /// A browser session on the hosted pages (the `__Host-` cookie holds its secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebSession {

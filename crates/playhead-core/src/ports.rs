@@ -221,6 +221,9 @@ pub struct Viewing {
     pub completed: bool,
     /// Passed the play threshold.
     pub is_play: bool,
+    /// A manual play: the profile marked the title watched (no events; history shows it as
+    /// such). Written only by [`ViewingStore::mark_watched`]; every other writer leaves it false.
+    pub manual: bool,
 }
 
 /// A stored event as an apply sees it.
@@ -266,6 +269,42 @@ pub enum BackfillOutcome {
     Deleted,
 }
 
+/// A profile's plays of one title: how many, and whether it counts as watched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchCount {
+    /// The title.
+    pub title_id: TitleId,
+    /// Plays (manual ones included; sub-threshold viewings and deleted plays are not plays).
+    pub plays: u32,
+    /// At least one play completed (a manual play always is): DESIGN.md's "watched".
+    pub watched: bool,
+}
+
+/// A title on a profile's list (My list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListEntry {
+    /// The title.
+    pub title_id: TitleId,
+    /// When it was (last) added.
+    pub added_at: Timestamp,
+}
+
+/// A page of a profile's list, newest first (keyset on `(added_at, title_id)`).
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Continue after this `(added_at, title_id)` (exclusive).
+    pub before: Option<(Timestamp, TitleId)>,
+    /// Page size.
+    pub limit: u32,
+    /// Only titles whose maturity is at most this (a kids profile's limit).
+    pub max_maturity: Option<u8>,
+    /// Only titles playable at this instant (`available_from` absent or not after it).
+    pub available_at: Option<Timestamp>,
+    /// Leave out titles with a completed play that ended at or after they were added (the
+    /// profile's "leave My list when finished" option).
+    pub hide_finished: bool,
+}
+
 /// Progress, plays and row state; reads outside a transaction, writes through [`ViewingTx`].
 #[async_trait]
 pub trait ViewingStore: Send + Sync {
@@ -307,6 +346,42 @@ pub trait ViewingStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Store backfilled plays, deduplicated on (profile, title, started_at).
     async fn backfill(&self, plays: &[Viewing]) -> Result<Vec<BackfillOutcome>, StoreError>;
+
+    /// Mark titles watched: one manual play per (profile, title), completed, from `at` to `at`.
+    /// A title that has a manual play already keeps it (and its id), moved to `at` only when
+    /// `move_existing`, so repeating a mark changes nothing. `plays` pairs each title with the
+    /// id a new manual play gets; returns the id each title's manual play has now, in order.
+    async fn mark_watched(
+        &self,
+        profile: ProfileId,
+        plays: &[(TitleId, PlayId)],
+        at: Timestamp,
+        move_existing: bool,
+    ) -> Result<Vec<PlayId>, StoreError>;
+    /// Delete the manual plays of these titles (real plays stay). Returns how many.
+    async fn unmark_watched(&self, profile: ProfileId, titles: &[TitleId]) -> Result<u64, StoreError>;
+    /// Play counts of these titles, in one read (titles without plays are absent).
+    async fn watch_counts(
+        &self,
+        profile: ProfileId,
+        titles: &[TitleId],
+    ) -> Result<Vec<WatchCount>, StoreError>;
+    /// Every title the profile watched (a completed or manual play), in no particular order.
+    async fn watched_titles(&self, profile: ProfileId) -> Result<Vec<TitleId>, StoreError>;
+
+    /// Put a title on the profile's list at `at`; a title already there keeps its place.
+    /// Returns whether it was added now.
+    async fn list_add(&self, profile: ProfileId, title: &TitleId, at: Timestamp) -> Result<bool, StoreError>;
+    /// Take titles off the list. Returns how many were on it.
+    async fn list_remove(&self, profile: ProfileId, titles: &[TitleId]) -> Result<u64, StoreError>;
+    /// A page of the list, newest first; titles no longer in the catalog are left out.
+    async fn list_page(&self, profile: ProfileId, query: &ListQuery) -> Result<Vec<ListEntry>, StoreError>;
+    /// Every title on the list (for recommendations), newest first, at most `limit`.
+    async fn list_titles(&self, profile: ProfileId, limit: u32) -> Result<Vec<TitleId>, StoreError>;
+    /// The profile's "leave My list when finished" option (false until set).
+    async fn list_leaves_when_finished(&self, profile: ProfileId) -> Result<bool, StoreError>;
+    /// Set that option.
+    async fn set_list_leaves_when_finished(&self, profile: ProfileId, on: bool) -> Result<(), StoreError>;
 }
 
 /// One apply transaction: everything written here commits atomically, together with the queue
@@ -685,6 +760,23 @@ pub trait IdentityStore: Send + Sync {
     async fn revoke_session(&self, id: &str, at: Timestamp) -> Result<bool, StoreError>;
     /// Ids of sessions revoked at or after `since` (the revocation cache's poll).
     async fn revoked_sessions_since(&self, since: Timestamp) -> Result<Vec<String>, StoreError>;
+    /// Record that a session was used at `at` from `addr` (a sign-in or a refresh): the first
+    /// address is kept, the last one replaced, and `last_seen_at` never moves back. Unknown ids
+    /// are ignored.
+    async fn touch_session(&self, id: &str, at: Timestamp, addr: Option<&str>) -> Result<(), StoreError>;
+    /// An account's sessions that are not revoked, most recently used first.
+    async fn live_sessions(
+        &self,
+        account: AccountId,
+    ) -> Result<Vec<crate::identity::SessionActivity>, StoreError>;
+    /// Revoke every live session of an account at `at` (sign out everywhere) but `except`, in one
+    /// statement; returns the ids revoked now.
+    async fn revoke_account_sessions(
+        &self,
+        account: AccountId,
+        at: Timestamp,
+        except: Option<&str>,
+    ) -> Result<Vec<String>, StoreError>;
 
     /// Deny access tokens (one `jti`, or every token of a client) until `denial.until`. Denying
     /// again keeps the first entry (idempotent).

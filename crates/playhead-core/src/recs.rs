@@ -61,6 +61,11 @@ pub struct RecsProfile {
     pub hidden: Vec<TitleId>,
     /// Times each title was shown (titles shown often and never played sink).
     pub impressions: Vec<(TitleId, u32)>,
+    /// Every title the profile watched (a completed play or a mark, of any age): never
+    /// recommended (the recent plays above are only the latest few hundred).
+    pub watched: Vec<TitleId>,
+    /// Titles on the profile's list (My list): a positive signal.
+    pub listed: Vec<TitleId>,
     /// Highest maturity (a minimum age) the profile may see.
     pub maturity_limit: Option<u8>,
     /// Live co-watch counters of the profile's most recent items (movie or series id -> counts),

@@ -174,6 +174,7 @@ pub(crate) fn viewing(
         watched_ms: to.0 - from.0,
         completed: false,
         is_play,
+        manual: false,
     }
 }
 

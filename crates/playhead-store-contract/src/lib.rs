@@ -161,6 +161,12 @@ macro_rules! contract_suite {
             oldest_unapplied_is_the_queue_head,
             claims_acknowledge_each_event_once,
             requeue_all_replays_every_logged_event,
+            // devices (session activity, sign out everywhere)
+            session_activity_lists_live_devices_latest_first,
+            revoking_all_sessions_spares_only_the_kept_one,
+            // watched marks and My list
+            marks_are_one_manual_play_and_unmarks_leave_real_plays,
+            the_list_pages_newest_first_and_filters,
             // apply transactions, progress and plays
             an_uncommitted_apply_changes_nothing,
             appliers_do_not_interleave,

@@ -208,6 +208,26 @@ impl IdentityStore for PgStore {
         Ok(true)
     }
 
+    async fn touch_session(&self, id: &str, at: Timestamp, addr: Option<&str>) -> Result<(), StoreError> {
+        self.do_touch_session(id, at, addr).await
+    }
+
+    async fn live_sessions(
+        &self,
+        account: AccountId,
+    ) -> Result<Vec<playhead_core::identity::SessionActivity>, StoreError> {
+        self.do_live_sessions(account).await
+    }
+
+    async fn revoke_account_sessions(
+        &self,
+        account: AccountId,
+        at: Timestamp,
+        except: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        self.do_revoke_account_sessions(account, at, except).await
+    }
+
     async fn create_web_session(&self, s: &WebSession) -> Result<(), StoreError> {
         sqlx::query(&format!(
             "INSERT INTO web_sessions ({WEB_SESSION_COLS}) VALUES ($1, $2::uuid, $3, $4, $5)"

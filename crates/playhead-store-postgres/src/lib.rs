@@ -46,10 +46,12 @@ mod export;
 mod feed;
 mod idempotency;
 mod identity;
+mod library;
 mod log;
 mod outbox;
 mod prune;
 mod recs;
+mod sessions;
 mod viewing;
 
 use std::str::FromStr;

@@ -110,6 +110,7 @@ impl FromColumns for Viewing {
             watched_ms: c.i64("watched_ms")?,
             completed: c.bool("completed")?,
             is_play: c.bool("is_play")?,
+            manual: c.bool("manual")?,
         })
     }
 }

@@ -83,6 +83,24 @@ impl FromColumns for Session {
     }
 }
 
+/// The columns a devices list reads: [`SESSION_COLS`] and the activity columns.
+pub const SESSION_ACTIVITY_COLS: &str = "id, account_id, client_id, scopes, profile_id, auth_time, created_at, \
+                                         revoked_at, first_addr, last_seen_at, last_addr";
+
+/// From [`SESSION_ACTIVITY_COLS`] (a session never refreshed was last seen when it started).
+impl FromColumns for playhead_core::identity::SessionActivity {
+    fn from_columns(c: &impl Columns) -> Result<Self, StoreError> {
+        let session = Session::from_columns(c)?;
+        let last_seen_at = c.opt_timestamp("last_seen_at")?.unwrap_or(session.created_at);
+        Ok(Self {
+            first_addr: c.opt_string("first_addr")?,
+            last_seen_at,
+            last_addr: c.opt_string("last_addr")?,
+            session,
+        })
+    }
+}
+
 /// From [`WEB_SESSION_COLS`].
 impl FromColumns for WebSession {
     fn from_columns(c: &impl Columns) -> Result<Self, StoreError> {

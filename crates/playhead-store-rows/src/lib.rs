@@ -49,7 +49,7 @@ macro_rules! event_columns {
 macro_rules! viewing_columns {
     () => {
         "v.id, v.profile_id, v.title_id, v.session_key, v.started_at, v.ended_at, v.watched_ms, \
-         v.completed, v.is_play"
+         v.completed, v.is_play, v.manual"
     };
 }
 

@@ -38,9 +38,11 @@ mod export;
 mod feed;
 mod idempotency;
 mod identity;
+mod library;
 mod log;
 mod prune;
 mod recs;
+mod sessions;
 mod viewing;
 
 use std::path::Path;

@@ -11,7 +11,8 @@ use playhead_core::StoreError;
 use playhead_core::event::PlaybackEvent;
 use playhead_core::ids::{EventId, PlayId, ProfileId, TitleId};
 use playhead_core::ports::{
-    BackfillOutcome, GroupEvent, PlayQuery, ResumeRow, Viewing, ViewingStore, ViewingTx,
+    BackfillOutcome, GroupEvent, ListEntry, ListQuery, PlayQuery, ResumeRow, Viewing, ViewingStore,
+    ViewingTx, WatchCount,
 };
 use playhead_core::precondition::{IfMatch, play_etag};
 use playhead_core::rules::progress::ProgressRecord;
@@ -514,5 +515,54 @@ impl ViewingStore for SqliteStore {
         }
         tx.commit().await.map_err(error::db)?;
         Ok(out)
+    }
+    async fn mark_watched(
+        &self,
+        profile: ProfileId,
+        plays: &[(TitleId, PlayId)],
+        at: Timestamp,
+        move_existing: bool,
+    ) -> Result<Vec<PlayId>, StoreError> {
+        self.do_mark_watched(profile, plays, at, move_existing).await
+    }
+
+    async fn unmark_watched(&self, profile: ProfileId, titles: &[TitleId]) -> Result<u64, StoreError> {
+        self.do_unmark_watched(profile, titles).await
+    }
+
+    async fn watch_counts(
+        &self,
+        profile: ProfileId,
+        titles: &[TitleId],
+    ) -> Result<Vec<WatchCount>, StoreError> {
+        self.do_watch_counts(profile, titles).await
+    }
+
+    async fn watched_titles(&self, profile: ProfileId) -> Result<Vec<TitleId>, StoreError> {
+        self.do_watched_titles(profile).await
+    }
+
+    async fn list_add(&self, profile: ProfileId, title: &TitleId, at: Timestamp) -> Result<bool, StoreError> {
+        self.do_list_add(profile, title, at).await
+    }
+
+    async fn list_remove(&self, profile: ProfileId, titles: &[TitleId]) -> Result<u64, StoreError> {
+        self.do_list_remove(profile, titles).await
+    }
+
+    async fn list_page(&self, profile: ProfileId, query: &ListQuery) -> Result<Vec<ListEntry>, StoreError> {
+        self.do_list_page(profile, query).await
+    }
+
+    async fn list_titles(&self, profile: ProfileId, limit: u32) -> Result<Vec<TitleId>, StoreError> {
+        self.do_list_titles(profile, limit).await
+    }
+
+    async fn list_leaves_when_finished(&self, profile: ProfileId) -> Result<bool, StoreError> {
+        self.do_list_leaves_when_finished(profile).await
+    }
+
+    async fn set_list_leaves_when_finished(&self, profile: ProfileId, on: bool) -> Result<(), StoreError> {
+        self.do_set_list_leaves_when_finished(profile, on).await
     }
 }

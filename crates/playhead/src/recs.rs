@@ -296,8 +296,11 @@ impl RecsEngine for ServedRecs {
                 .iter()
                 .map(|p| ProfilePlay { title_id: p.title_id.clone(), at: p.at, percent: Some(p.percent) })
                 .collect(),
-            marked_watched: Vec::new(),
-            up: profile.up.clone(),
+            // Every watched title (completed or marked, whatever its age): the recommender never
+            // offers what the profile has seen, not only what its recent plays show.
+            marked_watched: profile.watched.clone(),
+            // A title on My list is a wish: a positive signal like a thumbs up.
+            up: profile.up.iter().chain(&profile.listed).cloned().collect(),
             down: profile.down.clone(),
             not_interested: profile.not_interested.clone(),
             hidden: profile.hidden.clone(),

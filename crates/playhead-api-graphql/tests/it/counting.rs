@@ -8,8 +8,9 @@ use playhead_core::StoreError;
 use playhead_core::Timestamp;
 use playhead_core::ids::{AccountId, PlayId, ProfileId, TitleId};
 use playhead_core::ports::{
-    AccountStore, BackfillOutcome, Catalog, CoWatchCounts, Feedback, Impressions, ModelVersion, PlayQuery,
-    RecsStore, ResumeRow, StoredModel, StoredTitle, UpsertSummary, Viewing, ViewingStore, ViewingTx,
+    AccountStore, BackfillOutcome, Catalog, CoWatchCounts, Feedback, Impressions, ListEntry, ListQuery,
+    ModelVersion, PlayQuery, RecsStore, ResumeRow, StoredModel, StoredTitle, UpsertSummary, Viewing,
+    ViewingStore, ViewingTx, WatchCount,
 };
 use playhead_core::profile::{Account, Email, Profile};
 use playhead_core::title::Title;
@@ -123,6 +124,56 @@ impl<S: ViewingStore> ViewingStore for Counting<S> {
     async fn backfill(&self, plays: &[Viewing]) -> Result<Vec<BackfillOutcome>, StoreError> {
         self.n.hit();
         self.inner.backfill(plays).await
+    }
+    async fn mark_watched(
+        &self,
+        profile: ProfileId,
+        plays: &[(TitleId, PlayId)],
+        at: Timestamp,
+        move_existing: bool,
+    ) -> Result<Vec<PlayId>, StoreError> {
+        self.n.hit();
+        self.inner.mark_watched(profile, plays, at, move_existing).await
+    }
+    async fn unmark_watched(&self, profile: ProfileId, titles: &[TitleId]) -> Result<u64, StoreError> {
+        self.n.hit();
+        self.inner.unmark_watched(profile, titles).await
+    }
+    async fn watch_counts(
+        &self,
+        profile: ProfileId,
+        titles: &[TitleId],
+    ) -> Result<Vec<WatchCount>, StoreError> {
+        self.n.hit();
+        self.inner.watch_counts(profile, titles).await
+    }
+    async fn watched_titles(&self, profile: ProfileId) -> Result<Vec<TitleId>, StoreError> {
+        self.n.hit();
+        self.inner.watched_titles(profile).await
+    }
+    async fn list_add(&self, profile: ProfileId, title: &TitleId, at: Timestamp) -> Result<bool, StoreError> {
+        self.n.hit();
+        self.inner.list_add(profile, title, at).await
+    }
+    async fn list_remove(&self, profile: ProfileId, titles: &[TitleId]) -> Result<u64, StoreError> {
+        self.n.hit();
+        self.inner.list_remove(profile, titles).await
+    }
+    async fn list_page(&self, profile: ProfileId, query: &ListQuery) -> Result<Vec<ListEntry>, StoreError> {
+        self.n.hit();
+        self.inner.list_page(profile, query).await
+    }
+    async fn list_titles(&self, profile: ProfileId, limit: u32) -> Result<Vec<TitleId>, StoreError> {
+        self.n.hit();
+        self.inner.list_titles(profile, limit).await
+    }
+    async fn list_leaves_when_finished(&self, profile: ProfileId) -> Result<bool, StoreError> {
+        self.n.hit();
+        self.inner.list_leaves_when_finished(profile).await
+    }
+    async fn set_list_leaves_when_finished(&self, profile: ProfileId, on: bool) -> Result<(), StoreError> {
+        self.n.hit();
+        self.inner.set_list_leaves_when_finished(profile, on).await
     }
 }
 

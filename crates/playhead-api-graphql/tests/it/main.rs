@@ -243,8 +243,9 @@ async fn a_screen_query_costs_a_bounded_number_of_store_reads() {
     }
     assert!(costs[0].abs_diff(costs[1]) <= 5, "store reads for 6 vs 12 items per list: {costs:?}");
     // profile (x6: each field re-checks reachability), rows, history + titles, recs inputs,
-    // one batched series load: a couple of dozen at most.
-    assert!(costs[0] <= 30, "a screen query made {} store reads", costs[0]);
+    // one batched series load: a couple of dozen at most. Issue 17 added one read per list (the
+    // watched state of its titles) and two recs inputs (every watched title, My list).
+    assert!(costs[0] <= 36, "a screen query made {} store reads", costs[0]);
 }
 
 /// One request counts once against the per-principal concurrency cap, however many of its

@@ -53,10 +53,10 @@ pub async fn get_history(
         title_id: q.title_id.as_deref().map(|t| title_id("title_id", t)).transpose()?,
         completed,
     };
-    let (plays, next) = s.app.history(&p, profile_id(&id)?, query).await?;
+    let (plays, next) = s.app.history_with_state(&p, profile_id(&id)?, query).await?;
     if version.is_some_and(|v| v.0.0 == 2) {
         let page = Page {
-            items: plays.iter().map(|(v, t)| PlayV2Dto::new(v, t.as_ref())).collect(),
+            items: plays.iter().map(|(v, t, w)| PlayV2Dto::new(v, t.as_ref(), *w)).collect(),
             next_cursor: next,
         };
         let mut res = Json(page).into_response();
@@ -67,7 +67,7 @@ pub async fn get_history(
         return Ok(res);
     }
     Ok(Json(Page {
-        items: plays.iter().map(|(v, t)| PlayDto::new(v, t.as_ref())).collect(),
+        items: plays.iter().map(|(v, t, w)| PlayDto::new(v, t.as_ref(), *w)).collect(),
         next_cursor: next,
     })
     .into_response())

@@ -4,11 +4,13 @@
 pub mod accounts;
 pub mod admin;
 pub mod erase;
+pub mod devices;
 pub mod events;
 pub mod export;
 pub mod feed;
 pub mod health;
 pub mod history;
+pub mod library;
 pub mod oauth;
 pub mod pin;
 pub mod progress;

@@ -26,6 +26,7 @@ pub struct RecsParams {
 #[derive(Debug, Deserialize)]
 pub struct SimilarParams {
     limit: Option<String>,
+    profile_id: Option<String>,
 }
 
 /// A recommendation row for a profile, each title with its score and the reason it is there.
@@ -54,9 +55,12 @@ pub async fn recommendations(
 }
 
 /// Titles similar to one title (co-watch and the model's neighbours; genre overlap for titles
-/// nobody watched yet).
+/// nobody watched yet). With `profile_id` (or a profile-bound token) the answer is for that
+/// profile: nothing above its maturity limit (a title above it is 404), and each title carries
+/// the profile's watched state.
 #[utoipa::path(get, path = "/v1/titles/{title_id}/similar", tag = "recommendations", security(("bearer" = [])),
-    params(("title_id" = String, Path, description = "title id"), ("limit" = Option<u32>, Query, description = "page size, default 20", minimum = 1, maximum = 100)),
+    params(("title_id" = String, Path, description = "title id"), ("limit" = Option<u32>, Query, description = "page size, default 20", minimum = 1, maximum = 100),
+        ("profile_id" = Option<String>, Query, description = "answer for this profile (a profile id: its maturity limit and watched state)")),
     responses((status = 200, body = Page<RecommendationDto>), (status = 400, body = Problem), (status = 401, body = Problem),
     (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn similar(
@@ -66,7 +70,8 @@ pub async fn similar(
     ApiQuery(q): ApiQuery<SimilarParams>,
 ) -> Result<Json<Page<RecommendationDto>>, ApiError> {
     let title = title_id("title_id", &id)?;
-    let items = s.app.similar(&p, &title, limit(q.limit.as_deref())?).await?;
+    let profile = q.profile_id.as_deref().map(profile_id).transpose()?;
+    let items = s.app.similar(&p, &title, profile, limit(q.limit.as_deref())?).await?;
     Ok(Json(Page { items: items.iter().map(RecommendationDto::from).collect(), next_cursor: None }))
 }
 

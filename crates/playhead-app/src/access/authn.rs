@@ -229,6 +229,16 @@ impl Authenticator {
         self
     }
 
+    /// Sessions this replica just revoked: refused here at once (other replicas learn them at
+    /// their next poll of the store).
+    pub fn note_revoked(&self, sids: &[String]) {
+        if let Some(r) = &self.revocations {
+            for sid in sids {
+                r.add(sid);
+            }
+        }
+    }
+
     /// Swap the verifier (after a key rotation). Cached tokens signed by a key no longer in the
     /// set are dropped with the rest of the cache.
     pub fn set_verifier(&self, verifier: Verifier) {

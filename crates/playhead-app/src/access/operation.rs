@@ -158,6 +158,20 @@ operations! {
     HideFromContinueWatching = "rows.hide",
     /// The Next up row.
     GetNextUp = "rows.next_up",
+    /// Mark a title (or its season or series) watched.
+    MarkWatched = "library.mark_watched",
+    /// Remove watched marks (and optionally plays).
+    UnmarkWatched = "library.unmark_watched",
+    /// Put a title on My list.
+    AddToList = "library.list_add",
+    /// Take a title off My list.
+    RemoveFromList = "library.list_remove",
+    /// Read My list.
+    GetList = "library.list",
+    /// Read the My list options.
+    GetListSettings = "library.list_settings",
+    /// Change the My list options.
+    UpdateListSettings = "library.update_list_settings",
     /// Recommendation rows.
     GetRecommendations = "recs.recommendations",
     /// Titles similar to one title.
@@ -166,6 +180,12 @@ operations! {
     SendFeedback = "recs.feedback",
     /// Record which titles were shown.
     RecordImpressions = "recs.impressions",
+    /// The account's signed-in devices.
+    ListSessions = "sessions.list",
+    /// Sign one device out.
+    RevokeSession = "sessions.revoke",
+    /// Sign out everywhere.
+    RevokeAllSessions = "sessions.revoke_all",
     /// Register an OAuth client (operators).
     CreateClient = "admin.create_client",
     /// Delete an OAuth client and revoke everything it issued (operators).
@@ -222,7 +242,10 @@ impl Operation {
             O::AuthorizeSubmit | O::SigninSubmit | O::DeviceSubmit | O::Signout => {
                 (Browser, Charge::Class(Write))
             }
-            O::GetMe | O::ListTitles | O::GetTitle => (Authenticated, Charge::Class(Read)),
+            O::GetMe | O::ListTitles | O::GetTitle | O::ListSessions => (Authenticated, Charge::Class(Read)),
+            // Any token of the person (a scope would let a narrowly scoped app keep a stolen
+            // sibling signed in); bound tokens and services are refused in the use case.
+            O::RevokeSession | O::RevokeAllSessions => (Authenticated, Charge::Class(Write)),
             O::CreateProfile => (Access::Scope(Scope::ProfilesWrite), Charge::Class(Write)),
             O::GetProfile => (Access::Scope(Scope::HistoryRead), Charge::Class(Read)),
             O::UpdateProfile | O::SetProfilePin | O::RemoveProfilePin => {
@@ -239,12 +262,20 @@ impl Operation {
             O::PutTitle | O::PatchTitle => (Access::Scope(Scope::CatalogWrite), Charge::Class(Write)),
             O::ImportTitles => (Access::Scope(Scope::CatalogWrite), Charge::Class(Import)),
             O::RecordEvents => (Access::Scope(Scope::HistoryWrite), Charge::Class(Ingest)),
-            O::GetProgress | O::ListHistory | O::GetContinueWatching | O::GetNextUp => {
-                (Access::Scope(Scope::HistoryRead), Charge::Class(Read))
-            }
-            O::SetProgress | O::DeletePlay | O::HideFromContinueWatching => {
-                (Access::Scope(Scope::HistoryWrite), Charge::Class(Write))
-            }
+            O::GetProgress
+            | O::ListHistory
+            | O::GetContinueWatching
+            | O::GetNextUp
+            | O::GetList
+            | O::GetListSettings => (Access::Scope(Scope::HistoryRead), Charge::Class(Read)),
+            O::SetProgress
+            | O::DeletePlay
+            | O::HideFromContinueWatching
+            | O::MarkWatched
+            | O::UnmarkWatched
+            | O::AddToList
+            | O::RemoveFromList
+            | O::UpdateListSettings => (Access::Scope(Scope::HistoryWrite), Charge::Class(Write)),
             O::ImportHistory => (Access::Scope(Scope::HistoryWrite), Charge::Class(Import)),
             O::GetRecommendations | O::GetSimilar => (Access::Scope(Scope::RecsRead), Charge::Class(Read)),
             O::SendFeedback | O::RecordImpressions => {
@@ -278,6 +309,13 @@ impl Operation {
                 | O::GetContinueWatching
                 | O::HideFromContinueWatching
                 | O::GetNextUp
+                | O::MarkWatched
+                | O::UnmarkWatched
+                | O::AddToList
+                | O::RemoveFromList
+                | O::GetList
+                | O::GetListSettings
+                | O::UpdateListSettings
                 | O::GetRecommendations
                 | O::SendFeedback
                 | O::RecordImpressions

@@ -179,15 +179,18 @@ impl AuthServer {
         if !pkce_matches(verifier, &found.code_challenge) {
             return Err(invalid("code_verifier does not match the code_challenge"));
         }
-        self.start_session_with_id(
-            found.session_id.clone(),
-            found.account,
-            client,
-            found.scopes,
-            found.profile,
-            found.auth_time,
-        )
-        .await
+        let tokens = self
+            .start_session_with_id(
+                found.session_id.clone(),
+                found.account,
+                client,
+                found.scopes,
+                found.profile,
+                found.auth_time,
+            )
+            .await?;
+        self.touch(&found.session_id, addr).await;
+        Ok(tokens)
     }
 }
 

@@ -253,6 +253,7 @@ impl AuthServer {
         &self,
         client: &OAuthClient,
         device_code: &str,
+        addr: Option<&str>,
     ) -> Result<TokenResponse, OAuthError> {
         Self::require_grant(client, GrantType::DeviceCode)?;
         let invalid = || OAuthError::new(OAuthErrorCode::InvalidGrant, "unknown device_code");
@@ -275,7 +276,7 @@ impl AuthServer {
         let refuse = OAuthError::new;
         match answer {
             DevicePoll::Issue { account, profile, auth_time } => {
-                self.start_session(account, client, device.scopes, profile, auth_time).await
+                self.start_session(account, client, device.scopes, profile, auth_time, addr).await
             }
             DevicePoll::Pending => {
                 Err(refuse(OAuthErrorCode::AuthorizationPending, "waiting for the person to approve"))

@@ -21,6 +21,7 @@
 mod clients;
 mod code;
 mod device;
+mod devices;
 mod error;
 mod introspect;
 mod keys;
@@ -43,6 +44,7 @@ use sha2::{Digest, Sha256};
 pub use clients::{ClientAuth, RegisteredClient};
 pub use code::{AuthorizeParams, AuthorizeRequest};
 pub use device::{DeviceConsent, DeviceGrant, DeviceRefusal, UserCodeProblem};
+pub use devices::DeviceSession;
 pub use error::{AuthorizeError, OAuthError};
 pub use introspect::Introspection;
 pub use pin::PinRefusal;

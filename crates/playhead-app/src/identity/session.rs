@@ -97,7 +97,9 @@ impl AuthServer {
     ) -> Result<TokenResponse, OAuthError> {
         let client = self.authenticate_client(presented, Some(addr)).await?;
         match grant? {
-            TokenGrant::DeviceCode { device_code } => self.token_device(&client, &device_code).await,
+            TokenGrant::DeviceCode { device_code } => {
+                self.token_device(&client, &device_code, Some(addr)).await
+            }
             TokenGrant::AuthorizationCode { code, redirect_uri, code_verifier } => {
                 self.token_code(&client, &code, &redirect_uri, &code_verifier, Some(addr)).await
             }
@@ -117,16 +119,13 @@ impl AuthServer {
         scopes: Scopes,
         profile: Option<ProfileId>,
         auth_time: Timestamp,
+        addr: Option<&str>,
     ) -> Result<TokenResponse, OAuthError> {
-        self.start_session_with_id(
-            uuid::Uuid::new_v4().to_string(),
-            account,
-            client,
-            scopes,
-            profile,
-            auth_time,
-        )
-        .await
+        let id = uuid::Uuid::new_v4().to_string();
+        let tokens =
+            self.start_session_with_id(id.clone(), account, client, scopes, profile, auth_time).await?;
+        self.touch(&id, addr).await;
+        Ok(tokens)
     }
 
     pub(super) async fn start_session_with_id(
@@ -278,6 +277,7 @@ impl AuthServer {
             }
             RefreshUse::Unknown => return Err(invalid("unknown refresh token")),
         }
+        self.touch(&session.id, addr).await;
         let narrowed = Session { scopes, ..session };
         self.access_for(&narrowed, Some(token))
     }

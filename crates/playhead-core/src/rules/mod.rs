@@ -4,6 +4,7 @@
 //! table); the defaults are DESIGN.md's. Keep each rule here and unit-tested beside it: the
 //! application layer only loads state, calls these, and stores the result.
 
+pub mod marks;
 pub mod progress;
 pub mod recs;
 pub mod rows;

@@ -11,10 +11,12 @@ mod erasure;
 mod feed;
 mod idempotency;
 mod identity;
+mod library;
 mod log;
 mod prune;
 mod recs;
 mod revocation;
+mod sessions;
 mod viewing;
 
 pub use accounts::*;
@@ -24,13 +26,15 @@ pub use erasure::*;
 pub use feed::*;
 pub use idempotency::*;
 pub use identity::*;
+pub use library::*;
 pub use log::*;
 pub use prune::*;
 pub use recs::*;
 pub use revocation::*;
+pub use sessions::*;
 pub use viewing::*;
 
-const SOURCES: [&str; 12] = [
+const SOURCES: [&str; 14] = [
     include_str!("accounts.rs"),
     include_str!("api_keys.rs"),
     include_str!("catalog.rs"),
@@ -38,10 +42,12 @@ const SOURCES: [&str; 12] = [
     include_str!("feed.rs"),
     include_str!("idempotency.rs"),
     include_str!("identity.rs"),
+    include_str!("library.rs"),
     include_str!("log.rs"),
     include_str!("prune.rs"),
     include_str!("recs.rs"),
     include_str!("revocation.rs"),
+    include_str!("sessions.rs"),
     include_str!("viewing.rs"),
 ];
 

@@ -72,6 +72,7 @@ fn play(profile: ProfileId, n: u128) -> Viewing {
         watched_ms: 60_000,
         completed: false,
         is_play: true,
+        manual: false,
     }
 }
 

@@ -93,6 +93,7 @@ async fn another_accounts_profile_is_not_found_on_every_profile_route() {
             ("POST", p) if p.ends_with("/history") => json!({"plays": []}),
             ("POST", p) if p.ends_with("/feedback") => json!({"title_id": "m1", "kind": "up"}),
             ("POST", p) if p.ends_with("/impressions") => json!({"title_ids": ["m1"]}),
+            ("PUT", p) if p.ends_with("/list-settings") => json!({"leave_when_finished": true}),
             ("POST", _) => json!({"name": "x"}),
             ("PUT", _) => json!({"position_ms": 1}),
             _ => json!({}),

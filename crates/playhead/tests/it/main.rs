@@ -10,6 +10,7 @@ mod api_auth;
 mod api_catalog;
 mod api_contract;
 mod api_feed;
+mod api_library;
 mod api_playback;
 #[cfg(feature = "recs")]
 mod api_recs;

@@ -1116,3 +1116,99 @@ async fn a_store_failure_on_the_consent_page_is_an_error_page_not_an_empty_list(
     assert!(!html.contains("profiles"), "the cause stays in the log: {html}");
     t.stop().await;
 }
+
+/// Devices (issue 17): the account lists its signed-in devices with their app, where and when
+/// they were seen; signs one out (its refresh token dies at once, its access token within the
+/// revocation bound) or every one; a TV bound to a profile cannot, and another account's
+/// session is not found.
+#[tokio::test]
+async fn devices_are_listed_and_signed_out_one_by_one_or_everywhere() {
+    let t = spawn_app().await;
+    let tv = client(&t, ClientType::Public, &[GrantType::DeviceCode, GrantType::RefreshToken], None).await;
+    let v = person(&t, "dee@example.com").await;
+    let kids_tv = tokens_via_device(&t, &tv, &v, true).await;
+    let phone = tokens_via_device(&t, &tv, &v, false).await;
+    let phone_at = phone["access_token"].as_str().unwrap();
+    let kids_at = kids_tv["access_token"].as_str().unwrap();
+
+    let list = t.get_json(phone_at, "/v1/me/sessions").await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{list}");
+    for d in items {
+        assert_eq!(d["client_name"], "Living-room TV");
+        assert_eq!(d["first_seen_from"], "127.0.0.1");
+        assert!(d["first_seen_at"].is_string() && d["last_seen_at"].is_string());
+    }
+    let current: Vec<&Value> = items.iter().filter(|d| d["current"] == true).collect();
+    assert_eq!(current.len(), 1, "exactly the asking session is current: {list}");
+    assert!(current[0]["profile_id"].is_null());
+    let kids_sid =
+        items.iter().find(|d| d["current"] == false).unwrap()["session_id"].as_str().unwrap().to_owned();
+    assert_eq!(items.iter().find(|d| d["current"] == false).unwrap()["profile_id"], v.profile.to_string());
+
+    // A kids TV cannot see or sign out the family's devices; another account cannot find them.
+    assert_eq!(t.get(kids_at, "/v1/me/sessions").await.status(), StatusCode::FORBIDDEN);
+    let other = person(&t, "eve@example.com").await;
+    let eve_at = tokens_via_device(&t, &tv, &other, false).await["access_token"].as_str().unwrap().to_owned();
+    let r = t
+        .http
+        .delete(t.url(&format!("/v1/me/sessions/{kids_sid}")))
+        .bearer_auth(&eve_at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+
+    // Sign the kids TV out: its refresh token is refused at once, its access token soon.
+    let r = t
+        .http
+        .delete(t.url(&format!("/v1/me/sessions/{kids_sid}")))
+        .bearer_auth(phone_at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let kids_rt = kids_tv["refresh_token"].as_str().unwrap();
+    let r =
+        form(&t, "/oauth/token", Some(&tv), &[("grant_type", "refresh_token"), ("refresh_token", kids_rt)])
+            .await;
+    assert_eq!(oauth_err(r).await.1, "invalid_grant");
+    eventually(&t, kids_at, &format!("/v1/profiles/{}/history", v.profile), StatusCode::UNAUTHORIZED).await;
+    let r = t
+        .http
+        .delete(t.url(&format!("/v1/me/sessions/{kids_sid}")))
+        .bearer_auth(phone_at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "already signed out");
+
+    // A refresh moves "last seen".
+    let before = t.get_json(phone_at, "/v1/me/sessions").await["items"][0]["last_seen_at"].clone();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let r = form(
+        &t,
+        "/oauth/token",
+        Some(&tv),
+        &[("grant_type", "refresh_token"), ("refresh_token", phone["refresh_token"].as_str().unwrap())],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let phone_at: String = r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    let after = t.get_json(&phone_at, "/v1/me/sessions").await["items"][0]["last_seen_at"].clone();
+    assert_ne!(before, after);
+
+    // Everywhere but here: nothing else is left; then everywhere.
+    let r = t.post(&phone_at, "/v1/me/sessions/revoke-all?keep_current=true", &json!({})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["revoked"], 0);
+    let r = t.post(&phone_at, "/v1/me/sessions/revoke-all", &json!({})).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["revoked"], 1);
+    eventually(&t, &phone_at, "/v1/me", StatusCode::UNAUTHORIZED).await;
+    // Eve is still signed in.
+    assert_eq!(t.get(&eve_at, "/v1/me/sessions").await.status(), StatusCode::OK);
+    let audit = t.identity.store().audit_since(playhead_core::Timestamp(0), 100).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "session.revoked_all"));
+    t.stop().await;
+}
