@@ -23,8 +23,8 @@ use utoipa_axum::routes;
 use crate::RestState;
 use crate::middleware::{RouteGate, RouteInfo, gate};
 use crate::routes::{
-    accounts, admin, devices, erase, events, export, feed, health, history, library, oauth, pin, progress, recs,
-    rows, titles,
+    accounts, admin, devices, erase, events, export, feed, health, history, library, oauth, pin, progress,
+    recs, rows, titles,
 };
 
 enum Handler {

@@ -11,8 +11,8 @@ use playhead_core::auth::Principal;
 use playhead_core::event::{BatchContext, RawEvent, admit, batch_clock_shift};
 use playhead_core::ids::{ProfileId, TitleId};
 use playhead_core::ports::{AppendOutcome, LogEntry};
-use playhead_core::trace::TraceContext;
 use playhead_core::profile::Recording;
+use playhead_core::trace::TraceContext;
 use playhead_core::{FieldError, Timestamp};
 
 use crate::access::Operation;

@@ -33,9 +33,8 @@ pub mod telemetry;
 use std::sync::Arc;
 
 use playhead_core::ports::{
-    AccountStore, ApiKeyStore, Catalog, Clock, ErasureStore, EventLog, ExportStore, FeedStore, IdempotencyStore,
-    IdentityStore,
-    RateLimiter, RecsStore, ViewingStore,
+    AccountStore, ApiKeyStore, Catalog, Clock, ErasureStore, EventLog, ExportStore, FeedStore,
+    IdempotencyStore, IdentityStore, RateLimiter, RecsStore, ViewingStore,
 };
 use playhead_core::rules::Rules;
 use tokio::sync::Notify;

@@ -35,8 +35,7 @@ use std::sync::Arc;
 
 use playhead_core::ports::{
     AccountStore, ApiKeyStore, Catalog, ErasureStore, EventLog, FeedStore, IdempotencyStore, IdentityStore,
-    Pruner, RecsStore,
-    ViewingStore,
+    Pruner, RecsStore, ViewingStore,
 };
 
 /// One store under test, seen through every port, plus whatever keeps it alive.

@@ -129,7 +129,6 @@ impl Default for FeedSettings {
     }
 }
 
-
 /// The pruning job (`[retention]`, decision 0081): expired codes, sessions, refresh tokens,
 /// idempotency records, deny-list entries and old audit entries are deleted in small batches.
 #[derive(Debug, Clone, Serialize, Deserialize)]

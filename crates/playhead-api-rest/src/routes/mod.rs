@@ -3,8 +3,8 @@
 
 pub mod accounts;
 pub mod admin;
-pub mod erase;
 pub mod devices;
+pub mod erase;
 pub mod events;
 pub mod export;
 pub mod feed;

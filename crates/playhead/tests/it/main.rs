@@ -26,8 +26,8 @@ mod multi_process;
 mod nats;
 mod oauth;
 mod ops;
-mod pause;
 mod pages;
+mod pause;
 #[cfg(feature = "recs")]
 mod recs_cli;
 mod revocation;
