@@ -86,6 +86,8 @@ async fn another_accounts_profile_is_not_found_on_every_profile_route() {
                 .replace("{account_id}", &a.account.to_string())
                 .replace("{play_id}", &play)
                 .replace("{export_id}", &export)
+                .replace("{other_id}", &b.profile.to_string())
+                .replace("{requester_id}", &b.profile.to_string())
                 .replace("{title_id}", "m1"),
         );
         let body = match (method.as_str(), path.as_str()) {
@@ -94,6 +96,14 @@ async fn another_accounts_profile_is_not_found_on_every_profile_route() {
             ("POST", p) if p.ends_with("/feedback") => json!({"title_id": "m1", "kind": "up"}),
             ("POST", p) if p.ends_with("/impressions") => json!({"title_ids": ["m1"]}),
             ("PUT", p) if p.ends_with("/list-settings") => json!({"leave_when_finished": true}),
+            // Well-formed bodies, so only the ownership check can refuse (the feed, the PIN).
+            ("POST", p) if p.ends_with("/following") || p.ends_with("/blocks") => {
+                json!({"profile_id": b.profile.to_string()})
+            }
+            ("PUT", p) if p.contains("/follow-requests/") => json!({"decision": "approve"}),
+            ("PUT", p) if p.ends_with("/feed-settings") => json!({"share_activity": false}),
+            ("PUT", p) if p.ends_with("/pin") => json!({"pin": "4321"}),
+            ("POST", p) if p.ends_with("/pin/verify") => json!({"pin": "4321"}),
             ("POST", _) => json!({"name": "x"}),
             ("PUT", _) => json!({"position_ms": 1}),
             _ => json!({}),
