@@ -172,10 +172,11 @@ async fn a_full_disk_refuses_the_batch_whole_and_keeps_what_was_committed() {
         let store = SqliteStore::open(&path).await.expect("open");
         store.close().await;
     }
-    // The file's size after close is the schema's pages (the WAL is checkpointed on close) give or
-    // take a few; 64 pages of headroom (256 KiB) hold many batches of 50, so the first always fits
-    // and the cap still bites within a few hundred batches.
-    let pages_now = std::fs::metadata(&path).expect("size").len() / 4096;
+    // The schema's pages: the file after close, plus whatever a close under load left in the WAL
+    // (an over-estimate is only more headroom). 64 pages more (256 KiB) hold many batches of 50,
+    // so the first always fits and the cap still bites within a few hundred batches.
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let pages_now = (size(&path) + size(&dir.path().join("playhead.db-wal"))) / 4096;
     let config = SqliteConfig {
         max_page_count: Some(u32::try_from(pages_now).expect("pages") + 64),
         ..Default::default()
