@@ -258,11 +258,20 @@ fn example_for(code: &str) -> serde_json::Value {
 fn constrain(p: &mut utoipa::openapi::path::Parameter) {
     use utoipa::openapi::schema::{KnownFormat, SchemaFormat, Type};
     use utoipa::openapi::{ObjectBuilder, RefOr, Schema};
+    // A profile named in the query (`/similar?profile_id=`) is a UUID like one in the path.
+    if p.parameter_in == ParameterIn::Query && p.name == "profile_id" {
+        let uuid = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)));
+        p.schema = Some(RefOr::T(Schema::Object(uuid.build())));
+        return;
+    }
     if p.parameter_in != ParameterIn::Path {
         return;
     }
     let schema = match p.name.as_str() {
-        "profile_id" | "account_id" | "play_id" | "erasure_id" | "export_id" => ObjectBuilder::new()
+        "profile_id" | "account_id" | "play_id" | "erasure_id" | "export_id" | "other_id"
+        | "requester_id" => ObjectBuilder::new()
             .schema_type(Type::String)
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
         "title_id" => {

@@ -71,7 +71,8 @@ fn svg_of(text: &str, label: &str) -> Result<String, ApiError> {
     params(("user_code" = String, Query, description = "the user code a device grant returned",
         pattern = "^[BCDFGHJKLMNPQRSTVWXZbcdfghjklmnpqrstvwxz]{4}-?[BCDFGHJKLMNPQRSTVWXZbcdfghjklmnpqrstvwxz]{4}$")),
     responses((status = 200, description = "the QR code", content_type = "image/svg+xml", body = String),
-        (status = 400, body = Problem), (status = 429, body = Problem)))]
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json")))]
 pub async fn device_qr(
     axum::extract::State(s): axum::extract::State<RestState>,
     ApiQuery(q): ApiQuery<QrParams>,
