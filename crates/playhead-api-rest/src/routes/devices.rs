@@ -96,7 +96,8 @@ pub async fn revoke_session(
     Peer(peer): Peer,
     Path(sid): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if sid.is_empty() || sid.len() > 64 {
+    // Characters, as the document's maxLength counts them (not bytes).
+    if sid.is_empty() || sid.chars().count() > 64 {
         return Err(FieldError::new("session_id", "invalid", "must be 1-64 characters").into());
     }
     let addr = client_addr(&s, &headers, peer);
