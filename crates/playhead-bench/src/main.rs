@@ -18,9 +18,19 @@
 //! - `feed`: the followers' feed fan-out crossover: write cost of one activity (push, pull,
 //!   hybrid) by follower count, and feed read latency by followed count (`feed.rs`).
 //!
+//! - `all`: every pair of issue 12 against its baseline at the physical limit, interleaved, N
+//!   runs, pinned cores, rewriting docs/benchmarks.md (`all.rs`, baselines in `limits.rs`,
+//!   deployments in `harness.rs`; decision 0110). `bench/run-all` builds and runs it.
+//! - `soak`: mixed traffic (writes:reads 9:1) for a set time, RSS and errors per interval
+//!   (`soak.rs`); a 60-second version runs in `scripts/test`.
+//!
 //! Benchmarks are not tests: nothing here asserts a speed.
 
+mod all;
 mod feed;
+mod harness;
+mod limits;
+mod soak;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,7 +43,6 @@ use playhead_api_grpc::pb;
 use playhead_app::accounts::NewProfile;
 use playhead_core::Timestamp;
 use playhead_core::auth::{Scope, Scopes};
-use playhead_core::title::{Title, TitleKind};
 use serde_json::{Value, json};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
@@ -119,6 +128,37 @@ enum Cmd {
         #[arg(long)]
         data_dir: std::path::PathBuf,
     },
+    /// Every pair against its baseline at the limit (decision 0110); see docs/benchmarks.md.
+    All(all::AllArgs),
+    /// Mixed traffic for a set time: throughput, p50/p99, RSS and errors per interval.
+    Soak(soak::SoakArgs),
+    /// One baseline at the limit, printing `{"per_s": ...}` (run pinned by `all`).
+    Limit {
+        #[command(subcommand)]
+        which: LimitCmd,
+    },
+    /// The bulk ingest's load generator (run pinned by `all`): REST batches of 500 to a running
+    /// server, then wait until all are applied; prints `{"per_s": events accepted to applied}`.
+    BulkClient {
+        /// The API, `http://host:port`.
+        #[arg(long)]
+        base: String,
+        /// The operator listener (`/healthz`).
+        #[arg(long)]
+        ops: String,
+        /// A `profiles:any` API key.
+        #[arg(long)]
+        token: String,
+        /// Profile ids (comma separated); batch `b` goes to profile `b % count`.
+        #[arg(long, value_delimiter = ',')]
+        profiles: Vec<String>,
+        /// Events (batches of 500).
+        #[arg(long)]
+        events: usize,
+        /// Concurrent HTTP clients.
+        #[arg(long)]
+        clients: usize,
+    },
     /// Serve a fixed JSON body on GET /row (the bare-handler baseline).
     ReadBaseline {
         /// Listen address.
@@ -130,27 +170,73 @@ enum Cmd {
     },
 }
 
+/// A baseline at the limit (limits.rs).
+#[derive(Subcommand)]
+enum LimitCmd {
+    /// Raw rusqlite prepared INSERTs, WAL + synchronous=FULL, 500 rows per transaction.
+    Sqlite {
+        /// Rows.
+        #[arg(long)]
+        events: usize,
+    },
+    /// The same through sqlx (the old baseline, an extra row).
+    SqlxSqlite {
+        /// Rows.
+        #[arg(long)]
+        events: usize,
+    },
+    /// PostgreSQL, one prepared 500-row INSERT per transaction.
+    PgInsert {
+        /// Rows.
+        #[arg(long)]
+        events: usize,
+        /// Connections.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// PostgreSQL (a throwaway schema).
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+        database_url: String,
+    },
+    /// PostgreSQL, one 500-row COPY per transaction.
+    PgCopy {
+        /// Rows.
+        #[arg(long)]
+        events: usize,
+        /// Connections.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// PostgreSQL (a throwaway schema).
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+        database_url: String,
+    },
+    /// JetStream async publish of the relay's messages, 500 in flight.
+    Jetstream {
+        /// Messages.
+        #[arg(long)]
+        events: usize,
+        /// NATS with JetStream (a throwaway stream).
+        #[arg(long, default_value = "nats://127.0.0.1:4222")]
+        nats_url: String,
+    },
+    /// Bare axum: GET /row (fixed bytes) and POST /v1/profiles/{id}/events (parse and 202).
+    Http {
+        /// Listen address.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// The bytes GET /row answers.
+        #[arg(long)]
+        row: std::path::PathBuf,
+    },
+}
+
 const BATCH: usize = 500;
 const PROFILES: usize = 100;
 
-fn titles(n: usize) -> Vec<Title> {
-    (0..n)
-        .map(|i| Title {
-            id: playhead_core::TitleId::parse(&format!("bench-{i}")).expect("id"),
-            kind: TitleKind::Movie,
-            name: format!("Bench {i}"),
-            duration_ms: 7_200_000,
-            credits_start_ms: None,
-            series_id: None,
-            season: None,
-            episode: None,
-            genres: vec!["Drama".into()],
-            maturity: 0,
-            release_year: Some(2020),
-            available_from: None,
-            external_ids: Default::default(),
-        })
-        .collect()
+use harness::titles;
+
+/// Backfilled events start 20 days ago (within the backfill window, outside live admission).
+fn base_ms() -> i64 {
+    playhead_app::clock::SystemClock.now_ms() - 20 * 86_400_000
 }
 
 /// One batch: 5 titles x 100 heartbeats 30 s apart, for one profile.
@@ -167,55 +253,6 @@ fn batch_events(b: usize, base_ms: i64) -> Vec<Value> {
         }
     }
     out
-}
-
-/// Baseline: the same rows, raw, into a table with the event log's columns and primary key, with
-/// Playhead's SQLite settings (WAL, synchronous=FULL), 500 rows per transaction.
-async fn raw_sqlite(bodies: &[(usize, Vec<Value>)]) -> anyhow::Result<f64> {
-    let dir = tempfile::tempdir()?;
-    let mut conn = SqliteConnectOptions::new()
-        .filename(dir.path().join("raw.db"))
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .connect()
-        .await?;
-    sqlx::query(
-        "CREATE TABLE events (event_id TEXT PRIMARY KEY, profile_id TEXT NOT NULL, title_id TEXT NOT NULL, kind TEXT NOT NULL,
-         position_ms INTEGER NOT NULL, duration_ms INTEGER, occurred_at INTEGER NOT NULL, occurred_at_raw INTEGER NOT NULL,
-         received_at INTEGER NOT NULL, device_id TEXT, session_id TEXT, state TEXT NOT NULL)",
-    )
-    .execute(&mut conn)
-    .await?;
-    let profile = uuid::Uuid::now_v7().to_string();
-    let started = Instant::now();
-    let mut n = 0usize;
-    for (_, events) in bodies {
-        let mut tx = conn.begin().await?;
-        for e in events {
-            let at = Timestamp::parse_rfc3339(e["occurred_at"].as_str().unwrap_or_default())
-                .map(|t| t.0)
-                .unwrap_or(0);
-            sqlx::query("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
-                .bind(e["event_id"].as_str())
-                .bind(&profile)
-                .bind(e["title_id"].as_str())
-                .bind("heartbeat")
-                .bind(e["position_ms"].as_i64())
-                .bind(None::<i64>)
-                .bind(at)
-                .bind(at)
-                .bind(at)
-                .bind("tv")
-                .bind(None::<String>)
-                .bind("logged")
-                .execute(&mut *tx)
-                .await?;
-            n += 1;
-        }
-        tx.commit().await?;
-    }
-    Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
 /// Playhead: accepted-to-applied rate through REST.
@@ -415,25 +452,7 @@ async fn playhead_ingest_over(
             )));
             continue;
         }
-        let (prepared, next, http, token) = (prepared.clone(), next.clone(), http.clone(), token.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some((url, body)) = prepared.get(i) else { return Ok::<(), anyhow::Error>(()) };
-                let r = http
-                    .post(url)
-                    .bearer_auth(&token)
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await?;
-                // A 503 (backlog full) would make the run meaningless: the default bound is far
-                // above what this bench queues, so treat it as a failed run.
-                anyhow::ensure!(r.status().as_u16() == 202, "status {}", r.status());
-                let v: Value = r.json().await?;
-                anyhow::ensure!(v["accepted"].as_u64() == Some(BATCH as u64), "not all accepted: {v}");
-            }
-        }));
+        tasks.push(tokio::spawn(post_batches(prepared.clone(), next.clone(), http.clone(), token.clone())));
     }
     for t in tasks {
         t.await??;
@@ -463,11 +482,95 @@ async fn playhead_ingest_over(
     Ok(n as f64 / applied_at.as_secs_f64())
 }
 
+/// One REST client: posts the next prepared batch until none is left; every event must be accepted.
+async fn post_batches(
+    prepared: Arc<Vec<(String, Vec<u8>)>>,
+    next: Arc<std::sync::atomic::AtomicUsize>,
+    http: reqwest::Client,
+    token: String,
+) -> anyhow::Result<()> {
+    loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some((url, body)) = prepared.get(i) else { return Ok(()) };
+        let r = http
+            .post(url)
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await?;
+        // A 503 (backlog full) would make the run meaningless: the default bound is far
+        // above what this bench queues, so treat it as a failed run.
+        anyhow::ensure!(r.status().as_u16() == 202, "status {}", r.status());
+        let v: Value = r.json().await?;
+        anyhow::ensure!(v["accepted"].as_u64() == Some(BATCH as u64), "not all accepted: {v}");
+    }
+}
+
+/// The bulk client of `all`: the same batches as `ingest`, to a server in another process; the
+/// clock stops when `/healthz` reports nothing left to apply.
+async fn bulk_client(
+    base: &str,
+    ops: &str,
+    token: String,
+    profiles: &[String],
+    events: usize,
+    clients: usize,
+) -> anyhow::Result<f64> {
+    anyhow::ensure!(!profiles.is_empty(), "--profiles is empty");
+    let base_ms = base_ms();
+    let prepared: Arc<Vec<(String, Vec<u8>)>> = Arc::new(
+        (0..events.div_ceil(BATCH))
+            .map(|b| {
+                let url = format!("{base}/v1/profiles/{}/events", profiles[b % profiles.len()]);
+                (url, serde_json::to_vec(&json!({"events": batch_events(b, base_ms)})).unwrap_or_default())
+            })
+            .collect(),
+    );
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| tokio::spawn(post_batches(prepared.clone(), next.clone(), http.clone(), token.clone())))
+        .collect();
+    for t in tasks {
+        t.await??;
+    }
+    let accepted = started.elapsed();
+    harness::drained(&http, ops).await?;
+    let applied = started.elapsed();
+    let n = prepared.len() * BATCH;
+    eprintln!(
+        "  playhead: {n} events accepted in {:.2} s, applied in {:.2} s",
+        accepted.as_secs_f64(),
+        applied.as_secs_f64()
+    );
+    Ok(n as f64 / applied.as_secs_f64())
+}
+
+/// Run one baseline and print its rate.
+async fn limit(which: LimitCmd) -> anyhow::Result<()> {
+    let rate = match which {
+        LimitCmd::Sqlite { events } => limits::sqlite(&limits::rows(events))?,
+        LimitCmd::SqlxSqlite { events } => limits::sqlx_sqlite(&limits::rows(events)).await?,
+        LimitCmd::PgInsert { events, clients, database_url } => {
+            limits::postgres(&database_url, limits::rows(events), clients, limits::PgWrite::Insert).await?
+        }
+        LimitCmd::PgCopy { events, clients, database_url } => {
+            limits::postgres(&database_url, limits::rows(events), clients, limits::PgWrite::Copy).await?
+        }
+        LimitCmd::Jetstream { events, nats_url } => relay_raw(events, &nats_url).await?,
+        LimitCmd::Http { listen, row } => return limits::http(listen, row).await,
+    };
+    limits::report(rate);
+    Ok(())
+}
+
 /// Median, min and max of ratios, to two decimals (not rounded to integers like rates).
 /// gRPC StreamEvents against REST batches of 500: same events, same clients, fresh servers.
 async fn ingest_grpc(events: usize, clients: usize, runs: usize) -> anyhow::Result<()> {
     let batches = events.div_ceil(BATCH);
-    let base_ms = playhead_app::clock::SystemClock.now_ms() - 20 * 86_400_000;
+    let base_ms = base_ms();
     let (mut rest, mut grpc, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
     for run in 1..=runs {
         let bodies: Arc<Vec<(usize, Vec<Value>)>> =
@@ -508,13 +611,13 @@ fn summary(xs: &mut [f64]) -> Value {
 
 async fn ingest(events: usize, clients: usize, runs: usize) -> anyhow::Result<()> {
     let batches = events.div_ceil(BATCH);
-    let base_ms = playhead_app::clock::SystemClock.now_ms() - 20 * 86_400_000;
+    let base_ms = base_ms();
     let (mut raw, mut ph, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
     for run in 1..=runs {
         let bodies: Vec<(usize, Vec<Value>)> = (0..batches).map(|b| (b, batch_events(b, base_ms))).collect();
-        let r = raw_sqlite(&bodies).await?;
+        let r = limits::sqlite(&limits::rows(events))?;
         let p = playhead_ingest(Arc::new(bodies), clients).await?;
-        eprintln!("run {run}: raw sqlite {r:.0} rows/s, playhead {p:.0} events/s, ratio {:.2}", p / r);
+        eprintln!("run {run}: raw rusqlite {r:.0} rows/s, playhead {p:.0} events/s, ratio {:.2}", p / r);
         raw.push(r);
         ph.push(p);
         ratio.push(p / r);
@@ -522,13 +625,13 @@ async fn ingest(events: usize, clients: usize, runs: usize) -> anyhow::Result<()
     println!(
         "{}",
         json!({"bench": "ingest", "events": batches * BATCH, "clients": clients, "batch": BATCH,
-               "raw_sqlite_rows_per_s": summary(&mut raw), "playhead_events_per_s": summary(&mut ph),
+               "raw_rusqlite_rows_per_s": summary(&mut raw), "playhead_events_per_s": summary(&mut ph),
                               "ratio": ratio_summary(&mut ratio)})
     );
     Ok(())
 }
 
-trait NowMs {
+pub(crate) trait NowMs {
     fn now_ms(&self) -> i64;
 }
 impl NowMs for playhead_app::clock::SystemClock {
@@ -715,39 +818,9 @@ async fn read_seed(data_dir: std::path::PathBuf) -> anyhow::Result<()> {
         .insert_profile(account.id, NewProfile { name: "R".into(), ..Default::default() })
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let service = playhead_core::auth::Principal {
-        subject: playhead_core::auth::Subject::Service { id: "bench".into() },
-        scopes: Scopes::empty().with(Scope::HistoryWrite).with(Scope::ProfilesAny),
-        bound_profile: None,
-        session_id: None,
-        auth_time: None,
-    };
     let now = app.clock().now().0;
-    // 40 titles in progress (the row shows 20), 10 minutes each, an hour apart.
-    let raw: Vec<_> = (0..40)
-        .flat_map(|t| {
-            (0..=20).map(move |i| playhead_core::event::RawEvent {
-                event_id: Some(uuid::Uuid::new_v4().to_string()),
-                title_id: Some(format!("bench-{t}")),
-                kind: Some("heartbeat".into()),
-                position_ms: Some(i * 30_000),
-                duration_ms: None,
-                occurred_at: Some(Timestamp(now - (t + 1) * 3_600_000 + i * 30_000).to_rfc3339()),
-                device_id: Some("tv".into()),
-                session_id: None,
-            })
-        })
-        .collect();
-    for chunk in raw.chunks(BATCH) {
-        let batch = playhead_app::ingest::IngestBatch {
-            sent_at: None,
-            backfill: false,
-            events: chunk.iter().cloned().map(Ok).collect(),
-            trace: None,
-        };
-        app.record_events(&service, profile.id, batch).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    app.drain().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    // 40 titles in progress (the row shows 20).
+    harness::in_progress(&app, profile.id, 40, now).await?;
     let issuer = playhead_auth::TokenIssuer::new(
         rt.identity.keys(),
         settings.issuer.clone(),
@@ -806,5 +879,17 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Cmd::ReadBaseline { listen, body } => read_baseline(listen, body).await,
+        Cmd::All(a) => all::run(a).await,
+        Cmd::Soak(a) => {
+            let report = soak::run(a).await?;
+            anyhow::ensure!(report.errors == 0, "the soak had {} errors", report.errors);
+            Ok(())
+        }
+        Cmd::Limit { which } => limit(which).await,
+        Cmd::BulkClient { base, ops, token, profiles, events, clients } => {
+            let rate = bulk_client(&base, &ops, token, &profiles, events, clients).await?;
+            limits::report(rate);
+            Ok(())
+        }
     }
 }
