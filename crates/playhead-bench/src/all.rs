@@ -16,7 +16,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::harness::{self, ChildGuard, Deployment, Mode, Server, Services};
-use crate::limits::{self, PgWrite};
+use crate::limits;
 
 /// The pairs, by name.
 pub const PARTS: &str = "ingest,read,live,scale-out-ingest,scale-out-read";
@@ -132,7 +132,8 @@ pub fn thousands(x: f64) -> String {
 }
 
 fn rate_cell(xs: &[f64]) -> String {
-    spread(xs).map_or("-".into(), |(m, lo, hi)| format!("{} ({}-{})", thousands(m), thousands(lo), thousands(hi)))
+    spread(xs)
+        .map_or("-".into(), |(m, lo, hi)| format!("{} ({}-{})", thousands(m), thousands(lo), thousands(hi)))
 }
 
 fn ratio_cell(xs: &[f64]) -> String {
@@ -158,12 +159,20 @@ fn load_average() -> String {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())))
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:").and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())))
+        .and_then(|m| {
+            m.lines().find_map(|l| {
+                l.strip_prefix("MemTotal:").and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            })
+        })
         .map_or("?".into(), |kib| format!("{:.0} GiB", kib as f64 / 1024.0 / 1024.0));
     format!("{cpus} vCPUs ({cpu}), {mem}")
 }
@@ -232,7 +241,13 @@ pub async fn run(a: AllArgs) -> anyhow::Result<()> {
             r => r,
         };
         for mode in [Mode::Embedded, Mode::ScaleOut] {
-            let args = crate::soak::SoakArgs::for_all(mode, a.soak_secs, rate, Some(a.server_cpu), a.services.clone());
+            let args = crate::soak::SoakArgs::for_all(
+                mode,
+                a.soak_secs,
+                rate,
+                Some(a.server_cpu),
+                a.services.clone(),
+            );
             out.push(crate::soak::run(args).await.unwrap_or_else(|e| crate::soak::Report::failed(mode, &e)));
         }
         out
@@ -312,7 +327,11 @@ fn render(a: &AllArgs, ctx: &RunInfo, pairs: &[Pair]) -> String {
     );
     for p in pairs {
         if let Some(e) = &p.error {
-            s.push_str(&format!("| {} | failed: {} | | | | |\n", p.name, e.lines().next().unwrap_or("").replace('|', "/")));
+            s.push_str(&format!(
+                "| {} | failed: {} | | | | |\n",
+                p.name,
+                e.lines().next().unwrap_or("").replace('|', "/")
+            ));
             continue;
         }
         s.push_str(&format!(
@@ -328,7 +347,9 @@ fn render(a: &AllArgs, ctx: &RunInfo, pairs: &[Pair]) -> String {
     }
     let lat: Vec<&Pair> = pairs.iter().filter(|p| !p.latency.is_empty()).collect();
     if !lat.is_empty() {
-        s.push_str("\nPlayhead's latency under that load (wrk, per run: p50 / p99):\n\n| pair | runs |\n|---|---|\n");
+        s.push_str(
+            "\nPlayhead's latency under that load (wrk, per run: p50 / p99):\n\n| pair | runs |\n|---|---|\n",
+        );
         for p in lat {
             let runs: Vec<String> = p.latency.iter().map(|(a, b)| format!("{a} / {b}")).collect();
             s.push_str(&format!("| {} | {} |\n", p.name, runs.join("; ")));
@@ -355,7 +376,10 @@ fn args(xs: &[&str]) -> Vec<String> {
 /// Embedded bulk ingest (accepted to applied, batches of 500) vs raw rusqlite, plus sqlx.
 async fn bulk_ingest(a: &AllArgs) -> anyhow::Result<Vec<Pair>> {
     let mut pair = Pair::new(
-        &format!("embedded bulk ingest, accepted to applied ({} events, batches of 500, {} clients)", a.events, a.clients),
+        &format!(
+            "embedded bulk ingest, accepted to applied ({} events, batches of 500, {} clients)",
+            a.events, a.clients
+        ),
         "raw rusqlite, one prepared INSERT, WAL + synchronous=FULL, 500 rows/tx",
         "events/s",
         Some(">= 0.30"),
@@ -378,7 +402,10 @@ async fn bulk_ingest(a: &AllArgs) -> anyhow::Result<Vec<Pair>> {
             (limit()?, p)
         };
         let x = sqlx()?;
-        eprintln!("run {run}: rusqlite {b:.0} rows/s, sqlx {x:.0} rows/s, playhead {p:.0} events/s, ratio {:.3}", p / b);
+        eprintln!(
+            "run {run}: rusqlite {b:.0} rows/s, sqlx {x:.0} rows/s, playhead {p:.0} events/s, ratio {:.3}",
+            p / b
+        );
         pair.limit.push(b);
         pair.playhead.push(p);
         extra.limit.push(x);
@@ -473,10 +500,8 @@ fn parse_wrk(text: &str, elapsed: Duration) -> anyhow::Result<Wrk> {
         } else if let Some(v) = l.strip_prefix("Non-2xx or 3xx responses:") {
             w.non_2xx = v.trim().parse().unwrap_or(0);
         } else if let Some(v) = l.strip_prefix("Socket errors:") {
-            w.socket_errors = v
-                .split(',')
-                .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
-                .sum();
+            w.socket_errors =
+                v.split(',').filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok()).sum();
         }
     }
     anyhow::ensure!(w.requests > 0.0, "wrk reported no requests:\n{text}");
@@ -504,7 +529,9 @@ fn bare_http(cpu: usize, row: &Path) -> anyhow::Result<(ChildGuard, String)> {
 async fn reads(a: &AllArgs, mode: Mode) -> anyhow::Result<Vec<Pair>> {
     let (name, goal) = match mode {
         Mode::Embedded => ("Continue watching, embedded, cached, with the JWT check", ">= 0.50"),
-        Mode::ScaleOut => ("Continue watching, scale-out (PostgreSQL + Redis row cache), with the JWT check", ">= 0.30"),
+        Mode::ScaleOut => {
+            ("Continue watching, scale-out (PostgreSQL + Redis row cache), with the JWT check", ">= 0.30")
+        }
     };
     let mut pair = Pair::new(
         &format!("{name} ({} connections)", a.read_connections),
@@ -540,9 +567,21 @@ async fn reads(a: &AllArgs, mode: Mode) -> anyhow::Result<Vec<Pair>> {
                 (limit()?, p)
             };
             for (who, w) in [("baseline", &b), ("playhead", &p)] {
-                anyhow::ensure!(w.non_2xx == 0 && w.socket_errors == 0, "{who}: {} non-2xx, {} socket errors", w.non_2xx, w.socket_errors);
+                anyhow::ensure!(
+                    w.non_2xx == 0 && w.socket_errors == 0,
+                    "{who}: {} non-2xx, {} socket errors",
+                    w.non_2xx,
+                    w.socket_errors
+                );
             }
-            eprintln!("run {run}: bare {:.0} req/s, playhead {:.0} req/s (p50 {}, p99 {}), ratio {:.3}", b.per_s, p.per_s, p.p50, p.p99, p.per_s / b.per_s);
+            eprintln!(
+                "run {run}: bare {:.0} req/s, playhead {:.0} req/s (p50 {}, p99 {}), ratio {:.3}",
+                b.per_s,
+                p.per_s,
+                p.p50,
+                p.p99,
+                p.per_s / b.per_s
+            );
             pair.limit.push(b.per_s);
             pair.playhead.push(p.per_s);
             pair.latency.push((p.p50.clone(), p.p99.clone()));
@@ -592,13 +631,7 @@ fn live_script(dir: &Path, devices: &[harness::Device]) -> anyhow::Result<(PathB
 
 fn live_args(script: &Path, devices: &Path) -> Vec<String> {
     let salt = format!("{:08x}", uuid::Uuid::new_v4().as_u128() as u32);
-    vec![
-        "-s".into(),
-        script.display().to_string(),
-        "--".into(),
-        devices.display().to_string(),
-        salt,
-    ]
+    vec!["-s".into(), script.display().to_string(), "--".into(), devices.display().to_string(), salt]
 }
 
 async fn live_bare(a: &AllArgs) -> anyhow::Result<f64> {
@@ -615,7 +648,12 @@ async fn live_bare(a: &AllArgs) -> anyhow::Result<f64> {
     let (script, file) = live_script(dir.path(), &devices)?;
     let (_bare, base) = bare_http(a.server_cpu, &row)?;
     let w = wrk(a, a.live_connections, &base, &live_args(&script, &file))?;
-    anyhow::ensure!(w.non_2xx == 0 && w.socket_errors == 0, "baseline: {} non-2xx, {} socket errors", w.non_2xx, w.socket_errors);
+    anyhow::ensure!(
+        w.non_2xx == 0 && w.socket_errors == 0,
+        "baseline: {} non-2xx, {} socket errors",
+        w.non_2xx,
+        w.socket_errors
+    );
     Ok(w.per_s)
 }
 
@@ -659,9 +697,20 @@ async fn scale_out_ingest(a: &AllArgs) -> anyhow::Result<Vec<Pair>> {
         "scale-out bulk ingest, accepted to applied (PostgreSQL outbox -> JetStream -> applied; {} events, batches of 500, {} clients)",
         a.events, a.clients
     );
-    let mut insert = Pair::new(&name, &format!("PostgreSQL, one prepared 500-row INSERT per tx, {} connections", a.clients), "events/s", None);
-    let mut copy = Pair::new(&name, &format!("PostgreSQL, one 500-row COPY per tx, {} connections", a.clients), "events/s", None);
-    let mut js = Pair::new(&name, "JetStream async publish of the relay's messages, 500 in flight", "events/s", None);
+    let mut insert = Pair::new(
+        &name,
+        &format!("PostgreSQL, one prepared 500-row INSERT per tx, {} connections", a.clients),
+        "events/s",
+        None,
+    );
+    let mut copy = Pair::new(
+        &name,
+        &format!("PostgreSQL, one 500-row COPY per tx, {} connections", a.clients),
+        "events/s",
+        None,
+    );
+    let mut js =
+        Pair::new(&name, "JetStream async publish of the relay's messages, 500 in flight", "events/s", None);
     let events = a.events.to_string();
     let clients = a.clients.to_string();
     let s = &a.services;
@@ -669,10 +718,22 @@ async fn scale_out_ingest(a: &AllArgs) -> anyhow::Result<Vec<Pair>> {
         let pg = |how: &str| {
             child_rate(
                 a.server_cpu,
-                &args(&["limit", how, "--events", &events, "--clients", &clients, "--database-url", &s.database_url]),
+                &args(&[
+                    "limit",
+                    how,
+                    "--events",
+                    &events,
+                    "--clients",
+                    &clients,
+                    "--database-url",
+                    &s.database_url,
+                ]),
             )
         };
-        let j = child_rate(a.server_cpu, &args(&["limit", "jetstream", "--events", &events, "--nats-url", &s.nats_url]))?;
+        let j = child_rate(
+            a.server_cpu,
+            &args(&["limit", "jetstream", "--events", &events, "--nats-url", &s.nats_url]),
+        )?;
         Ok((pg("pg-insert")?, pg("pg-copy")?, j))
     };
     for run in 1..=a.runs {

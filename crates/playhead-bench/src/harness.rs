@@ -64,7 +64,8 @@ impl Deployment {
     pub async fn create(mode: Mode, services: &Services) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let tag = uuid::Uuid::new_v4().simple().to_string();
-        let mut toml = format!("data_dir = {:?}\nlog_format = \"json\"\n{RAISED_QUOTAS}", dir.path().join("data"));
+        let mut toml =
+            format!("data_dir = {:?}\nlog_format = \"json\"\n{RAISED_QUOTAS}", dir.path().join("data"));
         if mode == Mode::ScaleOut {
             let mut c = sqlx::PgConnection::connect(&services.database_url).await?;
             sqlx::query(&format!("CREATE SCHEMA bench_{tag}")).execute(&mut c).await?;
@@ -106,11 +107,14 @@ impl Deployment {
         sqlx::query(&format!("DROP SCHEMA IF EXISTS bench_{} CASCADE", self.tag)).execute(&mut c).await?;
         let js = async_nats::jetstream::new(async_nats::connect(&s.nats_url).await?);
         let stream = format!("BENCH{}", self.tag);
-        let _ = js.delete_stream(&stream).await;
+        js.delete_stream(&stream).await.with_context(|| format!("deleting stream {stream}"))?;
+        // The dead-letter stream exists only once something was dead-lettered or the pipeline
+        // created it at start: absent is fine.
         let _ = js.delete_stream(format!("{stream}_DLQ")).await;
         let client = redis::Client::open(s.redis_url.as_str())?;
         let mut r = client.get_multiplexed_async_connection().await?;
-        let keys: Vec<String> = redis::cmd("KEYS").arg(format!("bench:{}:*", self.tag)).query_async(&mut r).await?;
+        let keys: Vec<String> =
+            redis::cmd("KEYS").arg(format!("bench:{}:*", self.tag)).query_async(&mut r).await?;
         for chunk in keys.chunks(500) {
             let _: () = redis::cmd("DEL").arg(chunk).query_async(&mut r).await?;
         }
@@ -168,7 +172,6 @@ pub async fn seed(d: &Deployment, devices: usize, row_items: usize) -> anyhow::R
     let settings = d.settings()?;
     let rt = playhead::open(settings.clone()).await?;
     let app = rt.app.clone();
-    let e = |e: playhead_app::AppError| anyhow::anyhow!("{e}");
     app.upsert_titles_unchecked(&titles(TITLES)).await.map_err(e)?;
     let issuer = playhead_auth::TokenIssuer::new(
         rt.identity.keys(),
@@ -186,7 +189,8 @@ pub async fn seed(d: &Deployment, devices: usize, row_items: usize) -> anyhow::R
             .insert_profile(account.id, NewProfile { name: format!("D{i}"), ..Default::default() })
             .await
             .map_err(e)?;
-        let token = issuer.issue(&issuer.account_claims(account.id, "bench", scopes.clone(), "sid", now / 1000))?;
+        let token =
+            issuer.issue(&issuer.account_claims(account.id, "bench", scopes.clone(), "sid", now / 1000))?;
         out.push(Device { profile: profile.id, token });
     }
     let (secret, record) = playhead_auth::ApiKey::generate(
@@ -203,7 +207,12 @@ pub async fn seed(d: &Deployment, devices: usize, row_items: usize) -> anyhow::R
 }
 
 /// `items` titles in progress for one profile, ten minutes each, an hour apart, applied.
-pub async fn in_progress(app: &playhead_app::App, profile: ProfileId, items: usize, now: i64) -> anyhow::Result<()> {
+pub async fn in_progress(
+    app: &playhead_app::App,
+    profile: ProfileId,
+    items: usize,
+    now: i64,
+) -> anyhow::Result<()> {
     let service = playhead_core::auth::Principal {
         subject: playhead_core::auth::Subject::Service { id: "bench".into() },
         scopes: Scopes::empty().with(Scope::HistoryWrite).with(Scope::ProfilesAny),
@@ -232,10 +241,15 @@ pub async fn in_progress(app: &playhead_app::App, profile: ProfileId, items: usi
             events: chunk.iter().cloned().map(Ok).collect(),
             trace: None,
         };
-        app.record_events(&service, profile, batch).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        app.record_events(&service, profile, batch).await.map_err(e)?;
     }
-    app.drain().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    app.drain().await.map_err(e)?;
     Ok(())
+}
+
+/// The application's errors carry no `std::error::Error` source chain worth keeping here.
+fn e(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
 }
 
 /// A free loopback port (bound then released; the child binds it a moment later).
@@ -356,7 +370,10 @@ impl Server {
     /// Resident memory in KiB, from /proc.
     pub fn rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok())
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
     }
 
     /// Wait until everything accepted is applied (10 minutes at most).

@@ -63,7 +63,8 @@ pub fn rows(events: usize) -> Vec<Vec<Row>> {
 
 /// The event log's table in SQLite, without the secondary indexes: the primary key (the dedupe
 /// key) is part of the work, an index chosen by Playhead's read path is not.
-const SQLITE_TABLE: &str = "CREATE TABLE events (event_id TEXT NOT NULL PRIMARY KEY, profile_id TEXT NOT NULL,
+const SQLITE_TABLE: &str =
+    "CREATE TABLE events (event_id TEXT NOT NULL PRIMARY KEY, profile_id TEXT NOT NULL,
     title_id TEXT NOT NULL, kind TEXT NOT NULL, position_ms INTEGER NOT NULL, duration_ms INTEGER,
     occurred_at INTEGER NOT NULL, occurred_at_raw INTEGER NOT NULL, received_at INTEGER NOT NULL,
     device_id TEXT, session_id TEXT,
@@ -87,7 +88,13 @@ pub fn sqlite(batches: &[Vec<Row>]) -> anyhow::Result<f64> {
                  VALUES (?1, ?2, ?3, 'heartbeat', ?4, NULL, ?5, ?5, ?5, 'tv', NULL, 'logged')",
             )?;
             for r in batch {
-                st.execute(rusqlite::params![r.event_id, r.profile_id, r.title_id, r.position_ms, r.occurred_at])?;
+                st.execute(rusqlite::params![
+                    r.event_id,
+                    r.profile_id,
+                    r.title_id,
+                    r.position_ms,
+                    r.occurred_at
+                ])?;
                 n += 1;
             }
         }
@@ -143,7 +150,12 @@ pub enum PgWrite {
 }
 
 /// PostgreSQL: rows per second from `clients` connections, a throwaway schema dropped afterwards.
-pub async fn postgres(url: &str, batches: Vec<Vec<Row>>, clients: usize, how: PgWrite) -> anyhow::Result<f64> {
+pub async fn postgres(
+    url: &str,
+    batches: Vec<Vec<Row>>,
+    clients: usize,
+    how: PgWrite,
+) -> anyhow::Result<f64> {
     let schema = format!("bench_limit_{}", uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::PgConnection::connect(url).await?;
     sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut admin).await?;
@@ -300,7 +312,11 @@ async fn parse_and_202(body: axum::body::Bytes) -> axum::response::Response {
     match serde_json::from_slice::<BatchIn>(&body) {
         Ok(batch) => {
             let out = BatchOut {
-                results: batch.events.iter().map(|e| ResultOut { event_id: &e.event_id, status: "accepted" }).collect(),
+                results: batch
+                    .events
+                    .iter()
+                    .map(|e| ResultOut { event_id: &e.event_id, status: "accepted" })
+                    .collect(),
                 accepted: batch.events.len(),
                 duplicate: 0,
                 held: 0,

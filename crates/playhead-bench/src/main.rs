@@ -44,8 +44,7 @@ use playhead_app::accounts::NewProfile;
 use playhead_core::Timestamp;
 use playhead_core::auth::{Scope, Scopes};
 use serde_json::{Value, json};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::Connection;
 
 #[derive(Parser)]
 #[command(about = "Playhead benchmarks (ratios to same-run baselines)")]

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::{Value, json};
 
+use crate::NowMs;
 use crate::harness::{self, Deployment, Device, Mode, Server, Services};
 
 /// Options of `soak`.
@@ -199,7 +200,15 @@ impl Report {
         for i in &self.intervals {
             s.push_str(&format!(
                 "| {} | {:.0} | {:.2} / {:.2} | {:.2} / {:.2} | {:.1} | {} | {} |\n",
-                i.at_secs, i.ok_per_s, i.writes_ms.0, i.writes_ms.1, i.reads_ms.0, i.reads_ms.1, i.rss_mib, i.errors, i.not_sent
+                i.at_secs,
+                i.ok_per_s,
+                i.writes_ms.0,
+                i.writes_ms.1,
+                i.reads_ms.0,
+                i.reads_ms.1,
+                i.rss_mib,
+                i.errors,
+                i.not_sent
             ));
         }
         let rss = match self.rss_growth {
@@ -214,7 +223,11 @@ impl Report {
         s.push_str(&format!(
             "\nErrors: **{}** (bar: 0){}. {rss}.\n",
             self.errors,
-            if self.error_samples.is_empty() { String::new() } else { format!("; first: {}", self.error_samples.join("; ")) }
+            if self.error_samples.is_empty() {
+                String::new()
+            } else {
+                format!("; first: {}", self.error_samples.join("; "))
+            }
         ));
         s
     }
@@ -271,7 +284,9 @@ async fn one(shared: &Shared, kind: Kind, device: &Device) -> Result<(), String>
             200,
         ),
         Kind::History => (shared.http.get(format!("{}/v1/profiles/{p}/history?limit=20", shared.base)), 200),
-        Kind::Row => (shared.http.get(format!("{}/v1/profiles/{p}/continue-watching?limit=20", shared.base)), 200),
+        Kind::Row => {
+            (shared.http.get(format!("{}/v1/profiles/{p}/continue-watching?limit=20", shared.base)), 200)
+        }
         Kind::Recommendations => {
             (shared.http.get(format!("{}/v1/profiles/{p}/recommendations?limit=20", shared.base)), 200)
         }
@@ -280,7 +295,10 @@ async fn one(shared: &Shared, kind: Kind, device: &Device) -> Result<(), String>
     let status = r.status().as_u16();
     let body = r.bytes().await.map_err(|e| format!("{e}"))?;
     if status != expect {
-        return Err(format!("status {status}: {}", String::from_utf8_lossy(&body).chars().take(300).collect::<String>()));
+        return Err(format!(
+            "status {status}: {}",
+            String::from_utf8_lossy(&body).chars().take(300).collect::<String>()
+        ));
     }
     if kind == Kind::Heartbeat {
         let v: Value = serde_json::from_slice(&body).map_err(|e| format!("{e}"))?;
@@ -302,7 +320,10 @@ fn percentiles(v: &mut [u32]) -> (f64, f64) {
 
 /// Run the soak; the report also goes to `--report` and stdout.
 pub async fn run(a: SoakArgs) -> anyhow::Result<Report> {
-    anyhow::ensure!(a.rate > 0 && a.interval_secs > 0 && a.secs >= a.interval_secs, "rate, interval and secs");
+    anyhow::ensure!(
+        a.rate > 0 && a.interval_secs > 0 && a.secs >= a.interval_secs,
+        "rate, interval and secs"
+    );
     let d = Deployment::create(a.mode, &a.services).await?;
     let result = soak_in(&a, &d).await;
     let cleanup = d.cleanup().await;
@@ -320,7 +341,8 @@ pub async fn run(a: SoakArgs) -> anyhow::Result<Report> {
 async fn soak_in(a: &SoakArgs, d: &Deployment) -> anyhow::Result<Report> {
     let seeded = harness::seed(d, a.devices, 20).await?;
     let server = Server::start(d, a.server_cpu).await?;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).pool_max_idle_per_host(1024).build()?;
+    let http =
+        reqwest::Client::builder().timeout(Duration::from_secs(10)).pool_max_idle_per_host(1024).build()?;
     let shared = Arc::new(Shared {
         http: http.clone(),
         base: server.base.clone(),
