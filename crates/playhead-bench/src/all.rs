@@ -703,14 +703,16 @@ async fn scale_out_ingest(a: &AllArgs) -> anyhow::Result<Vec<Pair>> {
         "events/s",
         None,
     );
+    // The same Playhead runs against the other two baselines.
+    let same = "(the same scale-out runs)";
     let mut copy = Pair::new(
-        &name,
+        same,
         &format!("PostgreSQL, one 500-row COPY per tx, {} connections", a.clients),
         "events/s",
         None,
     );
     let mut js =
-        Pair::new(&name, "JetStream async publish of the relay's messages, 500 in flight", "events/s", None);
+        Pair::new(same, "JetStream async publish of the relay's messages, 500 in flight", "events/s", None);
     let events = a.events.to_string();
     let clients = a.clients.to_string();
     let s = &a.services;
@@ -751,4 +753,68 @@ async fn scale_out_ingest(a: &AllArgs) -> anyhow::Result<Vec<Pair>> {
         }
     }
     Ok(vec![insert, copy, js])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WRK: &str = "Running 3s test @ http://127.0.0.1:1234/row
+  1 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     4.10ms    1.00ms  20.00ms   90.00%
+  Latency Distribution
+     50%    4.00ms
+     75%    4.50ms
+     90%    5.00ms
+     99%    9.00ms
+  22500 requests in 3.00s, 120.00MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 5
+Requests/sec:   7500.00
+Transfer/sec:     40.00MB
+";
+
+    #[test]
+    fn wrk_output_gives_rate_latency_and_every_failure() {
+        let w = parse_wrk(WRK, Duration::from_secs(3)).expect("parsed");
+        assert_eq!(w.requests, 22_500.0);
+        assert_eq!(w.per_s, 7_500.0);
+        assert_eq!((w.p50.as_str(), w.p99.as_str()), ("4.00ms", "9.00ms"));
+        assert_eq!(w.non_2xx, 5);
+        assert_eq!(w.socket_errors, 3);
+        assert!(parse_wrk("unable to connect", Duration::ZERO).is_err(), "no requests is a failed run");
+    }
+
+    #[test]
+    fn spread_is_median_min_max() {
+        assert_eq!(spread(&[3.0, 1.0, 2.0]), Some((2.0, 1.0, 3.0)));
+        assert_eq!(spread(&[4.0, 1.0, 2.0, 3.0]), Some((2.5, 1.0, 4.0)));
+        assert_eq!(spread(&[]), None);
+        assert_eq!(thousands(1_234_567.4), "1,234,567");
+        assert_eq!(thousands(999.0), "999");
+    }
+
+    #[test]
+    fn ratios_pair_runs_of_the_same_index() {
+        let mut p = Pair::new("p", "b", "x/s", None);
+        p.limit = vec![100.0, 200.0];
+        p.playhead = vec![50.0, 20.0];
+        assert_eq!(p.ratios(), vec![0.5, 0.1]);
+    }
+
+    #[test]
+    fn rewrite_replaces_only_between_the_markers() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("b.md");
+        let doc = "# B\nprose before\n<!-- bench:limits:start -->\nold table\n<!-- bench:limits:end -->\nprose after\n";
+        std::fs::write(&path, doc).expect("write");
+        rewrite(&path, "limits", "| new |\n").expect("rewritten");
+        let out = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(
+            out,
+            "# B\nprose before\n<!-- bench:limits:start -->\n| new |\n<!-- bench:limits:end -->\nprose after\n"
+        );
+        assert!(rewrite(&path, "soak", "x").is_err(), "a missing marker is an error, not an append");
+    }
 }

@@ -359,3 +359,41 @@ pub fn parse_report(stdout: &[u8]) -> anyhow::Result<f64> {
         .map_err(|e| anyhow::anyhow!("bad report {:?}: {e}", String::from_utf8_lossy(stdout)))?;
     v["per_s"].as_f64().ok_or_else(|| anyhow::anyhow!("no per_s in {v}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_parse_baseline_answers_like_playhead_and_refuses_what_does_not_parse() {
+        let body = r#"{"events":[{"event_id":"0192f0c4-0000-4000-8000-000000000001","title_id":"bench-1",
+            "kind":"heartbeat","position_ms":30000,"occurred_at":"2026-12-04T20:00:00Z","device_id":"tv"}]}"#;
+        let r = parse_and_202(axum::body::Bytes::from(body)).await;
+        assert_eq!(r.status(), axum::http::StatusCode::ACCEPTED);
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.expect("body");
+        let v: Value = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(v["accepted"], 1);
+        assert_eq!(v["results"][0]["status"], "accepted");
+        let bad = parse_and_202(axum::body::Bytes::from(r#"{"events":[{"event_id":1}]}"#)).await;
+        assert_eq!(bad.status(), axum::http::StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn rows_are_the_bulk_batches_with_unique_ids() {
+        let batches = rows(1000);
+        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), vec![500, 500]);
+        let ids: std::collections::HashSet<&str> =
+            batches.iter().flatten().map(|r| r.event_id.as_str()).collect();
+        assert_eq!(ids.len(), 1000);
+        assert_ne!(batches[0][0].profile_id, batches[1][0].profile_id, "batch b goes to profile b % 100");
+    }
+
+    #[test]
+    fn raw_sqlite_stores_every_row() {
+        let batches = rows(1000);
+        assert!(sqlite(&batches).expect("stored") > 0.0);
+        // A duplicate event id is refused by the primary key, as in the event log.
+        let dup = vec![vec![batches[0][0].clone(), batches[0][0].clone()]];
+        assert!(sqlite(&dup).is_err());
+    }
+}

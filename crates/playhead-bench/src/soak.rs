@@ -58,14 +58,14 @@ pub struct SoakArgs {
 }
 
 impl SoakArgs {
-    /// The soak as `all` runs it (minute intervals, two warm-up minutes, the server pinned like
-    /// the pairs' servers).
+    /// The soak as `all` runs it: minute intervals and two warm-up minutes (10 s and one for
+    /// runs under 5 minutes), the server pinned like the pairs' servers.
     pub fn for_all(mode: Mode, secs: u64, rate: u32, server_cpu: Option<usize>, services: Services) -> Self {
         Self {
             mode,
             secs,
-            interval_secs: 60,
-            warmup_intervals: 2,
+            interval_secs: if secs >= 300 { 60 } else { 10 },
+            warmup_intervals: if secs >= 300 { 2 } else { 1 },
             rate,
             devices: 64,
             server_cpu,
@@ -432,4 +432,39 @@ async fn soak_in(a: &SoakArgs, d: &Deployment) -> anyhow::Result<Report> {
         warmup: a.warmup_intervals,
         failure: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mix_is_nine_writes_to_one_read_over_all_three_reads() {
+        let kinds: Vec<Kind> = (0..3000).map(Kind::pick).collect();
+        let reads = kinds.iter().filter(|k| k.is_read()).count();
+        assert_eq!(reads, 300);
+        assert_eq!(kinds.iter().filter(|k| **k == Kind::Progress).count(), 300);
+        for read in [Kind::History, Kind::Row, Kind::Recommendations] {
+            assert_eq!(kinds.iter().filter(|k| **k == read).count(), 100, "{read:?}");
+        }
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank_in_ms() {
+        let mut v: Vec<u32> = (1..=100).rev().map(|x| x * 1000).collect();
+        assert_eq!(percentiles(&mut v), (50.0, 99.0));
+        assert_eq!(percentiles(&mut []), (0.0, 0.0));
+    }
+
+    #[test]
+    fn the_verdict_names_errors_and_rss_growth() {
+        let mut r = Report::failed(Mode::Embedded, &anyhow::anyhow!("boom"));
+        assert!(r.markdown().contains("Failed to run:** boom"));
+        r.failure = None;
+        r.errors = 2;
+        r.rss_growth = Some(0.25);
+        let md = r.markdown();
+        assert!(md.contains("Errors: **2**"), "{md}");
+        assert!(md.contains("25.0 %") && md.contains("not flat"), "{md}");
+    }
 }
