@@ -60,8 +60,8 @@ pub struct AllArgs {
     /// Seconds of each soak (embedded and scale-out) after the pairs; 0 skips it.
     #[arg(long, default_value_t = 0)]
     pub soak_secs: u64,
-    /// Requests per second of the soak; 0 = half of the live-ingest peak measured in this run
-    /// (Playhead's median), or 200 when `live` was not run.
+    /// Requests per second of the soak; 0 = half the peak of each deployment, measured by a
+    /// closed-loop probe of the same mix just before its soak.
     #[arg(long, default_value_t = 0)]
     pub soak_rate: u32,
     #[command(flatten)]
@@ -232,19 +232,11 @@ pub async fn run(a: AllArgs) -> anyhow::Result<()> {
     }
     let soaks = if a.soak_secs > 0 {
         let mut out = Vec::new();
-        let rate = match a.soak_rate {
-            0 => pairs
-                .iter()
-                .find(|p| p.name.starts_with("live ingest") && p.error.is_none())
-                .and_then(|p| spread(&p.playhead))
-                .map_or(200, |(median, _, _)| (median / 2.0).max(1.0) as u32),
-            r => r,
-        };
         for mode in [Mode::Embedded, Mode::ScaleOut] {
             let args = crate::soak::SoakArgs::for_all(
                 mode,
                 a.soak_secs,
-                rate,
+                a.soak_rate,
                 Some(a.server_cpu),
                 a.services.clone(),
             );

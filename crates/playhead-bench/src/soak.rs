@@ -40,9 +40,13 @@ pub struct SoakArgs {
     /// Intervals left out of the RSS flatness check (caches and pools filling).
     #[arg(long, default_value_t = 1)]
     pub warmup_intervals: usize,
-    /// Requests started per second.
-    #[arg(long, default_value_t = 400)]
+    /// Requests started per second; 0 = half the peak of this deployment, measured first by a
+    /// closed-loop probe of the same mix (the issue's "50 % of measured peak load").
+    #[arg(long, default_value_t = 0)]
     pub rate: u32,
+    /// Seconds of that probe.
+    #[arg(long, default_value_t = 20)]
+    pub probe_secs: u64,
     /// Devices (accounts with one profile and one token each).
     #[arg(long, default_value_t = 64)]
     pub devices: usize,
@@ -67,6 +71,7 @@ impl SoakArgs {
             interval_secs: if secs >= 300 { 60 } else { 10 },
             warmup_intervals: if secs >= 300 { 2 } else { 1 },
             rate,
+            probe_secs: 20,
             devices: 64,
             server_cpu,
             report: None,
@@ -137,6 +142,8 @@ pub struct Report {
     pub secs: u64,
     /// Requests per second asked for.
     pub rate: u32,
+    /// The probe's peak (answered req/s) and its unexpected answers, when the rate came from it.
+    pub peak: Option<(f64, u64)>,
     /// Per interval.
     pub intervals: Vec<Interval>,
     /// All errors.
@@ -158,6 +165,7 @@ impl Report {
             mode,
             secs: 0,
             rate: 0,
+            peak: None,
             intervals: Vec::new(),
             errors: 1,
             error_samples: vec![format!("{e:#}")],
@@ -176,7 +184,8 @@ impl Report {
 
     /// As JSON.
     pub fn json(&self) -> Value {
-        json!({"mode": self.mode_name(), "secs": self.secs, "rate": self.rate, "errors": self.errors,
+        json!({"mode": self.mode_name(), "secs": self.secs, "rate": self.rate,
+            "probe_peak_per_s": self.peak.map(|p| p.0), "probe_unexpected": self.peak.map(|p| p.1), "errors": self.errors,
             "error_samples": self.error_samples, "rss_growth_after_warmup": self.rss_growth,
             "warmup_intervals": self.warmup, "failure": self.failure,
             "intervals": self.intervals.iter().map(|i| json!({"at_secs": i.at_secs, "ok_per_s": i.ok_per_s,
@@ -188,11 +197,19 @@ impl Report {
     /// As a markdown table with the verdict.
     pub fn markdown(&self) -> String {
         let mut s = format!(
-            "Soak, {}: {} s at {} req/s (writes:reads 9:1), started on the clock (open loop).\n\n",
+            "Soak, {}: {} s at {} req/s (writes:reads 9:1), started on the clock (open loop)",
             self.mode_name(),
             self.secs,
             self.rate
         );
+        if let Some((peak, unexpected)) = self.peak {
+            s.push_str(&format!(
+                "; the rate is half the peak of {peak:.0} answered req/s that a closed-loop probe of the \
+                 same mix ({PROBE_WORKERS} workers) measured first ({unexpected} unexpected answers \
+                 during the probe, not counted below)"
+            ));
+        }
+        s.push_str(".\n\n");
         if let Some(f) = &self.failure {
             return format!("{s}**Failed to run:** {}\n", f.lines().next().unwrap_or(""));
         }
@@ -321,8 +338,8 @@ fn percentiles(v: &mut [u32]) -> (f64, f64) {
 /// Run the soak; the report also goes to `--report` and stdout.
 pub async fn run(a: SoakArgs) -> anyhow::Result<Report> {
     anyhow::ensure!(
-        a.rate > 0 && a.interval_secs > 0 && a.secs >= a.interval_secs,
-        "rate, interval and secs"
+        a.interval_secs > 0 && a.secs >= a.interval_secs,
+        "--secs must be at least --interval-secs (and that positive)"
     );
     let d = Deployment::create(a.mode, &a.services).await?;
     let result = soak_in(&a, &d).await;
@@ -338,6 +355,35 @@ pub async fn run(a: SoakArgs) -> anyhow::Result<Report> {
     Ok(report)
 }
 
+/// Closed-loop workers of the peak probe.
+const PROBE_WORKERS: usize = 64;
+
+/// The same mix, closed loop: answered-as-expected requests per second, and the rest.
+async fn probe(shared: &Arc<Shared>, secs: u64) -> (f64, u64) {
+    let (ok, bad, n) =
+        (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let workers: Vec<_> = (0..PROBE_WORKERS)
+        .map(|_| {
+            let (shared, ok, bad, n) = (shared.clone(), ok.clone(), bad.clone(), n.clone());
+            tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    let kind = Kind::pick(n.fetch_add(1, Ordering::Relaxed));
+                    let device = &shared.devices[rand::random::<u32>() as usize % shared.devices.len()];
+                    match one(&shared, kind, device).await {
+                        Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => bad.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.await;
+    }
+    (ok.load(Ordering::Relaxed) as f64 / secs as f64, bad.load(Ordering::Relaxed))
+}
+
 async fn soak_in(a: &SoakArgs, d: &Deployment) -> anyhow::Result<Report> {
     let seeded = harness::seed(d, a.devices, 20).await?;
     let server = Server::start(d, a.server_cpu).await?;
@@ -351,6 +397,16 @@ async fn soak_in(a: &SoakArgs, d: &Deployment) -> anyhow::Result<Report> {
         samples: Mutex::new(Vec::new()),
         started_ms: playhead_app::clock::SystemClock.now_ms(),
     });
+    let (rate, peak) = match a.rate {
+        0 => {
+            let (peak, unexpected) = probe(&shared, a.probe_secs.max(1)).await;
+            eprintln!("  probe: peak {peak:.0} req/s ({unexpected} unexpected answers); soaking at half");
+            // Let the probe's backlog drain so the soak starts from a steady state.
+            server.drained(&http).await?;
+            (((peak / 2.0) as u32).max(1), Some((peak, unexpected)))
+        }
+        r => (r, None),
+    };
     // At most this many requests in flight: beyond it the server is not keeping up, and the
     // generator counts what it could not start instead of queueing without bound.
     let permits = Arc::new(tokio::sync::Semaphore::new(512));
@@ -364,7 +420,7 @@ async fn soak_in(a: &SoakArgs, d: &Deployment) -> anyhow::Result<Report> {
     let mut last = Instant::now();
     while started.elapsed() < Duration::from_secs(a.secs) {
         tick.tick().await;
-        owed += last.elapsed().as_secs_f64() * f64::from(a.rate);
+        owed += last.elapsed().as_secs_f64() * f64::from(rate);
         last = Instant::now();
         while owed >= 1.0 {
             owed -= 1.0;
@@ -424,7 +480,8 @@ async fn soak_in(a: &SoakArgs, d: &Deployment) -> anyhow::Result<Report> {
     Ok(Report {
         mode: a.mode,
         secs: a.secs,
-        rate: a.rate,
+        rate,
+        peak,
         intervals,
         errors,
         error_samples: samples,
