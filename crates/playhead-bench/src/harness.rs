@@ -189,8 +189,7 @@ pub async fn seed(d: &Deployment, devices: usize, row_items: usize) -> anyhow::R
             .insert_profile(account.id, NewProfile { name: format!("D{i}"), ..Default::default() })
             .await
             .map_err(e)?;
-        let token =
-            issuer.issue(&issuer.account_claims(account.id, "bench", scopes.clone(), "sid", now / 1000))?;
+        let token = issuer.issue(&issuer.account_claims(account.id, "bench", scopes, "sid", now / 1000))?;
         out.push(Device { profile: profile.id, token });
     }
     let (secret, record) = playhead_auth::ApiKey::generate(

@@ -471,6 +471,17 @@ async fn soak_in(a: &SoakArgs, d: &Deployment) -> anyhow::Result<Report> {
         samples.push(format!("accepted events not applied: {e:#}"));
     }
     server.stop().await?;
+    if errors > 0 {
+        // The server logs at error level only: its last lines name the cause (kept, because
+        // the data dir and its log are removed with the deployment).
+        let log = std::fs::read_to_string(d.scratch().join("server.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(3).collect();
+        samples.extend(
+            tail.into_iter()
+                .rev()
+                .map(|l| format!("server log: {}", l.chars().take(500).collect::<String>())),
+        );
+    }
     let warm: Vec<f64> = intervals.iter().skip(a.warmup_intervals).map(|i| i.rss_mib).collect();
     let rss_growth = (warm.len() >= 2).then(|| {
         let (lo, hi) = warm.iter().fold((f64::MAX, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
