@@ -27,7 +27,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use playhead_app::App;
 use playhead_app::access::Gate;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_swagger_ui::SwaggerUi;
@@ -262,6 +262,20 @@ async fn security_headers(req: Request, next: Next) -> Response {
     res
 }
 
+/// Request ids: random (version 4) UUIDs drawn from the thread-local generator. tower-http's
+/// `MakeRequestUuid` asks the kernel for 16 bytes on every request (a `getrandom` syscall on the
+/// read path, issue 12); the ids look the same and are as unpredictable for correlation.
+#[derive(Clone, Copy)]
+struct FastRequestId;
+
+impl tower_http::request_id::MakeRequestId for FastRequestId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+        let mut buf = uuid::Uuid::encode_buffer();
+        HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf)).ok().map(RequestId::new)
+    }
+}
+
 fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     use axum::http::Method;
     if origins.is_empty() {
@@ -326,7 +340,7 @@ pub fn router(state: RestState) -> Router {
         .layer(axum::middleware::from_fn(security_headers))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
+        .layer(SetRequestIdLayer::new(request_id, FastRequestId));
     match cors {
         Some(c) => router.layer(c),
         None => router,

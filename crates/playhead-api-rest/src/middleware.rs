@@ -41,6 +41,10 @@ pub struct RouteInfo {
     pub path: String,
     /// Representation versions it can produce (`/v1` routes).
     pub versions: &'static [u8],
+    /// Its RED metric handles, one pair per answer status, resolved on first use (a registry
+    /// lookup hashes the labels and allocates them: done once per route and status, not per
+    /// request).
+    pub red: RedHandles,
 }
 
 impl RouteInfo {
@@ -89,16 +93,48 @@ pub async fn gate(State(g): State<RouteGate>, mut req: Request, next: Next) -> R
     let res = tracing::Instrument::instrument(admitted(&g, req, next), span.clone()).await;
     let status = res.status().as_u16();
     span.record("http.status", status);
-    record_red(route.method.as_str(), &route.path, status, started);
+    route.red.record(&route.method, &route.path, status, started);
     res
 }
 
 /// RED metrics of one answer.
 pub(crate) fn record_red(method: &str, route: &str, status: u16, started: Instant) {
-    let status = status.to_string();
-    metrics::histogram!("http_request_duration_seconds", "method" => method.to_owned(), "route" => route.to_owned(), "status" => status.clone())
-        .record(started.elapsed().as_secs_f64());
-    metrics::counter!("http_requests_total", "method" => method.to_owned(), "route" => route.to_owned(), "status" => status).increment(1);
+    let (requests, duration) = red_handles(method, route, status);
+    duration.record(started.elapsed().as_secs_f64());
+    requests.increment(1);
+}
+
+fn red_handles(method: &str, route: &str, status: u16) -> (metrics::Counter, metrics::Histogram) {
+    let labels = [
+        metrics::Label::new("method", method.to_owned()),
+        metrics::Label::new("route", route.to_owned()),
+        metrics::Label::new("status", status.to_string()),
+    ];
+    (
+        metrics::counter!("http_requests_total", labels.to_vec()),
+        metrics::histogram!("http_request_duration_seconds", labels.to_vec()),
+    )
+}
+
+/// The statuses whose metric handles a route keeps; others are looked up per answer.
+const KEPT_STATUSES: [u16; 24] = [
+    200, 201, 202, 204, 304, 400, 401, 403, 404, 405, 406, 409, 410, 412, 413, 415, 422, 428, 429, 500, 501,
+    503, 504, 302,
+];
+
+/// One route's RED metric handles by status (see [`RouteInfo::red`]).
+#[derive(Default)]
+pub struct RedHandles([std::sync::OnceLock<(metrics::Counter, metrics::Histogram)>; KEPT_STATUSES.len()]);
+
+impl RedHandles {
+    fn record(&self, method: &Method, route: &str, status: u16, started: Instant) {
+        let Some(slot) = KEPT_STATUSES.iter().position(|s| *s == status) else {
+            return record_red(method.as_str(), route, status, started);
+        };
+        let (requests, duration) = self.0[slot].get_or_init(|| red_handles(method.as_str(), route, status));
+        duration.record(started.elapsed().as_secs_f64());
+        requests.increment(1);
+    }
 }
 
 async fn admitted(g: &RouteGate, mut req: Request, next: Next) -> Response {

@@ -86,6 +86,7 @@ impl RouteEntry {
                     method: self.method.clone(),
                     path: self.path.clone(),
                     versions: self.versions,
+                    red: Default::default(),
                 };
                 // The import streams up to 256 MiB: it gets no request timeout, only its own
                 // size limit. OAuth endpoints and pages answer without long work.

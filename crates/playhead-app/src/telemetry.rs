@@ -39,10 +39,10 @@ pub fn continue_trace(span: Span, trace: TraceContext) -> (Span, TraceContext) {
 }
 
 /// A new trace (a request that sent no valid `traceparent`): random ids, not sampled by the
-/// caller.
+/// caller. Drawn from the thread-local generator, not the kernel: this runs on every request.
 fn fresh() -> TraceContext {
     loop {
-        let trace_id = uuid::Uuid::new_v4().as_u128();
+        let trace_id = rand::random::<u128>();
         if let Some(t) = TraceContext::new(trace_id, fresh_span_id(), false) {
             return t;
         }
