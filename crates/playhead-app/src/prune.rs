@@ -121,6 +121,11 @@ impl Pruning {
     /// in `playhead_rolled_up_rows_total{table}` and plays in `playhead_rolled_up_plays_total`.
     pub async fn roll_up(&self) -> Result<RolledUp, AppError> {
         let Some(days) = self.config.rollup_after_days else {
+            // Off: the series still exist (at 0), so dashboards and alerts see the job is idle.
+            for table in ["viewings", "events", "tombstones"] {
+                metrics::counter!("playhead_rolled_up_rows_total", "table" => table).increment(0);
+            }
+            metrics::counter!("playhead_rolled_up_plays_total").increment(0);
             return Ok(RolledUp::default());
         };
         let cutoff = rollup::cutoff(self.clock.now(), days);

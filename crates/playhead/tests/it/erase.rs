@@ -514,7 +514,7 @@ async fn fault_a_saga_interrupted_by_sigkill_resumes_after_restart() {
     let done = run(&["admin", "export", "--account", &account, "--out", out.to_str().unwrap()]);
     assert_eq!(done["status"], "exported");
     let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-    assert_eq!(doc["format"], "playhead.export.v1");
+    assert_eq!(doc["format"], "playhead.export.v2");
     assert_eq!(doc["account"]["account_id"], account.as_str());
     assert_eq!(doc["profiles"], json!([]));
 }
