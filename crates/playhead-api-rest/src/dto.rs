@@ -414,6 +414,88 @@ impl PlayDto {
     }
 }
 
+/// A month of one title's plays, rolled up by the retention job (decision 0083): the plays
+/// themselves are gone, their figures stay. Plays have no `kind`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RollupDto {
+    /// Always `rollup`.
+    #[schema(example = "rollup")]
+    pub kind: String,
+    /// The month the plays started in, `YYYY-MM` (UTC).
+    #[schema(example = "2025-03")]
+    pub month: String,
+    /// The title.
+    pub title_id: String,
+    /// Title summary (null if the title left the catalog).
+    pub title: Option<TitleSummary>,
+    /// The month: its first instant and the next month's (RFC 3339).
+    pub period: PeriodDto,
+    /// How many plays.
+    pub plays: u64,
+    /// Their time watched, summed.
+    pub watched_ms: i64,
+    /// How many of them reached the watched point.
+    pub completed_plays: u64,
+}
+
+impl RollupDto {
+    /// From a stored roll-up, its title and the title's watched state.
+    pub fn new(r: &playhead_core::rules::rollup::PlayRollup, t: Option<&Title>, w: WatchState) -> Self {
+        Self {
+            kind: "rollup".into(),
+            month: r.month_label(),
+            title_id: r.title_id.to_string(),
+            title: t.map(|t| TitleSummary::for_profile(t, w)),
+            period: PeriodDto { start: ts(r.month), end: ts(r.end()) },
+            plays: r.plays,
+            watched_ms: r.watched_ms,
+            completed_plays: r.completed_plays,
+        }
+    }
+}
+
+/// A history item: a play, or a rolled-up month (`kind` = `rollup`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum HistoryItemDto {
+    /// A play.
+    Play(PlayDto),
+    /// A rolled-up month.
+    Rollup(RollupDto),
+}
+
+/// A history item in representation v2: a play, or a rolled-up month (`kind` = `rollup`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum HistoryItemV2Dto {
+    /// A play.
+    Play(PlayV2Dto),
+    /// A rolled-up month.
+    Rollup(RollupDto),
+}
+
+impl HistoryItemDto {
+    /// From an application history entry.
+    pub fn new(e: &playhead_app::reads::HistoryEntry) -> Self {
+        use playhead_app::reads::HistoryEntry as E;
+        match e {
+            E::Play(v, t, w) => Self::Play(PlayDto::new(v, t.as_ref(), *w)),
+            E::Rollup(r, t, w) => Self::Rollup(RollupDto::new(r, t.as_ref(), *w)),
+        }
+    }
+}
+
+impl HistoryItemV2Dto {
+    /// From an application history entry.
+    pub fn new(e: &playhead_app::reads::HistoryEntry) -> Self {
+        use playhead_app::reads::HistoryEntry as E;
+        match e {
+            E::Play(v, t, w) => Self::Play(PlayV2Dto::new(v, t.as_ref(), *w)),
+            E::Rollup(r, t, w) => Self::Rollup(RollupDto::new(r, t.as_ref(), *w)),
+        }
+    }
+}
+
 /// A play in history, representation v2 (`Accept: application/vnd.playhead.v2+json`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PlayV2Dto {

@@ -165,7 +165,7 @@ impl RestState {
         (name = "library", description = "Watched marks and My list"),
         (name = "recommendations", description = "Recommendations with reasons, similar titles, feedback"),
         (name = "profiles", description = "Accounts and profiles"),
-        (name = "export", description = "An account's data as one JSON archive (playhead.export.v1)"),
+        (name = "export", description = "An account's data as one JSON archive (playhead.export.v2)"),
         (name = "erasure", description = "Erasing an account or a profile everywhere (a saga with a visible status)"),
         (name = "catalog", description = "Titles"),
         (name = "operations", description = "Health"),

@@ -11,14 +11,18 @@
 //!   (a request that never finished);
 //! - audit entries go after the configured retention (`retention.audit_days`; 0 keeps them).
 //!
-//! Tombstones of deleted plays are not pruned: the raw events they cover stay in the event log,
-//! and a replay of the log must keep finding them (DESIGN.md, "Deletes win"). They become safe
-//! to drop only once the events they cover are gone (the retention roll-up's job).
+//! Tombstones of deleted plays are not pruned here: the raw events they cover stay in the event
+//! log, and a replay of the log must keep finding them (DESIGN.md, "Deletes win"). The retention
+//! roll-up (decision 0083, off unless `retention.rollup_after_days` is set) deletes them together
+//! with those events once they are past its cutoff, in the same round, batch by batch: each batch
+//! adds plays to the monthly roll-ups and deletes their rows in one transaction, so a crash
+//! mid-round never counts a play twice and a second round finds nothing left to do.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use playhead_core::ports::{Clock, PruneKind, Pruner};
+use playhead_core::ports::{Clock, PruneKind, Pruner, RolledUp};
+use playhead_core::rules::rollup;
 use playhead_core::time::Timestamp;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -42,11 +46,19 @@ pub struct PruneConfig {
     pub interval: Duration,
     /// Audit entries older than this are deleted; `None` keeps them for ever.
     pub audit_retention_ms: Option<i64>,
+    /// Plays that ended this many days ago (from the start of that month) are rolled up into
+    /// monthly aggregates; `None`: never (the default).
+    pub rollup_after_days: Option<u32>,
 }
 
 impl Default for PruneConfig {
     fn default() -> Self {
-        Self { batch: 500, interval: Duration::from_secs(600), audit_retention_ms: Some(365 * 86_400_000) }
+        Self {
+            batch: 500,
+            interval: Duration::from_secs(600),
+            audit_retention_ms: Some(365 * 86_400_000),
+            rollup_after_days: None,
+        }
     }
 }
 
@@ -94,10 +106,59 @@ impl Pruning {
                 }
             }
         }
+        if let Err(e) = self.roll_up().await {
+            tracing::warn!(error = %e, "roll-up failed; retried next round");
+            first_error.get_or_insert(e);
+        }
         match first_error {
             Some(e) => Err(e),
             None => Ok(done),
         }
+    }
+
+    /// The roll-up part of a round (nothing when it is off): batch after batch until one finds
+    /// nothing due (or [`MAX_BATCHES_PER_ROUND`]). Returns the round's total; counts deleted rows
+    /// in `playhead_rolled_up_rows_total{table}` and plays in `playhead_rolled_up_plays_total`.
+    pub async fn roll_up(&self) -> Result<RolledUp, AppError> {
+        let Some(days) = self.config.rollup_after_days else {
+            // Off: the series still exist (at 0), so dashboards and alerts see the job is idle.
+            for table in ["viewings", "events", "tombstones"] {
+                metrics::counter!("playhead_rolled_up_rows_total", "table" => table).increment(0);
+            }
+            metrics::counter!("playhead_rolled_up_plays_total").increment(0);
+            return Ok(RolledUp::default());
+        };
+        let cutoff = rollup::cutoff(self.clock.now(), days);
+        let batch = self.config.batch.max(1);
+        let mut total = RolledUp::default();
+        for _ in 0..MAX_BATCHES_PER_ROUND {
+            let n = self.pruner.roll_up(cutoff, batch).await?;
+            for (table, rows) in
+                [("viewings", n.viewings), ("events", n.events), ("tombstones", n.tombstones)]
+            {
+                metrics::counter!("playhead_rolled_up_rows_total", "table" => table).increment(rows);
+            }
+            metrics::counter!("playhead_rolled_up_plays_total").increment(n.plays);
+            total.plays += n.plays;
+            total.viewings += n.viewings;
+            total.events += n.events;
+            total.tombstones += n.tombstones;
+            if n.is_empty() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        if !total.is_empty() {
+            tracing::info!(
+                plays = total.plays,
+                viewings = total.viewings,
+                events = total.events,
+                tombstones = total.tombstones,
+                cutoff = %cutoff.to_rfc3339(),
+                "rolled up"
+            );
+        }
+        Ok(total)
     }
 
     async fn prune_kind(&self, kind: PruneKind) -> Result<u64, AppError> {

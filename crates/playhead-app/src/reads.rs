@@ -7,11 +7,12 @@ use std::sync::Arc;
 use playhead_core::auth::Principal;
 use playhead_core::event::{Admitted, BatchContext, EventKind, PlaybackEvent, Reported, check_admission};
 use playhead_core::ids::{DeviceId, PlayId, ProfileId, TitleId};
-use playhead_core::ports::{BackfillOutcome, PlayQuery, ResumeRow, Viewing};
+use playhead_core::ports::{BackfillOutcome, PlayQuery, ResumeRow, RollupQuery, Viewing};
 use playhead_core::precondition::IfMatch;
 use playhead_core::profile::Profile;
 use playhead_core::rules::TitleFacts;
 use playhead_core::rules::progress::{ProgressRecord, ProgressState, percent, state};
+use playhead_core::rules::rollup::PlayRollup;
 use playhead_core::rules::rows::{EpisodePlay, ResumeCandidate, continue_watching, next_up};
 use playhead_core::title::Title;
 use playhead_core::{EventId, FieldError, StoreError, Timestamp};
@@ -134,8 +135,73 @@ impl std::ops::Deref for RowPage {
     }
 }
 
+/// One item of a history page: a play, or a month of plays rolled up by the retention job
+/// (decision 0083), with its title (if still in the catalog) and the title's watched state.
+#[derive(Debug, Clone)]
+pub enum HistoryEntry {
+    /// A play.
+    Play(Viewing, Option<Title>, crate::library::WatchState),
+    /// A rolled-up month of one title.
+    Rollup(PlayRollup, Option<Title>, crate::library::WatchState),
+}
+
+impl HistoryEntry {
+    fn title_id(&self) -> &TitleId {
+        match self {
+            Self::Play(v, ..) => &v.title_id,
+            Self::Rollup(r, ..) => &r.title_id,
+        }
+    }
+
+    /// Where a page that ends with this entry continues.
+    fn position(&self) -> HistoryPos {
+        match self {
+            Self::Play(v, ..) => HistoryPos::Play(v.started_at.0, v.id.0),
+            Self::Rollup(r, ..) => HistoryPos::Rollup(r.month.0, r.title_id.as_str().to_owned(), 0),
+        }
+    }
+}
+
 /// History items with their title (if still in the catalog) and its watched state.
-pub type HistoryRows = Vec<(Viewing, Option<Title>, crate::library::WatchState)>;
+pub type HistoryRows = Vec<HistoryEntry>;
+
+/// A history cursor's position. Entries are ordered newest first by `(instant, rank, id)`: a
+/// play by `(started_at, 1, play_id)`, a rolled-up month by `(month start, 0, title_id)`, so a
+/// month's roll-up follows any play that started in that month. A play's position serialises
+/// as it did before roll-ups existed (`[started_at, play_id]`), so those cursors stay valid; a
+/// roll-up's carries a third element and can never be read as a play's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum HistoryPos {
+    Play(i64, Uuid),
+    Rollup(i64, String, u8),
+}
+
+/// Newest-first merge of a page of plays and a page of roll-ups (each already ordered), at most
+/// `n` entries.
+fn merge_newest_first(
+    plays: Vec<Viewing>,
+    rollups: Vec<PlayRollup>,
+    n: usize,
+) -> Vec<Result<Viewing, PlayRollup>> {
+    let mut plays = plays.into_iter().peekable();
+    let mut rollups = rollups.into_iter().peekable();
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let take_play = match (plays.peek(), rollups.peek()) {
+            (Some(v), Some(r)) => v.started_at >= r.month,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        if take_play {
+            out.extend(plays.next().map(Ok));
+        } else {
+            out.extend(rollups.next().map(Err));
+        }
+    }
+    out
+}
 
 /// A backfilled play from a client.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -354,24 +420,85 @@ impl App {
         ))
     }
 
-    /// [`App::history`] with the watched state of each play's title (REST's title summaries).
+    /// A page of history as REST shows it: plays and rolled-up months (decision 0083), newest
+    /// first, each with its title's watched state. The filters apply to roll-ups too: `title_id`
+    /// by title, `completed = true` months with a completed play, `false` months with a play that
+    /// did not complete. Cursors of [`App::history`] (plays only) are accepted.
     pub async fn history_with_state(
         &self,
         p: &Principal,
         profile: ProfileId,
         q: HistoryQuery,
     ) -> Result<(HistoryRows, Option<String>), AppError> {
-        let (plays, next) = self.history(p, profile, q).await?;
-        let titles: Vec<&Title> = plays.iter().filter_map(|(_, t)| t.as_ref()).collect();
-        let states = self.watch_states(profile, &titles).await?;
-        let rows = plays
+        let viewer = self.reachable_profile(p, profile, Operation::ListHistory).await?;
+        let scope = history_scope(profile, &q);
+        let pos = q
+            .cursor
+            .as_deref()
+            .map(|c| self.cursors.decode::<HistoryPos>(&scope, c))
+            .transpose()
+            .map_err(AppError::invalid)?;
+        let bad_cursor = || FieldError::new("cursor", "invalid", "is not a cursor returned by this query");
+        let (play_before, rollup_before) = match pos {
+            None => (None, None),
+            // Roll-ups of the play's month and older come after it (a month ranks below its plays).
+            Some(HistoryPos::Play(t, id)) => {
+                (Some((Timestamp(t), PlayId(id))), Some((Timestamp(t).plus_ms(1), None)))
+            }
+            Some(HistoryPos::Rollup(m, title, _)) => {
+                let title = TitleId::parse(&title).map_err(|_| AppError::invalid(bad_cursor()))?;
+                // Plays that started in this month came before the roll-up.
+                (Some((Timestamp(m), PlayId(Uuid::nil()))), Some((Timestamp(m), Some(title))))
+            }
+        };
+        let fetch = q.limit + 1;
+        let plays = PlayQuery {
+            before: play_before,
+            limit: fetch,
+            title_id: q.title_id.clone(),
+            completed: q.completed,
+        };
+        let rollups = RollupQuery {
+            before: rollup_before,
+            limit: fetch,
+            title_id: q.title_id.clone(),
+            completed: q.completed,
+        };
+        let plays = self.ports.viewing.plays(profile, &plays).await?;
+        let rollups = self.ports.viewing.rollups(profile, &rollups).await?;
+        let mut merged = merge_newest_first(plays, rollups, fetch as usize);
+        let more = merged.len() > q.limit as usize;
+        merged.truncate(q.limit as usize);
+        let titles = self
+            .title_map(merged.iter().map(|e| match e {
+                Ok(v) => v.title_id.clone(),
+                Err(r) => r.title_id.clone(),
+            }))
+            .await?;
+        let shown: Vec<&Title> = titles.values().collect();
+        let states = self.watch_states(profile, &shown).await?;
+        let entries: Vec<HistoryEntry> = merged
             .into_iter()
-            .map(|(v, t)| {
-                let s = states.get(&v.title_id).copied().unwrap_or_default();
-                (v, t, s)
+            .map(|e| {
+                let id = match &e {
+                    Ok(v) => &v.title_id,
+                    Err(r) => &r.title_id,
+                };
+                let (t, s) = (titles.get(id).cloned(), states.get(id).copied().unwrap_or_default());
+                match e {
+                    Ok(v) => HistoryEntry::Play(v, t, s),
+                    Err(r) => HistoryEntry::Rollup(r, t, s),
+                }
             })
             .collect();
-        Ok((rows, next))
+        let next =
+            if more { entries.last().map(|e| self.cursors.encode(&scope, &e.position())) } else { None };
+        // Kids filtering as in `history`, after the cursor was taken from the unfiltered page.
+        let entries = entries
+            .into_iter()
+            .filter(|e| titles.get(e.title_id()).is_none_or(|t| viewer.may_see(t.maturity)))
+            .collect();
+        Ok((entries, next))
     }
 
     /// The cursor that continues `q` after `play` (the page's own next cursor is this for its
@@ -658,5 +785,62 @@ impl App {
             i.watch = states.get(&i.title.id).copied().unwrap_or_default();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn play(n: u128, started: i64) -> Viewing {
+        Viewing {
+            id: PlayId(Uuid::from_u128(n)),
+            profile_id: ProfileId(Uuid::nil()),
+            title_id: TitleId::parse("t").unwrap(),
+            key: None,
+            started_at: Timestamp(started),
+            ended_at: Timestamp(started + 1),
+            watched_ms: 1,
+            completed: true,
+            is_play: true,
+            manual: false,
+        }
+    }
+
+    fn month(start: i64, title: &str) -> PlayRollup {
+        PlayRollup {
+            profile_id: ProfileId(Uuid::nil()),
+            title_id: TitleId::parse(title).unwrap(),
+            month: Timestamp(start),
+            plays: 1,
+            watched_ms: 1,
+            completed_plays: 1,
+        }
+    }
+
+    #[test]
+    fn a_month_follows_the_plays_that_started_in_it() {
+        let plays = vec![play(1, 300), play(2, 100), play(3, 50)];
+        let rollups = vec![month(100, "b"), month(100, "a"), month(0, "a")];
+        let merged: Vec<String> = merge_newest_first(plays, rollups, 10)
+            .into_iter()
+            .map(|e| match e {
+                Ok(v) => format!("play@{}", v.started_at.0),
+                Err(r) => format!("{}@{}", r.title_id.as_str(), r.month.0),
+            })
+            .collect();
+        assert_eq!(merged, ["play@300", "play@100", "b@100", "a@100", "play@50", "a@0"]);
+        assert_eq!(merge_newest_first(vec![play(1, 1)], vec![month(0, "a")], 1).len(), 1);
+    }
+
+    #[test]
+    fn play_cursors_keep_their_old_shape_and_rollup_cursors_never_read_as_plays() {
+        let id = Uuid::from_u128(7);
+        let play = serde_json::to_string(&HistoryPos::Play(42, id)).unwrap();
+        assert_eq!(play, serde_json::to_string(&(42_i64, id)).unwrap(), "cursors issued before roll-ups");
+        let title_like_a_uuid = id.to_string();
+        let rollup = serde_json::to_string(&HistoryPos::Rollup(42, title_like_a_uuid, 0)).unwrap();
+        assert!(matches!(serde_json::from_str::<HistoryPos>(&rollup).unwrap(), HistoryPos::Rollup(42, _, 0)));
+        assert!(matches!(serde_json::from_str::<HistoryPos>(&play).unwrap(), HistoryPos::Play(42, _)));
     }
 }

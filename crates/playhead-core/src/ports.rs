@@ -248,6 +248,41 @@ pub struct PlayQuery {
     pub completed: Option<bool>,
 }
 
+/// A page of a profile's rolled-up months (decision 0083), newest first by `(month, title_id)`.
+#[derive(Debug, Clone, Default)]
+pub struct RollupQuery {
+    /// Continue strictly before this month and, when given, title in that month (exclusive);
+    /// without a title, before the month itself.
+    pub before: Option<(Timestamp, Option<TitleId>)>,
+    /// Page size.
+    pub limit: u32,
+    /// Only this title.
+    pub title_id: Option<TitleId>,
+    /// `Some(true)`: months with a completed play; `Some(false)`: months with a play that did not
+    /// complete.
+    pub completed: Option<bool>,
+}
+
+/// What one roll-up batch did (rows deleted per table, plays added to roll-ups).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RolledUp {
+    /// Plays added to `play_rollups`.
+    pub plays: u64,
+    /// Viewings deleted (plays and viewings below the play threshold).
+    pub viewings: u64,
+    /// Raw events deleted.
+    pub events: u64,
+    /// Tombstones deleted (with the events they covered).
+    pub tombstones: u64,
+}
+
+impl RolledUp {
+    /// Whether the batch found nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.viewings == 0 && self.tombstones == 0
+    }
+}
+
 /// A resume point with its hide marker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResumeRow {
@@ -327,6 +362,12 @@ pub trait ViewingStore: Send + Sync {
     ) -> Result<Vec<ResumeRow>, StoreError>;
     /// Plays (not sub-threshold viewings), newest first.
     async fn plays(&self, profile: ProfileId, query: &PlayQuery) -> Result<Vec<Viewing>, StoreError>;
+    /// Rolled-up months of `profile` (decision 0083), newest first by `(month, title_id)`.
+    async fn rollups(
+        &self,
+        profile: ProfileId,
+        query: &RollupQuery,
+    ) -> Result<Vec<crate::rules::rollup::PlayRollup>, StoreError>;
     /// Plays of episodes, with each episode's series id, for Next up.
     async fn episode_plays(&self, profile: ProfileId) -> Result<Vec<(TitleId, Viewing)>, StoreError>;
     /// Hide a title from Continue watching as of `at` (a later hide wins; progress is kept).
@@ -945,6 +986,14 @@ pub trait Pruner: Send + Sync {
     /// Delete at most `batch` rows of `kind` past `horizon` (see each [`PruneKind`]); returns how
     /// many were deleted (fewer than `batch`: nothing more is due now).
     async fn prune(&self, kind: PruneKind, horizon: Timestamp, batch: u32) -> Result<u64, StoreError>;
+    /// One batch of the retention roll-up (decision 0083), in one transaction: take at most
+    /// `batch` viewings that ended before `cutoff` (never manual plays), add their plays to the
+    /// profile's roll-ups ([`crate::rules::rollup::aggregate`]), delete them and their raw events
+    /// (held events and events still waiting to be applied stay); then delete at most `batch`
+    /// tombstones whose range ended before `cutoff`, with the events they cover. A crash leaves
+    /// the batch wholly done or not at all, so no play is ever counted twice; nothing left
+    /// returns [`RolledUp::is_empty`]. Concurrent callers never roll up a viewing twice.
+    async fn roll_up(&self, cutoff: Timestamp, batch: u32) -> Result<RolledUp, StoreError>;
 }
 
 /// Erasure sagas, the erase watermark, and each step's store work (issue 16, decisions
@@ -1145,6 +1194,8 @@ pub trait FeedStore: Send + Sync {
     async fn unblock(&self, blocker: ProfileId, blocked: ProfileId) -> Result<bool, StoreError>;
     /// Whether either profile blocks the other.
     async fn blocked_either_way(&self, a: ProfileId, b: ProfileId) -> Result<bool, StoreError>;
+    /// The profiles `blocker` blocks, with when, by the blocked profile's id (exports).
+    async fn blocked_by(&self, blocker: ProfileId) -> Result<Vec<(ProfileId, Timestamp)>, StoreError>;
     /// Turn publishing on or off for `profile` (default on). Off hides its earlier activities
     /// from every feed at once (they are filtered at read time, not deleted).
     async fn set_share_activity(&self, profile: ProfileId, share: bool) -> Result<(), StoreError>;

@@ -220,6 +220,8 @@ macro_rules! contract_suite {
             idempotency_records_past_the_horizon_are_pruned,
             audit_entries_before_the_horizon_are_pruned,
             ended_token_denials_are_pruned,
+            // retention roll-up
+            old_plays_roll_up_into_months_once,
             // erasure
             sagas_are_leased_to_one_runner,
             erase_steps_leave_nothing_and_run_twice,

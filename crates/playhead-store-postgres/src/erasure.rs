@@ -321,7 +321,16 @@ impl ErasureStore for PgStore {
     async fn erase_rows(&self, e: &Erasure) -> Result<(), StoreError> {
         let profiles = uuids(e);
         let mut tx = self.erase_tx(&profiles).await?;
-        for table in ["events", "progress", "hides", "viewings", "tombstones", "auth_codes", "device_codes"] {
+        for table in [
+            "events",
+            "progress",
+            "hides",
+            "viewings",
+            "play_rollups",
+            "tombstones",
+            "auth_codes",
+            "device_codes",
+        ] {
             exec(&mut tx, &format!("DELETE FROM {table} WHERE profile_id = ANY($1)"), &profiles).await?;
         }
         // The feed (issue 14): its graph edges both ways (the followees' counts drop with them),

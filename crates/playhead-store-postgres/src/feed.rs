@@ -245,6 +245,20 @@ impl FeedStore for PgStore {
         .map_err(error::db)
     }
 
+    async fn blocked_by(&self, blocker: ProfileId) -> Result<Vec<(ProfileId, Timestamp)>, StoreError> {
+        let rows = sqlx::query("SELECT blocked, at FROM blocks WHERE blocker = $1 ORDER BY blocked")
+            .bind(blocker.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(error::db)?;
+        rows.iter()
+            .map(|r| {
+                let c = codec::cols(r);
+                Ok((ProfileId(c.uuid("blocked")?), c.timestamp("at")?))
+            })
+            .collect()
+    }
+
     async fn set_share_activity(&self, profile: ProfileId, share: bool) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO feed_profiles (profile_id, share_activity) VALUES ($1, $2) \

@@ -51,6 +51,7 @@ mod log;
 mod outbox;
 mod prune;
 mod recs;
+mod rollup;
 mod sessions;
 mod viewing;
 

@@ -101,8 +101,15 @@ impl PgStore {
         }
         let ids: Vec<&str> = titles.iter().map(TitleId::as_str).collect();
         let rows = sqlx::query(
-            "SELECT title_id, COUNT(*)::int8 AS plays, bool_or(completed) AS watched FROM viewings \
-             WHERE profile_id = $1 AND is_play AND title_id = ANY($2::text[]) GROUP BY title_id",
+            // Rolled-up months count their plays, and a completed one keeps the title watched
+            // (decision 0083).
+            "SELECT title_id, SUM(plays)::int8 AS plays, bool_or(watched) AS watched FROM ( \
+               SELECT title_id, COUNT(*)::int8 AS plays, bool_or(completed) AS watched FROM viewings \
+               WHERE profile_id = $1 AND is_play AND title_id = ANY($2::text[]) GROUP BY title_id \
+               UNION ALL \
+               SELECT title_id, SUM(plays)::int8, bool_or(completed_plays > 0) FROM play_rollups \
+               WHERE profile_id = $1 AND title_id = ANY($2::text[]) GROUP BY title_id \
+             ) w GROUP BY title_id",
         )
         .bind(profile.0)
         .bind(ids)
@@ -123,7 +130,8 @@ impl PgStore {
 
     pub(crate) async fn do_watched_titles(&self, profile: ProfileId) -> Result<Vec<TitleId>, StoreError> {
         let rows = sqlx::query(
-            "SELECT DISTINCT title_id FROM viewings WHERE profile_id = $1 AND is_play AND completed",
+            "SELECT title_id FROM viewings WHERE profile_id = $1 AND is_play AND completed \
+             UNION SELECT title_id FROM play_rollups WHERE profile_id = $1 AND completed_plays > 0",
         )
         .bind(profile.0)
         .fetch_all(&self.pool)

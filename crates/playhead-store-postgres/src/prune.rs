@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use playhead_core::StoreError;
-use playhead_core::ports::{PruneKind, Pruner};
+use playhead_core::ports::{PruneKind, Pruner, RolledUp};
 use playhead_core::time::Timestamp;
 
 use crate::PgStore;
@@ -48,5 +48,9 @@ impl Pruner for PgStore {
             .await
             .map_err(error::db)?;
         Ok(r.rows_affected())
+    }
+
+    async fn roll_up(&self, cutoff: Timestamp, batch: u32) -> Result<RolledUp, StoreError> {
+        self.do_roll_up(cutoff, batch).await
     }
 }

@@ -297,7 +297,16 @@ impl ErasureStore for SqliteStore {
     async fn erase_rows(&self, e: &Erasure) -> Result<(), StoreError> {
         let list = ids_json(&profile_strings(e))?;
         let mut tx = self.begin_write().await?;
-        for table in ["events", "progress", "hides", "viewings", "tombstones", "auth_codes", "device_codes"] {
+        for table in [
+            "events",
+            "progress",
+            "hides",
+            "viewings",
+            "play_rollups",
+            "tombstones",
+            "auth_codes",
+            "device_codes",
+        ] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE profile_id IN (SELECT value FROM json_each(?1))"
             ))

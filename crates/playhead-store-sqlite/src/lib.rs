@@ -42,6 +42,7 @@ mod library;
 mod log;
 mod prune;
 mod recs;
+mod rollup;
 mod sessions;
 mod viewing;
 

@@ -93,9 +93,16 @@ impl SqliteStore {
             return Ok(Vec::new());
         }
         let rows = sqlx::query(
-            "SELECT title_id, COUNT(*) AS plays, MAX(completed) AS watched FROM viewings \
-             WHERE profile_id = ?1 AND is_play = 1 AND title_id IN (SELECT value FROM json_each(?2)) \
-             GROUP BY title_id",
+            // Rolled-up months count their plays, and a completed one keeps the title watched
+            // (decision 0083).
+            "SELECT title_id, SUM(plays) AS plays, MAX(watched) AS watched FROM ( \
+               SELECT title_id, COUNT(*) AS plays, MAX(completed) AS watched FROM viewings \
+               WHERE profile_id = ?1 AND is_play = 1 AND title_id IN (SELECT value FROM json_each(?2)) \
+               GROUP BY title_id \
+               UNION ALL \
+               SELECT title_id, SUM(plays), MAX(completed_plays > 0) FROM play_rollups \
+               WHERE profile_id = ?1 AND title_id IN (SELECT value FROM json_each(?2)) GROUP BY title_id \
+             ) GROUP BY title_id",
         )
         .bind(profile.to_string())
         .bind(json_list(titles)?)
@@ -116,7 +123,8 @@ impl SqliteStore {
 
     pub(crate) async fn do_watched_titles(&self, profile: ProfileId) -> Result<Vec<TitleId>, StoreError> {
         let rows = sqlx::query(
-            "SELECT DISTINCT title_id FROM viewings WHERE profile_id = ?1 AND is_play = 1 AND completed = 1",
+            "SELECT title_id FROM viewings WHERE profile_id = ?1 AND is_play = 1 AND completed = 1 \
+             UNION SELECT title_id FROM play_rollups WHERE profile_id = ?1 AND completed_plays > 0",
         )
         .bind(profile.to_string())
         .fetch_all(&self.reader)

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use playhead_core::StoreError;
-use playhead_core::ports::{PruneKind, Pruner};
+use playhead_core::ports::{PruneKind, Pruner, RolledUp};
 use playhead_core::time::Timestamp;
 
 use crate::SqliteStore;
@@ -45,5 +45,9 @@ impl Pruner for SqliteStore {
             .await
             .map_err(error::db)?;
         Ok(r.rows_affected())
+    }
+
+    async fn roll_up(&self, cutoff: Timestamp, batch: u32) -> Result<RolledUp, StoreError> {
+        self.do_roll_up(cutoff, batch).await
     }
 }

@@ -11,12 +11,13 @@ use playhead_core::StoreError;
 use playhead_core::event::PlaybackEvent;
 use playhead_core::ids::{EventId, PlayId, ProfileId, TitleId};
 use playhead_core::ports::{
-    BackfillOutcome, GroupEvent, ListEntry, ListQuery, PlayQuery, ResumeRow, Viewing, ViewingStore,
-    ViewingTx, WatchCount,
+    BackfillOutcome, GroupEvent, ListEntry, ListQuery, PlayQuery, ResumeRow, RollupQuery, Viewing,
+    ViewingStore, ViewingTx, WatchCount,
 };
 use playhead_core::precondition::{IfMatch, play_etag};
 use playhead_core::rules::progress::ProgressRecord;
 use playhead_core::rules::recs::PlayCount;
+use playhead_core::rules::rollup::PlayRollup;
 use playhead_core::rules::viewing::SessionKey;
 use playhead_core::time::Timestamp;
 use playhead_store_rows::{Columns, decode};
@@ -371,6 +372,10 @@ impl ViewingStore for SqliteStore {
         }
         let rows = q.bind(i64::from(query.limit)).fetch_all(&self.reader).await.map_err(error::db)?;
         viewings(&rows)
+    }
+
+    async fn rollups(&self, profile: ProfileId, query: &RollupQuery) -> Result<Vec<PlayRollup>, StoreError> {
+        self.do_rollups(profile, query).await
     }
 
     async fn episode_plays(&self, profile: ProfileId) -> Result<Vec<(TitleId, Viewing)>, StoreError> {

@@ -140,11 +140,15 @@ pub struct RetentionSettings {
     pub prune_batch: u32,
     /// Audit entries older than this many days are deleted (0 keeps them for ever).
     pub audit_days: u32,
+    /// Plays older than this many days (counted from the start of that month) are rolled up into
+    /// per-title monthly aggregates and their raw events deleted (decision 0083). 0 (the
+    /// default) keeps every play; otherwise at least 31, past the default event age limit.
+    pub rollup_after_days: u32,
 }
 
 impl Default for RetentionSettings {
     fn default() -> Self {
-        Self { prune_interval_secs: 600, prune_batch: 500, audit_days: 365 }
+        Self { prune_interval_secs: 600, prune_batch: 500, audit_days: 365, rollup_after_days: 0 }
     }
 }
 
@@ -155,6 +159,7 @@ impl RetentionSettings {
             batch: self.prune_batch,
             interval: std::time::Duration::from_secs(self.prune_interval_secs),
             audit_retention_ms: (self.audit_days > 0).then(|| i64::from(self.audit_days) * 86_400_000),
+            rollup_after_days: (self.rollup_after_days > 0).then_some(self.rollup_after_days),
         }
     }
 }
@@ -585,6 +590,10 @@ impl Settings {
         anyhow::ensure!(
             (1..=10_000).contains(&s.retention.prune_batch),
             "invalid configuration: retention.prune_batch must be 1-10000"
+        );
+        anyhow::ensure!(
+            s.retention.rollup_after_days == 0 || s.retention.rollup_after_days >= 31,
+            "invalid configuration: retention.rollup_after_days must be 0 (off) or at least 31"
         );
         anyhow::ensure!(
             (1..=10_000).contains(&s.feed.inbox_max),

@@ -298,7 +298,7 @@ enum Admin {
         #[arg(long)]
         wait: bool,
     },
-    /// Write an account's data export (playhead.export.v1, docs/export.schema.json) to FILE.
+    /// Write an account's data export (playhead.export.v2, docs/export.schema.json) to FILE.
     Export {
         /// The account.
         #[arg(long)]
@@ -306,6 +306,14 @@ enum Admin {
         /// The file to create (must not exist).
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Run the retention roll-up to completion now (decision 0083): every play that ended before
+    /// the month holding "now minus DAYS" becomes part of its monthly roll-up, batch by batch
+    /// (the same job as the pruning rounds, without their 100-batch cap). Safe while servers run.
+    RollUp {
+        /// The horizon in days (default: `retention.rollup_after_days`; at least 31).
+        #[arg(long)]
+        after_days: Option<u32>,
     },
     /// An erasure saga's status.
     Erasure {
@@ -794,6 +802,29 @@ async fn admin(rt: &playhead::Runtime, cmd: Admin) -> anyhow::Result<()> {
             }
             file.sync_all().await.with_context(|| format!("syncing {}", out.display()))?;
             print(&json!({"status": "exported", "file": out, "bytes": bytes}));
+        }
+        Admin::RollUp { after_days } => {
+            let days = after_days.unwrap_or(rt.settings.retention.rollup_after_days);
+            anyhow::ensure!(days >= 31, "give --after-days (at least 31) or set retention.rollup_after_days");
+            let config = playhead_app::prune::PruneConfig {
+                rollup_after_days: Some(days),
+                ..rt.settings.retention.prune_config()
+            };
+            let job = playhead_app::prune::Pruning::new(rt.store.pruner(), rt.app.clock().clone(), config);
+            let started = std::time::Instant::now();
+            let mut total = playhead_core::ports::RolledUp::default();
+            loop {
+                let round = job.roll_up().await?;
+                total.plays += round.plays;
+                total.viewings += round.viewings;
+                total.events += round.events;
+                total.tombstones += round.tombstones;
+                if round.is_empty() {
+                    break;
+                }
+            }
+            print(&json!({"plays": total.plays, "viewings": total.viewings, "events": total.events,
+                          "tombstones": total.tombstones, "seconds": started.elapsed().as_secs_f64()}));
         }
         Admin::Erasure { id } => {
             let saga = rt.app.erasure_by_id(id).await?.context("no such erasure")?;

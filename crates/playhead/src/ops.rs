@@ -241,6 +241,14 @@ pub const CATALOGUE: &[Metric] = &[
     ),
     // Retention.
     m("playhead_pruned_rows_total", Counter, &["table"], Both, "Rows deleted by the pruning job, by table."),
+    m(
+        "playhead_rolled_up_rows_total",
+        Counter,
+        &["table"],
+        Both,
+        "Rows the retention roll-up deleted after adding their plays to the monthly roll-ups, by table.",
+    ),
+    m("playhead_rolled_up_plays_total", Counter, &[], Both, "Plays added to the monthly roll-ups."),
     // Recommendations.
     m("playhead_recs_plays_counted_total", Counter, &[], Both, "Plays counted into trending and co-watch."),
     m(

@@ -28,7 +28,7 @@ pub struct ExportAcceptedDto {
 /// The archive's top level (the full shape: docs/export.schema.json).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExportArchiveDto {
-    /// `playhead.export.v1`.
+    /// `playhead.export.v2`.
     pub format: String,
     /// When the archive was written (RFC 3339).
     pub exported_at: String,
@@ -38,10 +38,7 @@ pub struct ExportArchiveDto {
     /// The OAuth clients the account signed in through.
     #[schema(value_type = Vec<Object>)]
     pub clients_authorised: Vec<serde_json::Value>,
-    /// Follows and followers; null until the feed exists.
-    #[schema(value_type = Option<Object>)]
-    pub follows: Option<serde_json::Value>,
-    /// Each profile with its plays, resume points, hidden titles and feedback.
+    /// Each profile with its plays, resume points, hidden titles, feedback and follows.
     #[schema(value_type = Vec<Object>)]
     pub profiles: Vec<serde_json::Value>,
 }
@@ -71,12 +68,12 @@ pub async fn request_export(
     Ok(res)
 }
 
-/// The archive: one JSON document (format `playhead.export.v1`, schema in docs/export.schema.json)
-/// with the account, authorised clients, and per profile every play, resume point, hidden title
-/// and feedback. Streamed as it is read, so any history size is served in bounded memory.
+/// The archive: one JSON document (format `playhead.export.v2`, schema in docs/export.schema.json)
+/// with the account, authorised clients, and per profile every play, resume point, hidden title,
+/// feedback and follow. Streamed as it is read, so any history size is served in bounded memory.
 #[utoipa::path(get, path = "/v1/accounts/{account_id}/exports/{export_id}", tag = "export", security(("bearer" = [])),
     params(("account_id" = String, Path, description = "account id"), ("export_id" = String, Path, description = "export id")),
-    responses((status = 200, description = "the archive (application/json, playhead.export.v1)", content_type = "application/json", body = ExportArchiveDto),
+    responses((status = 200, description = "the archive (application/json, playhead.export.v2)", content_type = "application/json", body = ExportArchiveDto),
     (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
     (status = 404, body = Problem)))]
 pub async fn get_export(

@@ -11,7 +11,9 @@ use serde::Deserialize;
 use super::{limit, play_id, profile_id, title_id};
 use crate::RestState;
 use crate::auth::Auth;
-use crate::dto::{BackfillDto, BackfillResultDto, BackfillResultsDto, Page, PlayDto, PlayV2Dto};
+use crate::dto::{
+    BackfillDto, BackfillResultDto, BackfillResultsDto, HistoryItemDto, HistoryItemV2Dto, Page,
+};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery};
 use axum::response::IntoResponse;
@@ -25,13 +27,14 @@ pub struct HistoryParams {
     completed: Option<String>,
 }
 
-/// Plays, newest first, by cursor.
+/// Plays, newest first, by cursor; months rolled up by the retention job are items of kind
+/// `rollup`, after the plays of their month.
 #[utoipa::path(get, path = "/v1/profiles/{profile_id}/history", tag = "history", security(("bearer" = [])),
     params(("profile_id" = String, Path, description = "profile id"),
         ("cursor" = Option<String>, Query, description = "the next_cursor of the previous page (opaque, signed: only cursors this server issued for the same query are accepted)", min_length = 1), ("limit" = Option<u32>, Query, description = "page size, default 20", minimum = 1, maximum = 100),
-        ("title_id" = Option<String>, Query, description = "only this title"), ("completed" = Option<bool>, Query, description = "only completed (true) or unfinished (false) plays")),
-        responses((status = 200, description = "plays; `Accept: application/vnd.playhead.v2+json` gives the v2 representation", content(
-        (Page<PlayDto> = "application/json"), (Page<PlayV2Dto> = "application/vnd.playhead.v2+json"))),
+        ("title_id" = Option<String>, Query, description = "only this title"), ("completed" = Option<bool>, Query, description = "only completed (true) or unfinished (false) plays; rolled-up months with at least one such play")),
+        responses((status = 200, description = "plays and rolled-up months; `Accept: application/vnd.playhead.v2+json` gives the v2 representation", content(
+        (Page<HistoryItemDto> = "application/json"), (Page<HistoryItemV2Dto> = "application/vnd.playhead.v2+json"))),
     (status = 400, body = Problem), (status = 401, body = Problem), (status = 406, body = Problem),
     (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn get_history(
@@ -55,10 +58,7 @@ pub async fn get_history(
     };
     let (plays, next) = s.app.history_with_state(&p, profile_id(&id)?, query).await?;
     if version.is_some_and(|v| v.0.0 == 2) {
-        let page = Page {
-            items: plays.iter().map(|(v, t, w)| PlayV2Dto::new(v, t.as_ref(), *w)).collect(),
-            next_cursor: next,
-        };
+        let page = Page { items: plays.iter().map(HistoryItemV2Dto::new).collect(), next_cursor: next };
         let mut res = Json(page).into_response();
         res.headers_mut().insert(
             axum::http::header::CONTENT_TYPE,
@@ -66,11 +66,8 @@ pub async fn get_history(
         );
         return Ok(res);
     }
-    Ok(Json(Page {
-        items: plays.iter().map(|(v, t, w)| PlayDto::new(v, t.as_ref(), *w)).collect(),
-        next_cursor: next,
-    })
-    .into_response())
+    Ok(Json(Page { items: plays.iter().map(HistoryItemDto::new).collect(), next_cursor: next })
+        .into_response())
 }
 
 /// Import plays from elsewhere (history:write), deduplicated on (title, started_at). A deleted

@@ -7,6 +7,7 @@
 pub mod marks;
 pub mod progress;
 pub mod recs;
+pub mod rollup;
 pub mod rows;
 pub mod viewing;
 

@@ -114,6 +114,8 @@ pub async fn blocks_end_follows_both_ways(s: &Stores) {
     f.block(a, b, at(2)).await.expect("feed store");
     assert!(f.blocked_either_way(a, b).await.expect("feed store"));
     assert!(f.blocked_either_way(b, a).await.expect("feed store"));
+    assert_eq!(f.blocked_by(a).await.expect("feed store"), vec![(b, at(1))], "the first block's time");
+    assert!(f.blocked_by(b).await.expect("feed store").is_empty());
     assert_eq!(
         (f.follow_state(a, b).await.expect("feed store"), f.follow_state(b, a).await.expect("feed store")),
         (None, None)
@@ -123,6 +125,7 @@ pub async fn blocks_end_follows_both_ways(s: &Stores) {
     assert!(f.unblock(a, b).await.expect("feed store"));
     assert!(!f.unblock(a, b).await.expect("feed store"));
     assert!(!f.blocked_either_way(a, b).await.expect("feed store"));
+    assert!(f.blocked_by(a).await.expect("feed store").is_empty());
 }
 
 /// An activity is stored once per (actor, kind, subject), and one naming a play only while that

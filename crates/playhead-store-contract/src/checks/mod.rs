@@ -16,6 +16,7 @@ mod log;
 mod prune;
 mod recs;
 mod revocation;
+mod rollup;
 mod sessions;
 mod viewing;
 
@@ -31,10 +32,11 @@ pub use log::*;
 pub use prune::*;
 pub use recs::*;
 pub use revocation::*;
+pub use rollup::*;
 pub use sessions::*;
 pub use viewing::*;
 
-const SOURCES: [&str; 14] = [
+const SOURCES: [&str; 15] = [
     include_str!("accounts.rs"),
     include_str!("api_keys.rs"),
     include_str!("catalog.rs"),
@@ -47,6 +49,7 @@ const SOURCES: [&str; 14] = [
     include_str!("prune.rs"),
     include_str!("recs.rs"),
     include_str!("revocation.rs"),
+    include_str!("rollup.rs"),
     include_str!("sessions.rs"),
     include_str!("viewing.rs"),
 ];

@@ -15,7 +15,7 @@ use crate::support::*;
 on_both_backends!(an_erased_account_leaves_nothing_in_any_store, the_last_admin_account_is_not_erased);
 
 /// Poll the saga until every step is done.
-async fn wait_done(app: &TestApp, token: &str, id: &str) -> Value {
+pub(crate) async fn wait_done(app: &TestApp, token: &str, id: &str) -> Value {
     let t0 = Instant::now();
     loop {
         let s = app.get_json(token, &format!("/v1/erasures/{id}")).await;
@@ -90,7 +90,7 @@ async fn traces(app: &TestApp, needles: &[String]) -> Vec<String> {
 }
 
 /// One statement's single integer answer on the app's store.
-async fn scalar(app: &TestApp, sqlite: &str, postgres: &str) -> i64 {
+pub(crate) async fn scalar(app: &TestApp, sqlite: &str, postgres: &str) -> i64 {
     match &app.settings.database_schema {
         None => {
             let url = format!("sqlite://{}?mode=ro", app.settings.db_path().display());
@@ -138,12 +138,47 @@ async fn redis_keys(app: &TestApp, needles: &[String]) -> Vec<String> {
     text.lines().filter(|l| needles.iter().any(|n| l.contains(n.as_str()))).map(str::to_owned).collect()
 }
 
+/// Make `gone` follow `kept` and `kept` follow `gone`, `gone` ask to follow a private profile
+/// and block another one. Returns the private profile's id.
+async fn feed_graph(app: &TestApp, gone: &Viewer, kept: &Viewer) -> String {
+    let account = app.app.create_account("closed@example.com").await.unwrap().id;
+    let closed = playhead_app::accounts::NewProfile {
+        name: "Closed".into(),
+        kids: false,
+        maturity_limit: None,
+        private: true,
+    };
+    let closed = app.app.insert_profile(account, closed).await.unwrap().id.to_string();
+    let other = app.viewer("blocked@example.com").await;
+    let post = |who: &Viewer, path: &str, whom: String| {
+        let (token, path) = (who.token.clone(), format!("/v1/profiles/{}/{path}", who.profile));
+        async move { app.post(&token, &path, &json!({"profile_id": whom})).await.status() }
+    };
+    assert_eq!(post(gone, "following", kept.profile.to_string()).await, StatusCode::CREATED);
+    assert_eq!(post(kept, "following", gone.profile.to_string()).await, StatusCode::CREATED);
+    assert_eq!(post(gone, "following", closed.clone()).await, StatusCode::CREATED);
+    assert!(post(gone, "blocks", other.profile.to_string()).await.is_success());
+    closed
+}
+
+/// Wait until every activity's fan-out finished (inbox rows written).
+async fn fanned_out(app: &TestApp) {
+    let t0 = Instant::now();
+    while app.app.ports().feed.fanout_backlog().await.unwrap() > 0 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "fan-out never finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn an_erased_account_leaves_nothing_in_any_store() {
     let app = spawn_app().await;
     let ops = app.catalog_token().await;
     app.import(&ops, &[movie("m1", 20), movie("m2", 20), movie("m3", 20)]).await;
     let gone = app.viewer("gone@example.com").await;
     let kept = app.viewer("kept@example.com").await;
+    // The feed: the person follows and is followed, asks to follow a private profile, blocks
+    // someone, and the plays below put activities in each other's inboxes.
+    let closed = feed_graph(&app, &gone, &kept).await;
     for v in [&gone, &kept] {
         app.events(v, watching("m1", 0, 19, 120)).await;
         app.events(v, watching("m2", 0, 19, 60)).await;
@@ -151,6 +186,21 @@ async fn an_erased_account_leaves_nothing_in_any_store() {
     }
     app.settle().await;
     assert_eq!(pair(&app).await, 2, "both profiles watched m1 then m2");
+    fanned_out(&app).await;
+    let feed_rows =
+        |who: &Viewer| format!("SELECT COUNT(*) FROM feed_inbox WHERE reader = '{}'", who.profile);
+    for (reader, actor) in [(&kept, &gone), (&gone, &kept)] {
+        let f = app.get_json(&reader.token, &format!("/v1/profiles/{}/feed", reader.profile)).await;
+        let from = f["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["actor"]["profile_id"] == actor.profile.to_string())
+            .count();
+        assert!(from >= 2, "each finished the other's m1 and m2 in the feed: {f}");
+        let q = feed_rows(reader);
+        assert!(scalar(&app, &q, &q).await >= 2, "pushed into the inbox");
+    }
     let p = |path: &str| format!("/v1/profiles/{}/{path}", gone.profile);
     // Everything else a person leaves behind: feedback, impressions, a hide, an event held for
     // a title the catalog does not have yet, an idempotency record, cached rows.
@@ -265,9 +315,26 @@ async fn an_erased_account_leaves_nothing_in_any_store() {
     let left = traces(&app, &needles).await;
     assert!(left.iter().all(|t| allowed(t)), "a replay resurrected data: {left:?}");
 
-    // The other account is untouched.
+    // The other account is untouched; its feed and graph no longer show the person.
     let h = app.get_json(&kept.token, &format!("/v1/profiles/{}/history", kept.profile)).await;
     assert_eq!(h["items"].as_array().unwrap().len(), 3, "{h}");
+    let f = app.get_json(&kept.token, &format!("/v1/profiles/{}/feed", kept.profile)).await;
+    assert_eq!(f["items"], json!([]), "the person's activities left the follower's feed");
+    for list in ["following", "followers"] {
+        let l = app.get_json(&kept.token, &format!("/v1/profiles/{}/{list}", kept.profile)).await;
+        assert_eq!(l["items"], json!([]), "{list}: {l}");
+    }
+    let q = format!("SELECT COUNT(*) FROM follows WHERE followee = '{closed}'");
+    assert_eq!(scalar(&app, &q, &q).await, 0, "the private profile's waiting request is gone");
+    let count = format!(
+        "SELECT COALESCE(SUM(followers), 0) FROM feed_profiles WHERE profile_id = '{}'",
+        kept.profile
+    );
+    let pg_count = format!(
+        "SELECT COALESCE(SUM(followers), 0)::bigint FROM feed_profiles WHERE profile_id = '{}'",
+        kept.profile
+    );
+    assert_eq!(scalar(&app, &count, &pg_count).await, 0, "the follower count lost the erased follower");
     app.stop().await;
 }
 
@@ -447,7 +514,7 @@ async fn fault_a_saga_interrupted_by_sigkill_resumes_after_restart() {
     let done = run(&["admin", "export", "--account", &account, "--out", out.to_str().unwrap()]);
     assert_eq!(done["status"], "exported");
     let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-    assert_eq!(doc["format"], "playhead.export.v1");
+    assert_eq!(doc["format"], "playhead.export.v2");
     assert_eq!(doc["account"]["account_id"], account.as_str());
     assert_eq!(doc["profiles"], json!([]));
 }

@@ -31,5 +31,6 @@ mod pause;
 #[cfg(feature = "recs")]
 mod recs_cli;
 mod revocation;
+mod rollup;
 mod scale_out;
 mod traces;

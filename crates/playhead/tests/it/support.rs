@@ -159,6 +159,8 @@ pub struct TestApp {
     pub app: App,
     pub identity: Arc<playhead_app::identity::AuthServer>,
     pub settings: Settings,
+    /// The store the server runs on (for jobs a test drives itself, e.g. the roll-up).
+    pub store: playhead::Store,
     pub _dir: tempfile::TempDir,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -255,7 +257,7 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     };
     tweak(&mut settings);
     let rt = open(settings.clone()).await.expect("open runtime");
-    let (app, identity) = (rt.app.clone(), rt.identity.clone());
+    let (app, identity, store) = (rt.app.clone(), rt.identity.clone(), rt.store.clone());
     let (stop, rx) = watch::channel(false);
     let task = tokio::spawn(playhead::launch(rt, listener, rx));
     let http = Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
@@ -265,6 +267,7 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         app,
         identity,
         settings,
+        store,
         _dir: dir,
         stop,
         task: Some(task),
