@@ -52,6 +52,7 @@ mod outbox;
 mod prune;
 mod recs;
 mod sessions;
+mod streams;
 mod viewing;
 
 use std::str::FromStr;

@@ -43,6 +43,7 @@ mod log;
 mod prune;
 mod recs;
 mod sessions;
+mod streams;
 mod viewing;
 
 use std::path::Path;

@@ -17,6 +17,7 @@ mod prune;
 mod recs;
 mod revocation;
 mod sessions;
+mod streams;
 mod viewing;
 
 pub use accounts::*;
@@ -32,9 +33,10 @@ pub use prune::*;
 pub use recs::*;
 pub use revocation::*;
 pub use sessions::*;
+pub use streams::*;
 pub use viewing::*;
 
-const SOURCES: [&str; 14] = [
+const SOURCES: [&str; 15] = [
     include_str!("accounts.rs"),
     include_str!("api_keys.rs"),
     include_str!("catalog.rs"),
@@ -48,6 +50,7 @@ const SOURCES: [&str; 14] = [
     include_str!("recs.rs"),
     include_str!("revocation.rs"),
     include_str!("sessions.rs"),
+    include_str!("streams.rs"),
     include_str!("viewing.rs"),
 ];
 

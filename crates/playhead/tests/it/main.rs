@@ -32,4 +32,5 @@ mod pause;
 mod recs_cli;
 mod revocation;
 mod scale_out;
+mod streams;
 mod traces;
