@@ -393,6 +393,8 @@ impl MutationRoot {
             held: 0,
             rejected: 0,
             paused: 0,
+            too_many_streams: 0,
+            stream_stopped: 0,
         };
         for (i, r) in results.into_iter().enumerate() {
             let status = match r.status {
@@ -415,6 +417,14 @@ impl MutationRoot {
                 AppEventStatus::Paused => {
                     out.paused += 1;
                     EventStatus::Paused
+                }
+                AppEventStatus::TooManyStreams => {
+                    out.too_many_streams += 1;
+                    EventStatus::TooManyStreams
+                }
+                AppEventStatus::StreamStopped => {
+                    out.stream_stopped += 1;
+                    EventStatus::StreamStopped
                 }
             };
             out.results.push(EventResult {

@@ -315,6 +315,12 @@ pub enum EventStatus {
     Rejected,
     /// Not recorded: the profile's history is paused (problem code `history_paused`); do not retry.
     Paused,
+    /// Not recorded: it would start a stream beyond the account's concurrent-stream limit
+    /// (problem code `too_many_streams`; `GET /v1/me/streams` lists the live ones).
+    TooManyStreams,
+    /// Not recorded: its stream was stopped from another device (problem code
+    /// `stream_stopped`); stop playback.
+    StreamStopped,
 }
 
 /// The answer for one event.
@@ -343,4 +349,8 @@ pub struct RecordEventsPayload {
     pub rejected: i32,
     /// Events not recorded because the profile's history is paused.
     pub paused: i32,
+    /// Events not recorded because they would pass the account's stream limit.
+    pub too_many_streams: i32,
+    /// Events not recorded because their stream was stopped from another device.
+    pub stream_stopped: i32,
 }

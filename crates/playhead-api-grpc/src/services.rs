@@ -73,8 +73,23 @@ fn event_result(r: &playhead_app::ingest::EventResult) -> pb::EventResult {
             EventStatus::Held => pb::EventStatus::Held,
             EventStatus::Rejected => pb::EventStatus::Rejected,
             EventStatus::Paused => pb::EventStatus::Paused,
+            EventStatus::TooManyStreams => pb::EventStatus::TooManyStreams,
+            EventStatus::StreamStopped => pb::EventStatus::StreamStopped,
         } as i32,
         problem: r.problem.as_ref().map(problem),
+        active_streams: r.streams.iter().flat_map(|a| &a.streams).map(active_stream).collect(),
+        stream_limit: r.streams.as_ref().map_or(0, |a| a.limit),
+    }
+}
+
+fn active_stream(s: &playhead_core::streams::Stream) -> pb::ActiveStream {
+    pb::ActiveStream {
+        stream_id: s.id.to_string(),
+        profile_id: s.profile.to_string(),
+        title_id: s.title.to_string(),
+        device_id: s.device_id.clone(),
+        started_at: Some(cv::to_proto_time(s.started_at)),
+        last_seen_at: Some(cv::to_proto_time(s.last_seen)),
     }
 }
 
@@ -83,7 +98,13 @@ fn problem(f: &FieldError) -> pb::FieldProblem {
 }
 
 fn rejected(event_id: String, f: &FieldError) -> pb::EventResult {
-    pb::EventResult { event_id, status: pb::EventStatus::Rejected as i32, problem: Some(problem(f)) }
+    pb::EventResult {
+        event_id,
+        status: pb::EventStatus::Rejected as i32,
+        problem: Some(problem(f)),
+        active_streams: Vec::new(),
+        stream_limit: 0,
+    }
 }
 
 fn recommendation(r: &Recommended) -> pb::Recommendation {
@@ -146,6 +167,8 @@ impl pb::playback_service_server::PlaybackService for Playback {
                     held: count(EventStatus::Held),
                     rejected: count(EventStatus::Rejected),
                     paused: count(EventStatus::Paused),
+                    too_many_streams: count(EventStatus::TooManyStreams),
+                    stream_stopped: count(EventStatus::StreamStopped),
                     results: results.iter().map(event_result).collect(),
                 })
             })

@@ -282,11 +282,18 @@ pub struct EventBatchDto {
 pub struct EventResultDto {
     /// The event id as sent.
     pub event_id: Option<String>,
-    /// accepted, duplicate, held, rejected or paused (the profile's history is paused: not
-    /// recorded, do not retry).
-    #[schema(example = "accepted", pattern = "^(accepted|duplicate|held|rejected|paused)$")]
+    /// accepted, duplicate, held, rejected, paused (the profile's history is paused: not
+    /// recorded, do not retry), too_many_streams (not recorded: the account's stream limit is
+    /// reached; the problem lists the live streams) or stream_stopped (not recorded: this stream
+    /// was stopped from another device; stop playback).
+    #[schema(
+        example = "accepted",
+        pattern = "^(accepted|duplicate|held|rejected|paused|too_many_streams|stream_stopped)$"
+    )]
     pub status: String,
-    /// Why it was rejected (names the field), or that history is paused (type `history-paused`).
+    /// Why it was rejected (names the field), that history is paused (type `history-paused`),
+    /// that the stream limit is reached (`too-many-streams`, with `streams`) or that the stream
+    /// was stopped (`stream-stopped`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<Problem>,
 }
@@ -298,6 +305,8 @@ impl From<&EventResult> for EventResultDto {
             status: r.status.as_str().to_owned(),
             problem: r.problem.as_ref().map(|f| match r.status {
                 EventStatus::Paused => Problem::history_paused(f),
+                EventStatus::TooManyStreams => Problem::too_many_streams(f, r.streams.as_ref()),
+                EventStatus::StreamStopped => Problem::stream_stopped(f),
                 _ => Problem::for_field(f),
             }),
         }
@@ -319,6 +328,10 @@ pub struct EventBatchResultDto {
     pub rejected: usize,
     /// Not recorded: the profile's history is paused.
     pub paused: usize,
+    /// Not recorded: they would start a stream beyond the account's limit.
+    pub too_many_streams: usize,
+    /// Not recorded: their stream was stopped from another device.
+    pub stream_stopped: usize,
 }
 
 /// A resume point.

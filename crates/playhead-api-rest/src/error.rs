@@ -52,6 +52,10 @@ pub struct Problem {
     /// The limit that was exceeded, for limit problems.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<String>,
+    /// For `too-many-streams`: the account's live streams, oldest first, so the app can offer
+    /// to stop one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<crate::routes::streams::StreamDto>,
 }
 
 impl Problem {
@@ -64,6 +68,7 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             limit: None,
+            streams: Vec::new(),
         }
     }
 
@@ -72,6 +77,25 @@ impl Problem {
     /// stop retrying.
     pub fn history_paused(e: &FieldError) -> Self {
         Self::new("history-paused", "History is paused", StatusCode::CONFLICT, e.message.clone())
+    }
+
+    /// A per-item problem (inside a 202 batch answer) for a start beyond the account's
+    /// concurrent-stream limit: lists the live streams (device, title, since) so the app can
+    /// offer to stop one.
+    pub fn too_many_streams(e: &FieldError, live: Option<&playhead_app::streams::AccountStreams>) -> Self {
+        let mut p =
+            Self::new("too-many-streams", "Too many streams", StatusCode::CONFLICT, e.message.clone());
+        if let Some(live) = live {
+            p.limit = Some(format!("{} simultaneous streams per account", live.limit));
+            p.streams = live.streams.iter().map(Into::into).collect();
+        }
+        p
+    }
+
+    /// A per-item problem (inside a 202 batch answer) for an event of a stream stopped from
+    /// another device: the player must stop.
+    pub fn stream_stopped(e: &FieldError) -> Self {
+        Self::new("stream-stopped", "Stream stopped", StatusCode::CONFLICT, e.message.clone())
     }
 
     /// A per-item problem (inside a 202 batch answer) for one invalid field.

@@ -271,7 +271,7 @@ fn constrain(p: &mut utoipa::openapi::path::Parameter) {
     }
     let schema = match p.name.as_str() {
         "profile_id" | "account_id" | "play_id" | "erasure_id" | "export_id" | "other_id"
-        | "requester_id" => ObjectBuilder::new()
+        | "requester_id" | "stream_id" => ObjectBuilder::new()
             .schema_type(Type::String)
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
         "title_id" => {

@@ -24,7 +24,7 @@ use crate::RestState;
 use crate::middleware::{RouteGate, RouteInfo, gate};
 use crate::routes::{
     accounts, admin, devices, erase, events, export, feed, health, history, library, oauth, pin, progress,
-    recs, rows, titles,
+    recs, rows, streams, titles,
 };
 
 enum Handler {
@@ -227,6 +227,9 @@ pub fn table() -> Vec<RouteEntry> {
         api(O::GetContinueWatching, routes!(rows::continue_watching)),
         api(O::HideFromContinueWatching, routes!(rows::hide)),
         api(O::GetNextUp, routes!(rows::next_up)),
+        // Concurrent streams.
+        api(O::ListStreams, routes!(streams::list_streams)),
+        api(O::StopStream, routes!(streams::stop_stream)),
         // Watched marks and My list.
         api(O::MarkWatched, routes!(library::mark_watched)),
         api(O::UnmarkWatched, routes!(library::unmark_watched)),
@@ -256,6 +259,7 @@ pub fn table() -> Vec<RouteEntry> {
         api(O::CreateClient, routes!(admin::create_client)),
         api(O::DeleteClient, routes!(admin::delete_client)),
         api(O::GetRecsModel, routes!(admin::recs_model)),
+        api(O::SetStreamLimit, routes!(streams::put_stream_limit)),
     ]
 }
 

@@ -16,6 +16,7 @@ use playhead_core::trace::TraceContext;
 use playhead_core::{FieldError, Timestamp};
 
 use crate::access::Operation;
+use crate::streams::AccountStreams;
 use crate::{App, AppError};
 
 /// A batch as the transport parsed it. Events that failed to parse carry their error.
@@ -46,6 +47,11 @@ pub enum EventStatus {
     /// Not recorded: the profile's history is paused (resume points may still have moved, as
     /// the profile chose). Retrying changes nothing until the profile resumes.
     Paused,
+    /// Not recorded: it would start a stream beyond the account's concurrent-stream limit (the
+    /// result lists the live streams, so the app can offer to stop one).
+    TooManyStreams,
+    /// Not recorded: its stream was stopped from another device; the player must stop.
+    StreamStopped,
 }
 
 impl EventStatus {
@@ -57,6 +63,8 @@ impl EventStatus {
             EventStatus::Held => "held",
             EventStatus::Rejected => "rejected",
             EventStatus::Paused => "paused",
+            EventStatus::TooManyStreams => "too_many_streams",
+            EventStatus::StreamStopped => "stream_stopped",
         }
     }
 }
@@ -70,6 +78,8 @@ pub struct EventResult {
     pub status: EventStatus,
     /// Why it was rejected.
     pub problem: Option<FieldError>,
+    /// For `too_many_streams`: the account's live streams and its limit.
+    pub streams: Option<AccountStreams>,
 }
 
 impl App {
@@ -113,6 +123,7 @@ impl App {
                         event_id,
                         status: EventStatus::Rejected,
                         problem: Some(problem),
+                        streams: None,
                     });
                     continue;
                 }
@@ -130,6 +141,7 @@ impl App {
                         event_id: sent_id,
                         status: EventStatus::Accepted,
                         problem: None,
+                        streams: None,
                     });
                     entries.push(LogEntry { event, hold, trace: batch.trace });
                     entry_slot.push(slot);
@@ -138,10 +150,13 @@ impl App {
                     event_id: sent_id,
                     status: EventStatus::Rejected,
                     problem: Some(problem),
+                    streams: None,
                 }),
             }
         }
 
+        // Before the history-pause check: a paused history still plays, so it still counts.
+        self.enforce_streams(p, batch.backfill, &mut entries, &mut entry_slot, &mut results).await?;
         let recording = profile.recording();
         if recording != Recording::Everything {
             // History paused: nothing reaches the log. Events the server would have taken are

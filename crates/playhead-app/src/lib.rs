@@ -28,13 +28,14 @@ pub mod prune;
 pub mod ratelimit;
 pub mod reads;
 pub mod recs;
+pub mod streams;
 pub mod telemetry;
 
 use std::sync::Arc;
 
 use playhead_core::ports::{
     AccountStore, ApiKeyStore, Catalog, Clock, ErasureStore, EventLog, ExportStore, FeedStore,
-    IdempotencyStore, IdentityStore, RateLimiter, RecsStore, ViewingStore,
+    IdempotencyStore, IdentityStore, RateLimiter, RecsStore, StreamStore, ViewingStore,
 };
 use playhead_core::rules::Rules;
 use tokio::sync::Notify;
@@ -67,6 +68,8 @@ pub struct Ports {
     pub exports: Arc<dyn ExportStore>,
     /// The follow graph, activities and inboxes.
     pub feed: Arc<dyn FeedStore>,
+    /// Concurrent streams per account.
+    pub streams: Arc<dyn StreamStore>,
 }
 
 /// Tunables of the application layer (the binary fills them from config).
@@ -94,6 +97,8 @@ pub struct AppConfig {
     pub feed: playhead_core::feed::FeedRules,
     /// Follows (and follow requests) one profile may make per window.
     pub follow_quota: playhead_core::rate::Quota,
+    /// The concurrent-stream limit and timeout.
+    pub streams: playhead_core::streams::StreamRules,
 }
 
 impl Default for AppConfig {
@@ -112,6 +117,7 @@ impl Default for AppConfig {
                 limit: 60,
                 window_ms: 60 * playhead_core::time::MINUTE_MS,
             },
+            streams: playhead_core::streams::StreamRules::default(),
         }
     }
 }
@@ -131,6 +137,7 @@ impl std::fmt::Debug for AppConfig {
             erasure_lease_ms,
             feed,
             follow_quota,
+            streams,
         } = self;
         f.debug_struct("AppConfig")
             .field("rules", rules)
@@ -143,6 +150,7 @@ impl std::fmt::Debug for AppConfig {
             .field("erasure_lease_ms", erasure_lease_ms)
             .field("feed", feed)
             .field("follow_quota", follow_quota)
+            .field("streams", streams)
             .finish()
     }
 }

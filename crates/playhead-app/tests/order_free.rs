@@ -52,7 +52,8 @@ async fn app(dir: &std::path::Path) -> App {
         recs: Arc::new(store.clone()),
         erasure: Arc::new(store.clone()),
         exports: Arc::new(store.clone()),
-        feed: Arc::new(store),
+        feed: Arc::new(store.clone()),
+        streams: Arc::new(store),
     };
     App::new(ports, AppConfig::default(), Arc::new(ManualClock::at(Timestamp(NOW))))
 }

@@ -56,6 +56,10 @@ uuid_id!(
     ProfileId
 );
 uuid_id!(
+    /// A concurrent stream: one player playing for an account (made by the server at its start).
+    StreamId
+);
+uuid_id!(
     /// One play (a viewing that passed the play threshold).
     PlayId
 );

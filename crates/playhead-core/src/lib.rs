@@ -20,6 +20,7 @@ pub mod profile;
 pub mod rate;
 pub mod recs;
 pub mod rules;
+pub mod streams;
 pub mod time;
 pub mod title;
 pub mod trace;

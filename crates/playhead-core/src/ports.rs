@@ -1234,3 +1234,53 @@ pub trait FeedStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<crate::feed::Activity>, StoreError>;
 }
+
+/// What [`StreamStore::touch_streams`] decided for one batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamOutcome {
+    /// One verdict per touch, in the order given.
+    pub verdicts: Vec<crate::streams::StreamVerdict>,
+    /// The account's live streams afterwards, oldest first (what a refused player is shown).
+    pub live: Vec<crate::streams::Stream>,
+    /// The account's limit (its own, else the default).
+    pub limit: u32,
+}
+
+/// Concurrent streams per account (issue 17, decision 0092). The rule is
+/// [`crate::streams::plan`]; the store makes it atomic per account across every replica.
+#[async_trait]
+pub trait StreamStore: Send + Sync {
+    /// Decide one batch's events for `account` and store the result, in one transaction that
+    /// holds the account's lock from before its first read: two calls for one account (from any
+    /// replicas) take turns, so concurrent starts never pass the limit. The limit is the
+    /// account's own (see [`StreamStore::set_stream_limit`]), else `rules.max_per_account`.
+    async fn touch_streams(
+        &self,
+        account: AccountId,
+        touches: &[crate::streams::StreamTouch],
+        rules: &crate::streams::StreamRules,
+        now: Timestamp,
+    ) -> Result<StreamOutcome, StoreError>;
+    /// The account's live streams at `now` (not stopped, seen within `timeout_ms`), oldest first.
+    async fn live_streams(
+        &self,
+        account: AccountId,
+        now: Timestamp,
+        timeout_ms: i64,
+    ) -> Result<Vec<crate::streams::Stream>, StoreError>;
+    /// Stop a live stream of `account` (its slot is free at once; its player is refused from its
+    /// next event). `NotFound` when the account has no live stream with that id (another
+    /// account's, already stopped, ended or expired).
+    async fn stop_stream(
+        &self,
+        account: AccountId,
+        id: crate::ids::StreamId,
+        now: Timestamp,
+        timeout_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Set (`Some`) or clear (`None`: the default applies again) the account's own limit.
+    /// Idempotent. The caller checks that the account exists.
+    async fn set_stream_limit(&self, account: AccountId, limit: Option<u32>) -> Result<(), StoreError>;
+    /// The account's own limit, if an operator set one.
+    async fn stream_limit(&self, account: AccountId) -> Result<Option<u32>, StoreError>;
+}

@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 use playhead_core::ports::{
     AccountStore, ApiKeyStore, Catalog, ErasureStore, EventLog, FeedStore, IdempotencyStore, IdentityStore,
-    Pruner, RecsStore, ViewingStore,
+    Pruner, RecsStore, StreamStore, ViewingStore,
 };
 
 /// One store under test, seen through every port, plus whatever keeps it alive.
@@ -62,6 +62,8 @@ pub struct Stores {
     pub erasure: Arc<dyn ErasureStore>,
     /// The follow graph, activities and inboxes.
     pub feed: Arc<dyn FeedStore>,
+    /// Concurrent streams.
+    pub streams: Arc<dyn StreamStore>,
     /// Keeps a temporary directory or test database alive until the check ends (dropped last).
     pub guard: Box<dyn Any + Send + Sync>,
 }
@@ -81,6 +83,7 @@ impl Stores {
             + Pruner
             + ErasureStore
             + FeedStore
+            + StreamStore
             + 'static,
     {
         let store = Arc::new(store);
@@ -95,6 +98,7 @@ impl Stores {
             pruner: store.clone(),
             identity: store.clone(),
             erasure: store.clone(),
+            streams: store.clone(),
             feed: store,
             guard: Box::new(guard),
         }
@@ -163,6 +167,11 @@ macro_rules! contract_suite {
             // devices (session activity, sign out everywhere)
             session_activity_lists_live_devices_latest_first,
             revoking_all_sessions_spares_only_the_kept_one,
+            // concurrent streams
+            streams_count_to_the_limit_per_account,
+            stopped_streams_are_refused_and_free_their_slot,
+            streams_expire_after_the_timeout,
+            concurrent_starts_never_pass_the_limit,
             // watched marks and My list
             marks_are_one_manual_play_and_unmarks_leave_real_plays,
             the_list_pages_newest_first_and_filters,

@@ -53,6 +53,7 @@ mod prune;
 mod recs;
 mod rollup;
 mod sessions;
+mod streams;
 mod viewing;
 
 use std::str::FromStr;

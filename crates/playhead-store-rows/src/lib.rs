@@ -26,6 +26,7 @@ pub mod erasure;
 mod error;
 pub mod feed;
 pub mod identity;
+pub mod streams;
 #[cfg(test)]
 mod tests;
 

@@ -44,6 +44,7 @@ mod prune;
 mod recs;
 mod rollup;
 mod sessions;
+mod streams;
 mod viewing;
 
 use std::path::Path;

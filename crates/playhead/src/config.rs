@@ -69,6 +69,40 @@ pub struct Settings {
     pub retention: RetentionSettings,
     /// The followers' activity feed (`[feed]`).
     pub feed: FeedSettings,
+    /// The concurrent-stream limit (`[streams]`).
+    pub streams: StreamSettings,
+}
+
+/// Concurrent streams per account (`[streams]`; docs/configuration.md, decision 0092).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamSettings {
+    /// Simultaneous streams per account (1-1000); an operator may set another limit for one
+    /// account (`PUT /v1/admin/accounts/{account_id}/stream-limit`).
+    pub max_per_account: u32,
+    /// A stream with no event for this many seconds is gone and frees its slot (1-3600). Players
+    /// should send an event (a heartbeat) well within it while playing.
+    pub timeout_secs: u64,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        let rules = playhead_core::streams::StreamRules::default();
+        Self {
+            max_per_account: rules.max_per_account,
+            timeout_secs: u64::try_from(rules.timeout_ms / 1000).unwrap_or(120),
+        }
+    }
+}
+
+impl StreamSettings {
+    /// The rules the application runs with.
+    pub fn rules(&self) -> playhead_core::streams::StreamRules {
+        playhead_core::streams::StreamRules {
+            max_per_account: self.max_per_account,
+            timeout_ms: i64::try_from(self.timeout_secs).unwrap_or(i64::MAX / 1000) * 1000,
+        }
+    }
 }
 
 /// OpenTelemetry trace export (decision 0075). Off until `otlp_endpoint` is set; the W3C trace
@@ -526,6 +560,7 @@ impl Default for Settings {
             telemetry: TelemetrySettings::default(),
             retention: RetentionSettings::default(),
             feed: FeedSettings::default(),
+            streams: StreamSettings::default(),
         }
     }
 }
@@ -606,6 +641,14 @@ impl Settings {
         anyhow::ensure!(
             s.feed.follows_per_hour > 0,
             "invalid configuration: feed.follows_per_hour must be positive"
+        );
+        anyhow::ensure!(
+            (1..=playhead_core::streams::MAX_STREAM_LIMIT).contains(&s.streams.max_per_account),
+            "invalid configuration: streams.max_per_account must be 1-1000"
+        );
+        anyhow::ensure!(
+            (1..=3_600).contains(&s.streams.timeout_secs),
+            "invalid configuration: streams.timeout_secs must be 1-3600"
         );
         s.validate_backends()?;
         s.external_verifiers()?;

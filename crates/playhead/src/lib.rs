@@ -177,6 +177,7 @@ where
         + ErasureStore
         + ExportStore
         + playhead_core::ports::FeedStore
+        + playhead_core::ports::StreamStore
         + Clone
         + 'static,
 {
@@ -192,6 +193,7 @@ where
         erasure: Arc::new(s.clone()),
         exports: Arc::new(s.clone()),
         feed: Arc::new(s.clone()),
+        streams: Arc::new(s.clone()),
     }
 }
 
@@ -337,6 +339,7 @@ fn app_config(settings: &Settings, cursor_key: [u8; 32]) -> AppConfig {
         erasure_lease_ms: i64::try_from(settings.limits.erasure_lease_secs).unwrap_or(30) * 1000,
         feed: settings.feed.rules(),
         follow_quota: settings.feed.follow_quota(),
+        streams: settings.streams.rules(),
     }
 }
 

@@ -103,7 +103,7 @@ pub const CATALOGUE: &[Metric] = &[
         Counter,
         &["status"],
         Both,
-        "Events received, by outcome (accepted, duplicate, held, rejected, paused).",
+        "Events received, by outcome (accepted, duplicate, held, rejected, paused, too_many_streams, stream_stopped).",
     ),
     m("playhead_append_seconds", Histogram, &[], Both, "Time to commit an accepted batch to the event log."),
     m(

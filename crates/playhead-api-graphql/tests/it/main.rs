@@ -118,6 +118,7 @@ async fn harness_with(row_cache: bool, max_in_flight: usize) -> Harness {
         erasure: Arc::new(store.clone()),
         exports: Arc::new(store.clone()),
         feed: Arc::new(store.clone()),
+        streams: Arc::new(store.clone()),
     };
     let app = App::new(ports, AppConfig { row_cache, ..AppConfig::default() }, Arc::new(SystemClock));
     let keys = Arc::new(KeySet::ephemeral().unwrap());

@@ -55,7 +55,10 @@ fn parse_event(raw: &serde_json::value::RawValue) -> Result<RawEvent, (Option<St
 
 /// Record playback events (history:write). Each event is accepted (durably logged), duplicate,
 /// held (title not in the catalog yet), rejected (with a problem naming the field) or paused
-/// (the profile paused its history: not recorded, a `history-paused` problem; do not retry).
+/// (the profile paused its history: not recorded, a `history-paused` problem; do not retry),
+/// too_many_streams (a start beyond the account's concurrent-stream limit: not recorded, a
+/// `too-many-streams` problem listing the live streams) or stream_stopped (the stream was stopped
+/// from another device: not recorded, a `stream-stopped` problem; stop playback).
 #[utoipa::path(post, path = "/v1/profiles/{profile_id}/events", tag = "playback", security(("bearer" = [])),
     params(("profile_id" = String, Path, description = "profile id")), request_body = EventBatchDto,
     responses(
@@ -104,6 +107,8 @@ pub async fn post_events(
             held: count(EventStatus::Held),
             rejected: count(EventStatus::Rejected),
             paused: count(EventStatus::Paused),
+            too_many_streams: count(EventStatus::TooManyStreams),
+            stream_stopped: count(EventStatus::StreamStopped),
             results: results.iter().map(EventResultDto::from).collect(),
         }),
     ))

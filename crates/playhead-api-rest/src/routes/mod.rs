@@ -16,6 +16,7 @@ pub mod pin;
 pub mod progress;
 pub mod recs;
 pub mod rows;
+pub mod streams;
 pub mod titles;
 
 use playhead_core::FieldError;

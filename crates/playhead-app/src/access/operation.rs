@@ -186,6 +186,12 @@ operations! {
     RevokeSession = "sessions.revoke",
     /// Sign out everywhere.
     RevokeAllSessions = "sessions.revoke_all",
+    /// The account's live streams (concurrent-stream limit).
+    ListStreams = "streams.list",
+    /// Stop one of the account's streams ("stop one" when the limit is reached).
+    StopStream = "streams.stop",
+    /// Set or clear an account's own concurrent-stream limit (operators).
+    SetStreamLimit = "admin.set_stream_limit",
     /// Register an OAuth client (operators).
     CreateClient = "admin.create_client",
     /// Delete an OAuth client and revoke everything it issued (operators).
@@ -281,7 +287,13 @@ impl Operation {
             O::SendFeedback | O::RecordImpressions => {
                 (Access::Scope(Scope::FeedbackWrite), Charge::Class(Write))
             }
-            O::CreateClient | O::DeleteClient => (Access::Scope(Scope::Admin), Charge::Class(Write)),
+            O::CreateClient | O::DeleteClient | O::SetStreamLimit => {
+                (Access::Scope(Scope::Admin), Charge::Class(Write))
+            }
+            // Streams belong to the account: any of its players (a profile-bound TV too) may see
+            // which streams hold the slots and stop one, as the limit's problem invites it to.
+            O::ListStreams => (Access::Scope(Scope::HistoryRead), Charge::Class(Read)),
+            O::StopStream => (Access::Scope(Scope::HistoryWrite), Charge::Class(Write)),
             O::GetRecsModel => (Access::Scope(Scope::Admin), Charge::Class(Read)),
             // Follows also pay a per-profile follow quota inside the use case (spam runs: 429,
             // audited); the route class is the ordinary write quota.

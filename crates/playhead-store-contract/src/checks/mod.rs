@@ -18,6 +18,7 @@ mod recs;
 mod revocation;
 mod rollup;
 mod sessions;
+mod streams;
 mod viewing;
 
 pub use accounts::*;
@@ -34,6 +35,7 @@ pub use recs::*;
 pub use revocation::*;
 pub use rollup::*;
 pub use sessions::*;
+pub use streams::*;
 pub use viewing::*;
 
 const SOURCES: [&str; 15] = [
@@ -51,6 +53,7 @@ const SOURCES: [&str; 15] = [
     include_str!("revocation.rs"),
     include_str!("rollup.rs"),
     include_str!("sessions.rs"),
+    include_str!("streams.rs"),
     include_str!("viewing.rs"),
 ];
 

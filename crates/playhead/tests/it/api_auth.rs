@@ -75,10 +75,21 @@ async fn another_accounts_profile_is_not_found_on_every_profile_route() {
         .await
         .unwrap();
     let export = export["export_id"].as_str().unwrap().to_owned();
+    // A live stream of A's (a start now), for the stream routes.
+    let start = json!({"event_id": uuid::Uuid::new_v4().to_string(), "title_id": "m1", "kind": "start",
+        "position_ms": 0, "occurred_at": playhead_core::Timestamp(now_ms()).to_rfc3339(), "session_id": "bola"});
+    t.events(&a, vec![start]).await;
+    let streams = t.get_json(&a.token, "/v1/me/streams").await;
+    let stream = streams["items"][0]["stream_id"].as_str().unwrap().to_owned();
     for (method, path) in operations(&t)
         .await
         .into_iter()
-        .filter(|(_, p)| p.contains("{profile_id}") || p.contains("{account_id}"))
+        // Operator routes act on any account by design (an operator's token is not B's): the
+        // admin sweep below checks that a viewer's token is refused there.
+        .filter(|(_, p)| !p.starts_with("/v1/admin/"))
+        .filter(|(_, p)| {
+            p.contains("{profile_id}") || p.contains("{account_id}") || p.contains("{stream_id}")
+        })
     {
         let url = t.url(
             &path
@@ -88,6 +99,7 @@ async fn another_accounts_profile_is_not_found_on_every_profile_route() {
                 .replace("{export_id}", &export)
                 .replace("{other_id}", &b.profile.to_string())
                 .replace("{requester_id}", &b.profile.to_string())
+                .replace("{stream_id}", &stream)
                 .replace("{title_id}", "m1"),
         );
         let body = match (method.as_str(), path.as_str()) {
@@ -121,6 +133,7 @@ async fn another_accounts_profile_is_not_found_on_every_profile_route() {
     // And A's data is untouched.
     let h2 = t.get_json(&a.token, &format!("/v1/profiles/{}/history", a.profile)).await;
     assert_eq!(h, h2);
+    assert_eq!(t.get_json(&a.token, "/v1/me/streams").await["items"], streams["items"]);
     t.stop().await;
 }
 

@@ -33,4 +33,5 @@ mod recs_cli;
 mod revocation;
 mod rollup;
 mod scale_out;
+mod streams;
 mod traces;
