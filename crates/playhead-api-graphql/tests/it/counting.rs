@@ -99,6 +99,14 @@ impl<S: ViewingStore> ViewingStore for Counting<S> {
         self.n.hit();
         self.inner.plays(profile, query).await
     }
+    async fn rollups(
+        &self,
+        profile: ProfileId,
+        query: &playhead_core::ports::RollupQuery,
+    ) -> Result<Vec<playhead_core::rules::rollup::PlayRollup>, StoreError> {
+        self.n.hit();
+        self.inner.rollups(profile, query).await
+    }
     async fn episode_plays(&self, profile: ProfileId) -> Result<Vec<(TitleId, Viewing)>, StoreError> {
         self.n.hit();
         self.inner.episode_plays(profile).await

@@ -38,7 +38,7 @@ pub use sessions::*;
 pub use streams::*;
 pub use viewing::*;
 
-const SOURCES: [&str; 15] = [
+const SOURCES: [&str; 16] = [
     include_str!("accounts.rs"),
     include_str!("api_keys.rs"),
     include_str!("catalog.rs"),
