@@ -94,6 +94,9 @@ pub struct AppConfig {
     pub feed: playhead_core::feed::FeedRules,
     /// Follows (and follow requests) one profile may make per window.
     pub follow_quota: playhead_core::rate::Quota,
+    /// Longest a served recommendation row is reused while nothing of its profile changes
+    /// (zero: computed per request; decision 0107).
+    pub recs_row_ttl: std::time::Duration,
 }
 
 impl Default for AppConfig {
@@ -112,6 +115,7 @@ impl Default for AppConfig {
                 limit: 60,
                 window_ms: 60 * playhead_core::time::MINUTE_MS,
             },
+            recs_row_ttl: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -131,6 +135,7 @@ impl std::fmt::Debug for AppConfig {
             erasure_lease_ms,
             feed,
             follow_quota,
+            recs_row_ttl,
         } = self;
         f.debug_struct("AppConfig")
             .field("rules", rules)
@@ -143,6 +148,7 @@ impl std::fmt::Debug for AppConfig {
             .field("erasure_lease_ms", erasure_lease_ms)
             .field("feed", feed)
             .field("follow_quota", follow_quota)
+            .field("recs_row_ttl", recs_row_ttl)
             .finish()
     }
 }
@@ -161,6 +167,8 @@ pub struct App {
     pub(crate) cursors: cursor::CursorCodec,
     pub(crate) cache: cache::RowCache,
     pub(crate) recs: Arc<dyn playhead_core::recs::RecsEngine>,
+    /// Served recommendation rows, profile signals and live counters ([`recs::RecsCache`]).
+    pub(crate) recs_cache: recs::RecsCache,
     /// Live resume-point changes ([`changes`]).
     pub(crate) changes: changes::Changes,
     /// Wakes the feed's fan-out worker when activities are published.
@@ -181,6 +189,7 @@ impl App {
     /// Build the application.
     pub fn new(ports: Ports, config: AppConfig, clock: Arc<dyn Clock>) -> Self {
         let cursors = cursor::CursorCodec::new(config.cursor_key);
+        let recs_cache = recs::RecsCache::new(config.recs_row_ttl);
         let cache =
             if config.row_cache { cache::RowCache::new(100_000) } else { cache::RowCache::disabled() };
         Self {
@@ -193,6 +202,7 @@ impl App {
             cursors,
             cache,
             recs: Arc::new(recs::NoRecs),
+            recs_cache,
             changes: changes::Changes::default(),
             feed_wake: Arc::new(Notify::new()),
             audit: None,
