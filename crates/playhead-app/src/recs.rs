@@ -59,6 +59,9 @@ struct ProfileSignals {
     recent: Vec<TitleId>,
 }
 
+/// A served row's key: (profile, row, limit, profile stamp, engine generation).
+type RowKey = (ProfileId, RecsRow, u32, String, u64);
+
 /// The recommendation path's caches (decision 0107). Per-profile entries are keyed by the
 /// profile's stamp from the row cache (its generation and the catalog epoch; in scale-out read
 /// from the shared cache), so they are exact: a write bumps the stamp after its commit. The live
@@ -66,8 +69,8 @@ struct ProfileSignals {
 /// that is not per-profile.
 #[derive(Clone)]
 pub(crate) struct RecsCache {
-    /// Served rows by (profile, row, limit, profile stamp, engine generation).
-    rows: Cache<(ProfileId, RecsRow, u32, String, u64), Arc<Vec<Recommended>>>,
+    /// Served rows.
+    rows: Cache<RowKey, Arc<Vec<Recommended>>>,
     /// The profile's signals by (profile, stamp): shared by every row and size it asks for.
     signals: Cache<(ProfileId, String), Arc<ProfileSignals>>,
     /// The live trending list.

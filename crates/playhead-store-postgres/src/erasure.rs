@@ -257,7 +257,7 @@ impl ErasureStore for PgStore {
         let profiles = uuids(e);
         let mut tx = self.erase_tx(&profiles).await?;
         for profile in &profiles {
-            let plays = crate::recs::counted_plays(&mut *tx, ProfileId(*profile)).await?;
+            let plays = crate::recs::counted_plays(&mut tx, ProfileId(*profile)).await?;
             let u = uncount(&plays, TRENDING_HALF_LIFE_MS);
             if !u.pairs.is_empty() {
                 let a: Vec<&str> = u.pairs.iter().map(|p| p.0.as_str()).collect();

@@ -245,7 +245,7 @@ impl ErasureStore for SqliteStore {
     async fn erase_recs_signals(&self, e: &Erasure) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         for profile in &e.profiles {
-            let plays = crate::recs::counted_plays(&mut *tx, *profile).await?;
+            let plays = crate::recs::counted_plays(&mut tx, *profile).await?;
             let u = uncount(&plays, TRENDING_HALF_LIFE_MS);
             for (a, b, n) in &u.pairs {
                 sqlx::query("UPDATE recs_cowatch SET count = MAX(count - ?3, 0) WHERE a = ?1 AND b = ?2")

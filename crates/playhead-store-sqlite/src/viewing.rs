@@ -456,7 +456,7 @@ impl ViewingStore for SqliteStore {
             .await
             .map_err(error::db)?;
         // Deletes win in the live counters too (decision 0108), in the same transaction.
-        crate::recs::uncount_deleted_play(&mut *tx, profile, play).await?;
+        crate::recs::uncount_deleted_play(&mut tx, profile, play).await?;
         tx.commit().await.map_err(error::db)
     }
 

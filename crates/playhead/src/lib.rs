@@ -337,7 +337,7 @@ fn app_config(settings: &Settings, cursor_key: [u8; 32]) -> AppConfig {
         erasure_lease_ms: i64::try_from(settings.limits.erasure_lease_secs).unwrap_or(30) * 1000,
         feed: settings.feed.rules(),
         follow_quota: settings.feed.follow_quota(),
-        recs_row_ttl: std::time::Duration::from_secs(settings.recs.row_cache_secs),
+        recs_row_ttl: Duration::from_secs(settings.recs.row_cache_secs),
     }
 }
 

@@ -142,7 +142,7 @@ pub async fn plays_count_once_for_cowatch_and_trending(s: &Stores) {
     let items: Vec<&str> = t.iter().map(|(i, _)| i.as_str()).collect();
     assert_eq!(items, vec!["c", "a", "b"]);
     let weight = |i: &str| t.iter().find(|(x, _)| x.as_str() == i).map(|(_, w)| *w).expect("voted");
-    let one = |m: i64| playhead_core::rules::recs::decay_weight(min(m), HALF_LIFE);
+    let one = |m: i64| decay_weight(min(m), HALF_LIFE);
     for (item, expected) in [("a", one(1) + one(2)), ("b", one(2)), ("c", one(3) + one(1))] {
         assert!((weight(item) - expected).abs() < 1e-9 * expected, "{item}: {} vs {expected}", weight(item));
     }
