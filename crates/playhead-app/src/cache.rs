@@ -172,6 +172,23 @@ impl RowCache {
         g.load(Ordering::Acquire) + (self.catalog_epoch.load(Ordering::Acquire) << 32)
     }
 
+    /// What a profile's cached state is keyed by right now: its generation and the catalog
+    /// epoch (shared mode: read from the shared cache in one round trip). Read it *before*
+    /// loading and store what was loaded under it, as the rows here do: a write committed
+    /// meanwhile bumps the generation, so the load lands under a stamp nobody asks for again.
+    /// `None` when nothing may be cached: caching is off, or the shared cache did not answer.
+    pub async fn stamp(&self, p: ProfileId) -> Option<String> {
+        if let Some(shared) = &self.shared {
+            let found = shared.cache.get_many(&[generation_key(p), EPOCH_KEY.to_owned()]).await.ok()?;
+            let [generation, epoch] = <[Option<Vec<u8>>; 2]>::try_from(found).ok()?;
+            return Some(format!("{}:{}", counter(generation), counter(epoch)));
+        }
+        if !self.enabled {
+            return None;
+        }
+        Some(self.generation(p).await.to_string())
+    }
+
     /// A row from cache or from `load`.
     pub async fn row<F>(&self, p: ProfileId, row: Row, load: F) -> Result<Arc<Vec<RowItem>>, AppError>
     where
@@ -470,6 +487,28 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(loads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn stamps_change_with_the_profile_and_the_catalog_on_every_replica() {
+        let p = ProfileId(Uuid::from_u128(2));
+        let local = RowCache::new(100);
+        let s0 = local.stamp(p).await.expect("cached");
+        assert_eq!(local.stamp(p).await.as_deref(), Some(s0.as_str()), "stable without writes");
+        local.invalidate(p).await;
+        let s1 = local.stamp(p).await.expect("cached");
+        assert_ne!(s0, s1);
+        local.invalidate_all_rows().await;
+        assert_ne!(local.stamp(p).await.expect("cached"), s1);
+        assert_eq!(RowCache::disabled().stamp(p).await, None, "nothing cached when off");
+
+        let shared = Arc::new(MemShared::default());
+        let (a, b) = (RowCache::shared(shared.clone(), 100), RowCache::shared(shared.clone(), 100));
+        let before = b.stamp(p).await.expect("shared");
+        a.invalidate(p).await;
+        assert_ne!(b.stamp(p).await.expect("shared"), before, "a write on A changes B's stamp");
+        shared.down.store(true, Ordering::SeqCst);
+        assert_eq!(b.stamp(p).await, None, "no stamp, no caching, while the shared cache is down");
     }
 
     #[tokio::test]

@@ -99,6 +99,9 @@ pub struct AppConfig {
     pub follow_quota: playhead_core::rate::Quota,
     /// The concurrent-stream limit and timeout.
     pub streams: playhead_core::streams::StreamRules,
+    /// Longest a served recommendation row is reused while nothing of its profile changes
+    /// (zero: computed per request; decision 0107).
+    pub recs_row_ttl: std::time::Duration,
 }
 
 impl Default for AppConfig {
@@ -118,6 +121,7 @@ impl Default for AppConfig {
                 window_ms: 60 * playhead_core::time::MINUTE_MS,
             },
             streams: playhead_core::streams::StreamRules::default(),
+            recs_row_ttl: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -138,6 +142,7 @@ impl std::fmt::Debug for AppConfig {
             feed,
             follow_quota,
             streams,
+            recs_row_ttl,
         } = self;
         f.debug_struct("AppConfig")
             .field("rules", rules)
@@ -151,6 +156,7 @@ impl std::fmt::Debug for AppConfig {
             .field("feed", feed)
             .field("follow_quota", follow_quota)
             .field("streams", streams)
+            .field("recs_row_ttl", recs_row_ttl)
             .finish()
     }
 }
@@ -169,6 +175,8 @@ pub struct App {
     pub(crate) cursors: cursor::CursorCodec,
     pub(crate) cache: cache::RowCache,
     pub(crate) recs: Arc<dyn playhead_core::recs::RecsEngine>,
+    /// Served recommendation rows, profile signals and live counters ([`recs::RecsCache`]).
+    pub(crate) recs_cache: recs::RecsCache,
     /// Live resume-point changes ([`changes`]).
     pub(crate) changes: changes::Changes,
     /// Wakes the feed's fan-out worker when activities are published.
@@ -189,6 +197,7 @@ impl App {
     /// Build the application.
     pub fn new(ports: Ports, config: AppConfig, clock: Arc<dyn Clock>) -> Self {
         let cursors = cursor::CursorCodec::new(config.cursor_key);
+        let recs_cache = recs::RecsCache::new(config.recs_row_ttl);
         let cache =
             if config.row_cache { cache::RowCache::new(100_000) } else { cache::RowCache::disabled() };
         Self {
@@ -201,6 +210,7 @@ impl App {
             cursors,
             cache,
             recs: Arc::new(recs::NoRecs),
+            recs_cache,
             changes: changes::Changes::default(),
             feed_wake: Arc::new(Notify::new()),
             audit: None,

@@ -237,7 +237,10 @@ impl App {
     ) -> Result<bool, AppError> {
         let profile = self.reachable_profile(p, profile_id, Operation::AddToList).await?;
         self.visible_title(&profile, title).await?;
-        Ok(self.ports.viewing.list_add(profile_id, title, self.clock.now()).await?)
+        let added = self.ports.viewing.list_add(profile_id, title, self.clock.now()).await?;
+        // The list is a recommendation signal: the profile's cached rows change with it.
+        self.cache.invalidate(profile_id).await;
+        Ok(added)
     }
 
     /// Take a title off the profile's list (404 when it is not on it).
@@ -251,6 +254,7 @@ impl App {
         if self.ports.viewing.list_remove(profile_id, std::slice::from_ref(title)).await? == 0 {
             return Err(AppError::NotFound("list entry"));
         }
+        self.cache.invalidate(profile_id).await;
         Ok(())
     }
 

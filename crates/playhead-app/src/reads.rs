@@ -547,6 +547,7 @@ impl App {
             }
         }
         let outcomes = self.ports.viewing.backfill(&valid).await?;
+        self.count_backfilled(profile, &valid, &outcomes, &titles).await?;
         self.cache.invalidate(profile).await;
         if outcomes.len() != slots.len() {
             // The port answers one outcome per viewing: anything else is an adapter defect, and

@@ -5,16 +5,27 @@
 //! answers from the model it holds. Because the history is read per request, a play changes the
 //! next response as soon as the consumer has applied it (next episode, EASE and co-watch terms of
 //! the new play), without waiting for training.
+//!
+//! Serving cost (decision 0107): a row is served from cache while the profile's stamp, the
+//! catalog epoch and the engine's generation are unchanged (at most `recs_row_ttl`); a miss
+//! reuses the profile's signals under the same stamp and the live counters for a couple of
+//! seconds. The rule: anything per-profile is cached only under the stamp read before loading
+//! it, and every write that changes a profile's signals bumps its generation after its commit.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
+use moka::future::Cache;
 use playhead_core::FieldError;
 use playhead_core::auth::Principal;
-use playhead_core::ids::{ProfileId, TitleId};
-use playhead_core::ports::{Feedback, FeedbackKind, PlayQuery};
+use playhead_core::ids::{PlayId, ProfileId, TitleId};
+use playhead_core::ports::{BackfillOutcome, CoWatchCounts, Feedback, FeedbackKind, PlayQuery, Viewing};
 use playhead_core::profile::Profile;
 use playhead_core::recs::{RecsEngine, RecsItem, RecsPlay, RecsProfile, RecsReason, RecsRow};
-use playhead_core::rules::recs::{TRENDING_HALF_LIFE_MS, decayed, item_of};
+use playhead_core::rules::recs::{
+    COWATCH_WINDOW, TRENDING_HALF_LIFE_MS, count_play, decayed, is_positive, item_of,
+};
 use playhead_core::time::Timestamp;
 use playhead_core::title::Title;
 
@@ -32,6 +43,67 @@ const LIVE_COWATCH_ITEMS: usize = 5;
 const LIVE_COWATCH_NEIGHBOURS: u32 = 50;
 /// Most titles in one impression report.
 pub const IMPRESSIONS_MAX: usize = 100;
+/// How long the live counters (trending, co-watch: every profile's plays, not one profile's)
+/// are reused across requests. Together with the served rows' time to live, it bounds how late
+/// another profile's play reaches a row; a profile's own play reaches it at once.
+pub const LIVE_COUNTERS_TTL: Duration = Duration::from_secs(2);
+/// Served rows and profile signals kept in process.
+const RECS_CACHE_CAPACITY: u64 = 100_000;
+
+/// A profile's own signals, ready for the engine but for the live counters.
+#[derive(Debug)]
+struct ProfileSignals {
+    /// Everything but `cowatch`.
+    state: RecsProfile,
+    /// The most recent items (movies or series), whose live co-watch counters are read.
+    recent: Vec<TitleId>,
+}
+
+/// A served row's key: (profile, row, limit, profile stamp, engine generation).
+type RowKey = (ProfileId, RecsRow, u32, String, u64);
+
+/// The recommendation path's caches (decision 0107). Per-profile entries are keyed by the
+/// profile's stamp from the row cache (its generation and the catalog epoch; in scale-out read
+/// from the shared cache), so they are exact: a write bumps the stamp after its commit. The live
+/// counters are not per profile: kept in process for a short time, as DESIGN.md allows for data
+/// that is not per-profile.
+#[derive(Clone)]
+pub(crate) struct RecsCache {
+    /// Served rows.
+    rows: Cache<RowKey, Arc<Vec<Recommended>>>,
+    /// The profile's signals by (profile, stamp): shared by every row and size it asks for.
+    signals: Cache<(ProfileId, String), Arc<ProfileSignals>>,
+    /// The live trending list.
+    trending: Cache<(), Arc<Vec<(TitleId, f64)>>>,
+    /// Live co-watch counters per item.
+    cowatch: Cache<TitleId, Arc<CoWatchCounts>>,
+}
+
+impl RecsCache {
+    /// Served rows live `row_ttl` at most (zero: never cached).
+    pub(crate) fn new(row_ttl: Duration) -> Self {
+        let ttl = if row_ttl.is_zero() { Duration::from_millis(1) } else { row_ttl };
+        Self {
+            rows: Cache::builder().max_capacity(RECS_CACHE_CAPACITY).time_to_live(ttl).build(),
+            // Exact under their stamp; the time to live only frees memory.
+            signals: Cache::builder()
+                .max_capacity(RECS_CACHE_CAPACITY)
+                .time_to_live(Duration::from_secs(600))
+                .build(),
+            trending: Cache::builder().max_capacity(1).time_to_live(LIVE_COUNTERS_TTL).build(),
+            cowatch: Cache::builder()
+                .max_capacity(RECS_CACHE_CAPACITY)
+                .time_to_live(LIVE_COUNTERS_TTL)
+                .build(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RecsCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecsCache").field("rows", &self.rows.entry_count()).finish_non_exhaustive()
+    }
+}
 
 /// One recommended title, resolved against the catalog.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +162,13 @@ impl App {
     }
 
     /// One recommendation row for a profile.
+    ///
+    /// Served from the row cache when nothing that shapes it changed (decision 0107): rows are
+    /// keyed by the profile, the row and its size, the profile's stamp (its generation, bumped
+    /// after every write to its plays, feedback, impressions, hides, marks, list or settings,
+    /// and the catalog epoch) and the engine's generation (a model or catalog installed), and
+    /// live at most `recs_row_ttl`, which bounds how late other profiles' plays (live co-watch,
+    /// trending) and the passing of time reach a row. Concurrent misses compute it once.
     pub async fn recommendations(
         &self,
         p: &Principal,
@@ -97,18 +176,84 @@ impl App {
         row: RecsRow,
         limit: u32,
     ) -> Result<Vec<Recommended>, AppError> {
+        policy::require(p, Operation::GetRecommendations)?;
+        // Both read before anything is loaded, the profile included (its maturity limit shapes
+        // the row), so a write or an install racing the load makes the result land under a key
+        // nobody asks for again.
+        let engine = self.recs.generation();
+        let stamp = self.cache.stamp(profile_id).await;
         let profile = self.reachable_profile(p, profile_id, Operation::GetRecommendations).await?;
+        let Some(stamp) = stamp else {
+            return self.compute_row(&profile, None, row, limit).await;
+        };
+        if self.config.recs_row_ttl.is_zero() {
+            return self.compute_row(&profile, Some(stamp), row, limit).await;
+        }
+        let key = (profile_id, row, limit, stamp.clone(), engine);
+        let hit = self.recs_cache.rows.contains_key(&key);
+        metrics::counter!("playhead_cache_requests_total", "cache" => "recs_rows", "result" => if hit { "hit" } else { "miss" })
+            .increment(1);
+        let served = self
+            .recs_cache
+            .rows
+            .try_get_with(key, async {
+                self.compute_row(&profile, Some(stamp), row, limit).await.map(Arc::new)
+            })
+            .await
+            .map_err(|e| AppError::clone(&e))?;
+        Ok(served.as_ref().clone())
+    }
+
+    /// Compute a row: the profile's signals (cached under `stamp` when given), the live
+    /// counters (shared by every profile, reused for [`LIVE_COUNTERS_TTL`]), the engine, then
+    /// the catalog join and the profile's watched state.
+    async fn compute_row(
+        &self,
+        profile: &Profile,
+        stamp: Option<String>,
+        row: RecsRow,
+        limit: u32,
+    ) -> Result<Vec<Recommended>, AppError> {
+        let signals = match stamp {
+            Some(stamp) => self
+                .recs_cache
+                .signals
+                .try_get_with((profile.id, stamp), async {
+                    self.profile_signals(profile).await.map(Arc::new)
+                })
+                .await
+                .map_err(|e| AppError::clone(&e))?,
+            None => Arc::new(self.profile_signals(profile).await?),
+        };
         let now = self.clock.now();
+        let (trending, cowatch) = tokio::try_join!(self.live_trending(), self.live_cowatch(&signals.recent))?;
+        let mut state = signals.state.clone();
+        state.cowatch = cowatch;
+        let trending: Vec<(TitleId, f64)> =
+            trending.iter().map(|(t, w)| (t.clone(), decayed(*w, now, TRENDING_HALF_LIFE_MS))).collect();
+        let items = self.recs.recommend(&state, row, limit as usize, now, &trending);
+        self.resolve(items, Some(profile)).await
+    }
+
+    /// What the profile's own state says, read through the ports: everything a request hands
+    /// the engine except the live counters, and the items whose counters it reads.
+    async fn profile_signals(&self, profile: &Profile) -> Result<ProfileSignals, AppError> {
+        let profile_id = profile.id;
         let history = PlayQuery { limit: HISTORY_PLAYS, ..Default::default() };
-        let (plays, feedback, impressions, resume, trending, watched) = tokio::try_join!(
-            self.ports.viewing.plays(profile_id, &history),
-            self.ports.recs.feedback(profile_id),
-            self.ports.recs.impressions(profile_id),
-            self.ports.viewing.recent_progress(profile_id, Timestamp(i64::MIN), ROW_CANDIDATES),
-            self.ports.recs.trending(TRENDING_ITEMS),
-            self.ports.viewing.watched_titles(profile_id),
+        let (plays, feedback, impressions, resume, watched, listed) = tokio::try_join!(
+            async { Ok::<_, AppError>(self.ports.viewing.plays(profile_id, &history).await?) },
+            async { Ok(self.ports.recs.feedback(profile_id).await?) },
+            async { Ok(self.ports.recs.impressions(profile_id).await?) },
+            async {
+                Ok(self
+                    .ports
+                    .viewing
+                    .recent_progress(profile_id, Timestamp(i64::MIN), ROW_CANDIDATES)
+                    .await?)
+            },
+            async { Ok(self.ports.viewing.watched_titles(profile_id).await?) },
+            self.listed_titles(profile_id),
         )?;
-        let listed = self.listed_titles(profile_id).await?;
         let titles = self.title_map(plays.iter().map(|v| v.title_id.clone())).await?;
         let mut state = RecsProfile {
             maturity_limit: profile.effective_maturity_limit(),
@@ -147,8 +292,9 @@ impl App {
             .map(|r| r.progress.title_id)
             .collect();
         state.impressions = impressions.into_iter().map(|i| (i.title_id, i.shown)).collect();
-        // Live co-watch counters of the latest items (the consumer updates them in the apply
-        // transaction), so a play since the last training already moves the neighbours.
+        // The latest items, whose live co-watch counters each request reads (the consumer updates
+        // them in the apply transaction), so a play since the last training already moves the
+        // neighbours.
         let mut recent: Vec<TitleId> = Vec::new();
         let mut by_time: Vec<_> = plays.iter().collect();
         by_time.sort_by_key(|v| std::cmp::Reverse(v.started_at));
@@ -161,15 +307,72 @@ impl App {
                 break;
             }
         }
-        let counts = futures::future::try_join_all(
-            recent.iter().map(|item| self.ports.recs.cowatch(item, LIVE_COWATCH_NEIGHBOURS)),
-        )
-        .await?;
-        state.cowatch = recent.into_iter().zip(counts).collect();
-        let trending: Vec<(TitleId, f64)> =
-            trending.into_iter().map(|(t, w)| (t, decayed(w, now, TRENDING_HALF_LIFE_MS))).collect();
-        let items = self.recs.recommend(&state, row, limit as usize, now, &trending);
-        self.resolve(items, Some(&profile)).await
+        Ok(ProfileSignals { state, recent })
+    }
+
+    /// The live trending counters (raw forward-decayed sums), shared by every request for
+    /// [`LIVE_COUNTERS_TTL`].
+    async fn live_trending(&self) -> Result<Arc<Vec<(TitleId, f64)>>, AppError> {
+        self.recs_cache
+            .trending
+            .try_get_with((), async {
+                Ok::<_, AppError>(Arc::new(self.ports.recs.trending(TRENDING_ITEMS).await?))
+            })
+            .await
+            .map_err(|e| AppError::clone(&e))
+    }
+
+    /// The live co-watch counters of `items`, each shared by every request for
+    /// [`LIVE_COUNTERS_TTL`].
+    async fn live_cowatch(&self, items: &[TitleId]) -> Result<Vec<(TitleId, CoWatchCounts)>, AppError> {
+        let counts = futures::future::try_join_all(items.iter().map(|item| {
+            self.recs_cache.cowatch.try_get_with(item.clone(), async {
+                Ok::<_, AppError>(Arc::new(self.ports.recs.cowatch(item, LIVE_COWATCH_NEIGHBOURS).await?))
+            })
+        }))
+        .await
+        .map_err(|e| AppError::clone(&e))?;
+        Ok(items.iter().cloned().zip(counts.into_iter().map(|c| c.as_ref().clone())).collect())
+    }
+
+    /// Count backfilled plays into the live co-watch and trending counters (decision 0108), as
+    /// the apply counts played ones: each positive play once, by play id, pairing with the
+    /// profile's window. In its own transaction right after the backfill's: if it fails the
+    /// request fails (503) and sending the backfill again counts the plays it reports as
+    /// duplicates (a play id counted before counts nothing).
+    pub(crate) async fn count_backfilled(
+        &self,
+        profile: ProfileId,
+        plays: &[Viewing],
+        outcomes: &[BackfillOutcome],
+        titles: &HashMap<TitleId, Title>,
+    ) -> Result<(), AppError> {
+        let mut positives: Vec<(PlayId, &Viewing, &Title)> = plays
+            .iter()
+            .zip(outcomes)
+            .filter_map(|(v, o)| {
+                let id = match o {
+                    BackfillOutcome::Created(id) | BackfillOutcome::Duplicate(id) => *id,
+                    BackfillOutcome::Deleted => return None,
+                };
+                let t = titles.get(&v.title_id)?;
+                (v.is_play && is_positive(v.completed, v.watched_ms, t.duration_ms)).then_some((id, v, t))
+            })
+            .collect();
+        if positives.is_empty() {
+            return Ok(());
+        }
+        positives.sort_by_key(|(id, v, _)| (v.started_at, *id));
+        let mut tx = self.ports.viewing.begin().await?;
+        for (id, v, t) in positives {
+            let window = tx.recs_window(profile, COWATCH_WINDOW as u32).await?;
+            let count = count_play(profile, id, item_of(t), v.started_at, &window, TRENDING_HALF_LIFE_MS);
+            if tx.count_play(&count).await? {
+                metrics::counter!("playhead_recs_plays_counted_total").increment(1);
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Join engine results to the catalog (a title deleted since the model was built is skipped).
@@ -247,6 +450,8 @@ impl App {
         };
         let at = self.clock.now();
         self.ports.recs.set_feedback(profile_id, &Feedback { title_id: title, kind, at }).await?;
+        // The profile's cached rows (recommendations) change with its feedback.
+        self.cache.invalidate(profile_id).await;
         self.publish_feedback(&profile, &stored.title, kind == FeedbackKind::Up, at).await;
         Ok(())
     }
@@ -267,6 +472,8 @@ impl App {
             )));
         }
         self.ports.recs.record_impressions(profile_id, titles, self.clock.now()).await?;
+        // Titles shown often sink: the cached recommendations change.
+        self.cache.invalidate(profile_id).await;
         Ok(())
     }
 }

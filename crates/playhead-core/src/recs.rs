@@ -10,7 +10,7 @@ use crate::ids::TitleId;
 use crate::time::Timestamp;
 
 /// Which row is asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RecsRow {
     /// The blended row: next episodes, EASE, co-watch, trending, new titles.
     Top,
@@ -100,6 +100,11 @@ pub struct RecsItem {
 pub trait RecsEngine: Send + Sync {
     /// The version of the model in service, `None` before the first model.
     fn version(&self) -> Option<String>;
+    /// A number that changes whenever what the engine answers from changes (a model installed,
+    /// or the catalog re-joined to it): served rows are cached under it. Cheap (no lock, no copy).
+    fn generation(&self) -> u64 {
+        0
+    }
     /// One row for a profile at `now`; `trending` is the live trending list (item, decayed
     /// score), best first.
     fn recommend(

@@ -207,6 +207,7 @@ macro_rules! contract_suite {
             the_latest_feedback_wins,
             impressions_count_each_showing,
             plays_count_once_for_cowatch_and_trending,
+            deleting_a_play_takes_it_out_of_the_counters,
             the_window_is_the_most_recent_counted_plays,
             models_are_served_newest_first_and_pruned,
             the_training_lease_has_one_holder,

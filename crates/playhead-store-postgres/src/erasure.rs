@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use playhead_core::StoreError;
 use playhead_core::erasure::{Erasure, Scope, StepState};
 use playhead_core::identity::AuditEntry;
-use playhead_core::ids::{AccountId, ErasureId, PlayId, ProfileId, TitleId};
+use playhead_core::ids::{AccountId, ErasureId, ProfileId};
 use playhead_core::ports::ErasureStore;
 use playhead_core::rules::recs::{TRENDING_HALF_LIFE_MS, uncount};
 use playhead_core::time::Timestamp;
@@ -257,16 +257,7 @@ impl ErasureStore for PgStore {
         let profiles = uuids(e);
         let mut tx = self.erase_tx(&profiles).await?;
         for profile in &profiles {
-            let rows = sqlx::query("SELECT play_id, item, at FROM recs_counted_plays WHERE profile_id = $1")
-                .bind(profile)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(error::db)?;
-            let mut plays: Vec<(PlayId, TitleId, Timestamp)> = Vec::with_capacity(rows.len());
-            for r in &rows {
-                let c = codec::cols(r);
-                plays.push((PlayId(c.uuid("play_id")?), c.title_id("item")?, c.timestamp("at")?));
-            }
+            let plays = crate::recs::counted_plays(&mut tx, ProfileId(*profile)).await?;
             let u = uncount(&plays, TRENDING_HALF_LIFE_MS);
             if !u.pairs.is_empty() {
                 let a: Vec<&str> = u.pairs.iter().map(|p| p.0.as_str()).collect();

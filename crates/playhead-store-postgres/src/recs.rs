@@ -12,7 +12,7 @@ use playhead_core::ids::{PlayId, ProfileId, TitleId};
 use playhead_core::ports::{
     CoWatchCounts, Feedback, Impressions, ModelVersion, RecsStore, StoredModel, Viewing,
 };
-use playhead_core::rules::recs::PlayCount;
+use playhead_core::rules::recs::{PlayCount, TRENDING_HALF_LIFE_MS, uncount_play};
 use playhead_core::time::Timestamp;
 use playhead_store_rows::{Columns, decode, to_u32};
 use sqlx::PgConnection;
@@ -93,6 +93,99 @@ pub(crate) async fn count_play(conn: &mut PgConnection, c: &PlayCount) -> Result
     .await
     .map_err(error::db)?;
     Ok(true)
+}
+
+/// The profile's counted plays `(play, item, at)`, the input of the uncount rules.
+pub(crate) async fn counted_plays(
+    conn: &mut PgConnection,
+    profile: ProfileId,
+) -> Result<Vec<(PlayId, TitleId, Timestamp)>, StoreError> {
+    let rows = sqlx::query("SELECT play_id, item, at FROM recs_counted_plays WHERE profile_id = $1")
+        .bind(profile.0)
+        .fetch_all(conn)
+        .await
+        .map_err(error::db)?;
+    rows.iter()
+        .map(|r| {
+            let c = codec::cols(r);
+            Ok((PlayId(c.uuid("play_id")?), c.title_id("item")?, c.timestamp("at")?))
+        })
+        .collect()
+}
+
+/// Take a deleted play out of the live counters, in the deleting transaction (which holds the
+/// profile's apply lock): the change the core's rule computes ([`uncount_play`]), then forget its
+/// play id. A play never counted changes nothing. Pair rows are written in `(a, b)` order, as
+/// [`count_play`] writes them, so the two never deadlock.
+pub(crate) async fn uncount_deleted_play(
+    conn: &mut PgConnection,
+    profile: ProfileId,
+    play: PlayId,
+) -> Result<(), StoreError> {
+    let plays = counted_plays(&mut *conn, profile).await?;
+    if !plays.iter().any(|p| p.0 == play) {
+        return Ok(());
+    }
+    let d = uncount_play(&plays, play, TRENDING_HALF_LIFE_MS);
+    if !d.pairs.is_empty() {
+        let a: Vec<&str> = d.pairs.iter().map(|p| p.0.as_str()).collect();
+        let b: Vec<&str> = d.pairs.iter().map(|p| p.1.as_str()).collect();
+        let n: Vec<i64> = d.pairs.iter().map(|p| p.2).collect();
+        // A missing row takes the change as is and, when it is a decrease, is removed below.
+        sqlx::query(
+            "INSERT INTO recs_cowatch (a, b, count) \
+             SELECT a, b, n FROM unnest($1::text[], $2::text[], $3::bigint[]) AS x(a, b, n) ORDER BY a, b \
+             ON CONFLICT (a, b) DO UPDATE SET count = GREATEST(recs_cowatch.count + EXCLUDED.count, 0)",
+        )
+        .bind(&a)
+        .bind(&b)
+        .bind(&n)
+        .execute(&mut *conn)
+        .await
+        .map_err(error::db)?;
+        sqlx::query(
+            "DELETE FROM recs_cowatch c USING unnest($1::text[], $2::text[]) AS x(a, b) \
+             WHERE c.a = x.a AND c.b = x.b AND c.count <= 0",
+        )
+        .bind(&a)
+        .bind(&b)
+        .execute(&mut *conn)
+        .await
+        .map_err(error::db)?;
+    }
+    if !d.votes.is_empty() {
+        let items: Vec<&str> = d.votes.iter().map(|v| v.0.as_str()).collect();
+        let shards: Vec<i32> = d.votes.iter().map(|v| i32::try_from(v.1).unwrap_or(0)).collect();
+        let weights: Vec<f64> = d.votes.iter().map(|v| v.2).collect();
+        // As for pairs: a missing row taking a decrease is removed right after.
+        sqlx::query(
+            "INSERT INTO recs_trending (item, shard, weight) \
+             SELECT item, shard, w FROM unnest($1::text[], $2::int[], $3::float8[]) AS x(item, shard, w) \
+             ORDER BY item, shard \
+             ON CONFLICT (item, shard) DO UPDATE SET weight = GREATEST(recs_trending.weight + EXCLUDED.weight, 0)",
+        )
+        .bind(&items)
+        .bind(&shards)
+        .bind(&weights)
+        .execute(&mut *conn)
+        .await
+        .map_err(error::db)?;
+        sqlx::query(
+            "DELETE FROM recs_trending t USING unnest($1::text[], $2::int[]) AS x(item, shard) \
+             WHERE t.item = x.item AND t.shard = x.shard AND t.weight <= 0",
+        )
+        .bind(&items)
+        .bind(&shards)
+        .execute(&mut *conn)
+        .await
+        .map_err(error::db)?;
+    }
+    sqlx::query("DELETE FROM recs_counted_plays WHERE play_id = $1")
+        .bind(play.0)
+        .execute(&mut *conn)
+        .await
+        .map_err(error::db)?;
+    Ok(())
 }
 
 #[async_trait]

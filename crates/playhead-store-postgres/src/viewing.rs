@@ -614,6 +614,8 @@ impl ViewingStore for PgStore {
         if tombstoned == 0 {
             return Err(StoreError::NotFound);
         }
+        // Deletes win in the live counters too (decision 0108), in the same transaction.
+        crate::recs::uncount_deleted_play(&mut tx, profile, play).await?;
         tx.commit().await.map_err(error::db)
     }
 

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use playhead_core::StoreError;
 use playhead_core::erasure::{Erasure, Scope, StepState};
 use playhead_core::identity::AuditEntry;
-use playhead_core::ids::{AccountId, ErasureId, PlayId, ProfileId, TitleId};
+use playhead_core::ids::{AccountId, ErasureId, ProfileId};
 use playhead_core::ports::ErasureStore;
 use playhead_core::rules::recs::{TRENDING_HALF_LIFE_MS, uncount};
 use playhead_core::time::Timestamp;
@@ -245,17 +245,7 @@ impl ErasureStore for SqliteStore {
     async fn erase_recs_signals(&self, e: &Erasure) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         for profile in &e.profiles {
-            let rows = sqlx::query("SELECT play_id, item, at FROM recs_counted_plays WHERE profile_id = ?1")
-                .bind(profile.to_string())
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(error::db)?;
-            let mut plays: Vec<(PlayId, TitleId, Timestamp)> = Vec::with_capacity(rows.len());
-            for r in &rows {
-                use playhead_store_rows::Columns;
-                let c = codec::cols(r);
-                plays.push((PlayId(c.uuid("play_id")?), c.title_id("item")?, c.timestamp("at")?));
-            }
+            let plays = crate::recs::counted_plays(&mut tx, *profile).await?;
             let u = uncount(&plays, TRENDING_HALF_LIFE_MS);
             for (a, b, n) in &u.pairs {
                 sqlx::query("UPDATE recs_cowatch SET count = MAX(count - ?3, 0) WHERE a = ?1 AND b = ?2")

@@ -10,7 +10,7 @@ use playhead_core::ids::{PlayId, ProfileId, TitleId};
 use playhead_core::ports::{
     CoWatchCounts, Feedback, Impressions, ModelVersion, RecsStore, StoredModel, Viewing,
 };
-use playhead_core::rules::recs::PlayCount;
+use playhead_core::rules::recs::{PlayCount, TRENDING_HALF_LIFE_MS, uncount_play};
 use playhead_core::time::Timestamp;
 use playhead_store_rows::{Columns, decode, to_u32};
 use sqlx::SqliteConnection;
@@ -84,6 +84,77 @@ pub(crate) async fn count_play(conn: &mut SqliteConnection, c: &PlayCount) -> Re
     .await
     .map_err(error::db)?;
     Ok(true)
+}
+
+/// The profile's counted plays `(play, item, at)`, the input of the uncount rules.
+pub(crate) async fn counted_plays(
+    conn: &mut SqliteConnection,
+    profile: ProfileId,
+) -> Result<Vec<(PlayId, TitleId, Timestamp)>, StoreError> {
+    let rows = sqlx::query("SELECT play_id, item, at FROM recs_counted_plays WHERE profile_id = ?1")
+        .bind(profile.to_string())
+        .fetch_all(conn)
+        .await
+        .map_err(error::db)?;
+    rows.iter()
+        .map(|r| {
+            let c = codec::cols(r);
+            Ok((PlayId(c.uuid("play_id")?), c.title_id("item")?, c.timestamp("at")?))
+        })
+        .collect()
+}
+
+/// Take a deleted play out of the live counters, in the deleting transaction: the change the
+/// core's rule computes ([`uncount_play`]), then forget its play id. A play never counted (not a
+/// positive, or deleted before it was applied) changes nothing.
+pub(crate) async fn uncount_deleted_play(
+    conn: &mut SqliteConnection,
+    profile: ProfileId,
+    play: PlayId,
+) -> Result<(), StoreError> {
+    let plays = counted_plays(&mut *conn, profile).await?;
+    if !plays.iter().any(|p| p.0 == play) {
+        return Ok(());
+    }
+    let d = uncount_play(&plays, play, TRENDING_HALF_LIFE_MS);
+    for (a, b, n) in &d.pairs {
+        // A pair only one deleted play made is taken to zero and removed; never below zero.
+        sqlx::query(
+            "INSERT INTO recs_cowatch (a, b, count) VALUES (?1, ?2, MAX(?3, 0)) \
+             ON CONFLICT (a, b) DO UPDATE SET count = MAX(count + ?3, 0)",
+        )
+        .bind(a.as_str())
+        .bind(b)
+        .bind(*n)
+        .execute(&mut *conn)
+        .await
+        .map_err(error::db)?;
+        sqlx::query("DELETE FROM recs_cowatch WHERE a = ?1 AND b = ?2 AND count <= 0")
+            .bind(a.as_str())
+            .bind(b)
+            .execute(&mut *conn)
+            .await
+            .map_err(error::db)?;
+    }
+    for (item, shard, w) in &d.votes {
+        // A missing row only ever takes an increase: a vote being taken out was written.
+        sqlx::query(
+            "INSERT INTO recs_trending (item, shard, weight) VALUES (?1, ?2, MAX(?3, 0.0)) \
+             ON CONFLICT (item, shard) DO UPDATE SET weight = MAX(weight + ?3, 0.0)",
+        )
+        .bind(item.as_str())
+        .bind(i64::from(*shard))
+        .bind(*w)
+        .execute(&mut *conn)
+        .await
+        .map_err(error::db)?;
+    }
+    sqlx::query("DELETE FROM recs_counted_plays WHERE play_id = ?1")
+        .bind(play.to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(error::db)?;
+    Ok(())
 }
 
 #[async_trait]

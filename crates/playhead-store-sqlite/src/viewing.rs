@@ -460,6 +460,8 @@ impl ViewingStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(error::db)?;
+        // Deletes win in the live counters too (decision 0108), in the same transaction.
+        crate::recs::uncount_deleted_play(&mut tx, profile, play).await?;
         tx.commit().await.map_err(error::db)
     }
 

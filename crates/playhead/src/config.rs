@@ -323,6 +323,9 @@ pub struct RecsSettings {
     pub search_size: usize,
     /// Self-tuning: safety stop for one training's search, seconds.
     pub search_budget_secs: u64,
+    /// Reuse a served row this many seconds at most while nothing of its profile changes (0-300;
+    /// 0: compute per request). Bounds how late other profiles' plays reach a row (decision 0107).
+    pub row_cache_secs: u64,
 }
 
 impl Default for RecsSettings {
@@ -332,6 +335,7 @@ impl Default for RecsSettings {
             reload_interval_secs: 30,
             search_size: 40,
             search_budget_secs: 300,
+            row_cache_secs: 5,
         }
     }
 }
@@ -629,6 +633,10 @@ impl Settings {
         anyhow::ensure!(
             s.retention.rollup_after_days == 0 || s.retention.rollup_after_days >= 31,
             "invalid configuration: retention.rollup_after_days must be 0 (off) or at least 31"
+        );
+        anyhow::ensure!(
+            s.recs.row_cache_secs <= 300,
+            "invalid configuration: recs.row_cache_secs must be 0-300"
         );
         anyhow::ensure!(
             (1..=10_000).contains(&s.feed.inbox_max),

@@ -340,6 +340,7 @@ fn app_config(settings: &Settings, cursor_key: [u8; 32]) -> AppConfig {
         feed: settings.feed.rules(),
         follow_quota: settings.feed.follow_quota(),
         streams: settings.streams.rules(),
+        recs_row_ttl: Duration::from_secs(settings.recs.row_cache_secs),
     }
 }
 

@@ -218,6 +218,8 @@ async fn load_model(recs: &dyn RecsStore, version: &str) -> anyhow::Result<Optio
 /// swap never tears a response.
 pub struct ServedRecs {
     current: std::sync::RwLock<Option<Arc<Recommender>>>,
+    /// Installs so far: the engine's generation (served rows are cached under it).
+    installs: std::sync::atomic::AtomicU64,
 }
 
 impl Default for ServedRecs {
@@ -229,7 +231,7 @@ impl Default for ServedRecs {
 impl ServedRecs {
     /// Nothing in service yet (rows are empty until the first model is installed).
     pub fn new() -> Self {
-        Self { current: std::sync::RwLock::new(None) }
+        Self { current: std::sync::RwLock::new(None), installs: std::sync::atomic::AtomicU64::new(0) }
     }
 
     /// Put `model` (joined to `titles`) into service.
@@ -237,6 +239,8 @@ impl ServedRecs {
         let rec = Arc::new(Recommender::new(model, Arc::new(Catalog::new(titles))));
         let mut slot = self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         *slot = Some(rec);
+        // After the swap: a row computed from the old model lands under the old generation.
+        self.installs.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     fn snapshot(&self) -> Option<Arc<Recommender>> {
@@ -266,6 +270,10 @@ fn items(recs: Vec<playhead_recs::Recommendation>) -> Vec<RecsItem> {
 impl RecsEngine for ServedRecs {
     fn version(&self) -> Option<String> {
         self.snapshot().map(|r| r.model().version.clone())
+    }
+
+    fn generation(&self) -> u64 {
+        self.installs.load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn model_report(&self) -> Option<String> {

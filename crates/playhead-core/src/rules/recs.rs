@@ -161,6 +161,68 @@ pub fn uncount(plays: &[(PlayId, TitleId, Timestamp)], half_life_ms: i64) -> Unc
     Uncount { pairs: pairs.into_iter().map(|((a, b), n)| (a, b, n)).collect(), votes }
 }
 
+/// A signed change to the shared counters (deleting one play: decision 0108).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CounterDelta {
+    /// `(a, b, n)`: co-watch rows to change by `n` (`b` empty: `a`'s own count); a negative `n`
+    /// takes out. The adapter never lets a counter go below zero.
+    pub pairs: Vec<(TitleId, String, i64)>,
+    /// `(item, shard, weight)`: trending weight to add (negative takes a vote out), one entry
+    /// per `(item, shard)`, in that order.
+    pub votes: Vec<(TitleId, u32, f64)>,
+}
+
+impl CounterDelta {
+    /// Nothing changes.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty() && self.votes.is_empty()
+    }
+}
+
+/// What deleting the counted play `deleted` changes: the [`uncount`] replay of the profile's
+/// counted plays `(play, item, at)` without it, minus the replay with it. Not just "take out what
+/// it added": a later play of the same item that counted nothing (its item was already in the
+/// window because of the deleted play) now enters the window itself, so its pairs and its vote
+/// stay. Plays counted out of time order carry the same bounded difference as [`uncount`].
+pub fn uncount_play(
+    plays: &[(PlayId, TitleId, Timestamp)],
+    deleted: PlayId,
+    half_life_ms: i64,
+) -> CounterDelta {
+    let before = uncount(plays, half_life_ms);
+    let rest: Vec<(PlayId, TitleId, Timestamp)> = plays.iter().filter(|p| p.0 != deleted).cloned().collect();
+    let after = uncount(&rest, half_life_ms);
+    let mut pairs: std::collections::BTreeMap<(TitleId, String), i64> = std::collections::BTreeMap::new();
+    for (a, b, n) in after.pairs {
+        *pairs.entry((a, b)).or_default() += i64::from(n);
+    }
+    for (a, b, n) in before.pairs {
+        *pairs.entry((a, b)).or_default() -= i64::from(n);
+    }
+    // Votes are per play, computed identically in both replays: a vote present in both cancels
+    // exactly (compared bit for bit), so no rounding residue is ever written.
+    let mut removed = before.votes;
+    let mut votes = Vec::new();
+    for v in after.votes {
+        match removed.iter().position(|r| r.0 == v.0 && r.1 == v.1 && r.2.to_bits() == v.2.to_bits()) {
+            Some(i) => {
+                removed.swap_remove(i);
+            }
+            None => votes.push(v),
+        }
+    }
+    votes.extend(removed.into_iter().map(|(item, shard, w)| (item, shard, -w)));
+    // One entry per row: a statement may change each row once.
+    let mut by_row: std::collections::BTreeMap<(TitleId, u32), f64> = std::collections::BTreeMap::new();
+    for (item, shard, w) in votes {
+        *by_row.entry((item, shard)).or_default() += w;
+    }
+    CounterDelta {
+        pairs: pairs.into_iter().filter(|(_, n)| *n != 0).map(|((a, b), n)| (a, b, n)).collect(),
+        votes: by_row.into_iter().map(|((item, shard), w)| (item, shard, w)).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +248,40 @@ mod tests {
         assert_eq!(find("b", "a"), Some(1));
         assert_eq!(u.pairs.len(), 4);
         assert_eq!(u.votes.len(), 2, "one vote per item entering the window");
+    }
+
+    #[test]
+    fn deleting_a_play_takes_out_only_what_no_other_play_keeps() {
+        let (p1, p2, p3) = (pid(), pid(), pid());
+        let plays = vec![(p1, t("a"), Timestamp(1)), (p2, t("b"), Timestamp(2)), (p3, t("c"), Timestamp(3))];
+        // Deleting b: its own count, its pairs with a and c (both ways) and its vote go.
+        let d = uncount_play(&plays, p2, 1);
+        let mut pairs: Vec<(&str, &str, i64)> =
+            d.pairs.iter().map(|(a, b, n)| (a.as_str(), b.as_str(), *n)).collect();
+        pairs.sort_unstable();
+        assert_eq!(
+            pairs,
+            vec![("a", "b", -1), ("b", "", -1), ("b", "a", -1), ("b", "c", -1), ("c", "b", -1)]
+        );
+        assert_eq!(d.votes, vec![(t("b"), shard_of(p2), -decay_weight(Timestamp(2), 1))]);
+        // a, b, a again: the second a counted nothing while the first held a in the window.
+        // Deleting the first a moves a's entry (and vote) to the second; the a-b pair stays.
+        let plays = vec![(p1, t("a"), Timestamp(1)), (p2, t("b"), Timestamp(2)), (p3, t("a"), Timestamp(3))];
+        let d = uncount_play(&plays, p1, 1);
+        assert!(d.pairs.is_empty(), "a is still watched with b: {:?}", d.pairs);
+        let (old, new) =
+            ((shard_of(p1), -decay_weight(Timestamp(1), 1)), (shard_of(p3), decay_weight(Timestamp(3), 1)));
+        let expected: Vec<(TitleId, u32, f64)> = if old.0 == new.0 {
+            vec![(t("a"), old.0, old.1 + new.1)]
+        } else {
+            let mut v = vec![(t("a"), old.0, old.1), (t("a"), new.0, new.1)];
+            v.sort_by_key(|x| x.1);
+            v
+        };
+        assert_eq!(d.votes, expected);
+        // Deleting a play that counted nothing changes nothing.
+        assert!(uncount_play(&plays, p3, 1).is_empty());
+        assert!(uncount_play(&plays, pid(), 1).is_empty(), "an unknown play");
     }
 
     #[test]

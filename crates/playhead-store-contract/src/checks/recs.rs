@@ -5,7 +5,7 @@
 
 use playhead_core::ids::{PlayId, ProfileId, TitleId};
 use playhead_core::ports::{Feedback, FeedbackKind, PlayQuery, StoredModel};
-use playhead_core::rules::recs::{PlayCount, count_play};
+use playhead_core::rules::recs::{PlayCount, TRENDING_HALF_LIFE_MS, count_play, decay_weight};
 use playhead_core::time::Timestamp;
 
 use crate::Stores;
@@ -15,9 +15,21 @@ const HALF_LIFE: i64 = 86_400_000;
 
 /// Count a play the way the consumer does: read the window in the transaction, decide, write.
 async fn count(s: &Stores, profile: ProfileId, id: PlayId, item: &str, at: Timestamp, commit: bool) -> bool {
+    count_with(s, profile, id, item, at, commit, HALF_LIFE).await
+}
+
+async fn count_with(
+    s: &Stores,
+    profile: ProfileId,
+    id: PlayId,
+    item: &str,
+    at: Timestamp,
+    commit: bool,
+    half_life: i64,
+) -> bool {
     let mut tx = s.viewing.begin().await.expect("begin");
     let window = tx.recs_window(profile, 50).await.expect("recs_window");
-    let c: PlayCount = count_play(profile, id, tid(item), at, &window, HALF_LIFE);
+    let c: PlayCount = count_play(profile, id, tid(item), at, &window, half_life);
     let counted = tx.count_play(&c).await.expect("count_play");
     if commit {
         tx.commit().await.expect("commit");
@@ -130,11 +142,62 @@ pub async fn plays_count_once_for_cowatch_and_trending(s: &Stores) {
     let items: Vec<&str> = t.iter().map(|(i, _)| i.as_str()).collect();
     assert_eq!(items, vec!["c", "a", "b"]);
     let weight = |i: &str| t.iter().find(|(x, _)| x.as_str() == i).map(|(_, w)| *w).expect("voted");
-    let one = |m: i64| playhead_core::rules::recs::decay_weight(min(m), HALF_LIFE);
+    let one = |m: i64| decay_weight(min(m), HALF_LIFE);
     for (item, expected) in [("a", one(1) + one(2)), ("b", one(2)), ("c", one(3) + one(1))] {
         assert!((weight(item) - expected).abs() < 1e-9 * expected, "{item}: {} vs {expected}", weight(item));
     }
     assert_eq!(s.recs.trending(1).await.expect("trending").len(), 1);
+}
+
+/// Deleting a play takes it out of the live counters in the deleting transaction (the core's
+/// `uncount_play`): its own count, its pairs (both ways) and its trending vote go; pairs other
+/// plays make stay; a later play of the same item, which counted nothing while the deleted one
+/// held its item in the window, now counts in its place.
+pub async fn deleting_a_play_takes_it_out_of_the_counters(s: &Stores) {
+    let p = new_profile(s, 1).await;
+    let mine = [(1, "a", 1), (2, "b", 2), (3, "c", 3), (4, "a", 4)];
+    let viewings: Vec<_> =
+        mine.iter().map(|&(id, t, m)| viewing(id, p, t, None, min(m), min(m + 1), true)).collect();
+    store_viewings(s, &[], &viewings).await;
+    for (id, item, m) in mine {
+        count_with(s, p, play(id), item, min(m), true, TRENDING_HALF_LIFE_MS).await;
+    }
+    // Another profile watches a with b.
+    let q = new_profile(s, 2).await;
+    count_with(s, q, play(10), "a", min(1), true, TRENDING_HALF_LIFE_MS).await;
+    count_with(s, q, play(11), "b", min(2), true, TRENDING_HALF_LIFE_MS).await;
+    assert_eq!(
+        names(&s.recs.cowatch(&tid("b"), 10).await.expect("cowatch").neighbours),
+        vec![("a", 2, 2), ("c", 1, 1)]
+    );
+
+    s.viewing.delete_play(p, play(2), min(10)).await.expect("delete_play");
+    let b = s.recs.cowatch(&tid("b"), 10).await.expect("cowatch");
+    assert_eq!(b.count, 1, "only the other profile's b is left");
+    assert_eq!(names(&b.neighbours), vec![("a", 1, 2)], "b-c is gone, a-b is the other profile's");
+    assert_eq!(names(&s.recs.cowatch(&tid("c"), 10).await.expect("cowatch").neighbours), vec![("a", 1, 2)]);
+    let weight = |t: &[(TitleId, f64)], i: &str| t.iter().find(|(x, _)| x.as_str() == i).map(|(_, w)| *w);
+    let one = |m: i64| decay_weight(min(m), TRENDING_HALF_LIFE_MS);
+    let t = s.recs.trending(10).await.expect("trending");
+    let b_weight = weight(&t, "b").expect("the other profile's vote");
+    assert!((b_weight - one(2)).abs() < 1e-9 * one(2), "one vote for b left: {b_weight}");
+
+    // Deleting the first a: the a at minute 4 enters the window instead, so a is still watched
+    // (its count and its pair with c stay) and its vote moves to minute 4.
+    s.viewing.delete_play(p, play(1), min(10)).await.expect("delete_play");
+    let a = s.recs.cowatch(&tid("a"), 10).await.expect("cowatch");
+    assert_eq!(a.count, 2);
+    assert_eq!(names(&a.neighbours), vec![("b", 1, 1), ("c", 1, 1)]);
+    let t = s.recs.trending(10).await.expect("trending");
+    let a_weight = weight(&t, "a").expect("voted");
+    let expected = one(1) + one(4);
+    assert!((a_weight - expected).abs() < 1e-9 * expected, "{a_weight} vs {expected}");
+
+    // Deleting a play that never counted (not a positive) changes nothing.
+    let before = s.recs.cowatch(&tid("a"), 10).await.expect("cowatch");
+    store_viewings(s, &[], &[viewing(5, p, "d", None, min(5), min(6), true)]).await;
+    s.viewing.delete_play(p, play(5), min(10)).await.expect("delete_play");
+    assert_eq!(s.recs.cowatch(&tid("a"), 10).await.expect("cowatch"), before);
 }
 
 /// The window is the profile's most recent counted plays by time, whatever order they were

@@ -204,6 +204,102 @@ async fn live_co_watch_counters_serve_a_title_newer_than_the_model_within_second
     t.stop().await;
 }
 
+/// Poll `url` until `done` holds of the row (the served row may be cached for a few seconds
+/// after another profile's write), or the deadline passes; the last row either way.
+async fn poll_row(t: &TestApp, token: &str, url: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let row = t.get_json(token, url).await;
+        if done(&row) || Instant::now() > deadline {
+            return row;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_plays_stop_driving_co_watch_recommendations() {
+    let t = spawn().await;
+    let ops = t.catalog_token().await;
+    t.import(&ops, &catalog()).await;
+    seed(&t).await;
+    train(&t).await;
+    // A premiere newer than the model, linked to c3 only by the live counters of four viewers.
+    t.import(&ops, &[film("premiere", "Drama", 7)]).await;
+    let mut fans = Vec::new();
+    for n in 0..4 {
+        let v = t.viewer(&format!("fan{n}@example.com")).await;
+        let mut evs = watching("c3", 0, 10, 60);
+        evs.extend(watching("premiere", 0, 10, 30));
+        t.events(&v, evs).await;
+        fans.push(v);
+    }
+    t.settle().await;
+    let v = t.viewer("late@example.com").await;
+    let url = format!("/v1/profiles/{}/recommendations?limit=10", v.profile);
+    t.events(&v, watching("c3", 0, 10, 10)).await;
+    t.settle().await;
+    let row = poll_row(&t, &v.token, &url, |r| item(r, "premiere").is_some()).await;
+    assert!(item(&row, "premiere").is_some(), "the live pair serves the premiere first: {row}");
+
+    // Every fan deletes their premiere play: the pairs (and votes) leave the counters with it.
+    for fan in &fans {
+        let history = t.get_json(&fan.token, &format!("/v1/profiles/{}/history", fan.profile)).await;
+        let play = history["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["title_id"] == "premiere")
+            .unwrap_or_else(|| panic!("the premiere play: {history}"))["play_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let del = t
+            .http
+            .delete(t.url(&format!("/v1/profiles/{}/history/{play}", fan.profile)))
+            .bearer_auth(&fan.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(del.status(), StatusCode::NO_CONTENT);
+    }
+    let row = poll_row(&t, &v.token, &url, |r| item(r, "premiere").is_none()).await;
+    assert!(item(&row, "premiere").is_none(), "deleted plays still drive the row: {row}");
+    assert!(!ids(&row).is_empty(), "the row still serves the rest: {row}");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfilled_plays_feed_the_live_co_watch_counters() {
+    let t = spawn().await;
+    let ops = t.catalog_token().await;
+    t.import(&ops, &catalog()).await;
+    seed(&t).await;
+    train(&t).await;
+    t.import(&ops, &[film("premiere", "Drama", 7)]).await;
+    // Four viewers import their history from elsewhere: c3, then the premiere, two days ago.
+    let at = |hours_ago: i64| playhead_core::Timestamp(now_ms() - hours_ago * 3_600_000).to_rfc3339();
+    for n in 0..4 {
+        let v = t.viewer(&format!("importer{n}@example.com")).await;
+        let body = json!({"plays": [{"title_id": "c3", "started_at": at(49)}, {"title_id": "premiere", "started_at": at(48)}]});
+        let r: Value = t
+            .post(&v.token, &format!("/v1/profiles/{}/history", v.profile), &body)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["results"][1]["status"], "created", "{r}");
+    }
+    let v = t.viewer("late@example.com").await;
+    let url = format!("/v1/profiles/{}/recommendations?limit=10", v.profile);
+    t.events(&v, watching("c3", 0, 10, 10)).await;
+    t.settle().await;
+    let row = poll_row(&t, &v.token, &url, |r| item(r, "premiere").is_some()).await;
+    let p = item(&row, "premiere").unwrap_or_else(|| panic!("backfilled plays were not counted: {row}"));
+    assert_eq!(p["reason"]["title_id"], "c3", "{p}");
+    t.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_see_the_model_and_why_its_settings_won() {
     let t = spawn().await;
