@@ -335,9 +335,10 @@ impl App {
         Ok(items.iter().cloned().zip(counts.into_iter().map(|c| c.as_ref().clone())).collect())
     }
 
-    /// Count backfilled plays into the live co-watch and trending counters (decision 0108), as
-    /// the apply counts played ones: each positive play once, by play id, pairing with the
-    /// profile's window. In its own transaction right after the backfill's: if it fails the
+    /// Count recent backfilled plays into the live co-watch and trending counters (decision 0108),
+    /// as the apply counts played ones: each positive play once, by play id, pairing with the
+    /// profile's window. Only plays within the live horizon (`counts_live`): older history
+    /// reaches recommendations through training. In its own transaction right after the backfill's: if it fails the
     /// request fails (503) and sending the backfill again counts the plays it reports as
     /// duplicates (a play id counted before counts nothing).
     pub(crate) async fn count_backfilled(
@@ -347,9 +348,11 @@ impl App {
         outcomes: &[BackfillOutcome],
         titles: &HashMap<TitleId, Title>,
     ) -> Result<(), AppError> {
+        let now = self.clock.now();
         let mut positives: Vec<(PlayId, &Viewing, &Title)> = plays
             .iter()
             .zip(outcomes)
+            .filter(|(v, _)| playhead_core::rules::recs::counts_live(v.started_at, now))
             .filter_map(|(v, o)| {
                 let id = match o {
                     BackfillOutcome::Created(id) | BackfillOutcome::Duplicate(id) => *id,

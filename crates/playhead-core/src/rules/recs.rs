@@ -24,6 +24,18 @@ pub const TRENDING_SHARDS: u32 = 16;
 /// Half-life of trending votes (3 days, the engine's tuned default). Stored weights are relative
 /// to it: changing it means resetting the trending table.
 pub const TRENDING_HALF_LIFE_MS: i64 = 3 * 86_400_000;
+/// Backfilled plays that started within this horizon of now enter the live counters; older ones
+/// reach recommendations at the next training, which reads every play (decision 0108). The live
+/// counters carry what happened since the model was trained, not imported history: counting a
+/// play costs one statement per partner in the window (50), and a history import of 100,000
+/// years-old plays counted that way took minutes, for trending votes that weigh nothing.
+/// Seven days: votes older than that weigh under a fifth (3-day half-life), and a device's
+/// offline plays sync well within it.
+pub const LIVE_BACKFILL_HORIZON_MS: i64 = 7 * 86_400_000;
+/// Whether a backfilled play that started at `started` (now being `now`) enters the live counters.
+pub fn counts_live(started: Timestamp, now: Timestamp) -> bool {
+    started.0 >= now.0 - LIVE_BACKFILL_HORIZON_MS
+}
 /// A play is a positive (a co-watch pair and a trending vote) at or above this share of the title
 /// watched, or when completed: the engine's training threshold (`playhead_recs::data`).
 pub const POSITIVE_PCT: f64 = 50.0;
@@ -225,6 +237,19 @@ pub fn uncount_play(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn only_recent_backfilled_plays_count_live() {
+        let now = Timestamp(100 * 86_400_000);
+        assert!(counts_live(now, now));
+        assert!(counts_live(Timestamp(now.0 - LIVE_BACKFILL_HORIZON_MS), now), "the horizon is inclusive");
+        assert!(!counts_live(Timestamp(now.0 - LIVE_BACKFILL_HORIZON_MS - 1), now));
+        assert!(
+            !counts_live(Timestamp(now.0 - 400 * 86_400_000), now),
+            "an imported year-old play waits for training"
+        );
+    }
+
     use super::*;
 
     fn pid() -> PlayId {
