@@ -65,7 +65,7 @@ pub struct StreamsDto {
 pub struct StreamLimitDto {
     /// 0-1000 simultaneous streams, or null to go back to the configured default. Required.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<u32>, maximum = 1000)]
+    #[schema(value_type = Option<u32>, maximum = 1000, required = true)]
     pub max_streams: Option<Option<i64>>,
 }
 
