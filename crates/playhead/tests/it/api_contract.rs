@@ -344,32 +344,51 @@ async fn a_client_trickling_headers_is_cut_off() {
 async fn a_principal_cannot_hold_more_than_its_share_of_requests() {
     let t = spawn_with(|s| s.http.max_in_flight_per_principal = 1).await;
     let ops = t.catalog_token().await;
-    // An import whose body is still arriving holds the principal's only slot.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
-    let stream = tokio_stream_from(rx);
-    let slow = t
-        .http
-        .post(t.url("/v1/titles/import"))
-        .bearer_auth(&ops)
-        .header("content-type", "application/x-ndjson")
-        .body(reqwest::Body::wrap_stream(stream))
-        .send();
-    let slow = tokio::spawn(slow);
-    // Until the import's headers reach the gate, the slot is free and reads pass; from then on,
-    // every read is refused.
-    // Generous: under a loaded test run the import's headers can take seconds to arrive.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let r = loop {
-        let r = t.get(&ops, "/v1/titles").await;
-        if r.status() != StatusCode::OK || Instant::now() > deadline {
-            break r;
+    // An import whose body is still arriving holds the principal's only slot. The reads below
+    // compete for that slot too: when one is in flight as the import reaches the gate, the
+    // import is the one refused (429), and it is sent again.
+    let line = movie("late", 10).to_string();
+    let (head, tail) = line.split_at(line.len() / 2);
+    let mut attempts = 0;
+    let (r, tx, slow) = loop {
+        attempts += 1;
+        assert!(attempts <= 10, "the import never held the slot");
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+        // Half a line goes at once; the body stays open until the rest is sent below.
+        tx.send(Ok(head.as_bytes().to_vec())).await.unwrap();
+        let slow = tokio::spawn(
+            t.http
+                .post(t.url("/v1/titles/import"))
+                .bearer_auth(&ops)
+                .header("content-type", "application/x-ndjson")
+                .body(reqwest::Body::wrap_stream(tokio_stream_from(rx)))
+                .send(),
+        );
+        // Until the import reaches the gate, the slot is free and reads pass; from then on,
+        // every read is refused. Generous: under a loaded test run that can take seconds.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let r = loop {
+            if slow.is_finished() {
+                break None;
+            }
+            let r = t.get(&ops, "/v1/titles").await;
+            if r.status() != StatusCode::OK || Instant::now() > deadline {
+                break Some(r);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        match r {
+            Some(r) => break (r, tx, slow),
+            None => {
+                let lost = slow.await.unwrap().unwrap();
+                assert_eq!(lost.status(), StatusCode::TOO_MANY_REQUESTS, "the import ended early");
+            }
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     let p: Value = r.json().await.unwrap();
     assert_eq!(p["type"], "/problems/too-many-concurrent-requests");
-    tx.send(Ok(movie("late", 10).to_string().into_bytes())).await.unwrap();
+    tx.send(Ok(tail.as_bytes().to_vec())).await.unwrap();
     drop(tx);
     assert_eq!(slow.await.unwrap().unwrap().status(), StatusCode::OK);
     assert_eq!(t.get(&ops, "/v1/titles").await.status(), StatusCode::OK, "the slot is free again");
