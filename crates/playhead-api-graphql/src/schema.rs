@@ -98,7 +98,7 @@ impl QueryRoot {
     /// One title.
     async fn title(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Title> {
         let id = parse_title("id", &id)?;
-        Ok(Title(app(ctx)?.get_title(&id).await.gql()?.title))
+        Ok(Title(app(ctx)?.get_title(&principal(ctx)?, &id).await.gql()?.title, None))
     }
 
     /// The catalog, ordered by id.
@@ -112,7 +112,7 @@ impl QueryRoot {
         let app = app(ctx)?;
         let limit = page_size(first)?;
         let (page, next) = app
-            .list_titles(after.as_deref(), limit)
+            .list_titles(&principal(ctx)?, after.as_deref(), limit)
             .await
             .map_err(|e| match e {
                 AppError::Invalid(f) => AppError::Invalid(
@@ -126,7 +126,7 @@ impl QueryRoot {
             })
             .gql()?;
         let mut c = Conn::new(after.is_some(), next.is_some());
-        c.edges.extend(page.into_iter().map(|t| Edge::new(app.title_cursor(&t.id), Title(t))));
+        c.edges.extend(page.into_iter().map(|t| Edge::new(app.title_cursor(&t.id), Title(t, None))));
         Ok(c)
     }
 }
@@ -223,7 +223,7 @@ impl ProfileNode {
             title_id: title_id.as_deref().map(|t| parse_title("titleId", t)).transpose()?,
             completed,
         };
-        let r = app.history(&principal(ctx)?, self.0.id, q.clone()).await.map_err(|e| match e {
+        let r = app.history_stamped(&principal(ctx)?, self.0.id, q.clone()).await.map_err(|e| match e {
             AppError::Invalid(f) => AppError::Invalid(
                 f.into_iter()
                     .map(
@@ -236,7 +236,9 @@ impl ProfileNode {
         let (plays, next) = audited(ctx, Operation::ListHistory, self.0.id, r).await?;
         let mut c = Conn::new(after.is_some(), next.is_some());
         c.edges.extend(
-            plays.into_iter().map(|(v, t)| Edge::new(app.history_cursor(self.0.id, &q, &v), Play(v, t))),
+            plays
+                .into_iter()
+                .map(|(v, t, w)| Edge::new(app.history_cursor(self.0.id, &q, &v), Play(v, t, w))),
         );
         Ok(c)
     }

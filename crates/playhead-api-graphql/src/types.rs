@@ -5,6 +5,7 @@
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
+use playhead_app::library::WatchState;
 use playhead_app::reads::{ProgressView, RowItem};
 use playhead_app::recs::Recommended;
 use playhead_core::ports::{ProgressChange, Viewing};
@@ -35,9 +36,10 @@ impl From<TitleKind> for Kind {
     }
 }
 
-/// A title in the catalog.
+/// A title in the catalog, with the asking profile's watched state where a profile's view is
+/// asked for (rows, history, recommendations).
 #[derive(Debug, Clone)]
-pub struct Title(pub playhead_core::title::Title);
+pub struct Title(pub playhead_core::title::Title, pub Option<WatchState>);
 
 #[Object]
 impl Title {
@@ -70,7 +72,7 @@ impl Title {
     async fn series(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Title>> {
         let Some(id) = &self.0.series_id else { return Ok(None) };
         let loader = ctx.data::<DataLoader<TitleLoader>>()?;
-        Ok(loader.load_one(id.clone()).await.map_err(|e| (*e).clone())?.map(Title))
+        Ok(loader.load_one(id.clone()).await.map_err(|e| (*e).clone())?.map(|t| Title(t, None)))
     }
     /// For episodes: season number (0 = specials).
     async fn season(&self) -> Option<i32> {
@@ -96,6 +98,16 @@ impl Title {
     async fn available_from(&self) -> Option<String> {
         self.0.available_from.map(|t| t.to_rfc3339())
     }
+    /// The profile watched it: a completed play or a mark (a series: every available episode).
+    /// Set in a profile's rows, history and recommendations; null elsewhere.
+    async fn watched(&self) -> Option<bool> {
+        self.1.map(|w| w.watched)
+    }
+    /// The profile's plays of it, manual ones included (a series: plays of its episodes). Set
+    /// where `watched` is.
+    async fn play_count(&self) -> Option<i32> {
+        self.1.map(|w| i32::try_from(w.play_count).unwrap_or(i32::MAX))
+    }
 }
 
 /// A row card (Continue watching, Next up).
@@ -109,7 +121,7 @@ impl RowCard {
     }
     /// The title.
     async fn title(&self) -> Title {
-        Title(self.0.title.clone())
+        Title(self.0.title.clone(), Some(self.0.watch))
     }
     /// Where to resume, in milliseconds.
     async fn position_ms(&self) -> i64 {
@@ -145,8 +157,8 @@ pub struct Watched {
     pub completed: bool,
 }
 
-/// One viewing in the history.
-pub struct Play(pub Viewing, pub Option<playhead_core::title::Title>);
+/// One viewing in the history, its title and the title's watched state.
+pub struct Play(pub Viewing, pub Option<playhead_core::title::Title>, pub WatchState);
 
 #[Object]
 impl Play {
@@ -160,7 +172,11 @@ impl Play {
     }
     /// The title (absent if it left the catalog).
     async fn title(&self) -> Option<Title> {
-        self.1.clone().map(Title)
+        self.1.clone().map(|t| Title(t, Some(self.2)))
+    }
+    /// A manual play: the profile marked the title watched (no viewing behind it).
+    async fn manual(&self) -> bool {
+        self.0.manual
     }
     /// When.
     async fn period(&self) -> Period {
@@ -268,7 +284,7 @@ impl Recommendation {
     }
     /// The title.
     async fn title(&self) -> Title {
-        Title(self.0.title.clone())
+        Title(self.0.title.clone(), self.0.watch)
     }
     /// Blended score, comparable within one answer only.
     async fn score(&self) -> f64 {

@@ -2,6 +2,7 @@
 //! page sizes; each failure names its field) and shaping answers. No rules: what a value may be
 //! is decided by the core's parsers, called from here.
 
+use playhead_app::library::WatchState;
 use playhead_app::reads::{ProgressView, RowItem, page_limit};
 use playhead_core::FieldError;
 use playhead_core::ids::{AccountId, PlayId, ProfileId, TitleId};
@@ -70,6 +71,11 @@ pub fn unknown_enum(field: &'static str, value: i32) -> FieldError {
 
 /// A title as the catalog stores it.
 pub fn title(t: &Title) -> pb::Title {
+    title_for(t, None)
+}
+
+/// A title as a profile sees it: with its watched state for that profile, when known.
+pub fn title_for(t: &Title, w: Option<WatchState>) -> pb::Title {
     pb::Title {
         title_id: t.id.to_string(),
         kind: match t.kind {
@@ -88,6 +94,8 @@ pub fn title(t: &Title) -> pb::Title {
         release_year: t.release_year,
         available_from: t.available_from.map(to_proto_time),
         external_ids: t.external_ids.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        watched: w.map(|w| w.watched),
+        play_count: w.map(|w| w.play_count),
     }
 }
 
@@ -141,7 +149,7 @@ pub fn title_input(t: pb::Title) -> Result<TitleInput, Vec<FieldError>> {
 pub fn row_item(i: &RowItem) -> pb::RowItem {
     pb::RowItem {
         title_id: i.title.id.to_string(),
-        title: Some(title(&i.title)),
+        title: Some(title_for(&i.title, Some(i.watch))),
         position_ms: i.position_ms,
         percent: i.percent,
         activity_at: Some(to_proto_time(i.activity_at)),
@@ -170,16 +178,17 @@ pub fn progress(v: &ProgressView) -> pb::Progress {
     }
 }
 
-/// A play and its title (absent when it has left the catalog).
-pub fn play(v: &Viewing, t: Option<&Title>) -> pb::Play {
+/// A play and its title (absent when it has left the catalog) with the title's watched state.
+pub fn play(v: &Viewing, t: Option<&Title>, w: WatchState) -> pb::Play {
     pb::Play {
         play_id: v.id.0.to_string(),
         title_id: v.title_id.to_string(),
-        title: t.map(title),
+        title: t.map(|t| title_for(t, Some(w))),
         started_at: Some(to_proto_time(v.started_at)),
         ended_at: Some(to_proto_time(v.ended_at)),
         watched_ms: v.watched_ms,
         completed: v.completed,
+        manual: v.manual,
     }
 }
 

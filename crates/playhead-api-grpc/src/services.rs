@@ -110,7 +110,7 @@ fn rejected(event_id: String, f: &FieldError) -> pb::EventResult {
 fn recommendation(r: &Recommended) -> pb::Recommendation {
     pb::Recommendation {
         title_id: r.title.id.to_string(),
-        title: Some(cv::title(&r.title)),
+        title: Some(cv::title_for(&r.title, r.watch)),
         score: r.score,
         reason: Some(pb::Reason {
             kind: r.reason.kind.clone(),
@@ -324,9 +324,9 @@ impl pb::playback_service_server::PlaybackService for Playback {
                         .map_err(bad)?,
                     completed: q.completed,
                 };
-                let (plays, next) = app.history(&p, profile, query).await.map_err(status)?;
+                let (plays, next) = app.history_stamped(&p, profile, query).await.map_err(status)?;
                 Ok(pb::ListHistoryResponse {
-                    items: plays.iter().map(|(v, t)| cv::play(v, t.as_ref())).collect(),
+                    items: plays.iter().map(|(v, t, w)| cv::play(v, t.as_ref(), *w)).collect(),
                     next_page_token: next.unwrap_or_default(),
                 })
             })
@@ -550,9 +550,9 @@ impl pb::catalog_service_server::CatalogService for Catalog {
             .unary(
                 req,
                 |_| None,
-                |_p, q| async move {
+                |p, q| async move {
                     let id = cv::title_id("title_id", &q.title_id).map_err(bad)?;
-                    let t = app.get_title(&id).await.map_err(status)?;
+                    let t = app.get_title(&p, &id).await.map_err(status)?;
                     Ok(pb::GetTitleResponse { title: Some(cv::title(&t.title)), version: t.version })
                 },
             )
@@ -568,11 +568,11 @@ impl pb::catalog_service_server::CatalogService for Catalog {
             .unary(
                 req,
                 |_| None,
-                |_p, q| async move {
+                |p, q| async move {
                     let limit = cv::page_size(q.page_size).map_err(bad)?;
                     let token = cv::page_token(&q.page_token);
                     let (titles, next) =
-                        app.list_titles(token.as_deref(), limit).await.map_err(|e| match e {
+                        app.list_titles(&p, token.as_deref(), limit).await.map_err(|e| match e {
                             // The use case names REST's query parameter.
                             playhead_app::AppError::Invalid(_) => bad(FieldError::new(
                                 "page_token",
@@ -787,11 +787,12 @@ impl pb::recs_service_server::RecsService for Recs {
         self.0
             .unary(
                 req,
-                |_| None,
+                |q: &pb::GetSimilarRequest| q.profile_id.clone(),
                 |p, q| async move {
                     let title = cv::title_id("title_id", &q.title_id).map_err(bad)?;
                     let limit = cv::page_size(q.page_size).map_err(bad)?;
-                    let items = app.similar(&p, &title, None, limit).await.map_err(status)?;
+                    let profile = q.profile_id.as_deref().map(cv::profile_id).transpose().map_err(bad)?;
+                    let items = app.similar(&p, &title, profile, limit).await.map_err(status)?;
                     Ok(pb::GetSimilarResponse { items: items.iter().map(recommendation).collect() })
                 },
             )

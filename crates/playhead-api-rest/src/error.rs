@@ -385,7 +385,8 @@ impl IntoResponse for ApiError {
                     "Wrong PIN",
                     S::FORBIDDEN,
                     format!(
-                        "the PIN is not right; {attempts_left} attempts left before the profile is locked"
+                        "the PIN is not right; {attempts_left} {} left before the profile is locked",
+                        if attempts_left == 1 { "attempt" } else { "attempts" }
                     ),
                 ),
                 vec![],

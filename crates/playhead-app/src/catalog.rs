@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use playhead_core::auth::Principal;
 use playhead_core::ids::TitleId;
 use playhead_core::ports::{StoredTitle, UpsertSummary};
+use playhead_core::profile::Profile;
 use playhead_core::title::{Title, TitleInput};
 use playhead_core::{FieldError, StoreError};
 
@@ -224,9 +225,25 @@ impl App {
         Ok(stored)
     }
 
-    /// Read one title (any authenticated caller).
-    pub async fn get_title(&self, id: &TitleId) -> Result<StoredTitle, AppError> {
-        self.ports.catalog.title(id).await?.ok_or(AppError::NotFound("title"))
+    /// The profile a profile-bound token speaks for (a kids TV): catalog reads apply its
+    /// maturity limit, as every other route that returns titles does (issue 17). `None` for
+    /// account and service tokens, which read the catalog as the platform wrote it.
+    async fn bound_viewer(&self, p: &Principal, op: Operation) -> Result<Option<Profile>, AppError> {
+        match p.bound_profile {
+            Some(id) => Ok(Some(self.reachable_profile(p, id, op).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Read one title (any authenticated caller; a title above a bound profile's limit does not
+    /// exist for its token).
+    pub async fn get_title(&self, p: &Principal, id: &TitleId) -> Result<StoredTitle, AppError> {
+        let viewer = self.bound_viewer(p, Operation::GetTitle).await?;
+        let stored = self.ports.catalog.title(id).await?.ok_or(AppError::NotFound("title"))?;
+        if viewer.is_some_and(|v| !v.may_see(stored.title.maturity)) {
+            return Err(AppError::NotFound("title"));
+        }
+        Ok(stored)
     }
 
     /// Titles by id, in one catalog read (ids the catalog does not have are absent). For
@@ -240,12 +257,15 @@ impl App {
         self.cursors.encode(TITLES_CURSOR_SCOPE, &title.as_str())
     }
 
-    /// A page of titles ordered by id.
+    /// A page of titles ordered by id (for a bound profile's token, without the titles above its
+    /// limit: the cursor is taken from the unfiltered page, so a page may be short).
     pub async fn list_titles(
         &self,
+        p: &Principal,
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<(Vec<Title>, Option<String>), AppError> {
+        let viewer = self.bound_viewer(p, Operation::ListTitles).await?;
         const SCOPE: &str = TITLES_CURSOR_SCOPE;
         let after: Option<TitleId> = cursor
             .map(|c| {
@@ -264,6 +284,9 @@ impl App {
         } else {
             None
         };
+        if let Some(v) = viewer {
+            page.retain(|t| v.may_see(t.maturity));
+        }
         Ok((page, next))
     }
 

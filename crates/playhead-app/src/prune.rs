@@ -9,7 +9,9 @@
 //!   window (the grace exceeds the longest access-token lifetime allowed, one hour, plus leeway);
 //! - idempotency records go [`IDEMPOTENCY_HORIZON_MS`] after they expired (completed) or started
 //!   (a request that never finished);
-//! - audit entries go after the configured retention (`retention.audit_days`; 0 keeps them).
+//! - audit entries go after the configured retention (`retention.audit_days`; 0 keeps them);
+//! - concurrent-stream rows go [`STREAM_HORIZON_MS`] after their last event (an account that
+//!   never plays again would otherwise keep its last streams).
 //!
 //! Tombstones of deleted plays are not pruned here: the raw events they cover stay in the event
 //! log, and a replay of the log must keep finding them (DESIGN.md, "Deletes win"). The retention
@@ -33,6 +35,9 @@ use crate::AppError;
 pub const IDENTITY_GRACE_MS: i64 = 86_400_000;
 /// How long idempotency records are kept past their expiry or their start.
 pub const IDEMPOTENCY_HORIZON_MS: i64 = 86_400_000;
+/// How long a concurrent-stream row is kept past its last event. The stream timeout is at most
+/// an hour (config), so a row this old has been ignored by the stream rule for 23 hours at least.
+pub const STREAM_HORIZON_MS: i64 = 86_400_000;
 /// Most batches of one kind in one round: a large backlog is worked off over several rounds
 /// rather than in one long burst.
 pub const MAX_BATCHES_PER_ROUND: u32 = 100;
@@ -73,6 +78,7 @@ pub fn horizon(kind: PruneKind, now: Timestamp, config: &PruneConfig) -> Option<
         | PruneKind::TokenDenials => Some(now.plus_ms(-IDENTITY_GRACE_MS)),
         PruneKind::IdempotencyKeys => Some(now.plus_ms(-IDEMPOTENCY_HORIZON_MS)),
         PruneKind::Audit => config.audit_retention_ms.map(|ms| now.plus_ms(-ms)),
+        PruneKind::Streams => Some(now.plus_ms(-STREAM_HORIZON_MS)),
     }
 }
 

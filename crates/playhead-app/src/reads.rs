@@ -420,6 +420,27 @@ impl App {
         ))
     }
 
+    /// [`App::history`] with each play's title stamped with its watched state for the profile
+    /// (gRPC and GraphQL: plays only, their cursors unchanged).
+    pub async fn history_stamped(
+        &self,
+        p: &Principal,
+        profile: ProfileId,
+        q: HistoryQuery,
+    ) -> Result<(Vec<(Viewing, Option<Title>, crate::library::WatchState)>, Option<String>), AppError> {
+        let (plays, next) = self.history(p, profile, q).await?;
+        let shown: Vec<&Title> = plays.iter().filter_map(|(_, t)| t.as_ref()).collect();
+        let states = self.watch_states(profile, &shown).await?;
+        let plays = plays
+            .into_iter()
+            .map(|(v, t)| {
+                let w = states.get(&v.title_id).copied().unwrap_or_default();
+                (v, t, w)
+            })
+            .collect();
+        Ok((plays, next))
+    }
+
     /// A page of history as REST shows it: plays and rolled-up months (decision 0083), newest
     /// first, each with its title's watched state. The filters apply to roll-ups too: `title_id`
     /// by title, `completed = true` months with a completed play, `false` months with a play that

@@ -947,11 +947,15 @@ pub enum PruneKind {
     Audit,
     /// Token deny-list entries whose `until` is before the horizon.
     TokenDenials,
+    /// Concurrent-stream rows whose last event is before the horizon (expired long ago: the
+    /// stream rule ignores them after one timeout, but an account that never plays again would
+    /// keep them for ever).
+    Streams,
 }
 
 impl PruneKind {
     /// Every kind, in the order the job prunes them.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::AuthCodes,
         Self::DeviceCodes,
         Self::RefreshTokens,
@@ -960,6 +964,7 @@ impl PruneKind {
         Self::IdempotencyKeys,
         Self::Audit,
         Self::TokenDenials,
+        Self::Streams,
     ];
 
     /// The table it prunes (the `table` label of `playhead_pruned_rows_total`).
@@ -973,6 +978,7 @@ impl PruneKind {
             Self::IdempotencyKeys => "idempotency_keys",
             Self::Audit => "audit_log",
             Self::TokenDenials => "token_denials",
+            Self::Streams => "streams",
         }
     }
 }

@@ -171,6 +171,7 @@ macro_rules! contract_suite {
             streams_count_to_the_limit_per_account,
             stopped_streams_are_refused_and_free_their_slot,
             streams_expire_after_the_timeout,
+            streams_past_the_horizon_are_pruned,
             concurrent_starts_never_pass_the_limit,
             // watched marks and My list
             marks_are_one_manual_play_and_unmarks_leave_real_plays,

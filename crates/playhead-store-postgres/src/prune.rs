@@ -29,6 +29,7 @@ const fn due(kind: PruneKind) -> &'static str {
         }
         PruneKind::Audit => "t.at < $1",
         PruneKind::TokenDenials => "t.until < $1",
+        PruneKind::Streams => "t.last_seen < $1",
     }
 }
 

@@ -72,11 +72,11 @@ pub async fn patch_title(
     (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn get_title(
     State(s): State<RestState>,
-    Auth(_p): Auth,
+    Auth(p): Auth,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let stored = s.app.get_title(&title_id("title_id", &id)?).await?;
+    let stored = s.app.get_title(&p, &title_id("title_id", &id)?).await?;
     let etag = format!("\"v{}\"", stored.version);
     if none_match(&headers, &etag) {
         return Err(ApiError::NotModified(etag));
@@ -97,11 +97,11 @@ pub struct ListQuery {
     responses((status = 200, body = Page<TitleDto>), (status = 400, body = Problem), (status = 401, body = Problem)))]
 pub async fn list_titles(
     State(s): State<RestState>,
-    Auth(_p): Auth,
+    Auth(p): Auth,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<TitleDto>>, ApiError> {
     let limit = limit(q.limit.as_deref())?;
-    let (titles, next) = s.app.list_titles(q.cursor.as_deref(), limit).await?;
+    let (titles, next) = s.app.list_titles(&p, q.cursor.as_deref(), limit).await?;
     Ok(Json(Page { items: titles.iter().map(TitleDto::from).collect(), next_cursor: next }))
 }
 

@@ -4,6 +4,7 @@
 
 use playhead_core::event::EventKind;
 use playhead_core::ids::{AccountId, ProfileId, StreamId};
+use playhead_core::ports::PruneKind;
 use playhead_core::streams::{StreamRules, StreamTouch, StreamVerdict, stream_key};
 use playhead_core::time::Timestamp;
 use uuid::Uuid;
@@ -117,6 +118,23 @@ pub async fn streams_expire_after_the_timeout(s: &Stores) {
     let gone = edge.plus_ms(1);
     assert!(s.streams.live_streams(a1, gone, RULES.timeout_ms).await.expect("live").is_empty());
     assert_eq!(starts(s, a1, p1, &["c"], gone).await, [Allowed]);
+}
+
+/// The pruning job's `streams` kind: a row whose last event is before the horizon goes, one
+/// seen at the horizon stays (the job runs it a day after the last event: decision 0092).
+pub async fn streams_past_the_horizon_are_pruned(s: &Stores) {
+    use StreamVerdict::Allowed;
+    let p1 = new_profile(s, 1).await;
+    let a1 = account_of(1);
+    let (t0, t1) = (min(10), min(11));
+    assert_eq!(starts(s, a1, p1, &["a"], t0).await, [Allowed]);
+    assert_eq!(starts(s, a1, p1, &["b"], t1).await, [Allowed]);
+    assert_eq!(s.streams.live_streams(a1, t1, RULES.timeout_ms).await.expect("live").len(), 2);
+    let prune = |n| s.pruner.prune(PruneKind::Streams, t1, n);
+    assert_eq!(prune(1).await.expect("prune"), 1);
+    assert_eq!(prune(1).await.expect("prune"), 0, "nothing else is past the horizon");
+    let live = s.streams.live_streams(a1, t1, RULES.timeout_ms).await.expect("live");
+    assert_eq!(live.iter().map(|x| x.key.as_str()).collect::<Vec<_>>(), ["session:b"]);
 }
 
 /// Many batches of one account at once (one start each, from different devices): exactly the

@@ -237,6 +237,34 @@ async fn no_route_returns_a_title_above_a_kids_profiles_limit() {
         swept += 1;
     }
     assert!(swept >= 8, "only {swept} routes swept");
+
+    // The same sweep with a token bound to the kid (a kids TV): every documented GET route it
+    // can reach, the catalog's included, answers without the adult title; asked for by id, the
+    // adult title does not exist for it (the account's own token still reads the catalog).
+    let tv = t.bound_token(account, kid);
+    let mut swept = 0;
+    for e in playhead_api_rest::table() {
+        if *e.method() != reqwest::Method::GET || !e.documented() {
+            continue;
+        }
+        let path = e.path().replace("{profile_id}", &kid.to_string()).replace("{title_id}", "family");
+        if !path.starts_with("/v1/") || path.contains('{') {
+            continue; // an export, an erasure, an account: none returns titles
+        }
+        let r = t.get(&tv, &path).await;
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("\"adult\""), "GET {path} names a title above the kid's limit: {body}");
+        if status == StatusCode::FORBIDDEN {
+            continue; // account-wide routes (devices, streams, admin) are not a TV's
+        }
+        assert!(status.is_success(), "GET {path} with the kid's TV: {status} {body}");
+        swept += 1;
+    }
+    assert!(swept >= 12, "only {swept} routes swept with the bound token");
+    assert_eq!(t.get(&tv, "/v1/titles/adult").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(t.get(&v.token, "/v1/titles/adult").await.status(), StatusCode::OK);
+    assert!(t.get(&v.token, "/v1/titles").await.text().await.unwrap().contains("\"adult\""));
     // The sweep can fail: the family title does show up where it should.
     assert!(
         t.get(&v.token, &format!("/v1/profiles/{kid}/list"))

@@ -37,9 +37,9 @@ fn ok(r: &Value) -> &Value {
 }
 
 const SCREEN: &str = "query($p: ID!) { profile(id: $p) { name
-  continueWatching(first: 10) { edges { cursor node { titleId positionMs percent title { id name kind } } } pageInfo { hasNextPage endCursor } }
-  nextUp(first: 10) { nodes { titleId title { name season episode series { name } } } }
-  history(first: 10) { nodes { playId titleId period { start end } watched { ms percent completed } title { name } } }
+  continueWatching(first: 10) { edges { cursor node { titleId positionMs percent title { id name kind watched playCount } } } pageInfo { hasNextPage endCursor } }
+  nextUp(first: 10) { nodes { titleId title { name season episode watched playCount series { name watched } } } }
+  history(first: 10) { nodes { playId titleId manual period { start end } watched { ms percent completed } title { name watched playCount } } }
   recommendations(first: 5) { nodes { titleId } } } }";
 
 async fn a_screen_query_and_the_mutations_work_over_http() {
@@ -74,6 +74,17 @@ async fn a_screen_query_and_the_mutations_work_over_http() {
         (Some("bb.s1e2"), Some("Series bb"))
     );
     assert_eq!(profile["history"]["nodes"].as_array().unwrap().len(), 2, "{profile}");
+    // Every title in a profile's rows and history carries its watched state (issue 17); the
+    // catalog's view of a title (a series reached through an episode) has none.
+    assert_eq!((&cw["title"]["watched"], &cw["title"]["playCount"]), (&json!(false), &json!(1)), "{profile}");
+    assert_eq!((&next["title"]["watched"], &next["title"]["playCount"]), (&json!(false), &json!(0)));
+    assert!(next["title"]["series"]["watched"].is_null(), "{profile}");
+    let e1 =
+        profile["history"]["nodes"].as_array().unwrap().iter().find(|n| n["titleId"] == "bb.s1e1").unwrap();
+    assert_eq!(
+        (&e1["manual"], &e1["title"]["watched"], &e1["title"]["playCount"]),
+        (&json!(false), &json!(true), &json!(1))
+    );
     // The same rows as REST's.
     let rest = t.get_json(&v.token, &format!("/v1/profiles/{p}/continue-watching")).await;
     assert_eq!(rest["items"][0]["position_ms"], cw["positionMs"]);

@@ -134,6 +134,9 @@ async fn grpc_serves_the_player_and_the_catalog() {
     assert_eq!(cw.items.len(), 1);
     assert_eq!(cw.items[0].title_id, "m1");
     assert_eq!(cw.items[0].position_ms, 20 * 60_000);
+    // A profile's row carries its watched state (issue 17), as REST's does.
+    let t1 = cw.items[0].title.as_ref().unwrap();
+    assert_eq!((t1.watched, t1.play_count), (Some(false), Some(1)));
 
     let p = playback
         .get_progress(authed(
@@ -173,6 +176,38 @@ async fn grpc_serves_the_player_and_the_catalog() {
     assert_eq!(h.items.len(), 1);
     assert_eq!(h.items[0].title_id, "m1");
     assert_eq!(h.items[0].title.as_ref().unwrap().name, "Movie m1");
+    assert!(!h.items[0].manual);
+    // Marked watched (REST): history shows the manual play first, the title watched.
+    let r = t
+        .http
+        .put(t.url(&format!("/v1/profiles/{profile}/watched/m1")))
+        .bearer_auth(&v.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let marked = playback
+        .list_history(authed(
+            &v.token,
+            pb::ListHistoryRequest { profile_id: profile.clone(), page_size: 10, ..Default::default() },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(marked.items.len(), 2);
+    assert!(marked.items[0].manual && !marked.items[1].manual);
+    for play in &marked.items {
+        let title = play.title.as_ref().unwrap();
+        assert_eq!((title.watched, title.play_count), (Some(true), Some(2)), "{play:?}");
+    }
+    let r = t
+        .http
+        .delete(t.url(&format!("/v1/profiles/{profile}/watched/m1")))
+        .bearer_auth(&v.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::NO_CONTENT);
 
     playback
         .hide_from_continue_watching(authed(
@@ -300,6 +335,18 @@ async fn grpc_serves_the_player_and_the_catalog() {
     ))
     .await
     .unwrap();
+    // Similar titles for the kids profile (limit 7): a 12 title does not exist for it, with an
+    // account token as with its own.
+    let similar = |profile_id: Option<String>| pb::GetSimilarRequest {
+        title_id: "m2".into(),
+        page_size: 5,
+        profile_id,
+    };
+    let e = recs.get_similar(authed(&v.token, similar(Some(kid.profile_id.clone())))).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    recs.get_similar(authed(&v.token, similar(None))).await.unwrap();
+    let e = recs.get_similar(authed(&v.token, similar(Some("nope".into())))).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     t.stop().await;
 }
 

@@ -30,6 +30,7 @@ mod pages;
 mod pause;
 #[cfg(feature = "recs")]
 mod recs_cli;
+mod replicas;
 mod revocation;
 mod rollup;
 mod scale_out;

@@ -276,6 +276,22 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     }
 }
 
+/// A second replica of `a` (scale-out): the same PostgreSQL schema, issuer, JetStream stream and
+/// Redis keys, its own listener and process state. `tweak` runs after the shared settings.
+pub async fn spawn_replica(a: &TestApp, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let shared = a.settings.clone();
+    spawn_with(move |s| {
+        s.database_schema = shared.database_schema;
+        s.issuer = shared.issuer;
+        s.nats_url = shared.nats_url;
+        s.nats = shared.nats;
+        s.redis_url = shared.redis_url;
+        s.redis_key_prefix = shared.redis_key_prefix;
+        tweak(s);
+    })
+    .await
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
@@ -292,6 +308,23 @@ impl TestApp {
         let claims = issuer
             .account_claims(account, "tests", Scopes::parse(scopes).expect("scopes"), "sid-1", now)
             .with_auth_time(now);
+        issuer.issue(&claims).expect("issue")
+    }
+
+    /// A viewer token bound to `profile` (a TV signed in as that profile).
+    pub fn bound_token(&self, account: AccountId, profile: ProfileId) -> String {
+        let issuer = TokenIssuer::new(
+            self.identity.keys(),
+            self.identity.config().issuer.clone(),
+            self.settings.audience.clone(),
+            600,
+        );
+        let now = self.app.clock().now().0 / 1000;
+        let scopes = Scopes::parse(&Self::viewer_scopes()).expect("scopes");
+        let claims = issuer
+            .account_claims(account, "tests", scopes, "sid-tv", now)
+            .with_auth_time(now)
+            .bound_to(profile);
         issuer.issue(&claims).expect("issue")
     }
 
