@@ -1258,7 +1258,9 @@ pub struct StreamOutcome {
 pub trait StreamStore: Send + Sync {
     /// Decide one batch's events for `account` and store the result, in one transaction that
     /// holds the account's lock from before its first read: two calls for one account (from any
-    /// replicas) take turns, so concurrent starts never pass the limit. The limit is the
+    /// replicas) take turns, so concurrent starts never pass the limit. A batch whose decision
+    /// changes nothing (no start, stop, title change or stale `last_seen`) may be answered from a
+    /// read without the lock: the same verdicts, nothing to write. The limit is the
     /// account's own (see [`StreamStore::set_stream_limit`]), else `rules.max_per_account`.
     async fn touch_streams(
         &self,

@@ -4,7 +4,9 @@
 //! commit). So two replicas deciding starts for one account take turns: the second reads the
 //! first's new stream and counts it, and a start flood can never pass the limit. Accounts do
 //! not wait on each other. The lock is the only one these transactions take, so they cannot
-//! deadlock with appliers (which lock profiles, never accounts).
+//! deadlock with appliers (which lock profiles, never accounts). A batch that would change
+//! nothing (heartbeats of live streams) is decided on a plain read first and takes neither the
+//! lock nor a transaction (decision 0111).
 
 use async_trait::async_trait;
 use playhead_core::StoreError;
@@ -38,6 +40,30 @@ async fn lock_account(conn: &mut PgConnection, account: AccountId) -> Result<(),
     Ok(())
 }
 
+/// The account's limit and stored streams.
+async fn load(
+    conn: &mut PgConnection,
+    account: AccountId,
+    rules: &StreamRules,
+) -> Result<(u32, Vec<Stream>), StoreError> {
+    let own: Option<i32> =
+        sqlx::query_scalar("SELECT max_streams FROM account_stream_limits WHERE account_id = $1")
+            .bind(account.0)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(error::db)?;
+    let limit = own.map_or(rules.max_per_account, |n| u32::try_from(n).unwrap_or(0));
+    let rows = sqlx::query(&format!(
+        "SELECT {STREAM_COLS} FROM streams WHERE account_id = $1 ORDER BY started_at, stream_id"
+    ))
+    .bind(account.0)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(error::db)?;
+    let stored = rows.iter().map(decode).collect::<Result<Vec<Stream>, _>>()?;
+    Ok((limit, stored))
+}
+
 #[async_trait]
 impl StreamStore for PgStore {
     async fn touch_streams(
@@ -47,23 +73,24 @@ impl StreamStore for PgStore {
         rules: &StreamRules,
         now: Timestamp,
     ) -> Result<StreamOutcome, StoreError> {
+        // A batch that changes nothing (heartbeats of live streams whose `last_seen` is fresh)
+        // is answered from a snapshot, without the account's lock or a transaction: deciding it
+        // again under the lock would give the same verdicts (decision 0111).
+        {
+            let mut conn = self.pool.acquire().await.map_err(error::db)?;
+            let (limit, stored) = load(&mut conn, account, rules).await?;
+            let decided = plan(account, stored, limit, touches, rules, now, || StreamId(Uuid::now_v7()));
+            if !decided.changed {
+                return Ok(StreamOutcome {
+                    live: decided.live(now, rules.timeout_ms),
+                    verdicts: decided.verdicts,
+                    limit,
+                });
+            }
+        }
         let mut tx = self.begin_tx().await?;
         lock_account(&mut tx, account).await?;
-        let own: Option<i32> =
-            sqlx::query_scalar("SELECT max_streams FROM account_stream_limits WHERE account_id = $1")
-                .bind(account.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(error::db)?;
-        let limit = own.map_or(rules.max_per_account, |n| u32::try_from(n).unwrap_or(0));
-        let rows = sqlx::query(&format!(
-            "SELECT {STREAM_COLS} FROM streams WHERE account_id = $1 ORDER BY started_at, stream_id"
-        ))
-        .bind(account.0)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(error::db)?;
-        let stored = rows.iter().map(decode).collect::<Result<Vec<Stream>, _>>()?;
+        let (limit, stored) = load(&mut tx, account, rules).await?;
         let decided = plan(account, stored, limit, touches, rules, now, || StreamId(Uuid::now_v7()));
         if decided.changed {
             sqlx::query("DELETE FROM streams WHERE account_id = $1")

@@ -1,11 +1,12 @@
 //! The durable event log: `events` (every admitted event, with its state) and `event_queue` (what
 //! the consumer has yet to apply).
 //!
-//! The rule: `append` is the ingest hot path and costs a fixed number of statements whatever the
-//! batch size (one count, one bulk insert of the events, one bulk insert of the queue rows), and
-//! appends share commits: one appender task takes every append that queued while the previous
-//! commit was running and writes them in one transaction (group commit), so concurrent clients
-//! pay one fsync between them, not one each. Each append still gets its own outcome (including
+//! The rule: `append` is the ingest hot path, and appends share commits: one appender task takes
+//! every append that queued while the previous commit was running and writes them in one
+//! transaction (group commit) with a fixed number of statements whatever the number of appends
+//! and events in it (one count, one bulk insert of the events, one bulk insert of the queue
+//! rows), so concurrent clients pay one fsync and three statements between them, not one and
+//! three each (decision 0111). Each append still gets its own outcome (including
 //! its own `Full`), and none is answered before the commit that holds it. Do not add per-event
 //! statements here; benchmark any change against raw SQLite inserts (docs/benchmarks.md).
 
@@ -57,10 +58,13 @@ const BACKLOG: &str = "SELECT COUNT(*) FROM event_queue";
 const OLDEST_UNAPPLIED: &str =
     "SELECT e.received_at FROM event_queue q JOIN events e ON e.event_id = q.event_id ORDER BY q.seq LIMIT 1";
 
-/// Appends waiting for the appender (each is a whole batch; the API bounds batches at 500 events).
-pub(crate) const APPEND_QUEUE: usize = 64;
-/// Most appends committed together (bounds one transaction's size and its holders' latency).
-const GROUP_MAX: usize = 16;
+/// Appends waiting for the appender. Live players send one event per request, so under load
+/// hundreds of single-event appends wait at once: the queue holds them all, and the appender
+/// commits them together (decision 0111).
+pub(crate) const APPEND_QUEUE: usize = 1_024;
+/// Most events committed together (bounds one transaction's statements, its JSON parameter and
+/// its holders' latency): 16 full API batches of 500, or that many single heartbeats.
+const GROUP_MAX_EVENTS: usize = 8_000;
 
 /// One `append` call waiting for the appender.
 pub(crate) struct AppendRequest {
@@ -75,10 +79,14 @@ pub(crate) async fn run_appender(
     mut requests: tokio::sync::mpsc::Receiver<AppendRequest>,
 ) {
     while let Some(first) = requests.recv().await {
+        let mut events = first.entries.len();
         let mut group = vec![first];
-        while group.len() < GROUP_MAX {
+        while events < GROUP_MAX_EVENTS {
             match requests.try_recv() {
-                Ok(r) => group.push(r),
+                Ok(r) => {
+                    events += r.entries.len();
+                    group.push(r);
+                }
                 Err(_) => break,
             }
         }
@@ -100,16 +108,11 @@ async fn append_group(
         Ok(tx) => tx,
         Err(e) => return group.iter().map(|_| Err(clone_err(&e))).collect(),
     };
-    let mut results = Vec::with_capacity(group.len());
-    for req in group {
-        match append_in(&mut tx, &req.entries, req.max_backlog).await {
-            Ok(outcomes) => results.push(Ok(outcomes)),
-            // Refused before it wrote anything: the others in the group go on.
-            Err(StoreError::Full) => results.push(Err(StoreError::Full)),
-            // A database failure: nothing of the group is committed, everyone hears why.
-            Err(e) => return group.iter().map(|_| Err(clone_err(&e))).collect(),
-        }
-    }
+    let results = match append_in(&mut tx, group).await {
+        Ok(results) => results,
+        // A database failure: nothing of the group is committed, everyone hears why.
+        Err(e) => return group.iter().map(|_| Err(clone_err(&e))).collect(),
+    };
     // synchronous=FULL: the commit returns after the WAL is fsynced. Durable from here on.
     if let Err(e) = tx.commit().await.map_err(error::db) {
         return group.iter().map(|_| Err(clone_err(&e))).collect();
@@ -128,45 +131,75 @@ fn clone_err(e: &StoreError) -> StoreError {
     }
 }
 
-/// One append's statements inside the group's transaction. `Full` is decided before anything is
-/// written for this append.
-async fn append_in(
+/// Which of `ids` the log already holds (one read; only taken near the backlog limit).
+async fn existing_ids(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    entries: &[LogEntry],
-    max_backlog: u64,
-) -> Result<Vec<AppendOutcome>, StoreError> {
-    if entries.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<String> = entries.iter().map(|e| e.event.event_id.to_string()).collect();
-    let backlog = codec::to_u64(sqlx::query_scalar(BACKLOG).fetch_one(&mut **tx).await.map_err(error::db)?);
-    let at_most_new = entries.iter().filter(|e| !e.hold).count() as u64;
-    if backlog.saturating_add(at_most_new) > max_backlog {
-        // Near the limit, count precisely which events are new before writing anything, so a
-        // refused batch costs one read (this is the path taken under overload).
-        let existing: HashSet<String> = sqlx::query_scalar(
-            "SELECT event_id FROM events WHERE event_id IN (SELECT value FROM json_each(?1))",
-        )
+    ids: &[String],
+) -> Result<HashSet<String>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT event_id FROM events WHERE event_id IN (SELECT value FROM json_each(?1))")
         .bind(codec::json_list(&ids)?)
         .fetch_all(&mut **tx)
         .await
         .map_err(error::db)?
         .into_iter()
-        .collect();
-        let mut seen = HashSet::new();
-        let new_queued = entries
-            .iter()
-            .zip(&ids)
-            .filter(|(e, id)| !existing.contains(id.as_str()) && seen.insert(id.as_str()) && !e.hold)
-            .count() as u64;
-        // A batch that queues nothing cannot grow the backlog, so it is never refused.
-        if new_queued > 0 && backlog.saturating_add(new_queued) > max_backlog {
-            return Err(StoreError::Full); // nothing of this append was written
+        .collect())
+}
+
+/// The group's statements inside its transaction, a fixed number whatever the number of
+/// appends in it (one count, one insert of every event, one insert of every queue row): the
+/// cost of a commit of 256 single-event appends is close to that of one append of 256 events.
+/// Each append is admitted or refused `Full` on its own, in arrival order, before anything is
+/// written; of two copies of an event id in the group, the first in arrival order is stored and
+/// answered (the later is a duplicate), exactly as if the appends had been committed one by one.
+async fn append_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    group: &[AppendRequest],
+) -> Result<Vec<Result<Vec<AppendOutcome>, StoreError>>, StoreError> {
+    let backlog = codec::to_u64(sqlx::query_scalar(BACKLOG).fetch_one(&mut **tx).await.map_err(error::db)?);
+    // Admission, append by append: `queued` grows by what each admitted append can add at most
+    // (precisely, near the limit), so an append is refused only when the ones before it in the
+    // group really leave no room.
+    let mut queued_before = 0u64;
+    let mut admitted = vec![false; group.len()];
+    let mut checked: HashSet<String> = HashSet::new();
+    for (i, req) in group.iter().enumerate() {
+        if req.entries.is_empty() {
+            continue;
         }
+        let at_most_new = req.entries.iter().filter(|e| !e.hold).count() as u64;
+        let mut adds = at_most_new;
+        if backlog.saturating_add(queued_before).saturating_add(at_most_new) > req.max_backlog {
+            // Near the limit, count precisely which events are new before writing anything, so a
+            // refused append costs one read (this is the path taken under overload).
+            let ids: Vec<String> = req.entries.iter().map(|e| e.event.event_id.to_string()).collect();
+            let existing = existing_ids(tx, &ids).await?;
+            let mut seen = HashSet::new();
+            adds = req
+                .entries
+                .iter()
+                .zip(&ids)
+                .filter(|(e, id)| {
+                    !existing.contains(id.as_str())
+                        && !checked.contains(id.as_str())
+                        && seen.insert(id.as_str())
+                        && !e.hold
+                })
+                .count() as u64;
+            // An append that queues nothing cannot grow the backlog, so it is never refused.
+            if adds > 0 && backlog.saturating_add(queued_before).saturating_add(adds) > req.max_backlog {
+                continue; // refused: nothing of this append is written
+            }
+        }
+        checked.extend(req.entries.iter().map(|e| e.event.event_id.to_string()));
+        queued_before += adds;
+        admitted[i] = true;
     }
 
-    let rows: Vec<EventRow<'_>> = entries
+    let rows: Vec<EventRow<'_>> = group
         .iter()
+        .zip(&admitted)
+        .filter(|(_, ok)| **ok)
+        .flat_map(|(req, _)| req.entries.iter())
         .map(|e| {
             let ev = &e.event;
             (
@@ -185,26 +218,39 @@ async fn append_in(
             )
         })
         .collect();
-    let mut inserted: HashSet<String> = sqlx::query_scalar(INSERT_EVENTS)
-        .bind(codec::json_list(&rows)?)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(error::db)?
-        .into_iter()
-        .collect();
+    let mut inserted: HashSet<String> = if rows.is_empty() {
+        HashSet::new()
+    } else {
+        sqlx::query_scalar(INSERT_EVENTS)
+            .bind(codec::json_list(&rows)?)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(error::db)?
+            .into_iter()
+            .collect()
+    };
 
-    let mut outcomes = Vec::with_capacity(entries.len());
-    let mut queued: Vec<(&str, Option<String>)> = Vec::new();
-    for (entry, id) in entries.iter().zip(&ids) {
-        // `remove`: only the first copy of an id in the batch is the stored one.
-        outcomes.push(match inserted.remove(id.as_str()) {
-            false => AppendOutcome::Duplicate,
-            true if entry.hold => AppendOutcome::Held,
-            true => {
-                queued.push((id, entry.trace.map(|t| t.traceparent())));
-                AppendOutcome::Accepted
-            }
-        });
+    let mut results = Vec::with_capacity(group.len());
+    let mut queued: Vec<(String, Option<String>)> = Vec::new();
+    for (req, ok) in group.iter().zip(&admitted) {
+        if !*ok && !req.entries.is_empty() {
+            results.push(Err(StoreError::Full));
+            continue;
+        }
+        let mut outcomes = Vec::with_capacity(req.entries.len());
+        for entry in &req.entries {
+            let id = entry.event.event_id.to_string();
+            // `remove`: only the first copy of an id in the group is the stored one.
+            outcomes.push(match inserted.remove(&id) {
+                false => AppendOutcome::Duplicate,
+                true if entry.hold => AppendOutcome::Held,
+                true => {
+                    queued.push((id, entry.trace.map(|t| t.traceparent())));
+                    AppendOutcome::Accepted
+                }
+            });
+        }
+        results.push(Ok(outcomes));
     }
     if !queued.is_empty() {
         sqlx::query(
@@ -216,7 +262,7 @@ async fn append_in(
         .await
         .map_err(error::db)?;
     }
-    Ok(outcomes)
+    Ok(results)
 }
 
 #[async_trait]

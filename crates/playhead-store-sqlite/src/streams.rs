@@ -1,6 +1,8 @@
-//! Concurrent streams (decision 0092). SQLite has one writer: `touch_streams` runs in one
-//! `BEGIN IMMEDIATE` transaction, so it holds the write lock from its first read, and two batches
-//! of one account (or of any accounts) take turns. That is the whole race story here.
+//! Concurrent streams (decision 0092). SQLite has one writer: a `touch_streams` that changes
+//! anything runs in one `BEGIN IMMEDIATE` transaction, so it holds the write lock from its first
+//! read, and two such batches of one account (or of any accounts) take turns. That is the whole
+//! race story here. Most batches change nothing (heartbeats of live streams): they are decided on
+//! a read snapshot first and never queue for the writer (decision 0111).
 
 use async_trait::async_trait;
 use playhead_core::StoreError;
@@ -30,6 +32,30 @@ fn rows_json(streams: &[Stream]) -> String {
     serde_json::Value::Array(rows).to_string()
 }
 
+/// The account's limit and stored streams.
+async fn load(
+    conn: &mut sqlx::SqliteConnection,
+    account: AccountId,
+    rules: &StreamRules,
+) -> Result<(u32, Vec<Stream>), StoreError> {
+    let own: Option<i64> =
+        sqlx::query_scalar("SELECT max_streams FROM account_stream_limits WHERE account_id = ?1")
+            .bind(account.to_string())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(error::db)?;
+    let limit = own.map_or(rules.max_per_account, |n| u32::try_from(n).unwrap_or(0));
+    let rows = sqlx::query(&format!(
+        "SELECT {STREAM_COLS} FROM streams WHERE account_id = ?1 ORDER BY started_at, stream_id"
+    ))
+    .bind(account.to_string())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(error::db)?;
+    let stored = rows.iter().map(decode).collect::<Result<Vec<Stream>, _>>()?;
+    Ok((limit, stored))
+}
+
 #[async_trait]
 impl StreamStore for SqliteStore {
     async fn touch_streams(
@@ -39,22 +65,23 @@ impl StreamStore for SqliteStore {
         rules: &StreamRules,
         now: Timestamp,
     ) -> Result<StreamOutcome, StoreError> {
+        // A batch that changes nothing (heartbeats of live streams whose `last_seen` is fresh)
+        // is answered from a snapshot: deciding it again under the lock would give the same
+        // verdicts, and it would only queue behind the log's group commits for the writer.
+        {
+            let mut conn = self.reader.acquire().await.map_err(error::db)?;
+            let (limit, stored) = load(&mut conn, account, rules).await?;
+            let decided = plan(account, stored, limit, touches, rules, now, || StreamId(Uuid::now_v7()));
+            if !decided.changed {
+                return Ok(StreamOutcome {
+                    live: decided.live(now, rules.timeout_ms),
+                    verdicts: decided.verdicts,
+                    limit,
+                });
+            }
+        }
         let mut tx = self.begin_write().await?;
-        let own: Option<i64> =
-            sqlx::query_scalar("SELECT max_streams FROM account_stream_limits WHERE account_id = ?1")
-                .bind(account.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(error::db)?;
-        let limit = own.map_or(rules.max_per_account, |n| u32::try_from(n).unwrap_or(0));
-        let rows = sqlx::query(&format!(
-            "SELECT {STREAM_COLS} FROM streams WHERE account_id = ?1 ORDER BY started_at, stream_id"
-        ))
-        .bind(account.to_string())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(error::db)?;
-        let stored = rows.iter().map(decode).collect::<Result<Vec<Stream>, _>>()?;
+        let (limit, stored) = load(&mut tx, account, rules).await?;
         let decided = plan(account, stored, limit, touches, rules, now, || StreamId(Uuid::now_v7()));
         if decided.changed {
             sqlx::query("DELETE FROM streams WHERE account_id = ?1")

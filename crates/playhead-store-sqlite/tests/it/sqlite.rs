@@ -159,6 +159,41 @@ async fn racing_appends_share_commits_but_not_outcomes() {
     assert_eq!(store.backlog().await.expect("backlog"), 235);
 }
 
+/// Live players: hundreds of single-event appends at once, committed in a few groups (decision
+/// 0111). The bound stays exact across a group (exactly the room is accepted, every other append
+/// is `Full` and writes nothing), and an id sent twice in one group is accepted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn single_event_appends_in_one_group_keep_the_bound_exact() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(&dir.path().join("p.db")).await.expect("open");
+    let tasks: Vec<_> = (0..300u128)
+        .map(|n| {
+            let store = store.clone();
+            // Ids 0..250: the last 50 appends repeat ids of the first 50.
+            tokio::spawn(async move { store.append(&[event(n % 250)], 100).await })
+        })
+        .collect();
+    let (mut accepted, mut duplicate, mut full) = (0, 0, 0);
+    for t in tasks {
+        match t.await.expect("join") {
+            Ok(out) => match out[..] {
+                [AppendOutcome::Accepted] => accepted += 1,
+                [AppendOutcome::Duplicate] => duplicate += 1,
+                ref other => panic!("unexpected outcome {other:?}"),
+            },
+            Err(StoreError::Full) => full += 1,
+            Err(e) => panic!("append failed: {e:?}"),
+        }
+    }
+    assert_eq!(accepted, 100, "exactly the room ({accepted} accepted, {duplicate} duplicates, {full} full)");
+    assert_eq!(accepted + duplicate + full, 300);
+    assert_eq!(store.backlog().await.expect("backlog"), 100);
+    // Every accepted id is stored once; a repeat of a refused id is new when there is room.
+    let queued = store.next_batch(1_000).await.expect("next_batch");
+    let distinct: std::collections::HashSet<_> = queued.iter().map(|q| q.event.event_id).collect();
+    assert_eq!(distinct.len(), 100);
+}
+
 /// A full disk (here: a database capped with `max_page_count`, which fails with SQLITE_FULL
 /// exactly like a full file system): the batch that does not fit is `Unavailable` (503 with
 /// Retry-After at the API), nothing of it is written, what was committed before stays, reads go
