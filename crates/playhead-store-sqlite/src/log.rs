@@ -137,7 +137,7 @@ async fn existing_ids(
     ids: &[String],
 ) -> Result<HashSet<String>, StoreError> {
     Ok(sqlx::query_scalar("SELECT event_id FROM events WHERE event_id IN (SELECT value FROM json_each(?1))")
-        .bind(codec::json_list(&ids)?)
+        .bind(codec::json_list(ids)?)
         .fetch_all(&mut **tx)
         .await
         .map_err(error::db)?
