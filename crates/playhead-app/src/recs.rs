@@ -72,7 +72,10 @@ pub(crate) struct RecsCache {
     /// Served rows.
     rows: Cache<RowKey, Arc<Vec<Recommended>>>,
     /// The profile's signals by (profile, stamp): shared by every row and size it asks for.
-    signals: Cache<(ProfileId, String), Arc<ProfileSignals>>,
+    /// One entry per profile with the stamp it was read under, replaced when the stamp moves.
+    /// (Keyed by `(profile, stamp)`, every write left the old entry behind for the whole time to
+    /// live: the 30-minute embedded soak grew to 900 MiB that way.)
+    signals: Cache<ProfileId, Arc<(String, ProfileSignals)>>,
     /// The live trending list.
     trending: Cache<(), Arc<Vec<(TitleId, f64)>>>,
     /// Live co-watch counters per item.
@@ -215,16 +218,19 @@ impl App {
         limit: u32,
     ) -> Result<Vec<Recommended>, AppError> {
         let signals = match stamp {
-            Some(stamp) => self
-                .recs_cache
-                .signals
-                .try_get_with((profile.id, stamp), async {
-                    self.profile_signals(profile).await.map(Arc::new)
-                })
-                .await
-                .map_err(|e| AppError::clone(&e))?,
-            None => Arc::new(self.profile_signals(profile).await?),
+            Some(stamp) => match self.recs_cache.signals.get(&profile.id).await {
+                Some(hit) if hit.0 == stamp => hit,
+                _ => {
+                    // Two requests missing at once both read and insert; an entry is only ever
+                    // used under its own stamp, so an older one left last is just a miss.
+                    let fresh = Arc::new((stamp, self.profile_signals(profile).await?));
+                    self.recs_cache.signals.insert(profile.id, fresh.clone()).await;
+                    fresh
+                }
+            },
+            None => Arc::new((String::new(), self.profile_signals(profile).await?)),
         };
+        let signals = &signals.1;
         let now = self.clock.now();
         let (trending, cowatch) = tokio::try_join!(self.live_trending(), self.live_cowatch(&signals.recent))?;
         let mut state = signals.state.clone();
@@ -286,10 +292,12 @@ impl App {
             }
         }
         // Hidden until played again (DESIGN.md): a hide older than the title's last activity is over.
+        // By reference: collecting `resume.into_iter()` reuses its buffer in place, so a handful
+        // of hidden titles would keep every resume row's allocation alive in the cached signals.
         state.hidden = resume
-            .into_iter()
+            .iter()
             .filter(|r| r.hidden_at.is_some_and(|h| h >= r.progress.occurred_at))
-            .map(|r| r.progress.title_id)
+            .map(|r| r.progress.title_id.clone())
             .collect();
         state.impressions = impressions.into_iter().map(|i| (i.title_id, i.shown)).collect();
         // The latest items, whose live co-watch counters each request reads (the consumer updates
