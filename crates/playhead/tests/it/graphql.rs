@@ -12,8 +12,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 use crate::support::{
-    Backend, TestApp, Viewer, episode, movie, on, on_both_backends, pg, series, spawn_app, spawn_with,
-    watching,
+    Backend, TestApp, Viewer, episode, movie, on, on_both_backends, pg, series, spawn_app, spawn_replica,
+    spawn_with, watching,
 };
 
 on_both_backends!(a_screen_query_and_the_mutations_work_over_http);
@@ -422,22 +422,7 @@ async fn progress_changed_crosses_replicas_in_scale_out() {
     }
     on(Backend::Postgres, async move {
         let a = spawn_app().await;
-        let (schema, issuer) = (a.settings.database_schema.clone(), a.settings.issuer.clone());
-        let (nats_url, nats, redis, prefix) = (
-            a.settings.nats_url.clone(),
-            a.settings.nats.clone(),
-            a.settings.redis_url.clone(),
-            a.settings.redis_key_prefix.clone(),
-        );
-        let b = spawn_with(move |s| {
-            s.nats_url = nats_url;
-            s.nats = nats;
-            s.redis_url = redis;
-            s.redis_key_prefix = prefix;
-            s.database_schema = schema;
-            s.issuer = issuer;
-        })
-        .await;
+        let b = spawn_replica(&a, |_| {}).await;
         let ops = a.catalog_token().await;
         a.import(&ops, &[movie("m1", 100)]).await;
         let v = a.viewer("replicas@example.com").await;

@@ -215,18 +215,9 @@ async fn two_replicas_share_the_limit_and_the_stops() {
             s.rate_limits.ingest.limit = 10_000;
         })
         .await;
-        let (schema, issuer) = (a.settings.database_schema.clone(), a.settings.issuer.clone());
-        let (nats_url, nats) = (a.settings.nats_url.clone(), a.settings.nats.clone());
-        let (redis, prefix) = (a.settings.redis_url.clone(), a.settings.redis_key_prefix.clone());
-        let b = spawn_with(move |s| {
+        let b = spawn_replica(&a, |s| {
             s.streams.max_per_account = 3;
             s.rate_limits.ingest.limit = 10_000;
-            s.database_schema = schema;
-            s.issuer = issuer;
-            s.nats_url = nats_url;
-            s.nats = nats;
-            s.redis_url = redis;
-            s.redis_key_prefix = prefix;
         })
         .await;
         let v = setup(&a).await;
