@@ -66,6 +66,9 @@ pub async fn patch_title(
 }
 
 /// Read a title.
+///
+/// With a token bound to a profile (a kids TV), a title above that profile's maturity limit is
+/// not found (404), as on every other route that returns titles.
 #[utoipa::path(get, path = "/v1/titles/{title_id}", tag = "catalog", security(("bearer" = [])),
     params(("title_id" = String, Path, description = "the platform's title id")),
     responses((status = 200, body = TitleDto), (status = 304, description = "If-None-Match matched"),
@@ -92,6 +95,9 @@ pub struct ListQuery {
 }
 
 /// Titles ordered by id, by cursor.
+///
+/// With a token bound to a profile (a kids TV), titles above that profile's maturity limit are
+/// left out (a page may then be short: follow `next_cursor`).
 #[utoipa::path(get, path = "/v1/titles", tag = "catalog", security(("bearer" = [])),
     params(("cursor" = Option<String>, Query, description = "the next_cursor of the previous page (opaque, signed: only cursors this server issued for the same query are accepted)", min_length = 1), ("limit" = Option<u32>, Query, description = "page size, default 20", minimum = 1, maximum = 100)),
     responses((status = 200, body = Page<TitleDto>), (status = 400, body = Problem), (status = 401, body = Problem)))]
