@@ -71,13 +71,23 @@ struct Shared {
     cache: Arc<dyn SharedCache>,
     /// Decoded rows by (profile, row, stamp): valid whenever the stamp is current.
     rows: Cache<(ProfileId, Row, String), Arc<Vec<RowItem>>>,
+    /// Decoded profiles by (profile, generation): valid whenever the generation is current, so a
+    /// hit skips decoding the JSON Redis returned.
+    profiles: moka::sync::Cache<(ProfileId, String), Profile>,
 }
 
-/// What [`RowCache::profile_for_row`] fetched of a row beside the profile (shared mode): its
-/// generation, the catalog epoch and the stored row, read in the same round trip as the profile,
-/// so the stamp was read before any load, as the protocol requires.
+/// What [`RowCache::profile_for_row`] fetched for a row beside the profile (shared mode): its
+/// stamp (the profile's generation and the catalog epoch), read in the same round trip as the
+/// profile, so the stamp was read before any load, as the protocol requires.
 #[derive(Debug)]
-pub struct Prefetched(Option<(Row, [Option<Vec<u8>>; 3])>);
+pub struct Prefetched(Option<(Row, Stamp)>);
+
+/// A row's stamp as one `MGET` returned it: the profile's generation and the catalog epoch.
+#[derive(Debug)]
+struct Stamp {
+    generation: Option<Vec<u8>>,
+    epoch: Option<Vec<u8>>,
+}
 
 /// How long a row stays in the shared cache without a write (before jitter).
 pub const SHARED_ROW_TTL: Duration = Duration::from_secs(30);
@@ -159,7 +169,9 @@ impl RowCache {
     /// Rows in a cache every replica shares, holding up to `capacity` decoded rows in process.
     pub fn shared(cache: Arc<dyn SharedCache>, capacity: u64) -> Self {
         let rows = Cache::builder().max_capacity(capacity).time_to_live(SHARED_ROW_TTL).build();
-        Self { shared: Some(Shared { cache, rows }), ..Self::new(0) }
+        let profiles =
+            moka::sync::Cache::builder().max_capacity(capacity).time_to_live(SHARED_ROW_TTL).build();
+        Self { shared: Some(Shared { cache, rows, profiles }), ..Self::new(0) }
     }
 
     /// No caching (every read goes to the store).
@@ -168,7 +180,12 @@ impl RowCache {
     }
 
     async fn generation(&self, p: ProfileId) -> u64 {
-        let g = self.generations.get_with(p, async { Arc::new(AtomicU64::new(0)) }).await;
+        // A plain lookup first: `get_with` builds its initialising future on every call, and
+        // the counter exists for every profile read before (issue 12, the read path).
+        let g = match self.generations.get(&p).await {
+            Some(g) => g,
+            None => self.generations.get_with(p, async { Arc::new(AtomicU64::new(0)) }).await,
+        };
         g.load(Ordering::Acquire) + (self.catalog_epoch.load(Ordering::Acquire) << 32)
     }
 
@@ -201,8 +218,13 @@ impl RowCache {
             return load.await.map(Arc::new);
         }
         let g = self.generation(p).await;
-        let hit = self.rows.contains_key(&(p, row, g));
-        metrics::counter!("playhead_cache_requests_total", "cache" => "rows", "result" => if hit { "hit" } else { "miss" })
+        // One lookup on a hit (a `contains_key` before `try_get_with` cost two).
+        if let Some(hit) = self.rows.get(&(p, row, g)).await {
+            metrics::counter!("playhead_cache_requests_total", "cache" => "rows", "result" => "hit")
+                .increment(1);
+            return Ok(hit);
+        }
+        metrics::counter!("playhead_cache_requests_total", "cache" => "rows", "result" => "miss")
             .increment(1);
         self.rows
             .try_get_with((p, row, g), async { load.await.map(Arc::new) })
@@ -246,15 +268,17 @@ impl RowCache {
         let Some(shared) = &self.shared else {
             return Ok((self.profile(p, load).await?, Prefetched(None)));
         };
-        let keys = [generation_key(p), profile_key(p), EPOCH_KEY.to_owned(), row_key(p, row)];
+        // The row itself is not fetched here: a replica that holds it decoded under this stamp
+        // (the common case) needs only the stamp, not 5 KB of JSON per read (issue 12).
+        let keys = [generation_key(p), profile_key(p), EPOCH_KEY.to_owned()];
         let found = shared.cache.get_many(&keys).await;
-        let Some([generation, profile, epoch, stored]) =
-            found.ok().and_then(|v| <[Option<Vec<u8>>; 4]>::try_from(v).ok())
+        let Some([generation, profile, epoch]) =
+            found.ok().and_then(|v| <[Option<Vec<u8>>; 3]>::try_from(v).ok())
         else {
             return Ok((shared.serve_profile(p, None, load).await?, Prefetched(None)));
         };
         let profile = shared.serve_profile(p, Some([generation.clone(), profile]), load).await?;
-        Ok((profile, Prefetched(Some((row, [generation, epoch, stored])))))
+        Ok((profile, Prefetched(Some((row, Stamp { generation, epoch })))))
     }
 
     /// A row, served from what [`RowCache::profile_for_row`] fetched when it fetched this row.
@@ -269,9 +293,7 @@ impl RowCache {
         F: Future<Output = Result<Vec<RowItem>, AppError>>,
     {
         match (&self.shared, prefetched.0) {
-            (Some(shared), Some((r, fetched))) if r == row => {
-                shared.serve_row(p, row, Some(fetched), load).await
-            }
+            (Some(shared), Some((r, stamp))) if r == row => shared.serve_row(p, row, Some(stamp), load).await,
             _ => self.row(p, row, load).await,
         }
     }
@@ -331,25 +353,29 @@ impl Shared {
     where
         F: Future<Output = Result<Vec<RowItem>, AppError>>,
     {
-        let found = self.cache.get_many(&[generation_key(p), EPOCH_KEY.to_owned(), row_key(p, row)]).await;
-        let fetched = found.ok().and_then(|v| <[Option<Vec<u8>>; 3]>::try_from(v).ok());
+        let found = self.cache.get_many(&[generation_key(p), EPOCH_KEY.to_owned()]).await;
+        let fetched = found
+            .ok()
+            .and_then(|v| <[Option<Vec<u8>>; 2]>::try_from(v).ok())
+            .map(|[generation, epoch]| Stamp { generation, epoch });
         self.serve_row(p, row, fetched, load).await
     }
 
-    /// Serve a row from what one `MGET` of (generation, epoch, row) returned (`None`: Redis did
-    /// not answer), loading it when the stored stamp is not the current one.
+    /// Serve a row under the stamp one `MGET` of (generation, epoch) returned (`None`: Redis did
+    /// not answer): from this process when it holds the row under that stamp, else from the
+    /// stored row (fetched now) when its stamp is that one, else from `load`.
     async fn serve_row<F>(
         &self,
         p: ProfileId,
         row: Row,
-        fetched: Option<[Option<Vec<u8>>; 3]>,
+        fetched: Option<Stamp>,
         load: F,
     ) -> Result<Arc<Vec<RowItem>>, AppError>
     where
         F: Future<Output = Result<Vec<RowItem>, AppError>>,
     {
         let key = row_key(p, row);
-        let Some([generation, epoch, stored]) = fetched else {
+        let Some(Stamp { generation, epoch }) = fetched else {
             // The shared cache is down (or answered nonsense): the store answers, uncached.
             metrics::counter!("playhead_cache_requests_total", "cache" => "shared_rows", "result" => "unavailable")
                 .increment(1);
@@ -362,6 +388,10 @@ impl Shared {
                 .increment(1);
             return Ok(hit);
         }
+        // Fetched after the stamp, so a row stored under the stamp read first is still one this
+        // replica may serve; a failed fetch only costs a load.
+        let stored =
+            self.cache.get_many(std::slice::from_ref(&key)).await.ok().and_then(|mut v| v.pop()).flatten();
         if let Some(s) = stored.and_then(|b| serde_json::from_slice::<Stored>(&b).ok())
             && s.stamp == stamp
         {
@@ -419,11 +449,21 @@ impl Shared {
             return load.await;
         };
         let stamp = counter(generation);
+        let local_key = (p, stamp.clone());
+        if stored.is_some()
+            && let Some(hit) = self.profiles.get(&local_key)
+        {
+            // Decoded before under the generation Redis holds now: nothing changed since.
+            metrics::counter!("playhead_cache_requests_total", "cache" => "shared_profiles", "result" => "hit")
+                .increment(1);
+            return Ok(Some(hit));
+        }
         if let Some(s) = stored.and_then(|b| serde_json::from_slice::<StoredProfile>(&b).ok())
             && s.stamp == stamp
         {
             metrics::counter!("playhead_cache_requests_total", "cache" => "shared_profiles", "result" => "hit")
                 .increment(1);
+            self.profiles.insert(local_key, s.profile.clone());
             return Ok(Some(s.profile));
         }
         metrics::counter!("playhead_cache_requests_total", "cache" => "shared_profiles", "result" => "miss")
@@ -433,7 +473,9 @@ impl Shared {
             && let Ok(value) = serde_json::to_vec(&StoredProfile { stamp, profile: profile.clone() })
         {
             // Stamped with the generation read before loading: a write racing this load makes
-            // the entry unservable. A failed fill only costs the next reader a load.
+            // the entry unservable. A failed fill only costs the next reader a load. (Not kept
+            // in process: a local hit needs Redis to hold the stored copy, which this put may
+            // not have achieved.)
             let _ = self.cache.put(&key, &value, jittered(SHARED_ROW_TTL)).await;
         }
         Ok(loaded)
@@ -702,6 +744,40 @@ mod tests {
         a.invalidate(p).await; // A renamed it and committed
         assert_eq!(b.profile(p, load("Kids")).await.unwrap().unwrap().name.as_str(), "Kids");
         assert_eq!(loads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_evicted_profile_is_not_served_from_a_replicas_decoded_copy() {
+        let shared = Arc::new(MemShared::default());
+        let (a, b) = (RowCache::shared(shared.clone(), 100), RowCache::shared(shared.clone(), 100));
+        let p = ProfileId(Uuid::from_u128(15));
+        let profile = Profile {
+            id: p,
+            account_id: playhead_core::ids::AccountId(Uuid::from_u128(16)),
+            name: playhead_core::profile::ProfileName::parse("Main").unwrap(),
+            kids: false,
+            maturity_limit: None,
+            private: false,
+            history_paused: false,
+            keep_resume_points_while_paused: false,
+            version: 1,
+            created_at: playhead_core::Timestamp(0),
+        };
+        let found = {
+            let profile = profile.clone();
+            move || {
+                let profile = profile.clone();
+                async move { Ok(Some(profile)) }
+            }
+        };
+        // A loads and stores it; B decodes it from Redis and keeps the decoded copy.
+        assert!(a.profile(p, found()).await.unwrap().is_some());
+        assert!(b.profile(p, found()).await.unwrap().is_some());
+        assert!(b.profile(p, async { panic!("a hit must not load") }).await.unwrap().is_some());
+        // A erases it: the generation key goes too, so the counter reads 0 again.
+        a.evict(p).await.unwrap();
+        let gone = b.profile(p, async { Ok(None) }).await.unwrap();
+        assert!(gone.is_none(), "B must not serve its decoded copy of an erased profile");
     }
 
     #[tokio::test]
