@@ -5,7 +5,10 @@
 //! entries, so a redelivered event is claimed by nobody and changes nothing. Within it, per
 //! (profile, title): the resume register takes the greatest `(occurred_at, event_id)`; viewings
 //! touched by the new events are recomputed from *all* their stored events (so arrival order
-//! never matters) and keep their play ids.
+//! never matters) and keep their play ids. The live case, events that only extend a viewing
+//! (each after every stored event of its group), takes the viewing's stored summary instead of
+//! re-reading the session: the same result (`rules::viewing::extend`, property-tested against
+//! `summarize`), at a cost that does not grow with the session (decision 0113).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -16,7 +19,7 @@ use playhead_core::ports::{GroupEvent, ProgressChange, QueuedEvent, Viewing, Vie
 use playhead_core::rules::TitleFacts;
 use playhead_core::rules::progress::{merge_all, percent, state};
 use playhead_core::rules::recs::{COWATCH_WINDOW, TRENDING_HALF_LIFE_MS, count_play, is_positive, item_of};
-use playhead_core::rules::viewing::{SessionKey, ViewingSummary, split_by_gap, summarize};
+use playhead_core::rules::viewing::{SessionKey, ViewingSummary, extend, split_by_gap, summarize};
 use playhead_core::title::Title;
 use playhead_core::trace::TraceContext;
 use playhead_core::{EventId, Timestamp};
@@ -239,8 +242,9 @@ impl App {
     }
 
     /// Recompute the viewings of one group that the new events can touch, keeping play ids:
-    /// load the affected events, regroup them, reconcile with the stored viewings, then count
-    /// the plays that became positives for recommendations.
+    /// extend the viewing they follow (the live case), or load the affected events and regroup
+    /// them; reconcile with the stored viewings, then count the plays that became positives for
+    /// recommendations.
     #[expect(clippy::too_many_arguments, reason = "one group's identity, facts and item: all needed here")]
     async fn recompute_viewings(
         &self,
@@ -253,9 +257,100 @@ impl App {
         item: &TitleId,
         plays: &mut Vec<AppliedPlay>,
     ) -> Result<(), AppError> {
+        let (existing, recomputed) =
+            match self.extension(tx, profile, title_id, facts, key, new_events).await? {
+                Some(extended) => {
+                    metrics::counter!("playhead_apply_groups_total", "path" => "extended").increment(1);
+                    extended
+                }
+                None => {
+                    metrics::counter!("playhead_apply_groups_total", "path" => "recomputed").increment(1);
+                    let Some(full) = self.recomputed(tx, profile, title_id, facts, key, new_events).await?
+                    else {
+                        return Ok(()); // the new events are not stored (dropped meanwhile): nothing to do
+                    };
+                    full
+                }
+            };
+        let (remove, upsert) = reconcile(&existing, &recomputed, profile, title_id, key);
+        let changed = !remove.is_empty() || upsert.iter().any(|v| !existing.contains(v));
+        if changed {
+            tx.replace_viewings(&remove, &upsert).await?;
+        }
+        // Plays that became plays or reached the watched point now: what the feed may publish.
+        let before: HashMap<PlayId, &Viewing> = existing.iter().map(|v| (v.id, v)).collect();
+        for v in upsert.iter().filter(|v| v.is_play) {
+            let prev = before.get(&v.id);
+            let newly_play = prev.is_none_or(|p| !p.is_play);
+            let newly_completed = v.completed && prev.is_none_or(|p| !(p.completed && p.is_play));
+            if newly_play || newly_completed {
+                plays.push(AppliedPlay { play: v.clone(), newly_completed, newly_play });
+            }
+        }
+        self.count_new_positives(tx, profile, facts, item, &existing, &upsert).await
+    }
+
+    /// The live case without reading the session: when every new event comes after the group's
+    /// latest stored event (and, server-grouped, within a gap of the one before), they extend the
+    /// viewing that ends at that event, and its summary follows from the stored one
+    /// ([`extend`]). Returns that viewing and its extension, or `None` for anything else (an
+    /// event out of order, a gap, a tombstone at or after the last event, no such viewing, an
+    /// unknown duration), which the full recomputation then decides. An event stored but not
+    /// yet applied that this skips comes after nothing new, so its own apply recomputes fully.
+    async fn extension(
+        &self,
+        tx: &mut dyn ViewingTx,
+        profile: ProfileId,
+        title_id: &TitleId,
+        facts: &TitleFacts,
+        key: &SessionKey,
+        new_events: &[&PlaybackEvent],
+    ) -> Result<Option<(Vec<Viewing>, Vec<ViewingSummary>)>, AppError> {
+        let rules = &self.config.rules;
+        if facts.duration_ms <= 0 {
+            return Ok(None);
+        }
+        let ids: Vec<EventId> = new_events.iter().map(|e| e.event_id).collect();
+        let Some(last) = tx.last_event(profile, title_id, key, &ids).await? else {
+            return Ok(None);
+        };
+        if last.deleted || new_events.iter().any(|e| e.version() <= last.event.version()) {
+            return Ok(None);
+        }
+        let at = last.event.occurred_at;
+        let existing = tx.viewings(profile, title_id, key, at, at).await?;
+        let [viewing] = existing.as_slice() else {
+            return Ok(None);
+        };
+        let summary = ViewingSummary {
+            started_at: viewing.started_at,
+            ended_at: viewing.ended_at,
+            watched_ms: viewing.watched_ms,
+            completed: viewing.completed,
+            is_play: viewing.is_play,
+        };
+        let gap = matches!(key, SessionKey::Implicit(_)).then_some(rules.session_gap_ms);
+        if viewing.manual {
+            return Ok(None);
+        }
+        Ok(extend(&summary, &last.event, new_events, gap, facts, rules).map(|e| (existing, vec![e])))
+    }
+
+    /// Recompute the viewings the new events can touch from all their stored events: the
+    /// viewings stored for that span and what they are now. `None` when none of the new events
+    /// is stored.
+    async fn recomputed(
+        &self,
+        tx: &mut dyn ViewingTx,
+        profile: ProfileId,
+        title_id: &TitleId,
+        facts: &TitleFacts,
+        key: &SessionKey,
+        new_events: &[&PlaybackEvent],
+    ) -> Result<Option<(Vec<Viewing>, Vec<ViewingSummary>)>, AppError> {
         let rules = &self.config.rules;
         let Some((stored, span)) = self.affected_events(tx, profile, title_id, key, new_events).await? else {
-            return Ok(()); // the new events are not stored (dropped meanwhile): nothing to do
+            return Ok(None);
         };
         let deleted: HashSet<EventId> =
             stored.iter().filter(|g| g.deleted).map(|g| g.event.event_id).collect();
@@ -275,22 +370,7 @@ impl App {
             .filter(|g| !g.iter().any(|e| deleted.contains(&e.event_id)))
             .filter_map(|g| summarize(g, facts, rules))
             .collect();
-        let (remove, upsert) = reconcile(&existing, &recomputed, profile, title_id, key);
-        let changed = !remove.is_empty() || upsert.iter().any(|v| !existing.contains(v));
-        if changed {
-            tx.replace_viewings(&remove, &upsert).await?;
-        }
-        // Plays that became plays or reached the watched point now: what the feed may publish.
-        let before: HashMap<PlayId, &Viewing> = existing.iter().map(|v| (v.id, v)).collect();
-        for v in upsert.iter().filter(|v| v.is_play) {
-            let prev = before.get(&v.id);
-            let newly_play = prev.is_none_or(|p| !p.is_play);
-            let newly_completed = v.completed && prev.is_none_or(|p| !(p.completed && p.is_play));
-            if newly_play || newly_completed {
-                plays.push(AppliedPlay { play: v.clone(), newly_completed, newly_play });
-            }
-        }
-        self.count_new_positives(tx, profile, facts, item, &existing, &upsert).await
+        Ok(Some((existing, recomputed)))
     }
 
     /// The stored events of one group that the new events can regroup, and the time span whose

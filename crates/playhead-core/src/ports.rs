@@ -462,6 +462,18 @@ pub trait ViewingTx: Send {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<GroupEvent>, StoreError>;
+    /// The group's latest stored event (by `(occurred_at, event_id)`) other than `except`,
+    /// logged or held, never dropped; `None` when there is none. Its `deleted` flag says more
+    /// than [`ViewingTx::events`]' does: set when any deleted play's tombstone of the group ends
+    /// at or after it (it may cover events after it too). Lets an apply extend the viewing that
+    /// ends there instead of reading every event of a long session.
+    async fn last_event(
+        &mut self,
+        profile: ProfileId,
+        title: &TitleId,
+        key: &SessionKey,
+        except: &[EventId],
+    ) -> Result<Option<GroupEvent>, StoreError>;
     /// Mark logged events as dropped (found invalid when applied, e.g. a position far past the
     /// duration of a title imported after the event was held). Dropped events are never applied
     /// and never returned by [`ViewingTx::events`].

@@ -186,6 +186,7 @@ macro_rules! contract_suite {
             implicit_events_match_device_and_window,
             dropped_events_are_never_returned,
             deleted_plays_tombstone_their_events,
+            last_event_is_the_groups_newest_other_event,
             viewings_are_selected_by_key_and_overlap,
             replace_viewings_removes_and_upserts,
             progress_round_trips_and_commits_atomically,

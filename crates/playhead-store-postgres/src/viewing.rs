@@ -43,6 +43,14 @@ const RESUME_ROW_SELECT: &str = concat!(
 
 /// The `deleted` column of [`ViewingTx::events`]: whether a tombstone of the group (`$3`, the
 /// encoded session key) covers the event.
+/// The flag of [`ViewingTx::last_event`]: a tombstone of the group reaches this event or later.
+macro_rules! tombstoned_since {
+    () => {
+        ", EXISTS (SELECT 1 FROM tombstones t WHERE t.profile_id = e.profile_id \
+         AND t.title_id = e.title_id AND t.session_key = $3 AND t.to_ts >= e.occurred_at) AS deleted"
+    };
+}
+
 macro_rules! tombstoned {
     () => {
         ", EXISTS (SELECT 1 FROM tombstones t WHERE t.profile_id = e.profile_id \
@@ -354,6 +362,61 @@ impl ViewingTx for PgViewingTx {
         };
         let rows = q.fetch_all(self.conn()).await.map_err(error::db)?;
         rows.iter().map(codec::decode).collect()
+    }
+
+    async fn last_event(
+        &mut self,
+        profile: ProfileId,
+        title: &TitleId,
+        key: &SessionKey,
+        except: &[EventId],
+    ) -> Result<Option<GroupEvent>, StoreError> {
+        self.lock(profile).await?;
+        // Newest first along the group index, the first row not in `except`; separate
+        // statements per key shape so the index serves each (as in `events`).
+        let except: Vec<Uuid> = except.iter().map(|e| e.0).collect();
+        let q = match key {
+            SessionKey::Explicit(s) => sqlx::query(concat!(
+                "SELECT ",
+                event_columns!(),
+                tombstoned_since!(),
+                " FROM events e WHERE e.profile_id = $1 AND e.title_id = $2 AND e.session_id = $4 \
+                 AND e.state <> 'dropped' AND NOT (e.event_id = ANY($5::uuid[])) \
+                 ORDER BY e.occurred_at DESC, e.event_id DESC LIMIT 1"
+            ))
+            .bind(profile.0)
+            .bind(title.as_str())
+            .bind(key.encode())
+            .bind(s.as_str())
+            .bind(except),
+            SessionKey::Implicit(Some(device)) => sqlx::query(concat!(
+                "SELECT ",
+                event_columns!(),
+                tombstoned_since!(),
+                " FROM events e WHERE e.profile_id = $1 AND e.title_id = $2 AND e.session_id IS NULL \
+                 AND e.device_id = $4 AND e.state <> 'dropped' AND NOT (e.event_id = ANY($5::uuid[])) \
+                 ORDER BY e.occurred_at DESC, e.event_id DESC LIMIT 1"
+            ))
+            .bind(profile.0)
+            .bind(title.as_str())
+            .bind(key.encode())
+            .bind(device.as_str())
+            .bind(except),
+            SessionKey::Implicit(None) => sqlx::query(concat!(
+                "SELECT ",
+                event_columns!(),
+                tombstoned_since!(),
+                " FROM events e WHERE e.profile_id = $1 AND e.title_id = $2 AND e.session_id IS NULL \
+                 AND e.device_id IS NULL AND e.state <> 'dropped' AND NOT (e.event_id = ANY($4::uuid[])) \
+                 ORDER BY e.occurred_at DESC, e.event_id DESC LIMIT 1"
+            ))
+            .bind(profile.0)
+            .bind(title.as_str())
+            .bind(key.encode())
+            .bind(except),
+        };
+        let row = q.fetch_optional(self.conn()).await.map_err(error::db)?;
+        row.as_ref().map(codec::decode).transpose()
     }
 
     async fn drop_events(&mut self, ids: &[EventId]) -> Result<(), StoreError> {

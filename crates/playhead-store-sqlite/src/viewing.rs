@@ -244,6 +244,48 @@ impl ViewingTx for SqliteViewingTx {
         rows.iter().map(codec::decode).collect()
     }
 
+    async fn last_event(
+        &mut self,
+        profile: ProfileId,
+        title: &TitleId,
+        key: &SessionKey,
+        except: &[EventId],
+    ) -> Result<Option<GroupEvent>, StoreError> {
+        // One index range (events_by_group), newest first, stopping at the first row not in
+        // `except`; the flag asks whether any tombstone of the group reaches this event or later.
+        let q = match key {
+            SessionKey::Explicit(s) => sqlx::query(concat!(
+                "SELECT ",
+                event_columns!(),
+                ", EXISTS (SELECT 1 FROM tombstones t WHERE t.profile_id = e.profile_id \
+                 AND t.title_id = e.title_id AND t.session_key = ?3 AND t.to_ts >= e.occurred_at) AS deleted",
+                " FROM events e WHERE e.profile_id = ?1 AND e.title_id = ?2 AND e.session_id = ?4 \
+                 AND e.state <> 'dropped' AND e.event_id NOT IN (SELECT value FROM json_each(?5)) \
+                 ORDER BY e.occurred_at DESC, e.event_id DESC LIMIT 1"
+            ))
+            .bind(profile.to_string())
+            .bind(title.as_str())
+            .bind(key.encode())
+            .bind(s.as_str()),
+            SessionKey::Implicit(device) => sqlx::query(concat!(
+                "SELECT ",
+                event_columns!(),
+                ", EXISTS (SELECT 1 FROM tombstones t WHERE t.profile_id = e.profile_id \
+                 AND t.title_id = e.title_id AND t.session_key = ?3 AND t.to_ts >= e.occurred_at) AS deleted",
+                " FROM events e WHERE e.profile_id = ?1 AND e.title_id = ?2 AND e.session_id IS NULL \
+                 AND e.device_id IS ?4 AND e.state <> 'dropped' \
+                 AND e.event_id NOT IN (SELECT value FROM json_each(?5)) \
+                 ORDER BY e.occurred_at DESC, e.event_id DESC LIMIT 1"
+            ))
+            .bind(profile.to_string())
+            .bind(title.as_str())
+            .bind(key.encode())
+            .bind(device.as_ref().map(|d| d.as_str())),
+        };
+        let row = q.bind(codec::json_list(except)?).fetch_optional(self.conn()).await.map_err(error::db)?;
+        row.as_ref().map(codec::decode).transpose()
+    }
+
     async fn drop_events(&mut self, ids: &[EventId]) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());

@@ -117,6 +117,13 @@ pub const CATALOGUE: &[Metric] = &[
     m("playhead_pipeline_lag_seconds", Gauge, &[], Both, "Age of the oldest accepted-but-unapplied event."),
     m("playhead_events_applied_total", Counter, &[], Both, "Events applied to progress and history."),
     m(
+        "playhead_apply_groups_total",
+        Counter,
+        &["path"],
+        Both,
+        "Viewing groups applied, by path: extended (the new events followed the session) or recomputed.",
+    ),
+    m(
         "playhead_progress_changes_total",
         Counter,
         &[],

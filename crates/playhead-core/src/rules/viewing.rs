@@ -111,14 +111,7 @@ pub fn summarize(events: &[&PlaybackEvent], facts: &TitleFacts, rules: &Rules) -
         sorted.iter().filter_map(|e| e.duration_ms).max().unwrap_or(0)
     };
     let facts = TitleFacts { duration_ms, ..*facts };
-    let watched_ms: i64 = sorted
-        .windows(2)
-        .map(|w| {
-            let progress = (w[1].position_ms - w[0].position_ms).max(0);
-            let wall = (w[1].occurred_at.0 - w[0].occurred_at.0).max(0);
-            progress.min(wall.saturating_mul(rules.seek_factor))
-        })
-        .sum();
+    let watched_ms: i64 = sorted.windows(2).map(|w| watched_step(w[0], w[1], rules)).sum();
     let completed = sorted.iter().any(|e| rules.completes(e.kind, e.position_ms, &facts));
     let threshold = if duration_ms > 0 { rules.play_threshold(&facts) } else { rules.play_min_ms };
     Some(ViewingSummary {
@@ -127,6 +120,58 @@ pub fn summarize(events: &[&PlaybackEvent], facts: &TitleFacts, rules: &Rules) -
         watched_ms,
         completed,
         is_play: watched_ms >= threshold,
+    })
+}
+
+/// Watching between two consecutive events of a viewing: forward progress, capped at
+/// `seek_factor` times the wall-clock step (a seek or skip is not watching).
+fn watched_step(a: &PlaybackEvent, b: &PlaybackEvent, rules: &Rules) -> i64 {
+    let progress = (b.position_ms - a.position_ms).max(0);
+    let wall = (b.occurred_at.0 - a.occurred_at.0).max(0);
+    progress.min(wall.saturating_mul(rules.seek_factor))
+}
+
+/// The summary of a viewing extended by events that all come after its last one: what
+/// [`summarize`] of all its events and `later` would give, computed from the summary, the last
+/// event and `later` alone (the live case: a heartbeat that extends a long session costs the
+/// same as the first one). `None` when that cannot be known this way, and the caller summarizes
+/// all events: the title's duration is unknown (it then depends on every event's reported
+/// duration), `later` is empty or does not all come after `last` (in [`event_order`]), or an
+/// implicit group's gap splits it (`Some(gap)`: more than `gap` ms between consecutive events;
+/// `None` for an explicit session, which gaps never split).
+pub fn extend(
+    summary: &ViewingSummary,
+    last: &PlaybackEvent,
+    later: &[&PlaybackEvent],
+    gap: Option<i64>,
+    facts: &TitleFacts,
+    rules: &Rules,
+) -> Option<ViewingSummary> {
+    if facts.duration_ms <= 0 || summary.ended_at != last.occurred_at {
+        return None;
+    }
+    let mut sorted: Vec<&PlaybackEvent> = later.to_vec();
+    sorted.sort_by(|a, b| event_order(a, b));
+    sorted.dedup_by_key(|e| e.event_id);
+    let mut watched_ms = summary.watched_ms;
+    let mut prev = last;
+    for e in &sorted {
+        if event_order(prev, e) != Ordering::Less
+            || gap.is_some_and(|g| e.occurred_at.0 - prev.occurred_at.0 > g)
+        {
+            return None;
+        }
+        watched_ms += watched_step(prev, e, rules);
+        prev = e;
+    }
+    let end = sorted.last()?;
+    let completed = summary.completed || sorted.iter().any(|e| rules.completes(e.kind, e.position_ms, facts));
+    Some(ViewingSummary {
+        started_at: summary.started_at,
+        ended_at: end.occurred_at,
+        watched_ms,
+        completed,
+        is_play: watched_ms >= rules.play_threshold(facts),
     })
 }
 
@@ -268,5 +313,70 @@ mod tests {
                 .iter().map(|g| summarize(g, &FACTS, &Rules::default())).collect();
             prop_assert_eq!(canonical, again);
         }
+
+        /// The apply's fast path: extending a viewing's summary by later events gives exactly
+        /// the summary of all its events, or declines (never a different answer).
+        #[test]
+        fn extending_a_summary_equals_summarizing_everything(
+            steps in proptest::collection::vec((0i64..40 * MINUTE_MS, -60_000i64..200_000, 0u8..8), 2..40),
+            cut in any::<usize>(),
+            explicit in any::<bool>(),
+        ) {
+            let rules = Rules::default();
+            let mut at = 0;
+            let mut pos: i64 = 0;
+            let events: Vec<_> = steps.iter().enumerate().map(|(i, (dt, dp, kind))| {
+                at += dt;
+                pos = (pos + dp).clamp(0, 2 * HOUR + 60_000);
+                let mut e = ev(i as u128 + 1, at, pos);
+                if *kind == 0 { e.kind = EventKind::Complete; }
+                if *kind == 1 { e.kind = EventKind::Stop; }
+                e
+            }).collect();
+            let cut = 1 + cut % (events.len() - 1);
+            let (before, after) = events.split_at(cut);
+            let gap = (!explicit).then_some(rules.session_gap_ms);
+            // The viewing holding the last earlier event: the whole session, or its gap group.
+            let first_group: Vec<&PlaybackEvent> = if explicit {
+                refs(before)
+            } else {
+                split_by_gap(&refs(before), &rules).pop().unwrap()
+            };
+            let summary = summarize(&first_group, &FACTS, &rules).unwrap();
+            let last = before.last().unwrap();
+            if let Some(extended) = extend(&summary, last, &refs(after), gap, &FACTS, &rules) {
+                let mut all = first_group.clone();
+                all.extend(refs(after));
+                if !explicit {
+                    prop_assert_eq!(split_by_gap(&all, &rules).len(), 1, "extended across a gap");
+                }
+                prop_assert_eq!(Some(extended), summarize(&all, &FACTS, &rules));
+            } else {
+                // Declined only for a reason: a gap splits the later events off.
+                prop_assert!(!explicit && split_by_gap(&refs(&events[cut - 1..]), &rules).len() > 1);
+            }
+        }
+    }
+
+    #[test]
+    fn extending_declines_what_it_cannot_know() {
+        let rules = Rules::default();
+        let evs = watching(1, 0, 0, 20);
+        let (before, after) = evs.split_at(10);
+        let s = summarize(&refs(before), &FACTS, &rules).unwrap();
+        let last = before.last().unwrap();
+        let unknown = TitleFacts { duration_ms: 0, ..FACTS };
+        assert_eq!(extend(&s, last, &refs(after), None, &unknown, &rules), None, "duration unknown");
+        assert_eq!(extend(&s, &before[0], &refs(after), None, &FACTS, &rules), None, "not the last event");
+        let earlier = ev(100, 1, 1_000);
+        assert_eq!(extend(&s, last, &[&earlier], None, &FACTS, &rules), None, "an event before the last");
+        assert_eq!(extend(&s, last, &[], None, &FACTS, &rules), None, "nothing to extend by");
+        let far = ev(101, last.occurred_at.0 + rules.session_gap_ms + 1, 400_000);
+        assert_eq!(
+            extend(&s, last, &[&far], Some(rules.session_gap_ms), &FACTS, &rules),
+            None,
+            "across a gap"
+        );
+        assert!(extend(&s, last, &[&far], None, &FACTS, &rules).is_some(), "an explicit session has no gaps");
     }
 }

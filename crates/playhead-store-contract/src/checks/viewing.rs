@@ -292,6 +292,93 @@ pub async fn deleted_plays_tombstone_their_events(s: &Stores) {
     assert_eq!(plays, vec![by_phone]);
 }
 
+/// `last_event` is the group's newest stored event (by occurred_at, then id) other than the ones
+/// named: never a dropped one, another device's, session's, title's or profile's; flagged when a
+/// deleted play's tombstone reaches it or any later time.
+pub async fn last_event_is_the_groups_newest_other_event(s: &Stores) {
+    let p = new_profile(s, 1).await;
+    let other = new_profile(s, 2).await;
+    let t = tid("m");
+    let e1 = event(p, "m", 1, min(1));
+    let e2 = event(p, "m", 2, min(5));
+    let e3 = event(p, "m", 3, min(9));
+    let tie = event(p, "m", 4, min(9)); // same time as e3, greater id: later in event order
+    let phone = on_device(event(p, "m", 5, min(20)), Some("phone"));
+    let undeviced = on_device(event(p, "m", 6, min(21)), None);
+    let session = on_device(in_session(event(p, "m", 7, min(30)), "s1"), Some("tv"));
+    let noise = [
+        event(p, "x", 8, min(40)),
+        event(other, "m", 9, min(40)),
+        in_session(event(p, "m", 10, min(2)), "s2"),
+    ];
+    // Appended out of order: the answer must not depend on arrival.
+    let mut all = vec![
+        tie.clone(),
+        e1.clone(),
+        session.clone(),
+        e3.clone(),
+        phone.clone(),
+        e2.clone(),
+        undeviced.clone(),
+    ];
+    all.extend(noise);
+    append(s, &all).await;
+
+    let mut tx = s.viewing.begin().await.expect("begin");
+    let tv = implicit(Some("tv"));
+    let last = |g: Option<GroupEvent>| g.map(|g| (g.event.event_id, g.deleted));
+    assert_eq!(last(tx.last_event(p, &t, &tv, &[]).await.expect("last_event")), Some((tie.event_id, false)));
+    assert_eq!(
+        last(tx.last_event(p, &t, &tv, &[tie.event_id]).await.expect("last_event")),
+        Some((e3.event_id, false)),
+        "the named events are skipped"
+    );
+    tx.drop_events(&[e2.event_id]).await.expect("drop_events");
+    assert_eq!(
+        last(tx.last_event(p, &t, &tv, &[tie.event_id, e3.event_id]).await.expect("last_event")),
+        Some((e1.event_id, false)),
+        "a dropped event is never the last"
+    );
+    assert_eq!(
+        last(tx.last_event(p, &t, &tv, &[tie.event_id, e3.event_id, e1.event_id]).await.expect("last_event")),
+        None
+    );
+    let read = tx.last_event(p, &t, &implicit(Some("phone")), &[]).await.expect("last_event");
+    assert_eq!(read.map(|g| g.event), Some(phone.clone()), "the stored event reads back whole");
+    assert_eq!(
+        last(tx.last_event(p, &t, &implicit(None), &[]).await.expect("last_event")),
+        Some((undeviced.event_id, false))
+    );
+    assert_eq!(
+        last(tx.last_event(p, &t, &explicit("s1"), &[]).await.expect("last_event")),
+        Some((session.event_id, false)),
+        "a session's events whatever their device"
+    );
+    assert_eq!(last(tx.last_event(p, &t, &explicit("s3"), &[]).await.expect("last_event")), None);
+    tx.commit().await.expect("commit");
+
+    // A deleted play of the phone's group from minute 3 to 6: its tombstone ends before the
+    // phone's last event (minute 20), which is not flagged; the event at minute 3 is.
+    let before_phone = on_device(event(p, "m", 11, min(3)), Some("phone"));
+    append(s, std::slice::from_ref(&before_phone)).await;
+    let deleted = viewing(20, p, "m", Some(implicit(Some("phone"))), min(3), min(6), true);
+    store_viewings(s, &[], std::slice::from_ref(&deleted)).await;
+    s.viewing.delete_play(p, deleted.id, min(50)).await.expect("delete_play");
+    let mut tx = s.viewing.begin().await.expect("begin");
+    let phone_key = implicit(Some("phone"));
+    assert_eq!(
+        last(tx.last_event(p, &t, &phone_key, &[]).await.expect("last_event")),
+        Some((phone.event_id, false)),
+        "a tombstone that ends before the last event does not flag it"
+    );
+    assert_eq!(
+        last(tx.last_event(p, &t, &phone_key, &[phone.event_id]).await.expect("last_event")),
+        Some((before_phone.event_id, true)),
+        "a tombstone reaching the last event flags it"
+    );
+    tx.commit().await.expect("commit");
+}
+
 /// `viewings` returns an explicit session's viewings whatever the window, and an implicit group's
 /// viewings that overlap `[from, to]` (touching counts), never another group's.
 pub async fn viewings_are_selected_by_key_and_overlap(s: &Stores) {

@@ -350,6 +350,57 @@ async fn an_autoplay_preview_leaves_no_play() {
     t.stop().await;
 }
 
+/// How players really report: one heartbeat per request, each applied on its own (the apply
+/// then extends the viewing instead of re-reading the session). The plays must be exactly those of
+/// the same events sent in one batch, including after a late event lands in the middle, a gap
+/// starts a second viewing, and the credits complete it.
+async fn one_heartbeat_at_a_time_gives_the_same_plays_as_one_batch() {
+    let t = spawn_app().await;
+    let ops = t.catalog_token().await;
+    t.import(&ops, &[movie("m1", 30)]).await;
+    let live = t.viewer("live@example.com").await;
+    let batch = t.viewer("batch@example.com").await;
+    // 12 minutes, then (after a gap longer than a session's) 20 more to the end of the film.
+    let mut events = watching("m1", 0, 12, 60);
+    events.extend(watching("m1", 10, 20, 0));
+    let late = events.remove(7);
+    for e in &events {
+        t.events(&live, vec![e.clone()]).await;
+        t.settle().await;
+    }
+    t.events(&live, vec![late.clone()]).await;
+    events.push(late);
+    t.events(&batch, events).await;
+    t.settle().await;
+    let plays = |v: &Viewer| {
+        let path = format!("/v1/profiles/{}/history", v.profile);
+        let token = v.token.clone();
+        let t = &t;
+        async move {
+            let h = t.get_json(&token, &path).await;
+            h["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    (
+                        p["started_at"].clone(),
+                        p["ended_at"].clone(),
+                        p["watched_ms"].clone(),
+                        p["completed"].clone(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let (got, want) = (plays(&live).await, plays(&batch).await);
+    assert_eq!(want.len(), 2, "two viewings: {want:?}");
+    assert_eq!(want[0].2, 20 * 60_000);
+    assert_eq!(want[0].3, true, "the second viewing reached the credits");
+    assert_eq!(got, want);
+    t.stop().await;
+}
+
 // Every test above runs twice: on the embedded SQLite store and on PostgreSQL.
 on_both_backends!(
     events_become_a_resume_point_and_a_play,
@@ -364,4 +415,5 @@ on_both_backends!(
     backfilled_plays_are_deduplicated_and_deleted_plays_stay_deleted,
     a_deleted_live_play_is_not_rebuilt_by_late_or_resent_events,
     an_autoplay_preview_leaves_no_play,
+    one_heartbeat_at_a_time_gives_the_same_plays_as_one_batch,
 );
