@@ -71,6 +71,10 @@ impl App {
                 telemetry::continue_trace(span, t)
             });
         }
+        // The catalog is read before the transaction opens: inside it, a read from the same
+        // pool would hold one connection while waiting for another, and enough concurrent
+        // applies (PostgreSQL) would then wait on each other until the acquire timeout.
+        let titles = self.titles_of(batch.iter().map(|q| &q.event)).await?;
         let mut tx = self.ports.viewing.begin().await?;
         let seqs: Vec<i64> = batch.iter().map(|q| q.seq).collect();
         let claimed: HashSet<EventId> = tx.claim(&seqs).await?.into_iter().collect();
@@ -78,7 +82,7 @@ impl App {
             batch.iter().filter(|q| claimed.contains(&q.event.event_id)).map(|q| q.event.clone()).collect();
         let redelivered = (batch.len() - events.len()) as u64;
         let mut effects = Effects::default();
-        let mut stats = self.apply_in_tx(tx.as_mut(), &events, &mut effects).await?;
+        let mut stats = self.apply_in_tx(tx.as_mut(), &events, &titles, &mut effects).await?;
         tx.commit().await?;
         let touched: std::collections::BTreeSet<ProfileId> = events.iter().map(|e| e.profile_id).collect();
         for p in touched {
@@ -110,22 +114,35 @@ impl App {
         Ok(stats)
     }
 
+    /// The catalog's titles of these events, by id: read by the caller *before* it opens the
+    /// apply transaction (see [`App::apply_in_tx`]).
+    pub(crate) async fn titles_of<'a>(
+        &self,
+        events: impl Iterator<Item = &'a PlaybackEvent>,
+    ) -> Result<HashMap<TitleId, Title>, AppError> {
+        let ids: Vec<TitleId> =
+            events.map(|e| e.title_id.clone()).collect::<HashSet<_>>().into_iter().collect();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        Ok(self.ports.catalog.titles(&ids).await?.into_iter().map(|t| (t.id.clone(), t)).collect())
+    }
+
     /// Apply events inside an open transaction (the caller commits, then announces
     /// `effects.changed`, the resume points this apply moved, and publishes `effects.plays`).
+    /// `titles` holds the events' titles, read before the transaction opened: nothing here may
+    /// take a second connection from the pool the transaction holds one of.
     pub(crate) async fn apply_in_tx(
         &self,
         tx: &mut dyn ViewingTx,
         events: &[PlaybackEvent],
+        titles: &HashMap<TitleId, Title>,
         effects: &mut Effects,
     ) -> Result<ApplyStats, AppError> {
         let mut stats = ApplyStats::default();
         if events.is_empty() {
             return Ok(stats);
         }
-        let ids: Vec<TitleId> =
-            events.iter().map(|e| e.title_id.clone()).collect::<HashSet<_>>().into_iter().collect();
-        let titles: HashMap<TitleId, Title> =
-            self.ports.catalog.titles(&ids).await?.into_iter().map(|t| (t.id.clone(), t)).collect();
 
         let mut groups: BTreeMap<(ProfileId, TitleId), Vec<&PlaybackEvent>> = BTreeMap::new();
         for e in events {
@@ -206,10 +223,7 @@ impl App {
         if events.is_empty() {
             return Ok(());
         }
-        let ids: Vec<TitleId> =
-            events.iter().map(|e| e.title_id.clone()).collect::<HashSet<_>>().into_iter().collect();
-        let titles: HashMap<TitleId, Title> =
-            self.ports.catalog.titles(&ids).await?.into_iter().map(|t| (t.id.clone(), t)).collect();
+        let titles = self.titles_of(events.iter()).await?;
         let mut groups: BTreeMap<(ProfileId, TitleId), Vec<&PlaybackEvent>> = BTreeMap::new();
         for e in events {
             groups.entry((e.profile_id, e.title_id.clone())).or_default().push(e);

@@ -366,7 +366,10 @@ impl App {
                 .await?;
         } else {
             tx.record_applied(&event).await?;
-            self.apply_in_tx(tx.as_mut(), std::slice::from_ref(&event), &mut effects).await?;
+            // The title was read above, before the transaction: no second pool connection is
+            // taken while this one is held.
+            let titles = HashMap::from([(title.id.clone(), title.clone())]);
+            self.apply_in_tx(tx.as_mut(), std::slice::from_ref(&event), &titles, &mut effects).await?;
         }
         tx.commit().await?;
         self.cache.invalidate(profile).await;

@@ -405,6 +405,34 @@ async fn one_heartbeat_at_a_time_gives_the_same_plays_as_one_batch() {
     t.stop().await;
 }
 
+/// A resume-point write holds a store transaction while it applies: it must never wait for a
+/// second connection from the same pool (the 30-minute scale-out soak found the apply reading
+/// the catalog inside its transaction; with the pool full of such writes, each waited for the
+/// others until the acquire timeout and every request answered 503). Many concurrent writes on
+/// a pool of two connections all succeed.
+async fn concurrent_resume_point_writes_never_wait_on_their_own_pool() {
+    let t = spawn_with(|s| s.database_max_connections = 2).await;
+    let ops = t.catalog_token().await;
+    t.import(&ops, &[movie("m1", 100), movie("m2", 100)]).await;
+    let v = t.viewer("ann@example.com").await;
+    let writes = (0..16).map(|i| {
+        let path = format!("/v1/profiles/{}/progress/m{}", v.profile, 1 + i % 2);
+        let req = t
+            .http
+            .put(t.url(&path))
+            .bearer_auth(&v.token)
+            .json(&json!({"position_ms": 60_000 * (i + 1), "device_id": "phone"}));
+        async move { req.send().await.unwrap().status() }
+    });
+    let statuses = futures::future::join_all(writes).await;
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
+    t.events(&v, watching("m1", 0, 10, 0)).await;
+    t.settle().await;
+    let h = t.get_json(&v.token, &format!("/v1/profiles/{}/history", v.profile)).await;
+    assert!(!h["items"].as_array().unwrap().is_empty(), "{h}");
+    t.stop().await;
+}
+
 // Every test above runs twice: on the embedded SQLite store and on PostgreSQL.
 on_both_backends!(
     events_become_a_resume_point_and_a_play,
@@ -420,4 +448,5 @@ on_both_backends!(
     a_deleted_live_play_is_not_rebuilt_by_late_or_resent_events,
     an_autoplay_preview_leaves_no_play,
     one_heartbeat_at_a_time_gives_the_same_plays_as_one_batch,
+    concurrent_resume_point_writes_never_wait_on_their_own_pool,
 );
