@@ -746,14 +746,11 @@ mod tests {
         assert_eq!(loads.load(Ordering::SeqCst), 2);
     }
 
-    #[tokio::test]
-    async fn an_evicted_profile_is_not_served_from_a_replicas_decoded_copy() {
-        let shared = Arc::new(MemShared::default());
-        let (a, b) = (RowCache::shared(shared.clone(), 100), RowCache::shared(shared.clone(), 100));
-        let p = ProfileId(Uuid::from_u128(15));
-        let profile = Profile {
+    /// A plain profile named "Main" with id `p`.
+    fn main_profile(p: ProfileId) -> Profile {
+        Profile {
             id: p,
-            account_id: playhead_core::ids::AccountId(Uuid::from_u128(16)),
+            account_id: playhead_core::ids::AccountId(Uuid::from_u128(1)),
             name: playhead_core::profile::ProfileName::parse("Main").unwrap(),
             kids: false,
             maturity_limit: None,
@@ -762,7 +759,15 @@ mod tests {
             keep_resume_points_while_paused: false,
             version: 1,
             created_at: playhead_core::Timestamp(0),
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn an_evicted_profile_is_not_served_from_a_replicas_decoded_copy() {
+        let shared = Arc::new(MemShared::default());
+        let (a, b) = (RowCache::shared(shared.clone(), 100), RowCache::shared(shared.clone(), 100));
+        let p = ProfileId(Uuid::from_u128(15));
+        let profile = main_profile(p);
         let found = {
             let profile = profile.clone();
             move || {
@@ -785,18 +790,7 @@ mod tests {
         let shared = Arc::new(MemShared::default());
         let (a, b) = (RowCache::shared(shared.clone(), 100), RowCache::shared(shared.clone(), 100));
         let p = ProfileId(Uuid::from_u128(13));
-        let profile = Profile {
-            id: p,
-            account_id: playhead_core::ids::AccountId(Uuid::from_u128(14)),
-            name: playhead_core::profile::ProfileName::parse("Main").unwrap(),
-            kids: false,
-            maturity_limit: None,
-            private: false,
-            history_paused: false,
-            keep_resume_points_while_paused: false,
-            version: 1,
-            created_at: playhead_core::Timestamp(0),
-        };
+        let profile = main_profile(p);
         let (profile_loads, row_loads) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let read = |c: RowCache| {
             let (pl, rl, profile) = (profile_loads.clone(), row_loads.clone(), profile.clone());
