@@ -143,8 +143,8 @@ impl Store {
     /// The identity store as the revocation poller reads it (decision 0115): on PostgreSQL a pool
     /// of one connection of its own, so request traffic holding every pooled connection cannot
     /// starve the poll (which fails closed: 503 for every person token once the list is 30 s
-    /// old). The embedded store reads through its own reader pool, whose connections are held
-    /// only for a statement, never across a network round trip.
+    /// old). The embedded store reads through its reader pool, whose connections are held only
+    /// while a local read runs, never across a transaction or a network round trip.
     pub fn poller_identity(&self) -> Arc<dyn IdentityStore> {
         match self {
             Self::Sqlite(s) => Arc::new(s.clone()),
