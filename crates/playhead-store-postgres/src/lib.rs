@@ -160,6 +160,22 @@ impl PgStore {
         Ok(Self { pool })
     }
 
+    /// The same database through a pool of its own of at most `connections`, named
+    /// `<application_name>/<purpose>` in `pg_stat_activity`, for background work that must not
+    /// queue behind request traffic (decision 0115): the revocation poll fails closed, so a poll
+    /// starved by a full pool for 30 s would turn every person token into a 503. No migrations
+    /// (this store already ran them); connects on first use.
+    pub fn dedicated(&self, purpose: &str, connections: u32) -> Self {
+        let options = (*self.pool.connect_options()).clone();
+        let name = format!("{}/{purpose}", options.get_application_name().unwrap_or("playhead"));
+        let pool = PgPoolOptions::new()
+            .max_connections(connections.max(1))
+            .min_connections(0)
+            .acquire_timeout(self.pool.options().get_acquire_timeout())
+            .connect_lazy_with(options.application_name(&name));
+        Self { pool }
+    }
+
     /// Connections in the pool, for the pool gauges: `(pool, open, idle)`.
     pub fn pool_usage(&self) -> [(&'static str, u32, usize); 1] {
         [("postgres", self.pool.size(), self.pool.num_idle())]

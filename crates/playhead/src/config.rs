@@ -44,8 +44,8 @@ pub struct Settings {
     /// The PostgreSQL schema to use (created by the operator; default: the server's search path).
     /// Lets several deployments, or tests, share one database.
     pub database_schema: Option<String>,
-    /// Connections this replica keeps at most (keep `replicas x this` below the server's
-    /// `max_connections`).
+    /// Connections this replica's pool keeps at most; the revocation poll has one more of its own
+    /// (keep `replicas x (this + 1)` below the server's `max_connections`).
     pub database_max_connections: u32,
     /// Scale-out: `redis://host:port/db` for the shared rate limiter. Needs `database_url`.
     pub redis_url: Option<SecretUrl>,

@@ -140,6 +140,18 @@ impl Store {
         }
     }
 
+    /// The identity store as the revocation poller reads it (decision 0115): on PostgreSQL a pool
+    /// of one connection of its own, so request traffic holding every pooled connection cannot
+    /// starve the poll (which fails closed: 503 for every person token once the list is 30 s
+    /// old). The embedded store reads through its reader pool, whose connections are held only
+    /// while a local read runs, never across a transaction or a network round trip.
+    pub fn poller_identity(&self) -> Arc<dyn IdentityStore> {
+        match self {
+            Self::Sqlite(s) => Arc::new(s.clone()),
+            Self::Postgres(s) => Arc::new(s.dedicated("revocation-poll", 1)),
+        }
+    }
+
     /// The pruning job's deletes on this backend.
     pub fn pruner(&self) -> Arc<dyn playhead_core::ports::Pruner> {
         match self {
@@ -412,11 +424,12 @@ pub async fn launch(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let (auth, revocations) = authenticator(&rt).await?;
+    let poll_store = rt.store.poller_identity();
     // Load once before serving, so the first requests are not refused as "stale".
-    if let Err(e) = poll_identity(&rt.identity, &auth, &revocations).await {
+    if let Err(e) = poll_identity(&rt.identity, poll_store.as_ref(), &auth, &revocations).await {
         tracing::warn!(error = %e, "first revocation poll failed; person tokens get 503 until one succeeds");
     }
-    let poller = spawn_revocation_poller(&rt, auth.clone(), revocations, shutdown.clone());
+    let poller = spawn_revocation_poller(&rt, poll_store, auth.clone(), revocations, shutdown.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let ready = Arc::new(Ready { store: rt.store.clone(), draining: shutdown.clone() });
     // Scale-out with NATS: relay, sweeper and a durable consumer instead of the in-process one.
@@ -545,9 +558,11 @@ async fn authenticator(rt: &Runtime) -> anyhow::Result<(Arc<Authenticator>, Arc<
     Ok((Arc::new(authenticator), revocations))
 }
 
-/// Re-read revocations and signing keys every `identity.revocation_poll_ms` until shutdown.
+/// Re-read revocations and signing keys every `identity.revocation_poll_ms` until shutdown,
+/// through `store` (on PostgreSQL a connection of its own, decision 0115).
 fn spawn_revocation_poller(
     rt: &Runtime,
+    store: Arc<dyn IdentityStore>,
     auth: Arc<Authenticator>,
     revocations: Arc<Revocations>,
     mut stop: watch::Receiver<bool>,
@@ -560,7 +575,7 @@ fn spawn_revocation_poller(
                 () = tokio::time::sleep(poll_every) => {}
                 () = async { let _ = stop.wait_for(|v| *v).await; } => break,
             }
-            if let Err(e) = poll_identity(&identity, &auth, &revocations).await {
+            if let Err(e) = poll_identity(&identity, store.as_ref(), &auth, &revocations).await {
                 tracing::warn!(error = %e, "revocation poll failed");
             }
         }
@@ -688,16 +703,17 @@ async fn spawn_metrics_listener(
 /// deny list (service tokens revoked one by one, deleted clients) and the signing keys (another replica or `admin rotate-keys` may have rotated).
 async fn poll_identity(
     identity: &AuthServer,
+    store: &dyn IdentityStore,
     auth: &Authenticator,
     revocations: &Revocations,
 ) -> anyhow::Result<()> {
     let cfg = identity.config();
     let horizon_ms = (cfg.access_ttl_secs + i64::try_from(TOKEN_LEEWAY_SECS).unwrap_or(0) + 60) * 1000;
     let since = playhead_core::Timestamp(SystemClock.now().0 - horizon_ms);
-    let revoked = identity.store().revoked_sessions_since(since).await?;
-    let denials = identity.store().token_denials(SystemClock.now()).await?;
+    let revoked = store.revoked_sessions_since(since).await?;
+    let denials = store.token_denials(SystemClock.now()).await?;
     revocations.replace(RevokedSet::new(revoked, denials));
-    identity.reload_keys().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    identity.reload_keys_from(store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     #[expect(clippy::cast_precision_loss, reason = "a gauge")]
     metrics::gauge!("playhead_revocations_polled_timestamp_seconds").set(SystemClock.now().0 as f64 / 1000.0);
     // Compare with what the verifier accepts (a rotation in this process already reloaded).

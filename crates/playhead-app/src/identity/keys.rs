@@ -50,7 +50,13 @@ impl AuthServer {
     /// Re-read the keys from the store (another replica or the CLI may have rotated). Returns
     /// whether the set changed.
     pub async fn reload_keys(&self) -> Result<bool, OAuthError> {
-        let records = self.store.signing_keys().await?;
+        self.reload_keys_from(self.store.as_ref()).await
+    }
+
+    /// [`Self::reload_keys`] reading through `store`: the same database on another connection
+    /// (the revocation poller's own, decision 0115).
+    pub async fn reload_keys_from(&self, store: &dyn IdentityStore) -> Result<bool, OAuthError> {
+        let records = store.signing_keys().await?;
         if records.is_empty() {
             return Ok(false);
         }

@@ -175,6 +175,33 @@ async fn deleting_a_client_revokes_everything_it_issued() {
     t.stop().await;
 }
 
+/// The revocation poll reads through a connection of its own (decision 0115): with every pooled
+/// connection of a replica held (here by an open transaction, in production by request traffic on
+/// a slow database), the replica still learns of a revocation made on another one and refuses the
+/// token. Sharing the pool, the poll would wait for a connection until its timeout, keep the old
+/// list, and after 30 s refuse every person token with 503 instead.
+#[tokio::test]
+async fn a_full_pool_does_not_starve_the_revocation_poll() {
+    on(Backend::Postgres, async {
+        let t = spawn_with(|s| s.database_max_connections = 1).await;
+        let b = second_replica(&t).await.expect("PostgreSQL has replicas");
+        let svc = confidential(&t, "Partner", "catalog:write").await;
+        let token = service_token(&t, &svc).await;
+        let put = t.http.put(t.url("/v1/titles/m1")).bearer_auth(&token).json(&movie("m1", 90));
+        assert!(put.send().await.unwrap().status().is_success());
+
+        // The replica's only pooled connection, held until the end.
+        let held = t.app.ports().viewing.begin().await.unwrap();
+        let r = form(&b, "/oauth/revoke", Some(&svc), &[("token", &token)]).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        eventually(&t, &token, "/v1/titles/m1", StatusCode::UNAUTHORIZED).await;
+        drop(held);
+        b.stop().await;
+        t.stop().await;
+    })
+    .await;
+}
+
 on_both_backends!(
     a_revoked_service_token_stops_everywhere_and_introspection_agrees,
     deleting_a_client_revokes_everything_it_issued

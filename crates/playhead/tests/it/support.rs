@@ -130,10 +130,12 @@ pub mod pg {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
                 rt.block_on(async move {
                     let mut conn = PgConnection::connect(&url()).await.ok()?;
-                    // The server's pool may still hold connections (one in a transaction): end them.
+                    // The server's pools may still hold connections (one in a transaction): end
+                    // them, the revocation poll's (`playhead/<schema>/revocation-poll`) too.
                     sqlx::query(
                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                         WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                         WHERE (application_name = $1 OR starts_with(application_name, $1 || '/')) \
+                         AND pid <> pg_backend_pid()",
                     )
                     .bind(format!("playhead/{name}"))
                     .execute(&mut conn)
