@@ -5,7 +5,10 @@
 use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time, not baked in with env!: the target dir is shared between checkouts
+    // (.ci/run's clean clone and the working tree), and cargo may reuse this script's binary
+    // built in another checkout, whose path may no longer exist.
+    let root = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = ["common", "playback", "catalog", "profile", "recs"]
         .map(|f| root.join(format!("playhead/v1/{f}.proto")));
     let fds = protox::compile(&files, [&root])?;
